@@ -1,0 +1,59 @@
+"""scalebench: scaling-law benchmarking and resource planning.
+
+Sweep a ladder of models on your hardware, profile every run, fit scaling laws, write a report, and
+estimate what a large run will cost. The public API is below; names load lazily so that
+``import scalebench`` stays cheap (torch is imported only when a training or profiling function is used).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from importlib.metadata import PackageNotFoundError, version
+
+from scalebench.errors import ConfigError, DeviceError, FitError, ScalebenchError, StoreError
+
+try:
+    __version__ = version("scalebench")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0.0.0+unknown"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+# public name -> module that defines it
+_LAZY = {
+    "SweepSpec": "scalebench.config",
+    "RunSpec": "scalebench.config",
+    "load_sweep": "scalebench.config",
+    "plan_runs": "scalebench.sweep.planner",
+    "run_sweep": "scalebench.sweep.runner",
+    "train": "scalebench.train",
+    "RunRecord": "scalebench.train",
+    "load_results": "scalebench.store",
+    "load_steps": "scalebench.store",
+    "load_meta": "scalebench.store",
+    "ResultStore": "scalebench.store",
+}
+
+__all__ = [
+    "__version__",
+    "ScalebenchError",
+    "ConfigError",
+    "DeviceError",
+    "FitError",
+    "StoreError",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'scalebench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

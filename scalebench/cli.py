@@ -1,0 +1,78 @@
+"""The `scalebench` command: a thin shell over the library.
+
+Each command group lives beside the code it drives, in a module with ``register(subparsers)``; this file
+only assembles them, maps errors to exit codes (0 ok, 2 bad input, 1 failure) and configures logging.
+Command modules import heavy libraries (torch, pandas) inside their handlers so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from scalebench.errors import ConfigError, FitError, ScalebenchError
+
+# Modules that contribute subcommands; a module that is absent (a partial install) is skipped.
+COMMAND_MODULES = (
+    "scalebench.sweep.cli",  # run, validate, status, export, env
+    "scalebench.profiling.cli",  # profile
+    "scalebench.laws.cli",  # fit
+    "scalebench.planning.cli",  # estimate, plan
+    "scalebench.report.cli",  # report
+)
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from scalebench import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="scalebench",
+        description="Scaling-law benchmarking and resource planning: sweep, profile, fit, report, estimate.",
+    )
+    parser.add_argument("--version", action="version", version=f"scalebench {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+class _ArgumentError(Exception):
+    pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad input, 0 on --help
+        return int(exc.code or 0)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.captureWarnings(True)
+    try:
+        return int(args.func(args) or EXIT_OK)
+    except (ConfigError, FitError) as exc:
+        print(f"scalebench {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ScalebenchError as exc:
+        print(f"scalebench {args.command}: failed: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print(f"scalebench {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
