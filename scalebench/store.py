@@ -1,0 +1,283 @@
+"""The durable results store: one SQLite file (WAL) per sweep directory.
+
+Tables:
+  meta(key, value)            resolved spec, environment, corpus — JSON values
+  runs(run_id, ...)           one row per planned run: status, spec, summary record (JSON), error text
+  steps(run_id, step, ...)    per-step metrics (the training curves)
+  events(run_id, t, kind, message)   OOM back-offs, retries, interruptions
+  telemetry(run_id, t_s, ...) GPU samples
+
+Every write is one short ``BEGIN IMMEDIATE`` transaction with a generous busy timeout, so the sweep
+process and its run processes can write concurrently; a process killed mid-write leaves the last committed
+state. Summary metrics live as JSON so profiling can add fields without migrations; ``load_results`` flattens
+them into DESIGN.md's column names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from scalebench.errors import StoreError
+
+STORE_NAME = "scalebench.sqlite"
+STATUSES = ("pending", "running", "done", "failed", "diverged")
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, idx INTEGER NOT NULL, status TEXT NOT NULL, spec_hash TEXT NOT NULL,
+    spec TEXT NOT NULL, record TEXT, error TEXT, attempts INTEGER NOT NULL DEFAULT 0,
+    pid INTEGER, host TEXT, started_at REAL, finished_at REAL, updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS steps (
+    run_id TEXT NOT NULL, step INTEGER NOT NULL, tokens INTEGER NOT NULL, loss REAL, lr REAL,
+    step_time_s REAL, eval_loss REAL, grad_norm REAL, PRIMARY KEY (run_id, step)
+);
+CREATE TABLE IF NOT EXISTS events (run_id TEXT, t REAL NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS telemetry (
+    run_id TEXT NOT NULL, t_s REAL NOT NULL, gpu_util REAL, mem_used_bytes REAL, power_w REAL,
+    sm_clock_mhz REAL, temp_c REAL, throttle_reasons INTEGER
+);
+"""
+
+# The columns load_results always has, in this order (DESIGN.md's names first).
+RESULT_COLUMNS = (
+    "run_id", "status", "family", "size", "budget", "n_layer", "d_model", "n_head", "seq_len",
+    "params", "params_total", "tokens", "flops", "flops_per_token", "flops_counted_ratio",
+    "train_loss", "eval_loss", "tokens_per_s", "samples_per_s", "step_time_s", "step_time_p90_s",
+    "data_wait_share", "mfu", "mfu_measured_peak", "peak_mem_bytes", "peak_reserved_bytes", "peak_rss_bytes",
+    "alloc_retries", "oom_count", "energy_j", "avg_power_w", "gpu_util_mean", "bottleneck",
+    "epochs", "micro_batch", "grad_accum", "precision", "compiled", "device", "steps", "wall_time_s",
+    "error", "attempts",
+)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(_json_safe(value), sort_keys=True)
+
+
+def store_path(sweep_dir: str | Path) -> Path:
+    return Path(sweep_dir) / STORE_NAME
+
+
+class ResultStore:
+    """A connection to one sweep's store. Cheap to open; open one per process."""
+
+    def __init__(self, sweep_dir: str | Path, *, create: bool = False) -> None:
+        self.sweep_dir = Path(sweep_dir)
+        self.path = store_path(sweep_dir)
+        if not create and not self.path.is_file():
+            raise StoreError(
+                f"{self.sweep_dir}: no scalebench store ({STORE_NAME}) here; run `scalebench run SWEEP.toml "
+                f"--out {self.sweep_dir}` first, or pass the folder a sweep wrote"
+            )
+        if create:
+            self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA busy_timeout=60000")
+            if create:
+                with self._tx() as c:
+                    for stmt in filter(str.strip, _SCHEMA.split(";")):
+                        c.execute(stmt)
+                    c.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not a readable scalebench store ({exc})") from None
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        c = self._conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            yield c
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        else:
+            c.execute("COMMIT")
+
+    # --- meta -------------------------------------------------------------------------------------
+    def set_meta(self, **items: Any) -> None:
+        with self._tx() as c:
+            c.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [(k, _dumps(v)) for k, v in items.items()])
+
+    def meta(self) -> dict[str, Any]:
+        return {k: json.loads(v) for k, v in self._conn.execute("SELECT key, value FROM meta")}
+
+    # --- runs -------------------------------------------------------------------------------------
+    def add_runs(self, runs: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
+        """Insert planned runs (run_id, spec_hash, spec) that are not there yet, as pending."""
+        now = time.time()
+        with self._tx() as c:
+            start = c.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM runs").fetchone()[0]
+            for i, (run_id, spec_hash, spec) in enumerate(runs):
+                c.execute(
+                    "INSERT OR IGNORE INTO runs (run_id, idx, status, spec_hash, spec, updated_at) "
+                    "VALUES (?, ?, 'pending', ?, ?, ?)",
+                    (run_id, start + i, spec_hash, _dumps(spec), now),
+                )
+
+    def runs(self) -> list[dict[str, Any]]:
+        cur = self._conn.execute("SELECT * FROM runs ORDER BY idx")
+        names = [d[0] for d in cur.description]
+        rows = []
+        for row in cur:
+            r = dict(zip(names, row))
+            r["spec"] = json.loads(r["spec"])
+            r["record"] = json.loads(r["record"]) if r["record"] else None
+            rows.append(r)
+        return rows
+
+    def set_status(self, run_id: str, status: str, *, error: str | None = None, record: Mapping | None = None,
+                   pid: int | None = None, host: str | None = None, expect: str | None = None) -> bool:
+        """Move a run to ``status``; with ``expect``, only if it is currently in that status."""
+        if status not in STATUSES:
+            raise StoreError(f"unknown status {status!r}; one of {STATUSES}")
+        now = time.time()
+        sets = ["status = ?", "updated_at = ?"]
+        args: list[Any] = [status, now]
+        if status == "running":
+            sets += ["attempts = attempts + 1", "started_at = ?", "pid = ?", "host = ?", "error = NULL"]
+            args += [now, pid, host]
+        if status in ("done", "failed", "diverged"):
+            sets.append("finished_at = ?")
+            args.append(now)
+        if error is not None:
+            sets.append("error = ?")
+            args.append(error)
+        if record is not None:
+            sets.append("record = ?")
+            args.append(_dumps(record))
+        where = "run_id = ?" + (" AND status = ?" if expect else "")
+        args += [run_id] + ([expect] if expect else [])
+        with self._tx() as c:
+            cur = c.execute(f"UPDATE runs SET {', '.join(sets)} WHERE {where}", args)
+            return cur.rowcount == 1
+
+    def set_pid(self, run_id: str, pid: int) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE runs SET pid = ? WHERE run_id = ? AND status = 'running'", (pid, run_id))
+
+    def update_spec(self, run_id: str, spec_hash: str, spec: dict[str, Any]) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE runs SET spec_hash = ?, spec = ? WHERE run_id = ?", (spec_hash, _dumps(spec), run_id))
+
+    # --- steps, events, telemetry -------------------------------------------------------------------
+    def add_steps(self, run_id: str, rows: Iterable[Mapping[str, Any]]) -> None:
+        cols = ("step", "tokens", "loss", "lr", "step_time_s", "eval_loss", "grad_norm")
+        data = [(run_id, *(_json_safe(r.get(k)) for k in cols)) for r in rows]
+        if data:
+            with self._tx() as c:
+                c.executemany(f"INSERT OR REPLACE INTO steps (run_id, {', '.join(cols)}) VALUES (?{', ?' * len(cols)})", data)
+
+    def truncate_steps(self, run_id: str, after_step: int = -1) -> None:
+        """Drop curve points past a checkpoint so a restarted run does not record a step twice."""
+        with self._tx() as c:
+            c.execute("DELETE FROM steps WHERE run_id = ? AND step > ?", (run_id, after_step))
+            if after_step < 0:
+                c.execute("DELETE FROM telemetry WHERE run_id = ?", (run_id,))
+
+    def add_event(self, run_id: str | None, kind: str, message: str) -> None:
+        with self._tx() as c:
+            c.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (run_id, time.time(), kind, message))
+
+    def add_telemetry(self, run_id: str, samples: Iterable[Mapping[str, Any]]) -> None:
+        cols = ("t_s", "gpu_util", "mem_used_bytes", "power_w", "sm_clock_mhz", "temp_c", "throttle_reasons")
+        data = [(run_id, *(s.get(k) for k in cols)) for s in samples]
+        if data:
+            with self._tx() as c:
+                c.executemany(f"INSERT INTO telemetry (run_id, {', '.join(cols)}) VALUES (?{', ?' * len(cols)})", data)
+
+    def query(self, sql: str, args: tuple = ()):
+        import pandas as pd
+
+        return pd.read_sql_query(sql, self._conn, params=args)
+
+
+def load_results(sweep_dir: str | Path):
+    """One row per run with DESIGN.md's column names (``RESULT_COLUMNS`` first, then any extra fields)."""
+    import pandas as pd
+
+    with ResultStore(sweep_dir) as store:
+        rows = []
+        for r in store.runs():
+            spec, rec = r["spec"], r["record"] or {}
+            shape = spec.get("shape", {})
+            row = {
+                "run_id": r["run_id"], "status": r["status"], "family": spec.get("family"),
+                "size": spec.get("size"), "budget": spec.get("budget_label"),
+                "n_layer": shape.get("n_layer"), "d_model": shape.get("d_model"), "n_head": shape.get("n_head"),
+                "seq_len": shape.get("seq_len"), "params": spec.get("params"),
+                "params_total": spec.get("params_total"), "tokens": spec.get("tokens"),
+                "flops": spec.get("flops"), "flops_per_token": spec.get("flops_per_token"),
+                "error": r["error"], "attempts": r["attempts"],
+            }
+            for k, v in rec.items():
+                if k not in ("run_id", "status") and not isinstance(v, (dict, list)):
+                    row[k] = v
+            if isinstance(rec.get("bottleneck_detail"), dict):
+                row["bottleneck_detail"] = json.dumps(rec["bottleneck_detail"])
+            rows.append(row)
+    df = pd.DataFrame(rows)
+    for col in RESULT_COLUMNS:
+        if col not in df.columns:
+            df[col] = None
+    extra = [c for c in df.columns if c not in RESULT_COLUMNS]
+    df = df[list(RESULT_COLUMNS) + extra]
+    numeric = [c for c in df.columns if c not in ("run_id", "status", "family", "size", "budget", "bottleneck",
+                                                   "precision", "device", "error", "bottleneck_detail")]
+    for c in numeric:
+        if df[c].dtype == object:
+            df[c] = pd.to_numeric(df[c], errors="coerce") if c not in ("compiled",) else df[c]
+    return df
+
+
+def load_steps(sweep_dir: str | Path):
+    """The training curves: one row per (run_id, step) with tokens, loss, lr, step_time_s, eval_loss."""
+    with ResultStore(sweep_dir) as store:
+        return store.query("SELECT * FROM steps ORDER BY run_id, step")
+
+
+def load_events(sweep_dir: str | Path):
+    with ResultStore(sweep_dir) as store:
+        return store.query("SELECT * FROM events ORDER BY t")
+
+
+def load_telemetry(sweep_dir: str | Path):
+    with ResultStore(sweep_dir) as store:
+        return store.query("SELECT * FROM telemetry ORDER BY run_id, t_s")
+
+
+def load_meta(sweep_dir: str | Path) -> dict[str, Any]:
+    """The resolved spec (``spec``), environment (``env``) and corpus (``corpus``) of a sweep."""
+    with ResultStore(sweep_dir) as store:
+        return store.meta()

@@ -1,0 +1,133 @@
+"""Turn a SweepSpec into the list of runs it asks for (sizes × data budgets)."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scalebench.config import RunSpec, SweepSpec
+from scalebench.errors import ConfigError
+
+REPEAT_WARN_EPOCHS = 4.0  # Muennighoff et al. (2023): beyond ~4 epochs repeated data is worth much less
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepPlan:
+    spec: SweepSpec
+    runs: tuple[RunSpec, ...]
+    corpus: dict
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def total_flops(self) -> float:
+        return sum(r.flops for r in self.runs)
+
+    def table(self):
+        import pandas as pd
+
+        rows = [{"run_id": r.run_id, "size": r.size, "shape": _shape_label(r.shape), "params": r.params,
+                 "params_total": r.params_total, "tokens": r.tokens, "steps": r.steps, "flops": r.flops,
+                 "epochs": r.tokens / max(1, self.corpus["train_tokens"])} for r in self.runs]
+        return pd.DataFrame(rows)
+
+
+def _shape_label(shape: dict) -> str:
+    return f"L{shape['n_layer']}-d{shape['d_model']}-h{shape['n_head']}"
+
+
+def _num_label(x: float) -> str:
+    s = f"{x:.3g}".replace("+", "")
+    return s.replace("e0", "e")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")
+
+
+def resolve_device(spec: SweepSpec) -> str:
+    if spec.devices.device != "auto":
+        return spec.devices.device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def plan_runs(spec: SweepSpec, *, corpus=None, sweep_dir: str | Path | None = None, source: str = "") -> SweepPlan:
+    """Every run of the sweep, largest compute first. Raises ConfigError on an impossible budget."""
+    from scalebench.data import prepare_corpus
+    from scalebench.families import get_family
+
+    where = f"{source}: " if source else ""
+    corpus = corpus or prepare_corpus(spec.data, spec.eval.held_out_share)
+    family = get_family(spec.family)
+    t = spec.train
+    context = {"vocab_size": corpus.vocab_size, "seq_len": t.seq_len, "tie_embeddings": spec.model.tie_embeddings}
+    ladder = []
+    m = spec.model
+    for i, name in enumerate(m.sizes):
+        ladder.append((name, family.shape_from_flavour(name, **context)))
+    for i, shape in enumerate(m.shapes):
+        try:
+            s = family.make_shape(**{**context, **shape})
+        except TypeError as exc:
+            raise ConfigError(f"{where}model.shapes[{i}]: {exc}") from None
+        except ConfigError as exc:
+            raise ConfigError(f"{where}model.shapes[{i}]: {exc}") from None
+        ladder.append((s.label, s))
+    for target in m.params:
+        ladder.append((f"p{_num_label(target)}", family.shape_for_params(target, **context)))
+    labels = [label for label, _ in ladder]
+    if len(set(map(family.params, (s for _, s in ladder)))) < len(ladder):
+        dup = [lab for lab in labels if labels.count(lab) > 1] or labels
+        raise ConfigError(f"{where}model: the ladder has two entries of the same size ({dup[0]}); list distinct sizes")
+
+    b = spec.budget
+    device = resolve_device(spec)
+    runs, notes = [], []
+    for label, shape in ladder:
+        n, fpt = family.params(shape), family.flops_per_token(shape)
+        for value in getattr(b, b.kind):
+            if b.kind == "tokens":
+                tokens, blabel = value, f"t{_num_label(value)}"
+            elif b.kind == "tokens_per_param":
+                tokens, blabel = value * n, f"tpp{_num_label(value)}"
+            else:
+                tokens, blabel = value / fpt, f"C{_num_label(value)}"
+            steps = round(tokens / t.batch_tokens)
+            if steps < b.min_steps:
+                msg = (f"size {label} with budget {b.kind}={value:g} is {tokens:.3g} tokens, under "
+                       f"budget.min_steps={b.min_steps} batches of train.batch_tokens={t.batch_tokens}")
+                if b.kind == "flops":
+                    notes.append(msg + ": dropped from this isoFLOP budget")
+                    continue
+                raise ConfigError(f"{where}budget.{b.kind}: {msg}; raise the budget or lower batch_tokens")
+            tokens_int = steps * t.batch_tokens
+            epochs = tokens_int / max(1, corpus.train_tokens)
+            if epochs > b.max_epochs:
+                raise ConfigError(
+                    f"{where}budget.{b.kind}: size {label} would see the corpus {epochs:.1f} times, over "
+                    f"budget.max_epochs={b.max_epochs:g}; use a larger corpus (data.source, or "
+                    f"data.include_site_packages = true) or a smaller budget")
+            if epochs > REPEAT_WARN_EPOCHS:
+                notes.append(f"{label} {blabel}: {epochs:.1f} epochs of the corpus (repeated data is worth "
+                             "less past ~4 epochs, Muennighoff et al. 2023)")
+            run_id = _slug(f"{spec.family}-{label}-{blabel}")
+            runs.append(RunSpec(
+                run_id=run_id, sweep=spec.name, family=spec.family, size=label, shape=shape.as_dict(),
+                params=n, params_total=family.params_total(shape), flops_per_token=fpt, tokens=tokens_int,
+                flops=fpt * tokens_int, steps=steps, budget_label=blabel, train=t, eval=spec.eval,
+                data=spec.data, profiling=spec.profiling, device=device, threads=spec.devices.threads_per_worker,
+                run_dir=str(Path(sweep_dir) / "runs" / run_id) if sweep_dir else "",
+            ))
+    for b_value in (getattr(b, b.kind) if b.kind == "flops" else ()):
+        if not any(r.budget_label == f"C{_num_label(b_value)}" for r in runs):
+            raise ConfigError(f"{where}budget.flops: budget {b_value:g} is too small for every size in the ladder")
+    if len({r.run_id for r in runs}) < len(runs):
+        raise ConfigError(f"{where}budget: two budgets give the same run; list distinct values")
+    for note in notes:
+        if "epochs" in note:
+            warnings.warn(note, stacklevel=2)
+    runs.sort(key=lambda r: -r.flops)  # longest first: the best packing for a pool of workers
+    return SweepPlan(spec=spec, runs=tuple(runs), corpus=corpus.as_dict(), notes=tuple(notes))

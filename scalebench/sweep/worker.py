@@ -1,0 +1,69 @@
+"""The worker process of one run: ``python -m scalebench.sweep.worker JOB.json``.
+
+It trains the run and writes its outcome to the store itself, so the sweep process only has to notice
+a worker that died without writing (killed, segfault) and mark that run failed.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+EXIT_INTERRUPTED = 130
+
+
+def _die_with_parent() -> None:
+    """Linux: get SIGKILL when the sweep process dies, so no orphan keeps writing after a kill -9."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _raise_interrupt(signum, frame):  # noqa: ARG001
+    raise KeyboardInterrupt
+
+
+def run_job(job: dict) -> int:
+    from scalebench.config import RunSpec
+    from scalebench.data import CorpusInfo
+    from scalebench.store import ResultStore
+    from scalebench.train import train
+
+    spec = RunSpec.from_dict(job["run"])
+    corpus = CorpusInfo(**job["corpus"])
+    run_dir = Path(spec.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with ResultStore(job["sweep_dir"]) as store:
+        try:
+            rec = train(spec, corpus=corpus, sink=store, run_dir=run_dir)
+        except KeyboardInterrupt:
+            store.set_status(spec.run_id, "pending", expect="running")
+            store.add_event(spec.run_id, "interrupted", "stopped by the sweep; it restarts on resume")
+            return EXIT_INTERRUPTED
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded, then reported by exit code
+            tb = traceback.format_exc()
+            (run_dir / "error.txt").write_text(tb)
+            store.set_status(spec.run_id, "failed", error=f"{type(exc).__name__}: {exc}")
+            return 1
+        store.set_status(spec.run_id, rec.status, record=rec.to_dict(), error=rec.error)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    _die_with_parent()
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _raise_interrupt)
+    job = json.loads(Path(argv[0]).read_text())
+    return run_job(job)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
