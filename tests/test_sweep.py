@@ -1,0 +1,108 @@
+"""Sweeps end to end on CPU: subprocess isolation, resume after kill -9, refusal of changed specs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from scalebench.cli import main
+from scalebench.errors import ConfigError
+from scalebench.store import ResultStore, load_events, load_results, load_steps
+from scalebench.sweep.runner import run_sweep
+
+
+def _store_rows(sweep_dir):
+    with ResultStore(sweep_dir) as s:
+        return {r["run_id"]: r for r in s.runs()}
+
+
+def test_resume_after_kill_9_loses_and_repeats_nothing(write_sweep, tmp_path):
+    spec = write_sweep(tokens="[8192, 49152]", workers=1)
+    out = tmp_path / "sweep"
+    proc = subprocess.Popen([sys.executable, "-m", "scalebench.cli", "run", str(spec), "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # kill once one run is done and another is mid-way
+        time.sleep(0.3)
+        if not (out / "scalebench.sqlite").exists():
+            continue
+        rows = _store_rows(out)
+        if any(r["status"] == "done" for r in rows.values()) and any(r["status"] == "running" for r in rows.values()):
+            break
+    else:
+        proc.kill()
+        pytest.fail("the sweep never reached a state with one run done and one running")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = _store_rows(out)
+    done_before = {k: v["finished_at"] for k, v in before.items() if v["status"] == "done"}
+    interrupted = [k for k, v in before.items() if v["status"] == "running"]
+    assert done_before and interrupted
+    time.sleep(1.0)  # the orphaned worker gets SIGKILL with its parent (PR_SET_PDEATHSIG)
+
+    outcome = run_sweep(spec, out)
+    assert outcome.ok and outcome.counts == {"done": 4}
+    after = _store_rows(out)
+    for run_id, finished_at in done_before.items():  # finished runs were not repeated
+        assert after[run_id]["finished_at"] == finished_at and after[run_id]["attempts"] == 1
+    steps = load_steps(out)
+    for run_id, row in after.items():  # every step recorded exactly once
+        got = steps[steps.run_id == run_id]["step"].tolist()
+        assert got == list(range(row["spec"]["steps"])), run_id
+    events = load_events(out)
+    assert set(interrupted) <= set(events[events.kind == "interrupted"].run_id)
+
+
+def test_a_crashing_run_does_not_take_the_sweep_down(write_sweep, tmp_path, monkeypatch):
+    # A worker that dies hard (here: the interpreter it is started with exits at once) is marked
+    # failed with its log, retried up to executor.max_attempts, and the other runs go on.
+    spec = write_sweep(tokens="[8192]", extra="[executor]\nmax_attempts = 2\n")
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\ncase \"$3\" in *debug*) echo 'Segmentation fault' >&2; kill -9 $$;; esac\n"
+                    f"exec {sys.executable} \"$@\"\n")
+    fake.chmod(0o755)
+    outcome = run_sweep(spec, tmp_path / "sweep", python=str(fake))
+    df = load_results(tmp_path / "sweep").set_index("size")
+    assert df.loc["100k", "status"] == "done"
+    assert df.loc["debug", "status"] == "failed" and df.loc["debug", "attempts"] == 2
+    assert "killed by signal 9" in df.loc["debug", "error"] and "Segmentation fault" in df.loc["debug", "error"]
+    assert not outcome.ok
+
+
+def test_changed_spec_that_would_alter_finished_runs_is_refused(write_sweep, tmp_path, capsys):
+    spec = write_sweep(tokens="[8192]")
+    out = tmp_path / "sweep"
+    assert main(["run", str(spec), "--out", str(out), "--no-progress"]) == 0
+    text = spec.read_text().replace("lr = 3e-3", "lr = 1e-3")
+    spec.write_text(text)
+    with pytest.raises(ConfigError, match="already finished .* with other settings"):
+        run_sweep(spec, out)
+    assert main(["run", str(spec), "--out", str(out), "--no-progress"]) == 2
+    # running the unchanged spec again repeats nothing
+    spec.write_text(text.replace("lr = 1e-3", "lr = 3e-3"))
+    before = _store_rows(out)
+    assert run_sweep(spec, out).counts == {"done": 2}
+    assert {k: v["finished_at"] for k, v in _store_rows(out).items()} == {k: v["finished_at"] for k, v in before.items()}
+
+
+def test_status_and_export(write_sweep, tmp_path, capsys):
+    spec = write_sweep(tokens="[8192]")
+    out = tmp_path / "sweep"
+    assert main(["run", str(spec), "--out", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["status", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "2 done" in text and "gpt-100k-t8.19e3" in text and "eval_loss" in text
+    assert main(["export", str(out), "--out", str(tmp_path / "r.csv")]) == 0
+    import pandas as pd
+
+    assert len(pd.read_csv(tmp_path / "r.csv")) == 2
+    assert main(["export", str(out), "--steps", "--out", str(tmp_path / "s.parquet")]) == 0
+    assert len(pd.read_parquet(tmp_path / "s.parquet")) == 32
+    assert main(["export", str(out), "--out", str(tmp_path / "r.xlsx")]) == 2
+    assert main(["status", str(tmp_path / "nowhere")]) == 1
