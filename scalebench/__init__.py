@@ -33,6 +33,18 @@ _LAZY = {
     "load_steps": "scalebench.store",
     "load_meta": "scalebench.store",
     "ResultStore": "scalebench.store",
+    "load_events": "scalebench.store",
+    "load_telemetry": "scalebench.store",
+    "estimate": "scalebench.planning",
+    "Estimate": "scalebench.planning",
+    "plan": "scalebench.planning",
+    "Plan": "scalebench.planning",
+    "calibrate": "scalebench.planning",
+    "Calibration": "scalebench.planning",
+    "get_gpu": "scalebench.hardware.catalog",
+    "list_gpus": "scalebench.hardware.catalog",
+    "GPUSpec": "scalebench.hardware.catalog",
+    "get_family": "scalebench.families",
 }
 
 __all__ = [

@@ -1,0 +1,657 @@
+"""``estimate``: FLOPs, memory per GPU, GPU count, time, cost, energy and loss of one training run — or of
+a whole table of scenarios at once.
+
+One code path serves both: the arguments (or a DataFrame's columns, named like the arguments) become
+numpy arrays, every formula runs vectorised, and a single row comes back as an :class:`Estimate`, several
+as a DataFrame. The formulas live in :mod:`~scalebench.planning.memory` (memory, with sources),
+:mod:`~scalebench.planning.timing` (time, energy) and :mod:`~scalebench.planning.presets` (published shapes).
+
+Training FLOPs: ``6·N·D`` (Kaplan et al. 2020, §2.1) when only a parameter count is known; with a shape
+(a preset, or a family plus its shape) the PaLM count ``(6·N + 12·L·T·d)·D`` (Chowdhery et al. 2022,
+appendix B; the family's own formula for families). Without a shape, activation memory uses an inferred
+one: d_model/n_layer = 128 (GPT-3 175B and Llama-2 7B have exactly 128, Llama-2 70B 102), N ≈ 12·L·d²,
+head dimension 128, GPT-2's 50,257-token vocabulary; the result says ``shape_inferred``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scalebench.errors import ConfigError, FitError
+from scalebench.hardware.catalog import get_gpu
+from scalebench.planning import memory as mem
+from scalebench.planning import timing
+from scalebench.planning.presets import get_architecture
+
+__all__ = ["Estimate", "MemoryBreakdown", "estimate", "ARGUMENTS", "MEMORY_KEYS"]
+
+MEMORY_KEYS = ("weights", "gradients", "optimizer", "activations", "overhead", "total")
+INFER_ASPECT_RATIO = 128
+INFER_HEAD_DIM = 128
+INFER_VOCAB = 50257
+DEFAULT_SEQ_LEN = 2048
+
+# argument -> default; these are also the accepted DataFrame columns
+ARGUMENTS: dict[str, Any] = dict(
+    params=None, tokens=None, model=None, family=None, n_layer=None, d_model=None, n_head=None,
+    n_kv_head=None, d_ff=None, vocab_size=None, seq_len=None, gpu=None, num_gpus=None, precision="bf16",
+    optimizer="adamw", zero=3, checkpointing="auto", flash_attention=True, micro_batch=1, global_batch=None,
+    mfu=None, price_usd_per_hour=None, grid_gco2_per_kwh=None, power_fraction=None, pue=1.0,
+    allocator_overhead=mem.DEFAULT_ALLOCATOR_OVERHEAD, context_bytes=mem.DEFAULT_CONTEXT_BYTES,
+    scaling_efficiency=None, law=None,
+)
+_STRINGS = ("model", "family", "gpu", "precision", "optimizer", "zero", "checkpointing", "law")
+_POSITIVE = ("params", "tokens", "n_layer", "d_model", "n_head", "n_kv_head", "d_ff", "vocab_size", "seq_len",
+             "num_gpus", "micro_batch", "global_batch", "mfu", "price_usd_per_hour", "power_fraction", "pue",
+             "scaling_efficiency")
+_NONNEG = ("grid_gco2_per_kwh", "allocator_overhead", "context_bytes")
+_INTEGER = ("n_layer", "d_model", "n_head", "n_kv_head", "d_ff", "vocab_size", "seq_len", "num_gpus",
+            "micro_batch", "global_batch")
+_AT_MOST_ONE = ("mfu", "power_fraction", "scaling_efficiency")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemoryBreakdown:
+    """Bytes per GPU (GiB = 2**30 bytes where shown)."""
+
+    weights: float
+    gradients: float
+    optimizer: float
+    activations: float
+    overhead: float
+    total: float
+
+    def to_dict(self) -> dict[str, int]:
+        return {k: int(round(getattr(self, k))) for k in MEMORY_KEYS}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Estimate:
+    """What one training run costs. Times in seconds, memory in bytes, energy in kWh, money in USD."""
+
+    model: str | None
+    gpu: str
+    precision: str
+    optimizer: str
+    zero: int
+    checkpointing: str
+    params: float
+    params_total: float
+    tokens: float
+    seq_len: int
+    micro_batch: int
+    global_batch: int | None
+    n_layer: int
+    d_model: int
+    n_head: int
+    shape_inferred: bool
+    flops: float
+    memory_per_gpu: MemoryBreakdown
+    gpu_memory_bytes: int
+    fits: bool
+    min_gpus: int | None
+    num_gpus: int | None
+    mfu: float
+    mfu_source: str
+    scaling_efficiency: float
+    wall_clock_s: float
+    gpu_hours: float
+    price_usd_per_hour: float | None
+    cost_usd: float
+    energy_kwh: float
+    co2_kg: float | None
+    predicted_loss: float | None
+    predicted_loss_interval: tuple[float, float] | None = None
+    law: str | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: NaN becomes None. The first keys are the stable interface."""
+        out: dict[str, Any] = {
+            "flops": self.flops,
+            "memory_per_gpu": self.memory_per_gpu.to_dict(),
+            "min_gpus": self.min_gpus,
+            "num_gpus": self.num_gpus,
+            "wall_clock_s": self.wall_clock_s,
+            "gpu_hours": self.gpu_hours,
+            "cost_usd": self.cost_usd,
+            "energy_kwh": self.energy_kwh,
+            "predicted_loss": self.predicted_loss,
+            "predicted_loss_interval": list(self.predicted_loss_interval) if self.predicted_loss_interval else None,
+            "co2_kg": self.co2_kg,
+            "fits": self.fits,
+            "mfu": self.mfu,
+            "mfu_source": self.mfu_source,
+            "scaling_efficiency": self.scaling_efficiency,
+            "gpu_memory_bytes": self.gpu_memory_bytes,
+            "inputs": {
+                "model": self.model, "gpu": self.gpu, "params": self.params, "params_total": self.params_total,
+                "tokens": self.tokens, "precision": self.precision, "optimizer": self.optimizer,
+                "zero": self.zero, "checkpointing": self.checkpointing, "seq_len": self.seq_len,
+                "micro_batch": self.micro_batch, "global_batch": self.global_batch, "n_layer": self.n_layer,
+                "d_model": self.d_model, "n_head": self.n_head, "shape_inferred": self.shape_inferred,
+                "price_usd_per_hour": self.price_usd_per_hour, "law": self.law,
+            },
+            "notes": list(self.notes),
+        }
+        return _json_safe(out)
+
+    def report(self) -> str:
+        """A readable multi-line summary."""
+        m = self.memory_per_gpu
+        gib = 2.0**30
+        what = self.model or f"{_si(self.params)} params"
+        shape = f"L{self.n_layer} d{self.d_model} h{self.n_head}" + (" (inferred)" if self.shape_inferred else "")
+        lines = [
+            f"{what} on {_si(self.tokens)} tokens, {self.gpu} x {self.num_gpus if self.num_gpus else '?'}, "
+            f"{self.precision}, {self.optimizer}, ZeRO-{self.zero}, checkpointing {self.checkpointing}",
+            f"  shape            {shape}, seq {self.seq_len}, micro-batch {self.micro_batch}",
+            f"  training FLOPs   {self.flops:.3g}",
+            f"  memory per GPU   {m.total / gib:.1f} GiB of {self.gpu_memory_bytes / gib:.0f} GiB "
+            f"(weights {m.weights / gib:.1f}, gradients {m.gradients / gib:.1f}, optimizer {m.optimizer / gib:.1f}, "
+            f"activations {m.activations / gib:.1f}, overhead {m.overhead / gib:.1f})"
+            + ("" if self.fits else "  DOES NOT FIT"),
+            f"  least GPUs       {self.min_gpus if self.min_gpus is not None else 'none fits'}",
+            f"  MFU              {self.mfu:.3f} ({self.mfu_source}), scaling efficiency {self.scaling_efficiency:.3f}",
+            f"  wall clock       {_duration(self.wall_clock_s)}  ({self.gpu_hours:,.0f} GPU-hours)",
+            "  cost             " + (f"${self.cost_usd:,.0f} at ${self.price_usd_per_hour:.2f}/GPU-hour"
+                                      if self.price_usd_per_hour else "unknown (no price: pass price_usd_per_hour)"),
+            f"  energy           {self.energy_kwh:,.0f} kWh" + (f", {self.co2_kg:,.0f} kg CO2e" if self.co2_kg is not None else ""),
+        ]
+        if self.predicted_loss is not None:
+            band = ""
+            if self.predicted_loss_interval:
+                band = f" [{self.predicted_loss_interval[0]:.3f}, {self.predicted_loss_interval[1]:.3f}]"
+            lines.append(f"  predicted loss   {self.predicted_loss:.3f}{band} ({self.law})")
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    __str__ = report
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return None if not math.isfinite(obj) else float(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
+def _si(x: float) -> str:
+    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            return f"{x / div:.3g}{suffix}"
+    return f"{x:.3g}"
+
+
+def _duration(s: float) -> str:
+    if not math.isfinite(s):
+        return "n/a"
+    if s >= 86400:
+        return f"{s / 86400:,.1f} days"
+    if s >= 3600:
+        return f"{s / 3600:.1f} hours"
+    return f"{s:,.0f} s"
+
+
+# ----------------------------------------------------------------------------------------------- inputs
+
+def _is_array(value: Any) -> bool:
+    return isinstance(value, (list, tuple, np.ndarray, pd.Series, pd.Index)) and np.ndim(value) >= 1
+
+
+def _gather(scenarios: pd.DataFrame | None, kwargs: dict[str, Any]) -> tuple[dict[str, Any], int, bool]:
+    unknown = set(kwargs) - set(ARGUMENTS)
+    if scenarios is not None:
+        if not isinstance(scenarios, pd.DataFrame):
+            raise ConfigError(f"estimate: the positional argument must be a DataFrame of scenarios, got {type(scenarios).__name__}")
+        unknown |= set(scenarios.columns) - set(ARGUMENTS)
+        both = set(scenarios.columns) & set(kwargs)
+        if both:
+            raise ConfigError(f"estimate: {', '.join(sorted(both))} given both as a column and as an argument")
+    if unknown:
+        raise ConfigError(f"estimate: unknown argument(s) {', '.join(sorted(map(str, unknown)))}; known: {', '.join(ARGUMENTS)}")
+    values = {k: v for k, v in ARGUMENTS.items()}
+    values.update(kwargs)
+    lengths = {k: len(v) for k, v in kwargs.items() if _is_array(v)}
+    if scenarios is not None:
+        values.update({c: scenarios[c].to_numpy() for c in scenarios.columns})
+        lengths.update({c: len(scenarios) for c in scenarios.columns})
+        lengths["(rows)"] = len(scenarios)
+    sizes = set(lengths.values())
+    if len(sizes) > 1:
+        raise ConfigError(f"estimate: array arguments differ in length: {lengths}")
+    n = sizes.pop() if sizes else 1
+    if n == 0:
+        raise ConfigError("estimate: no scenarios (zero rows)")
+    return values, n, scenarios is not None or bool(lengths)
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _numeric(name: str, value: Any, n: int) -> np.ndarray:
+    if _is_array(value):
+        arr = np.asarray(value)
+        if arr.dtype.kind in "fiu":
+            return arr.astype(float)
+        try:  # object columns: None/NaN are missing, the rest must be numbers
+            return np.array([np.nan if _missing(x) else _number(name, x) for x in arr.ravel()], dtype=float)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be numeric, got {value!r}") from None
+    if _missing(value):
+        return np.full(n, np.nan)
+    return np.full(n, _number(name, value))
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or isinstance(value, (str, bytes)) and not value.strip():
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+
+
+def _check(name: str, arr: np.ndarray, *, positive: bool, integer: bool, at_most_one: bool) -> None:
+    finite = ~np.isnan(arr)
+    bad = finite & (~np.isfinite(arr) | ((arr <= 0) if positive else (arr < 0)))
+    if integer:
+        bad |= finite & np.isfinite(arr) & (arr != np.round(arr))
+    if at_most_one:
+        bad |= finite & (arr > 1)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        kind = "a positive" if positive else "a non-negative"
+        kind += " integer" if integer else " number"
+        if at_most_one:
+            kind += " no larger than 1"
+        where = f" (row {i})" if len(arr) > 1 else ""
+        raise ConfigError(f"{name} must be {kind}, got {arr[i]!r}{where}")
+
+
+def _categorical(value: Any, n: int, parse) -> tuple[np.ndarray, list[Any]]:
+    """(codes, parsed uniques); codes -1 where missing."""
+    if _is_array(value):
+        codes, uniques = pd.factorize(np.asarray(value, dtype=object), use_na_sentinel=True)
+        return codes, [parse(u) for u in uniques]
+    if _missing(value):
+        return np.full(n, -1), []
+    return np.zeros(n, dtype=int), [parse(value)]
+
+
+def _take(codes: np.ndarray, table: list[Any], missing: Any, dtype=float) -> np.ndarray:
+    lut = np.array([*table, missing], dtype=dtype)
+    return lut[codes]  # code -1 picks the trailing "missing" entry
+
+
+# ------------------------------------------------------------------------------------------------- core
+
+def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, Any]:
+    """All formulas over n scenarios. ``strict``: raise where a row asks for a dtype its GPU lacks
+    (one scenario); otherwise that row gets NaN times and a note (tables of scenarios)."""
+    calibrated = hasattr(values["mfu"], "predict_mfu")
+    num = {k: _numeric(k, None if (k == "mfu" and calibrated) else values[k], n)
+           for k in ARGUMENTS if k not in _STRINGS and k != "flash_attention"}
+    for k in _POSITIVE + _NONNEG:
+        if k in num:
+            _check(k, num[k], positive=k in _POSITIVE, integer=k in _INTEGER, at_most_one=k in _AT_MOST_ONE)
+    params, tokens = num["params"], num["tokens"]
+    L, d, heads, kv, ff = num["n_layer"], num["d_model"], num["n_head"], num["n_kv_head"], num["d_ff"]
+    vocab, seq = num["vocab_size"], num["seq_len"]
+    params_total = np.full(n, np.nan)
+    flops_per_token = np.full(n, np.nan)
+    swiglu = np.zeros(n, dtype=bool)
+
+    # published architectures fill what the caller left out
+    m_codes, archs = _categorical(values["model"], n, get_architecture)
+    for i, arch in enumerate(archs):
+        rows = m_codes == i
+        for arr, v in ((params, arch.params), (tokens, arch.tokens), (L, arch.n_layer), (d, arch.d_model),
+                       (heads, arch.n_head), (kv, arch.n_kv_head), (ff, arch.d_ff), (vocab, arch.vocab_size),
+                       (seq, arch.seq_len)):
+            arr[rows & np.isnan(arr)] = v
+        swiglu[rows] = arch.mlp == "swiglu"
+
+    # a model family and its shape: exact counts from the family's own formulas
+    f_codes, families = _categorical(values["family"], n, _family)
+    shape_only = (f_codes < 0) & (m_codes < 0) & ~np.isnan(L) & np.isnan(params)
+    if shape_only.any():  # a bare shape is a GPT shape
+        f_codes = np.where(shape_only, len(families), f_codes)
+        families = [*families, _family("gpt")]
+    for i, fam in enumerate(families):
+        rows = np.flatnonzero(f_codes == i)
+        _apply_family(fam, rows, L, d, heads, kv, ff, vocab, seq, params, params_total, flops_per_token)
+
+    if np.isnan(params).any():
+        raise ConfigError("params is required: give params, a model preset (model=...), or family= with its shape")
+    if np.isnan(tokens).any():
+        raise ConfigError("tokens is required (training tokens; a model preset supplies its published count)")
+    seq = np.where(np.isnan(seq), DEFAULT_SEQ_LEN, seq)
+    shape_inferred = np.isnan(L) | np.isnan(d) | np.isnan(heads)
+    if shape_inferred.any():
+        p = params[shape_inferred]
+        li = np.maximum(1.0, np.round((p / (12.0 * INFER_ASPECT_RATIO**2)) ** (1.0 / 3.0)))
+        di = np.maximum(INFER_HEAD_DIM, INFER_HEAD_DIM * np.round(np.sqrt(p / (12.0 * li)) / INFER_HEAD_DIM))
+        L[shape_inferred], d[shape_inferred], heads[shape_inferred] = li, di, di / INFER_HEAD_DIM
+    kv = np.where(np.isnan(kv), heads, kv)
+    ff = np.where(np.isnan(ff), 4.0 * d, ff)
+    vocab = np.where(np.isnan(vocab), INFER_VOCAB, vocab)
+    params_total = np.where(np.isnan(params_total), params, params_total)
+    flops_per_token = np.where(
+        np.isnan(flops_per_token), 6.0 * params + np.where(shape_inferred, 0.0, 12.0 * L * seq * d), flops_per_token
+    )
+    flops = flops_per_token * tokens
+
+    # hardware: per (gpu, precision) pair
+    g_codes, gpus = _categorical(values["gpu"], n, get_gpu)
+    if (g_codes < 0).any():
+        from scalebench.hardware.catalog import list_gpus
+
+        raise ConfigError(f"gpu is required (a catalog name); known GPUs: {', '.join(list_gpus())}")
+    p_codes, precs = _categorical(values["precision"], n, mem.parse_precision)
+    o_codes, opts = _categorical(values["optimizer"], n, mem.parse_optimizer)
+    z_codes, zeros = _categorical(values["zero"], n, mem.parse_zero)
+    c_codes, ckpts = _categorical(values["checkpointing"], n, mem.parse_checkpointing)
+    for name, codes in (("precision", p_codes), ("optimizer", o_codes), ("zero", z_codes), ("checkpointing", c_codes)):
+        if (codes < 0).any():
+            raise ConfigError(f"{name} must not be empty")
+    peak = np.empty(n)
+    no_unit: list[tuple[np.ndarray, str]] = []
+    for gi, spec in enumerate(gpus):
+        for pi, prec in enumerate(precs):
+            rows = (g_codes == gi) & (p_codes == pi)
+            if rows.any():
+                value = spec.peak_for(prec)
+                if value is None:
+                    have = [k for k, v in spec.peak_flops.items() if v]
+                    msg = f"{spec.name} has no {prec} unit (catalog peaks: {', '.join(have)}); choose another precision"
+                    if strict:
+                        raise ConfigError(msg)
+                    no_unit.append((rows, msg))
+                peak[rows] = np.nan if value is None else value
+    capacity = _take(g_codes, [s.memory_bytes for s in gpus], np.nan)
+    tdp = _take(g_codes, [s.tdp_w for s in gpus], np.nan)
+    catalog_price = _take(g_codes, [np.nan if s.price_usd_per_hour is None else s.price_usd_per_hour for s in gpus], np.nan)
+    price = np.where(np.isnan(num["price_usd_per_hour"]), catalog_price, num["price_usd_per_hour"])
+    gpu_name = _take(g_codes, [s.name for s in gpus], None, dtype=object)
+    prec_name = _take(p_codes, precs, None, dtype=object)
+
+    w = _take(p_codes, [mem._STATE[p][0] for p in precs], np.nan)
+    gb = _take(p_codes, [mem._STATE[p][1] for p in precs], np.nan)
+    o = np.empty(n)
+    for pi, prec in enumerate(precs):
+        for oi, opt in enumerate(opts):
+            o[(p_codes == pi) & (o_codes == oi)] = mem._STATE[prec][2][opt]
+    zero = _take(z_codes, zeros, -1, dtype=int)
+    act_scale = _take(p_codes, [mem.ACTIVATION_SCALE[p] for p in precs], np.nan)
+    flash = np.broadcast_to(np.asarray(values["flash_attention"], dtype=bool), (n,))
+    f_over, ctx = np.where(np.isnan(num["allocator_overhead"]), mem.DEFAULT_ALLOCATOR_OVERHEAD, num["allocator_overhead"]), \
+        np.where(np.isnan(num["context_bytes"]), mem.DEFAULT_CONTEXT_BYTES, num["context_bytes"])
+    micro = np.where(np.isnan(num["micro_batch"]), 1.0, num["micro_batch"])
+    given_n = num["num_gpus"]
+
+    # memory under each checkpointing mode; "auto" takes the least recompute that fits
+    acts, mins = {}, {}
+    for mode in mem.CHECKPOINTING:
+        acts[mode] = mem.activation_bytes(n_layer=L, d_model=d, n_head=heads, seq_len=seq, micro_batch=micro,
+                                          vocab_size=vocab, checkpointing=mode, n_kv_head=kv, d_ff=ff,
+                                          swiglu=swiglu, flash_attention=flash, scale=act_scale)
+        mins[mode] = mem.min_gpus_to_fit(params_total=params_total, capacity_bytes=capacity, w=w, g=gb, o=o,
+                                         zero=zero, activations=acts[mode], allocator_overhead=f_over, context_bytes=ctx)
+    ckpt_req = _take(c_codes, ckpts, None, dtype=object)
+    chosen = ckpt_req.copy()
+    auto = ckpt_req == "auto"
+    if auto.any():
+        pick = np.full(n, "full", dtype=object)
+        for mode in reversed(mem.CHECKPOINTING):  # the last assignment (least recompute) wins
+            fits_mode = np.where(np.isnan(given_n), ~np.isnan(mins[mode]), mins[mode] <= given_n)
+            pick = np.where(fits_mode, mode, pick)
+        chosen = np.where(auto, pick, chosen)
+    act = np.select([chosen == m for m in mem.CHECKPOINTING], [acts[m] for m in mem.CHECKPOINTING])
+    min_gpus = np.select([chosen == m for m in mem.CHECKPOINTING], [mins[m] for m in mem.CHECKPOINTING])
+    num_gpus = np.where(np.isnan(given_n), min_gpus, given_n)
+    memory = mem.memory_from_states(params_total=params_total, num_gpus=num_gpus, w=w, g=gb, o=o, zero=zero,
+                                    activations=act, allocator_overhead=f_over, context_bytes=ctx)
+    fits = memory["total"] <= capacity
+
+    # time, cost, energy
+    mfu, mfu_source, extrapolated, calibration = _mfu(values["mfu"], num["mfu"], params, prec_name, n)
+    eff = np.where(np.isnan(num["scaling_efficiency"]), timing.default_scaling_efficiency(num_gpus),
+                   num["scaling_efficiency"])
+    recompute = np.select([chosen == m for m in mem.CHECKPOINTING], [timing.RECOMPUTE_FACTOR[m] for m in mem.CHECKPOINTING])
+    wall = timing.wall_clock_s(flops=flops, num_gpus=num_gpus, peak_flops=peak, mfu=mfu, scaling_efficiency=eff,
+                               recompute=recompute)
+    gpu_hours = num_gpus * wall / 3600.0
+    cost = gpu_hours * price
+    power_fraction = num["power_fraction"]
+    if calibration is not None and calibration.power_fraction is not None:
+        power_fraction = np.where(np.isnan(power_fraction), calibration.power_fraction, power_fraction)
+    power_fraction = np.where(np.isnan(power_fraction), 1.0, power_fraction)
+    pue = np.where(np.isnan(num["pue"]), 1.0, num["pue"])
+    energy = timing.energy_kwh(num_gpus=num_gpus, power_w=tdp * power_fraction, wall_clock_s=wall, pue=pue)
+    co2 = energy * num["grid_gco2_per_kwh"] / 1000.0
+
+    loss, lo, hi, law_name = _loss(values["law"], params, tokens, n)
+
+    out = {
+        "model": _take(m_codes, [a.name for a in archs], None, dtype=object),
+        "gpu": gpu_name, "num_gpus": num_gpus, "min_gpus": min_gpus, "fits": fits,
+        "params": params, "params_total": params_total, "tokens": tokens, "flops": flops,
+        "precision": prec_name, "optimizer": _take(o_codes, opts, None, dtype=object), "zero": zero,
+        "checkpointing": chosen, "seq_len": seq, "micro_batch": micro, "global_batch": num["global_batch"],
+        "n_layer": L, "d_model": d, "n_head": heads, "shape_inferred": shape_inferred,
+        **{f"memory_{k}_bytes": memory[k] for k in MEMORY_KEYS},
+        "gpu_memory_bytes": capacity,
+        "mfu": mfu, "mfu_source": mfu_source, "scaling_efficiency": eff, "peak_flops": peak,
+        "wall_clock_s": wall, "gpu_hours": gpu_hours, "price_usd_per_hour": price, "cost_usd": cost,
+        "energy_kwh": energy, "co2_kg": co2,
+        "predicted_loss": loss, "predicted_loss_lo": lo, "predicted_loss_hi": hi, "law": law_name,
+    }
+    out["notes"] = _notes(out, extrapolated, calibration, n, no_unit)
+    return out
+
+
+def _family(name: Any):
+    from scalebench.families import get_family
+
+    return get_family(str(name))
+
+
+def _apply_family(fam, rows, L, d, heads, kv, ff, vocab, seq, params, params_total, flops_per_token) -> None:
+    if rows.size == 0:
+        return
+    for k, arr in (("n_layer", L), ("d_model", d), ("n_head", heads)):
+        if np.isnan(arr[rows]).any():
+            raise ConfigError(f"family={fam.name!r} needs {k} (with n_layer, d_model, n_head)")
+    cols = {"n_layer": L, "d_model": d, "n_head": heads, "vocab_size": vocab, "seq_len": seq, "d_ff": ff}
+    frame = pd.DataFrame({k: v[rows] for k, v in cols.items()})
+    for key, group in frame.groupby(list(cols), dropna=False, sort=False).groups.items():
+        fields = {k: int(v) for k, v in zip(cols, key, strict=True) if not (isinstance(v, float) and math.isnan(v))}
+        shape = fam.make_shape(**fields)
+        idx = rows[np.asarray(group)]
+        if hasattr(shape, "vocab_size"):
+            vocab[idx], seq[idx] = shape.vocab_size, shape.seq_len
+        if getattr(shape, "ffn", None):
+            ff[idx] = shape.ffn
+        keep = idx[np.isnan(params[idx])]
+        params[keep] = fam.params(shape)
+        params_total[keep] = fam.params_total(shape)
+        flops_per_token[keep] = fam.flops_per_token(shape)
+    del kv  # families here use full multi-head attention
+
+
+def _mfu(raw: Any, given: np.ndarray, params: np.ndarray, prec: np.ndarray, n: int):
+    default = np.array([timing.DEFAULT_MFU[p] for p in prec]) if n < 64 else \
+        pd.Series(prec).map(timing.DEFAULT_MFU).to_numpy(dtype=float)
+    extrapolated = np.zeros(n, dtype=bool)
+    if hasattr(raw, "predict_mfu"):
+        mfu, extrapolated = raw.predict_mfu(params)
+        source = np.where(extrapolated, "calibrated (extrapolated, held at the sweep's edge)", "calibrated")
+        return np.asarray(mfu, dtype=float), source.astype(object), extrapolated, raw
+    source = np.where(np.isnan(given), "default", "given").astype(object)
+    return np.where(np.isnan(given), default, given), source, extrapolated, None
+
+
+def _resolve_law(law: Any):
+    if law is None:
+        return None, None
+    if isinstance(law, str):
+        from scalebench.laws.presets import get_preset
+
+        return get_preset(law), law
+    if not hasattr(law, "predict"):
+        raise ConfigError(f"law must be a preset name or a FitResult, got {type(law).__name__}")
+    source = str(getattr(law, "source", "") or "")
+    return law, source.removeprefix("preset:") or getattr(law, "law", None) or type(law).__name__
+
+
+def _loss(law_arg: Any, params: np.ndarray, tokens: np.ndarray, n: int):
+    nan = np.full(n, np.nan)
+    if _is_array(law_arg):
+        codes, laws = _categorical(law_arg, n, _resolve_law)
+        loss, lo, hi, names = nan.copy(), nan.copy(), nan.copy(), np.full(n, None, dtype=object)
+        for i, (law, name) in enumerate(laws):
+            rows = codes == i
+            loss[rows], lo[rows], hi[rows], _ = _loss(law, params[rows], tokens[rows], int(rows.sum()))
+            names[rows] = name
+        return loss, lo, hi, names
+    law, name = _resolve_law(law_arg)
+    if law is None:
+        return nan, nan, nan, np.full(n, None, dtype=object)
+    loss = np.asarray(law.predict(params=params, tokens=tokens), dtype=float).reshape(n)
+    lo, hi = nan.copy(), nan.copy()
+    interval = getattr(law, "predict_interval", None)
+    if interval is not None:
+        try:
+            band = interval(params=params, tokens=tokens)
+        except FitError:  # a fit without bootstrap has no interval; the point estimate stands
+            band = None
+        if band is not None:
+            lo, hi = _interval_bounds(band, n)
+    return loss, lo, hi, np.full(n, name, dtype=object)
+
+
+def _interval_bounds(band: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(band, pd.DataFrame):
+        cols = [c for c in band.columns if c in ("lo", "low", "lower")], [c for c in band.columns if c in ("hi", "high", "upper")]
+        if cols[0] and cols[1]:
+            return band[cols[0][0]].to_numpy(float), band[cols[1][0]].to_numpy(float)
+        return band.iloc[:, 0].to_numpy(float), band.iloc[:, -1].to_numpy(float)
+    if isinstance(band, Mapping):
+        return np.asarray(band.get("lo", band.get("lower")), float).reshape(n), np.asarray(band.get("hi", band.get("upper")), float).reshape(n)
+    lo, hi = band
+    return np.asarray(lo, float).reshape(n), np.asarray(hi, float).reshape(n)
+
+
+def _notes(out: dict[str, Any], extrapolated: np.ndarray, calibration: Any, n: int,
+           no_unit: list[tuple[np.ndarray, str]]) -> np.ndarray:
+    notes: dict[int, list[str]] = defaultdict(list)  # only rows with something to say
+    for rows, msg in no_unit:
+        for i in np.flatnonzero(rows):
+            notes[i].append(msg)
+    gib = 2.0**30
+    never = np.isnan(out["min_gpus"])
+    for i in np.flatnonzero(never):
+        notes[i].append(
+            f"does not fit on any number of {out['gpu'][i]}: activations alone need "
+            f"{out['memory_activations_bytes'][i] / gib:.1f} GiB per GPU; lower micro_batch or seq_len, or use "
+            "checkpointing='full' (tensor/pipeline parallelism is not modelled)")
+    for i in np.flatnonzero(~out["fits"] & ~never):
+        notes[i].append(
+            f"does not fit: {out['memory_total_bytes'][i] / gib:.1f} GiB per GPU needed, "
+            f"{out['gpu_memory_bytes'][i] / gib:.0f} GiB available; use at least {int(out['min_gpus'][i])} GPUs")
+    gb = out["global_batch"]
+    over = ~np.isnan(gb) & (out["num_gpus"] * out["micro_batch"] > gb)
+    for i in np.flatnonzero(over):
+        notes[i].append(f"{int(out['num_gpus'][i])} data-parallel GPUs x micro-batch {int(out['micro_batch'][i])} "
+                        f"exceed the global batch {int(gb[i])}")
+    for i in np.flatnonzero(np.isnan(out["price_usd_per_hour"])):
+        notes[i].append(f"no catalog price for {out['gpu'][i]}: pass price_usd_per_hour")
+    if calibration is not None:
+        for i in np.flatnonzero(extrapolated):
+            notes[i].append(f"MFU extrapolated beyond the calibration sweep ({calibration.params_min:.3g}-"
+                            f"{calibration.params_max:.3g} params): held at its value {calibration.extrapolation_limit:g}x "
+                            "beyond the sweep's edge")
+        if calibration.gpu:
+            for i in np.flatnonzero(out["gpu"] != calibration.gpu):
+                notes[i].append(f"MFU calibrated on {calibration.gpu}, applied to {out['gpu'][i]}")
+    text = np.full(n, "", dtype=object)
+    for i, lines in notes.items():
+        text[i] = "; ".join(lines)
+    return text
+
+
+# ---------------------------------------------------------------------------------------------- public
+
+def estimate(scenarios: pd.DataFrame | None = None, /, **kwargs: Any) -> Estimate | pd.DataFrame:
+    """Estimate the FLOPs, memory, GPUs, time, cost, energy (and loss) of training runs.
+
+    One scenario: keyword arguments, returns an :class:`Estimate`. Many: a DataFrame whose columns are the
+    argument names, or array-valued arguments (scalars broadcast), returns a DataFrame with one row each.
+
+    Model: ``params`` and ``tokens``; or ``model=`` a preset (``"gpt3-175b"``, ``"llama2-70b"``, ...); or
+    ``family="gpt"`` with ``n_layer``, ``d_model``, ``n_head`` (``vocab_size``, ``seq_len``, ``d_ff``).
+    Hardware: ``gpu`` (catalog name, required), ``num_gpus`` (default: the least that fits),
+    ``price_usd_per_hour`` (default: catalog). Training: ``precision`` (fp32, tf32, bf16, fp16, fp8;
+    default bf16), ``optimizer`` (adamw, sgd), ``zero`` (0-3 or "fsdp"; default 3, full sharding),
+    ``checkpointing`` (none, selective, full, or "auto" = the least recompute that fits; default auto),
+    ``flash_attention`` (default True), ``seq_len``, ``micro_batch`` (default 1), ``global_batch``.
+    Efficiency: ``mfu`` (a fraction, or a :class:`~scalebench.planning.calibrate.Calibration`; default
+    0.40, fp8 0.30), ``scaling_efficiency`` (default: :func:`~scalebench.planning.timing.default_scaling_efficiency`).
+    Energy: ``power_fraction`` (of TDP, default 1 or calibrated), ``pue`` (1), ``grid_gco2_per_kwh``.
+    Memory model knobs: ``allocator_overhead`` (0.10), ``context_bytes`` (1 GiB). Loss: ``law`` (a preset
+    name such as ``"chinchilla"`` or a FitResult).
+    """
+    values, n, vectorised = _gather(scenarios, kwargs)
+    out = _compute(values, n, strict=not vectorised)
+    if vectorised:
+        frame = pd.DataFrame({k: pd.Series(v, dtype=object) if v.dtype == object else v for k, v in out.items()})
+        if scenarios is not None:
+            frame.index = scenarios.index
+        return frame
+    return _to_estimate(out)
+
+
+def _int_or_none(x: float) -> int | None:
+    return None if not math.isfinite(x) else int(x)
+
+
+def _opt(x: float) -> float | None:
+    return None if not math.isfinite(x) else float(x)
+
+
+def _to_estimate(out: dict[str, Any]) -> Estimate:
+    r = {k: v[0] for k, v in out.items()}
+    interval = None
+    if math.isfinite(r["predicted_loss_lo"]) and math.isfinite(r["predicted_loss_hi"]):
+        interval = (float(r["predicted_loss_lo"]), float(r["predicted_loss_hi"]))
+    return Estimate(
+        model=r["model"], gpu=r["gpu"], precision=r["precision"], optimizer=r["optimizer"], zero=int(r["zero"]),
+        checkpointing=str(r["checkpointing"]), params=float(r["params"]), params_total=float(r["params_total"]),
+        tokens=float(r["tokens"]), seq_len=int(r["seq_len"]), micro_batch=int(r["micro_batch"]),
+        global_batch=_int_or_none(r["global_batch"]), n_layer=int(r["n_layer"]), d_model=int(r["d_model"]),
+        n_head=int(r["n_head"]), shape_inferred=bool(r["shape_inferred"]), flops=float(r["flops"]),
+        memory_per_gpu=MemoryBreakdown(**{k: float(r[f"memory_{k}_bytes"]) for k in MEMORY_KEYS}),
+        gpu_memory_bytes=int(r["gpu_memory_bytes"]), fits=bool(r["fits"]), min_gpus=_int_or_none(r["min_gpus"]),
+        num_gpus=_int_or_none(r["num_gpus"]), mfu=float(r["mfu"]), mfu_source=str(r["mfu_source"]),
+        scaling_efficiency=float(r["scaling_efficiency"]), wall_clock_s=float(r["wall_clock_s"]),
+        gpu_hours=float(r["gpu_hours"]), price_usd_per_hour=_opt(r["price_usd_per_hour"]),
+        cost_usd=float(r["cost_usd"]), energy_kwh=float(r["energy_kwh"]), co2_kg=_opt(r["co2_kg"]),
+        predicted_loss=_opt(r["predicted_loss"]), predicted_loss_interval=interval, law=r["law"],
+        notes=tuple(x for x in str(r["notes"]).split("; ") if x),
+    )

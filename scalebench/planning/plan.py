@@ -1,0 +1,188 @@
+"""``plan``: from one constraint to the model size, the tokens, and the :class:`Estimate` of that run.
+
+Constraints (exactly one): ``flops`` (C), ``budget_usd``, ``gpu_hours``, ``deadline_s`` (needs
+``num_gpus``), or ``target_loss``. The compute C = 6·N·D is then split into N and D:
+
+* compute-optimal under the law (default): ``law.compute_optimal(C)`` — for the Chinchilla form
+  N_opt = G·(C/6)^a, D_opt = G⁻¹·(C/6)^b with a = β/(α+β), b = α/(α+β), G = (αA/βB)^(1/(α+β))
+  (Hoffmann et al. 2022, eq. 4); presets ``chinchilla`` (Hoffmann et al. 2022) and ``chinchilla-epoch``
+  (Besiroglu et al. 2024), or any ``FitResult`` from ``scalebench.laws.fit``;
+* over-trained: a fixed ``params`` (D = C/6N), a fixed ``tokens_per_param`` (N = √(C/6r)), or both (no
+  constraint needed: C = 6·r·N²).
+
+Dollar, GPU-hour and deadline budgets depend on C through the whole estimate (the GPU count that fits,
+its scaling efficiency, recomputation), so C is found by bisection on log C; the answer never exceeds the
+budget.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from scalebench.errors import ConfigError, FitError
+from scalebench.planning.estimate import Estimate, _json_safe, _resolve_law, _si, estimate
+
+__all__ = ["Plan", "plan", "CONSTRAINTS"]
+
+CONSTRAINTS = ("flops", "budget_usd", "gpu_hours", "deadline_s", "target_loss")
+_METRIC = {"budget_usd": "cost_usd", "gpu_hours": "gpu_hours", "deadline_s": "wall_clock_s"}
+_RESERVED = ("params", "tokens", "model", "family", "n_layer", "d_model", "n_head", "law")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """A planned run: the split of compute into params and tokens, and its estimate."""
+
+    constraint: str
+    constraint_value: float | None
+    allocation: str
+    law: str | None
+    citation: str | None
+    flops: float  # 6·N·D, the compute the law speaks of
+    params: float
+    tokens: float
+    tokens_per_param: float
+    predicted_loss: float | None
+    estimate: Estimate
+
+    def to_dict(self) -> dict[str, Any]:
+        return _json_safe({
+            "constraint": self.constraint, "constraint_value": self.constraint_value,
+            "allocation": self.allocation, "law": self.law, "citation": self.citation, "flops": self.flops,
+            "params": self.params, "tokens": self.tokens, "tokens_per_param": self.tokens_per_param,
+            "predicted_loss": self.predicted_loss, "estimate": self.estimate.to_dict(),
+        })
+
+    def report(self) -> str:
+        given = "" if self.constraint_value is None else f" = {self.constraint_value:.4g}"
+        head = [
+            f"plan: {self.constraint}{given}; {self.allocation}" + (f" under {self.law}" if self.law else ""),
+            f"  params {_si(self.params)}, tokens {_si(self.tokens)} ({self.tokens_per_param:.1f} tokens/param), "
+            f"C = 6ND = {self.flops:.3g} FLOPs",
+        ]
+        if self.predicted_loss is not None:
+            head.append(f"  predicted loss {self.predicted_loss:.3f}")
+        if self.citation:
+            head.append(f"  law: {self.citation}")
+        return "\n".join(head) + "\n" + self.estimate.report()
+
+    __str__ = report
+
+
+def plan(
+    *, law: Any = "chinchilla", flops: float | None = None, budget_usd: float | None = None,
+    gpu_hours: float | None = None, deadline_s: float | None = None, target_loss: float | None = None,
+    params: float | None = None, tokens_per_param: float | None = None, **estimate_kwargs: Any,
+) -> Plan:
+    """Plan a run from one constraint; ``estimate_kwargs`` (``gpu`` required) go to :func:`estimate`."""
+    given = {k: v for k, v in dict(flops=flops, budget_usd=budget_usd, gpu_hours=gpu_hours,
+                                   deadline_s=deadline_s, target_loss=target_loss).items() if v is not None}
+    for name, value in {**given, "params": params, "tokens_per_param": tokens_per_param}.items():
+        if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                      and math.isfinite(value) and value > 0):
+            raise ConfigError(f"{name} must be a positive number, got {value!r}")
+    fixed_both = params is not None and tokens_per_param is not None
+    if len(given) > 1:
+        raise ConfigError(f"plan takes one constraint, got {', '.join(given)}")
+    if not given and not fixed_both:
+        raise ConfigError(f"plan needs one constraint: {', '.join(CONSTRAINTS)} "
+                          "(or params and tokens_per_param for a fixed over-trained run)")
+    if fixed_both and given:
+        raise ConfigError("params and tokens_per_param fix the run already; drop the constraint "
+                          f"{next(iter(given))}")
+    bad = set(estimate_kwargs) & set(_RESERVED)
+    if bad:
+        raise ConfigError(f"plan chooses {', '.join(sorted(bad))} itself; pass params=/tokens_per_param= to fix the size")
+    if "deadline_s" in given and estimate_kwargs.get("num_gpus") is None:
+        raise ConfigError("deadline_s needs num_gpus (the deadline is on a given number of GPUs)")
+    fit, law_name = _resolve_law(law)
+    if fit is None and params is None and tokens_per_param is None:
+        raise ConfigError("a compute-optimal plan needs a law (a preset name such as 'chinchilla' or a FitResult)")
+    citation = (getattr(fit, "metadata", None) or {}).get("citation") if fit is not None else None
+    allocation = ("fixed params and tokens_per_param" if fixed_both else "fixed params" if params is not None
+                  else "fixed tokens_per_param" if tokens_per_param is not None else "compute-optimal")
+
+    def split(c: float) -> tuple[float, float]:
+        if params is not None:
+            return float(params), c / (6.0 * params)
+        if tokens_per_param is not None:
+            n = math.sqrt(c / (6.0 * tokens_per_param))
+            return n, tokens_per_param * n
+        row = fit.compute_optimal(c).iloc[0]
+        return float(row["params"]), float(row["tokens"])
+
+    def run(c: float) -> Estimate:
+        n, d = split(c)
+        return estimate(params=n, tokens=d, law=fit, **estimate_kwargs)
+
+    constraint = next(iter(given), "params and tokens_per_param")
+    if fixed_both:
+        c = 6.0 * tokens_per_param * params**2
+    elif "flops" in given:
+        c = float(flops)
+    elif "target_loss" in given:
+        c = _flops_for_loss(fit, float(target_loss), params, tokens_per_param)
+    else:
+        metric, target = _METRIC[constraint], float(given[constraint])
+        c = _bisect(lambda x: getattr(run(x), metric), target, constraint)
+    n, d = split(c)
+    est = estimate(params=n, tokens=d, law=fit, **estimate_kwargs)
+    return Plan(constraint=constraint, constraint_value=None if fixed_both else float(given[constraint]),
+                allocation=allocation, law=law_name if fit is not None else None, citation=citation,
+                flops=6.0 * n * d, params=n, tokens=d, tokens_per_param=d / n,
+                predicted_loss=est.predicted_loss, estimate=est)
+
+
+def _bisect(f, target: float, name: str, lo: float = 1e9, hi: float = 1e33) -> float:
+    """Largest C in [lo, hi] with f(C) <= target, for f non-decreasing (NaN counts as too much)."""
+    def ok(c: float) -> bool:
+        value = f(c)
+        return value == value and value <= target
+
+    if not ok(lo):
+        raise ConfigError(f"{name} = {target:.4g} is too small: even {lo:.0e} FLOPs exceed it")
+    if ok(hi):
+        raise ConfigError(f"{name} = {target:.4g} buys more than {hi:.0e} FLOPs; the planner does not go beyond")
+    a, b = math.log(lo), math.log(hi)
+    for _ in range(100):
+        mid = 0.5 * (a + b)
+        if ok(math.exp(mid)):
+            a = mid
+        else:
+            b = mid
+        if b - a < 1e-10:  # relative precision of C
+            break
+    return math.exp(a)
+
+
+def _flops_for_loss(fit: Any, target: float, params: float | None, ratio: float | None) -> float:
+    if fit is None:
+        raise ConfigError("target_loss needs a law")
+    if params is None and ratio is None:
+        row = fit.compute_for_loss(target).iloc[0]
+        if not math.isfinite(row["flops"]):
+            raise ConfigError(f"target_loss {target} is unreachable under this law (at or below its irreducible loss)")
+        return float(row["flops"])
+    # over-trained: solve loss(N, D) = target along the fixed line; loss falls as the free variable grows
+    def loss_at(x: float) -> float:
+        n, d = (params, x) if params is not None else (x, ratio * x)
+        try:
+            return float(fit.predict(params=n, tokens=d))
+        except FitError:
+            return math.inf
+
+    a, b = math.log(1.0), math.log(1e30)
+    if loss_at(math.exp(b)) > target:
+        raise ConfigError(f"target_loss {target} is unreachable with "
+                          + (f"params = {params:.3g}" if params is not None else f"tokens_per_param = {ratio:g}"))
+    for _ in range(200):
+        mid = 0.5 * (a + b)
+        if loss_at(math.exp(mid)) > target:
+            a = mid
+        else:
+            b = mid
+    x = math.exp(b)
+    n, d = (params, x) if params is not None else (x, ratio * x)
+    return 6.0 * n * d
