@@ -193,7 +193,7 @@ class DevicesSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class ExecutorSpec:
-    kind: Literal["local", "ray", "slurm"] = "local"
+    kind: Literal["local"] = "local"  # Ray and Slurm (submitit) executors are planned, not built yet
     max_attempts: int = 2  # a run that crashes (not diverges) is retried this many times in all
     timeout_s: float = 0.0  # per run; 0 = none
 

@@ -1,0 +1,60 @@
+"""The README's quickstart, end to end at reduced size: the same commands, a smaller ladder."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from scalebench.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _readme_commands() -> list[list[str]]:
+    block = re.search(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    lines = [ln for ln in block.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    quickstart = lines[0]
+    return [shlex.split(part) for part in quickstart.split("&&")], lines[1]
+
+
+def _reduced_quickstart(tmp_path: Path) -> Path:
+    """sweeps/quickstart.toml with a smaller ladder and budgets, everything else as shipped."""
+    text = (ROOT / "sweeps" / "quickstart.toml").read_text()
+    spec = tomllib.loads(text)
+    assert len(spec["model"]["sizes"]) >= 4 and len(spec["budget"]["tokens"]) >= 2  # issue 2's floor
+    text = re.sub(r"(?m)^sizes = .*$", 'sizes = ["debug", "100k", "200k"]', text)
+    text = re.sub(r"(?m)^tokens = .*$", "tokens = [16384, 32768]", text)
+    text = re.sub(r"(?m)^interval_steps = .*$", "interval_steps = 8", text)
+    text = re.sub(r"(?m)^eval_tokens = .*$", "eval_tokens = 4096", text)
+    path = tmp_path / "quickstart.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.slow
+def test_readme_quickstart_end_to_end(tmp_path, monkeypatch, capsys):
+    commands, test_command = _readme_commands()
+    assert test_command.strip() == "python -m pytest -q"
+    assert commands[0][:3] == ["pip", "install", "torch==2.13.0"]
+    scalebench_cmds = [c[1:] for c in commands if c[0] == "scalebench"]
+    assert scalebench_cmds[0] == ["run", "sweeps/quickstart.toml"]
+    spec = _reduced_quickstart(tmp_path)
+    monkeypatch.chdir(tmp_path)  # the default output folder is reports/<name>/ under the working directory
+    for args in scalebench_cmds:
+        args = [str(spec) if a == "sweeps/quickstart.toml" else a for a in args]
+        assert main(args) == 0, args
+    out = tmp_path / "reports" / "quickstart"
+    import scalebench
+
+    df = scalebench.load_results(out)
+    assert (df["status"] == "done").all() and len(df) == 6
+    by = df.pivot_table(index="params", columns="tokens", values="eval_loss")
+    assert (by.iloc[:, -1] <= by.iloc[:, 0] + 0.05).all()  # more data does not hurt
+    assert main(["status", str(out)]) == 0
+    assert "6 done" in capsys.readouterr().out
+    if any(c[0] == "report" for c in scalebench_cmds):
+        assert (out / "index.html").is_file()
