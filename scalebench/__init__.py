@@ -45,6 +45,17 @@ _LAZY = {
     "list_gpus": "scalebench.hardware.catalog",
     "GPUSpec": "scalebench.hardware.catalog",
     "get_family": "scalebench.families",
+    "fit": "scalebench.laws",
+    "FitResult": "scalebench.laws",
+    "backtest": "scalebench.laws",
+    "BacktestResult": "scalebench.laws",
+    "isoflop_approach1": "scalebench.laws",
+    "isoflop_approach2": "scalebench.laws",
+    "IsoFlopResult": "scalebench.laws",
+    "get_preset": "scalebench.laws",
+    "list_presets": "scalebench.laws",
+    "get_law": "scalebench.laws",
+    "register_law": "scalebench.laws",
 }
 
 __all__ = [

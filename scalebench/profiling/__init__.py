@@ -1,1 +1,49 @@
+"""Profiling: FLOP counting, step timing, memory, NVML telemetry, the profiler window, bottleneck verdicts.
 
+Names load lazily so ``import scalebench.profiling`` does not import torch. The training loop uses
+:class:`Instruments`; ``scalebench profile`` uses :func:`profile_config`.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+# public name -> module that defines it
+_LAZY = {
+    "Instruments": "scalebench.profiling.instruments",
+    "InstrumentsResult": "scalebench.profiling.instruments",
+    "METRIC_NAMES": "scalebench.profiling.instruments",
+    "StepTimer": "scalebench.profiling.timing",
+    "ThroughputStats": "scalebench.profiling.timing",
+    "MemoryStats": "scalebench.profiling.memory",
+    "MemoryTracker": "scalebench.profiling.memory",
+    "TelemetrySampler": "scalebench.profiling.telemetry",
+    "TelemetrySummary": "scalebench.profiling.telemetry",
+    "ProfilerWindow": "scalebench.profiling.trace",
+    "TraceBreakdown": "scalebench.profiling.trace",
+    "analyze_trace": "scalebench.profiling.trace",
+    "Evidence": "scalebench.profiling.bottleneck",
+    "Verdict": "scalebench.profiling.bottleneck",
+    "classify": "scalebench.profiling.bottleneck",
+    "MFUResult": "scalebench.profiling.mfu",
+    "mfu_for": "scalebench.profiling.mfu",
+    "count_training_step_flops": "scalebench.profiling.flops",
+    "count_gpt_flops_per_token": "scalebench.profiling.flops",
+    "ProfileReport": "scalebench.profiling.standalone",
+    "profile_config": "scalebench.profiling.standalone",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'scalebench.profiling' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,179 @@
+"""`fit`: load runs, fit a law robustly, optionally bootstrap and backtest, return a `FitResult`.
+
+The objective is the Huber loss (δ = 1e-3) of log L̂ − log L summed over points, minimised with L-BFGS-B
+and analytic gradients from a pre-screened multi-start grid (see ``optimize``), following Hoffmann et al.
+2022 appendix D.2 and the replication of Besiroglu et al. 2024.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from scalebench.errors import ConfigError, FitError
+from scalebench.laws.forms import LawForm, get_law
+from scalebench.laws.io import describe_source, load_data
+from scalebench.laws.objective import huber
+from scalebench.laws.optimize import multistart
+from scalebench.laws.result import FitResult
+
+# Bootstrap refits start from the full-data optimum plus this many other distinct local optima.
+BOOTSTRAP_EXTRA_STARTS = 3
+
+
+def _check_options(huber_delta: float, confidence: float, bootstrap: int, n_refine: int | None) -> None:
+    if not (isinstance(huber_delta, (int, float)) and huber_delta > 0):
+        raise ConfigError(f"huber_delta must be a positive number, not {huber_delta!r}")
+    if not 0 < confidence < 1:
+        raise ConfigError(f"confidence must be in (0, 1), e.g. 0.95, not {confidence!r}")
+    if not (isinstance(bootstrap, (int, np.integer)) and bootstrap >= 0):
+        raise ConfigError(f"bootstrap must be a non-negative integer count of resamples, not {bootstrap!r}")
+    if n_refine is not None and n_refine < 1:
+        raise ConfigError(f"n_refine must be >= 1 (or None to refine every start), not {n_refine!r}")
+
+
+def _check_data(frame: pd.DataFrame, form: LawForm) -> None:
+    n, p = len(frame), form.n_params
+    if n < p + 1:
+        raise FitError(f"law {form.name!r} has {p} parameters and needs at least {p + 1} points; got {n}")
+    if len(form.variables) > 1:
+        for var in form.variables:
+            if frame[var].nunique() < 2:
+                what = "model size" if var == "params" else f"value of {var!r}"
+                raise FitError(
+                    f"law {form.name!r} varies {list(form.variables)} but the data have a single {what} "
+                    f"({frame[var].iloc[0]:.4g}); add runs at other sizes or fit a one-variable law"
+                )
+
+
+def fit_frame(
+    frame: pd.DataFrame,
+    form: LawForm,
+    *,
+    bootstrap: int = 0,
+    seed: int = 0,
+    confidence: float = 0.95,
+    huber_delta: float = 1e-3,
+    n_refine: int | None = 64,
+    grid: Mapping[str, Sequence[float]] | np.ndarray | None = None,
+    source: str = "",
+    progress: Callable[[int, int], None] | None = None,
+) -> FitResult:
+    """Fit ``form`` to a canonical, validated frame (see ``io.load_data``)."""
+    from scalebench.laws.bootstrap import bootstrap_thetas, intervals
+
+    _check_options(huber_delta, confidence, bootstrap, n_refine)
+    _check_data(frame, form)
+    logx = np.log(frame[list(form.variables)].to_numpy(dtype=float).T)
+    logy = np.log(frame["loss"].to_numpy(dtype=float))
+    outcome = multistart(form, logx, logy, delta=huber_delta, starts=form.init_grid(grid), n_refine=n_refine)
+
+    log_pred = form.log_predict(outcome.theta, logx)[0]
+    residuals = frame[[c for c in ("run_id", "params", "tokens", "flops", "loss") if c in frame]].copy()
+    residuals["predicted"] = np.exp(log_pred)
+    residuals["residual"] = log_pred - logy  # in log loss, the fitted quantity
+    residuals["huber"] = huber(residuals["residual"].to_numpy(), huber_delta)
+
+    thetas, cis = None, {}
+    if bootstrap:
+        groups = frame["run_id"].to_numpy() if "run_id" in frame else np.arange(len(frame))
+        starts = outcome.optima[: 1 + BOOTSTRAP_EXTRA_STARTS]
+        thetas = bootstrap_thetas(
+            form,
+            logx,
+            logy,
+            groups,
+            starts=starts,
+            n_resamples=int(bootstrap),
+            seed=seed,
+            delta=huber_delta,
+            progress=progress,
+        )
+        cis = dict(intervals(form, thetas, confidence))
+
+    to_public = dict(zip(form.raw_names, form.param_names, strict=False))
+    return FitResult(
+        law=form.name,
+        form=form,
+        theta=outcome.theta,
+        params={k: float(v) for k, v in form.to_public(outcome.theta).items()},
+        intervals=cis,
+        confidence=confidence,
+        objective=outcome.objective,
+        success=outcome.success,
+        message=outcome.message,
+        n_points=len(frame),
+        n_starts=outcome.n_grid,
+        n_refined=outcome.n_refined,
+        n_at_best=outcome.n_at_best,
+        on_bound=tuple(to_public.get(n, n) for n in outcome.on_bound),
+        huber_delta=huber_delta,
+        residuals=residuals.reset_index(drop=True),
+        bootstrap_thetas=thetas,
+        source=source,
+        metadata={"seed": seed, "reach_rtol": outcome.reach_rtol, "n_local_optima": len(outcome.optima)},
+    )
+
+
+def fit(
+    source: object,
+    law: str | LawForm = "chinchilla",
+    *,
+    loss_col: str | None = None,
+    params_col: str = "params",
+    tokens_col: str = "tokens",
+    flops_col: str = "flops",
+    bootstrap: int = 0,
+    seed: int = 0,
+    backtest_below: float | None = None,
+    confidence: float = 0.95,
+    huber_delta: float = 1e-3,
+    n_refine: int | None = 64,
+    grid: Mapping[str, Sequence[float]] | np.ndarray | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> FitResult:
+    """Fit a scaling law to runs.
+
+    ``source``: a DataFrame, a CSV/Parquet path (columns ``params``, ``tokens``, ``loss``; tokens =
+    flops/(6·params) when only ``flops`` is given; other names via ``*_col``) or a sweep directory (done
+    runs only, loss ``eval_loss`` by default). ``law``: a registered name (``chinchilla``, ``kaplan-joint``,
+    ``power-params``/``-tokens``/``-flops``, ``kaplan-params``/``-tokens``/``-flops`` with E = 0) or a
+    ``LawForm``. ``bootstrap``: resamples over runs for percentile intervals at ``confidence``.
+    ``backtest_below``: also fit on runs below this many FLOPs and score predictions of the rest.
+    ``n_refine``: grid starts refined after screening (None: all); ``grid``: per-raw-parameter start values
+    or an (S, P) array replacing the form's grid. ``progress(done, total)`` is called after each bootstrap
+    resample (the CLI drives a progress bar with it).
+
+    A fit that does not converge returns with ``success=False``; unusable data raise ``FitError``.
+    """
+    form = get_law(law)
+    frame = load_data(
+        source,
+        form.variables,
+        loss_col=loss_col,
+        params_col=params_col,
+        tokens_col=tokens_col,
+        flops_col=flops_col,
+    )
+    options = {
+        "huber_delta": huber_delta,
+        "n_refine": n_refine,
+        "grid": grid,
+        "seed": seed,
+        "confidence": confidence,
+    }
+    result = fit_frame(
+        frame, form, bootstrap=bootstrap, source=describe_source(source), progress=progress, **options
+    )
+    if backtest_below is not None:
+        if not (isinstance(backtest_below, (int, float)) and math.isfinite(backtest_below)):
+            raise ConfigError(f"backtest_below must be a FLOP count, not {backtest_below!r}")
+        from scalebench.laws.backtest import backtest_frame
+
+        bt = backtest_frame(frame, form, float(backtest_below), **options)
+        result = dataclasses.replace(result, backtest=bt)
+    return result

@@ -1,0 +1,118 @@
+"""Inputs for fitting: a DataFrame, a CSV (or Parquet) file, or a sweep directory.
+
+The result is a DataFrame with the canonical columns ``params``, ``tokens``, ``flops`` and ``loss`` (plus
+``run_id`` when the source has one), validated for what the chosen law needs.
+
+Conventions:
+
+* If ``tokens`` is absent but ``flops`` is present, tokens = flops / (6·params); if ``flops`` is absent it
+  is 6·params·tokens (the C = 6·N·D approximation of Kaplan et al. 2020 §2.1).
+* A sweep directory is one containing ``scalebench.sqlite``; only ``done`` runs are used (others are
+  excluded with a warning) and the default loss column is ``eval_loss``. For files and DataFrames it is
+  ``loss``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scalebench.errors import FitError
+
+SWEEP_STORE_FILE = "scalebench.sqlite"
+
+
+def describe_source(source: object) -> str:
+    if isinstance(source, pd.DataFrame):
+        return "DataFrame"
+    return str(source)
+
+
+def _read(source: object, loss_col: str | None) -> tuple[pd.DataFrame, str]:
+    if isinstance(source, pd.DataFrame):
+        return source.copy(), loss_col or "loss"
+    path = Path(source)  # type: ignore[arg-type]
+    if path.is_dir():
+        if not (path / SWEEP_STORE_FILE).exists():
+            raise FitError(
+                f"{path} is a directory without {SWEEP_STORE_FILE}; pass a sweep directory or a CSV file"
+            )
+        try:
+            from scalebench import store  # lazy: the store pulls in sqlite and the run schema
+        except ImportError as exc:
+            raise FitError(f"{path}: reading a sweep directory needs scalebench.store ({exc})") from exc
+
+        frame = store.load_results(path)
+        status = frame["status"] if "status" in frame else pd.Series("done", index=frame.index)
+        excluded = status[status != "done"].value_counts()
+        if len(excluded):
+            order = {s: i for i, s in enumerate(("failed", "diverged", "pending", "running"))}
+            detail = ", ".join(
+                f"{excluded[s]} {s}" for s in sorted(excluded.index, key=lambda s: (order.get(s, 9), s))
+            )
+            warnings.warn(f"{path}: excluded {detail} run(s); only done runs are fitted", stacklevel=4)
+        return frame[status == "done"].copy(), loss_col or "eval_loss"
+    if not path.exists():
+        raise FitError(f"{path}: no such file or directory")
+    if path.suffix.lower() == ".parquet":
+        return pd.read_parquet(path), loss_col or "loss"
+    try:
+        return pd.read_csv(path), loss_col or "loss"
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise FitError(f"{path}: cannot read as CSV ({exc})") from exc
+
+
+def load_data(
+    source: object,
+    variables: Sequence[str] = ("params", "tokens"),
+    *,
+    loss_col: str | None = None,
+    params_col: str = "params",
+    tokens_col: str = "tokens",
+    flops_col: str = "flops",
+) -> pd.DataFrame:
+    """Canonical, validated frame (``params``, ``tokens``, ``flops``, ``loss``[, ``run_id``]) from ``source``."""
+    raw, loss_name = _read(source, loss_col)
+    where = describe_source(source)
+    if loss_name not in raw.columns:
+        hint = " (sweeps default to eval_loss; try loss_col='train_loss')" if loss_col is None else ""
+        raise FitError(f"{where}: no loss column {loss_name!r}{hint}; columns are {list(raw.columns)}")
+    out = pd.DataFrame(index=raw.index)
+    for canon, col in (("params", params_col), ("tokens", tokens_col), ("flops", flops_col)):
+        if col in raw.columns:
+            out[canon] = pd.to_numeric(raw[col], errors="coerce").astype(float)
+    out["loss"] = pd.to_numeric(raw[loss_name], errors="coerce").astype(float)
+    if "run_id" in raw.columns:
+        out["run_id"] = raw["run_id"].to_numpy()
+    if "tokens" not in out and "flops" in out and "params" in out:
+        out["tokens"] = out["flops"] / (6.0 * out["params"])
+    if "flops" not in out and "params" in out and "tokens" in out:
+        out["flops"] = 6.0 * out["params"] * out["tokens"]
+    needed = [*variables, "loss"]
+    missing = [c for c in needed if c not in out]
+    if missing:
+        raise FitError(
+            f"{where}: missing column(s) {missing} needed by the law; columns are {list(raw.columns)}"
+        )
+    validate(out, needed, where)
+    return out.reset_index(drop=True)
+
+
+def validate(frame: pd.DataFrame, columns: Sequence[str], where: str = "data") -> None:
+    """Raise FitError naming the column and how many rows are NaN, infinite or not positive."""
+    for col in columns:
+        values = frame[col].to_numpy(dtype=float)
+        bad_nan = int(np.sum(~np.isfinite(values)))
+        if bad_nan:
+            raise FitError(
+                f"{where}: column {col!r} has {bad_nan} NaN or infinite value(s); drop or fix those rows"
+            )
+        bad_pos = int(np.sum(values <= 0))
+        if bad_pos:
+            raise FitError(
+                f"{where}: column {col!r} has {bad_pos} non-positive value(s); every value must be > 0"
+            )

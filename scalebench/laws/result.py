@@ -1,0 +1,274 @@
+"""`FitResult`: a fitted (or published) scaling law, its uncertainty and what can be computed from it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from scalebench.errors import FitError
+from scalebench.laws.forms import LawForm, get_law
+from scalebench.laws.frontier import log_flops_for_loss, optimal_log
+
+if TYPE_CHECKING:
+    from scalebench.laws.backtest import BacktestResult
+
+ArrayLike = Any  # scalars, sequences or arrays; broadcast together
+
+
+def json_float(x: Any) -> float | None:
+    """A JSON-safe float: NaN and ±inf become None."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _percentiles(samples: np.ndarray, confidence: float, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    with np.errstate(invalid="ignore"):
+        low, high = np.nanpercentile(samples, [tail, 100.0 - tail], axis=axis)
+    return low, high
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class FitResult:
+    """A scaling law with its parameters; from ``fit`` (with data) or ``from_params`` (published values).
+
+    ``params`` holds the public parameters (for Chinchilla ``E``, ``A``, ``B``, ``alpha``, ``beta``);
+    ``intervals`` maps each parameter and ``a``, ``b`` to a percentile bootstrap interval at
+    ``confidence`` (empty without a bootstrap). ``n_at_best`` counts the refined starts (of ``n_refined``,
+    pre-screened from ``n_starts`` grid points) whose optimum reached the best objective.
+    """
+
+    law: str
+    form: LawForm = field(repr=False)
+    theta: np.ndarray = field(repr=False)  # raw optimiser parameters
+    params: dict[str, float]
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    confidence: float = 0.95
+    objective: float = math.nan
+    success: bool = True
+    message: str = ""
+    n_points: int = 0
+    n_starts: int = 0
+    n_refined: int = 0
+    n_at_best: int = 0
+    on_bound: tuple[str, ...] = ()
+    huber_delta: float = 1e-3
+    residuals: pd.DataFrame | None = field(default=None, repr=False)
+    bootstrap_thetas: np.ndarray | None = field(default=None, repr=False)  # (B, P) raw parameters
+    backtest: BacktestResult | None = field(default=None, repr=False)
+    source: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    # --- construction -----------------------------------------------------------------------------
+    @classmethod
+    def from_params(
+        cls,
+        law: str | LawForm,
+        params: Mapping[str, float],
+        *,
+        source: str = "",
+        metadata: Mapping[str, Any] | None = None,
+    ) -> FitResult:
+        """A result without data (e.g. a published law) that can predict and give the frontier."""
+        form = get_law(law)
+        theta = form.from_public(params)
+        public = {k: float(params[k]) for k in form.param_names}  # as given, not round-tripped
+        return cls(
+            law=form.name,
+            form=form,
+            theta=theta,
+            params=public,
+            success=True,
+            message="parameters given, not fitted",
+            source=source,
+            metadata=dict(metadata or {}),
+        )
+
+    # --- derived quantities -------------------------------------------------------------------------
+    @property
+    def exponents(self) -> tuple[float, float] | None:
+        ab = self.form.exponents(self.theta)
+        return None if ab is None else (float(ab[0]), float(ab[1]))
+
+    @property
+    def a(self) -> float | None:
+        """N_opt ∝ C^a (None for laws without a compute-optimal frontier)."""
+        ab = self.exponents
+        return None if ab is None else ab[0]
+
+    @property
+    def b(self) -> float | None:
+        """D_opt ∝ C^b."""
+        ab = self.exponents
+        return None if ab is None else ab[1]
+
+    # --- prediction ---------------------------------------------------------------------------------
+    def _logx(
+        self, params: ArrayLike, tokens: ArrayLike, flops: ArrayLike
+    ) -> tuple[np.ndarray, tuple[int, ...]]:
+        variables = self.form.variables
+        given = {"params": params, "tokens": tokens, "flops": flops}
+        if "tokens" in variables and tokens is None and flops is not None and params is not None:
+            given["tokens"] = np.asarray(flops, dtype=float) / (6.0 * np.asarray(params, dtype=float))
+        if "flops" in variables and flops is None and params is not None and tokens is not None:
+            given["flops"] = 6.0 * np.asarray(params, dtype=float) * np.asarray(tokens, dtype=float)
+        missing = [v for v in variables if given[v] is None]
+        if missing:
+            raise FitError(f"law {self.law!r} predicts from {list(variables)}; missing {missing}")
+        arrays = np.broadcast_arrays(*(np.asarray(given[v], dtype=float) for v in variables))
+        shape = arrays[0].shape
+        if any(np.any(~(x > 0)) for x in arrays):
+            raise FitError(f"predict needs positive, finite {list(variables)}")
+        return np.log(np.vstack([x.ravel() for x in arrays])), shape
+
+    def _log_predict_samples(self, thetas: np.ndarray, logx: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self.form.log_predict(np.atleast_2d(thetas), logx)
+
+    def predict(self, params: ArrayLike = None, tokens: ArrayLike = None, flops: ArrayLike = None) -> Any:
+        """Predicted loss, broadcast over the inputs (a float for scalar inputs). For two-variable laws,
+        ``tokens`` may be replaced by ``flops`` (tokens = flops / (6·params))."""
+        logx, shape = self._logx(params, tokens, flops)
+        out = np.exp(self._log_predict_samples(self.theta, logx)[0]).reshape(shape)
+        return float(out) if out.ndim == 0 else out
+
+    def _need_bootstrap(self) -> np.ndarray:
+        if self.bootstrap_thetas is None or len(self.bootstrap_thetas) == 0:
+            raise FitError("no bootstrap samples: fit with bootstrap=N (e.g. 200) to get intervals")
+        return self.bootstrap_thetas
+
+    def predict_interval(
+        self,
+        params: ArrayLike = None,
+        tokens: ArrayLike = None,
+        flops: ArrayLike = None,
+        *,
+        confidence: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Percentile bootstrap interval (low, high) of the predicted loss."""
+        thetas = self._need_bootstrap()
+        logx, shape = self._logx(params, tokens, flops)
+        low, high = _percentiles(
+            np.exp(self._log_predict_samples(thetas, logx)), confidence or self.confidence
+        )
+        return low.reshape(shape), high.reshape(shape)
+
+    # --- frontier -----------------------------------------------------------------------------------
+    def compute_optimal(self, flops: ArrayLike) -> pd.DataFrame:
+        """Compute-optimal allocation at each budget C (FLOPs, C = 6·N·D): columns ``flops``, ``params``,
+        ``tokens``, ``tokens_per_param``, ``loss``, and ``<col>_low``/``<col>_high`` when bootstrapped."""
+        c = np.atleast_1d(np.asarray(flops, dtype=float)).ravel()
+        if np.any(~(c > 0)):
+            raise FitError("compute_optimal needs positive, finite FLOP budgets")
+        log_c = np.log(c)
+        log_n, log_d, log_l = optimal_log(self.form, self.theta, log_c)
+        frame = pd.DataFrame(
+            {
+                "flops": c,
+                "params": np.exp(log_n[0]),
+                "tokens": np.exp(log_d[0]),
+                "tokens_per_param": np.exp(log_d[0] - log_n[0]),
+                "loss": np.exp(log_l[0]),
+            }
+        )
+        if self.bootstrap_thetas is not None and len(self.bootstrap_thetas):
+            bn, bd, bl = optimal_log(self.form, self.bootstrap_thetas, log_c)
+            for col, samples in (("params", bn), ("tokens", bd), ("tokens_per_param", bd - bn), ("loss", bl)):
+                low, high = _percentiles(np.exp(samples), self.confidence)
+                frame[f"{col}_low"], frame[f"{col}_high"] = low, high
+        return frame
+
+    def compute_for_loss(self, target_loss: ArrayLike) -> pd.DataFrame:
+        """Least compute that reaches each target loss, at the compute-optimal allocation: columns ``loss``
+        (the target), ``flops`` (+inf where unreachable, e.g. at or below E), ``params``, ``tokens``,
+        ``tokens_per_param`` (NaN for laws in compute alone), ``flops_low``/``flops_high`` when bootstrapped."""
+        targets = np.atleast_1d(np.asarray(target_loss, dtype=float)).ravel()
+        if np.any(~(targets > 0)):
+            raise FitError("compute_for_loss needs positive, finite target losses")
+        log_c = log_flops_for_loss(self.form, self.theta, targets)[0]
+        frame = pd.DataFrame({"loss": targets, "flops": np.exp(log_c)})
+        frame["params"] = frame["tokens"] = frame["tokens_per_param"] = np.nan
+        finite = np.isfinite(log_c)
+        if self.form.has_frontier and finite.any():
+            log_n, log_d, _ = optimal_log(self.form, self.theta, log_c[finite])
+            frame.loc[finite, "params"] = np.exp(log_n[0])
+            frame.loc[finite, "tokens"] = np.exp(log_d[0])
+            frame.loc[finite, "tokens_per_param"] = np.exp(log_d[0] - log_n[0])
+        if self.bootstrap_thetas is not None and len(self.bootstrap_thetas):
+            low, high = _percentiles(
+                np.exp(log_flops_for_loss(self.form, self.bootstrap_thetas, targets)), self.confidence
+            )
+            frame["flops_low"], frame["flops_high"] = low, high
+        return frame
+
+    # --- output -------------------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        """JSON-safe dict: ``law``, ``params``, ``a``, ``b``, ``objective``, ``n_points``, ``ci``,
+        ``backtest`` and fit diagnostics. NaN/inf are written as null."""
+        return {
+            "law": self.law,
+            "formula": self.form.formula,
+            "params": {k: json_float(v) for k, v in self.params.items()},
+            "a": json_float(self.a),
+            "b": json_float(self.b),
+            "objective": json_float(self.objective),
+            "n_points": int(self.n_points),
+            "ci": {k: [json_float(lo), json_float(hi)] for k, (lo, hi) in self.intervals.items()},
+            "confidence": float(self.confidence),
+            "n_bootstrap": 0 if self.bootstrap_thetas is None else int(len(self.bootstrap_thetas)),
+            "backtest": None if self.backtest is None else self.backtest.summary(),
+            "success": bool(self.success),
+            "message": self.message,
+            "n_starts": int(self.n_starts),
+            "n_refined": int(self.n_refined),
+            "n_at_best": int(self.n_at_best),
+            "on_bound": list(self.on_bound),
+            "huber_delta": float(self.huber_delta),
+            "source": self.source,
+            **({"citation": self.metadata["citation"]} if "citation" in self.metadata else {}),
+        }
+
+    def report(self) -> str:
+        """A short human-readable account of the fit."""
+        lines = [f"law: {self.law}   {self.form.formula}"]
+        if self.source:
+            lines.append(f"source: {self.source}")
+        pct = f"{100 * self.confidence:g}%"
+        names = [*self.params, *(["a", "b"] if self.a is not None else [])]
+        values = {**self.params, "a": self.a, "b": self.b}
+        for name in names:
+            text = f"  {name:>8} = {values[name]:.6g}"
+            if name in self.intervals:
+                lo, hi = self.intervals[name]
+                text += f"   [{lo:.6g}, {hi:.6g}] ({pct})"
+            lines.append(text)
+        if self.n_points:
+            lines.append(
+                f"points: {self.n_points}   objective (Huber, delta={self.huber_delta:g}): {self.objective:.6g}"
+            )
+            lines.append(
+                f"starts: {self.n_starts} screened, {self.n_refined} refined, {self.n_at_best} reached the best objective"
+            )
+            lines.append(f"converged: {'yes' if self.success else 'NO'} ({self.message})")
+        if self.on_bound:
+            lines.append(
+                f"warning: optimum on a bound for {', '.join(self.on_bound)}; widen bounds or distrust it"
+            )
+        if self.bootstrap_thetas is not None:
+            lines.append(f"bootstrap: {len(self.bootstrap_thetas)} resamples over runs")
+        if self.backtest is not None:
+            bt = self.backtest
+            lines.append(
+                f"backtest: fit on {bt.n_train} runs below {bt.below_flops:.3g} FLOPs, predicted {bt.n_test} larger: "
+                f"MAPE {100 * bt.mape:.2f}%"
+            )
+        if "citation" in self.metadata:
+            lines.append(f"citation: {self.metadata['citation']}")
+        return "\n".join(lines)
