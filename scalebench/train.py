@@ -33,9 +33,13 @@ class Sink(Protocol):
     def add_steps(self, run_id: str, rows: list[dict[str, Any]]) -> None: ...
     def add_event(self, run_id: str | None, kind: str, message: str) -> None: ...
     def truncate_steps(self, run_id: str, after_step: int = -1) -> None: ...
+    def add_telemetry(self, run_id: str, samples: list[dict[str, Any]]) -> None: ...
 
 
 class _NullSink:
+    def add_telemetry(self, run_id: str, samples: list[dict[str, Any]]) -> None:
+        pass
+
     def truncate_steps(self, run_id: str, after_step: int = -1) -> None:
         pass
 
@@ -138,8 +142,39 @@ def _autocast(precision: str, device_type: str):
 fault_hook: Callable[[int, int], None] | None = None
 
 
-def train(run_spec: RunSpec, *, corpus=None, sink: Sink | None = None, run_dir: str | Path | None = None,
-          instruments_factory: Callable[..., Any] | None = None) -> RunRecord:
+def _matmul_dtype(precision: str, device_type: str) -> str:
+    """The dtype whose peak MFU is measured against."""
+    import torch
+
+    if precision in ("bf16", "fp16"):
+        return precision
+    if device_type == "cuda" and torch.backends.cuda.matmul.allow_tf32:
+        return "tf32"
+    return "fp32"
+
+
+def _instruments(spec: RunSpec, model, device, precision: str, micro: int, run_path: Path):
+    """The profiling bundle of issue 3 (timer, NVML sampler, profiler window, memory), or None."""
+    prof = spec.profiling
+    if not prof.enabled:
+        return None
+    from scalebench.profiling.flops import count_gpt_flops_per_token
+    from scalebench.profiling.instruments import Instruments
+
+    window = prof.profiler_wait + prof.profiler_warmup + prof.profiler_active
+    # auto: always on GPU; on CPU only when the window is a small part of the run
+    profile = prof.profiler == "on" or (prof.profiler == "auto" and (device.type == "cuda" or spec.steps >= 5 * window))
+    inst = Instruments(run_dir=run_path, device=device, warmup_steps=prof.warmup_steps, profile=profile,
+                       profiler_schedule=(prof.profiler_wait, prof.profiler_warmup, prof.profiler_active),
+                       telemetry=True, telemetry_interval_s=prof.telemetry_interval_s,
+                       flops_per_token=spec.flops_per_token, dtype=_matmul_dtype(precision, device.type),
+                       micro_batch=micro)
+    if prof.count_flops:
+        inst.record_counted_flops(count_gpt_flops_per_token(model, 1, spec.train.seq_len, str(device)))
+    return inst
+
+
+def train(run_spec: RunSpec, *, corpus=None, sink: Sink | None = None, run_dir: str | Path | None = None) -> RunRecord:
     """Train one run to its token budget and return its record.
 
     Raises ``DeviceError`` when it runs out of memory at micro-batch 1. A non-finite or exploding loss
@@ -188,10 +223,14 @@ def train(run_spec: RunSpec, *, corpus=None, sink: Sink | None = None, run_dir: 
                                      and spec.steps - start_step >= COMPILE_MIN_STEPS)
     step_model = torch.compile(model) if compiled else model
 
-    instruments = instruments_factory(spec=spec, model=model, device_type=device_type, precision=precision,
-                                      run_dir=run_path) if instruments_factory else None
+    instruments = _instruments(spec, model, device, precision, micro, run_path)
+    excluded = instruments.excluded if instruments is not None else contextlib.nullcontext
 
     def evaluate() -> float:
+        with excluded():
+            return _evaluate()
+
+    def _evaluate() -> float:
         model.eval()
         total, n = 0.0, 0
         with torch.no_grad(), _autocast(precision, device_type):
@@ -241,70 +280,77 @@ def train(run_spec: RunSpec, *, corpus=None, sink: Sink | None = None, run_dir: 
 
     model.train()
     step = start_step
-    while step < spec.steps:
-        lr = _lr_at(step, spec.steps, spec)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        ts = time.perf_counter()
-        try:
-            loss_sum = torch.zeros((), device=device)
-            for m in range(accum):
-                if fault_hook is not None:
-                    fault_hook(step, micro)
-                if instruments is not None:
-                    with instruments.data_wait():
-                        x, y = data.batch(t.seed, step, m, micro, t.seq_len)
-                else:
-                    x, y = data.batch(t.seed, step, m, micro, t.seq_len)
-                xb = torch.from_numpy(x).to(device, non_blocking=True)
-                yb = torch.from_numpy(y).to(device, non_blocking=True)
-                with _autocast(precision, device_type):
-                    _, loss = step_model(xb, yb)
-                loss = loss / accum
-                (scaler.scale(loss) if scaler else loss).backward()
-                loss_sum += loss.detach()
-            if scaler:
-                scaler.unscale_(opt)
-            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip) if t.grad_clip else None
-            if scaler:
-                scaler.step(opt)
-                scaler.update()
-            else:
-                opt.step()
-            opt.zero_grad(set_to_none=True)
-        except Exception as exc:  # noqa: BLE001 - only OOM is handled; everything else re-raised
-            if not _is_oom(exc):
-                raise
-            opt.zero_grad(set_to_none=True)
-            del exc
-            if device_type == "cuda":
-                torch.cuda.empty_cache()
-            if micro == 1:
-                raise DeviceError(
-                    f"run {spec.run_id}: out of memory at micro-batch 1 (step {step}); the model does not fit "
-                    f"this device at seq_len {t.seq_len}: use a smaller size or a larger GPU") from None
-            micro, accum, backoffs = micro // 2, accum * 2, backoffs + 1
-            sink.add_event(spec.run_id, "oom-backoff",
-                           f"out of memory at step {step}: micro-batch halved to {micro}, accumulation {accum}")
-            continue
-        dt = time.perf_counter() - ts
-        step_times.append(dt)
+    with contextlib.ExitStack() as stack:
         if instruments is not None:
-            instruments.on_step(t.batch_tokens)
-        pending.append((step, loss_sum, lr, dt, gnorm))
-        step += 1
-        do_eval = step % spec.eval.interval_steps == 0 or step == spec.steps
-        if do_eval or len(pending) >= _FLUSH_STEPS:
-            reason = flush(evaluate() if do_eval else None)
-            if reason:
-                status = "diverged"
-                break
-            if t.checkpoint_interval_s and time.monotonic() - last_ckpt > t.checkpoint_interval_s and step < spec.steps:
-                save_checkpoint(step)
-                last_ckpt = time.monotonic()
+            stack.enter_context(instruments)  # an exception stops the sampler and profiler, records nothing
+        while step < spec.steps:
+            lr = _lr_at(step, spec.steps, spec)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            ts = time.perf_counter()
+            try:
+                loss_sum = torch.zeros((), device=device)
+                for m in range(accum):
+                    if fault_hook is not None:
+                        fault_hook(step, micro)
+                    if instruments is not None:
+                        with instruments.data_wait():
+                            x, y = data.batch(t.seed, step, m, micro, t.seq_len)
+                    else:
+                        x, y = data.batch(t.seed, step, m, micro, t.seq_len)
+                    xb = torch.from_numpy(x).to(device, non_blocking=True)
+                    yb = torch.from_numpy(y).to(device, non_blocking=True)
+                    with _autocast(precision, device_type):
+                        _, loss = step_model(xb, yb)
+                    loss = loss / accum
+                    (scaler.scale(loss) if scaler else loss).backward()
+                    loss_sum += loss.detach()
+                if scaler:
+                    scaler.unscale_(opt)
+                gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip) if t.grad_clip else None
+                if scaler:
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    opt.step()
+                opt.zero_grad(set_to_none=True)
+            except Exception as exc:  # noqa: BLE001 - only OOM is handled; everything else re-raised
+                if not _is_oom(exc):
+                    raise
+                opt.zero_grad(set_to_none=True)
+                del exc
+                if device_type == "cuda":
+                    torch.cuda.empty_cache()
+                if micro == 1:
+                    raise DeviceError(
+                        f"run {spec.run_id}: out of memory at micro-batch 1 (step {step}); the model does not fit "
+                        f"this device at seq_len {t.seq_len}: use a smaller size or a larger GPU") from None
+                micro, accum, backoffs = micro // 2, accum * 2, backoffs + 1
+                sink.add_event(spec.run_id, "oom-backoff",
+                               f"out of memory at step {step}: micro-batch halved to {micro}, accumulation {accum}")
+                continue
+            dt = time.perf_counter() - ts
+            step_times.append(dt)
+            if instruments is not None:
+                instruments.on_step(tokens=t.batch_tokens, samples=t.batch_seqs)
+            pending.append((step, loss_sum, lr, dt, gnorm))
+            step += 1
+            do_eval = step % spec.eval.interval_steps == 0 or step == spec.steps
+            if do_eval or len(pending) >= _FLUSH_STEPS:
+                reason = flush(evaluate() if do_eval else None)
+                if reason:
+                    status = "diverged"
+                    break
+                if t.checkpoint_interval_s and time.monotonic() - last_ckpt > t.checkpoint_interval_s and step < spec.steps:
+                    save_checkpoint(step)
+                    last_ckpt = time.monotonic()
+
 
     wall = time.perf_counter() - t0 + trained_s
-    extra: dict[str, Any] = instruments.finish() if instruments is not None else {}
+    extra: dict[str, Any] = {}
+    if instruments is not None:
+        extra = instruments.finish()
+        sink.add_telemetry(spec.run_id, instruments.telemetry_samples)
     measured = sorted(step_times[min(len(step_times) - 1, max(1, spec.profiling.warmup_steps)):]) or step_times
     median_step = measured[len(measured) // 2] if measured else None
     final_eval = evaluate() if status == "done" else None

@@ -24,6 +24,9 @@ class Collect:
     def add_event(self, run_id, kind, message):
         self.events.append((kind, message))
 
+    def add_telemetry(self, run_id, samples):
+        self.telemetry = samples
+
     def truncate_steps(self, run_id, after_step=-1):
         self.steps = [r for r in self.steps if r["step"] <= after_step]
 

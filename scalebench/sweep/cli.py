@@ -98,7 +98,7 @@ def cmd_validate(args) -> int:
 
 
 STATUS_COLUMNS = ("run_id", "status", "params", "tokens", "flops", "eval_loss", "tokens_per_s", "mfu",
-                  "peak_mem_bytes", "energy_j", "bottleneck", "wall_time_s")
+                  "memory", "energy_j", "bottleneck", "wall_time_s")
 
 
 def cmd_status(args) -> int:
@@ -112,8 +112,13 @@ def cmd_status(args) -> int:
         return 0
     counts = df["status"].value_counts().to_dict()
     print(f"{args.dir}: {len(df)} runs — " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    df["memory"] = [  # device memory on GPU; the worker's peak RSS on CPU
+        f"{m / 2**20:.1f} MiB" if pd.notna(m) else f"{r / 2**20:.0f} MiB RSS" if pd.notna(r) else "-"
+        for m, r in zip(df["peak_mem_bytes"], df["peak_rss_bytes"])
+    ]
+    if df["mfu"].isna().all() and df["mfu_measured_peak"].notna().any():
+        df["mfu"] = df["mfu_measured_peak"]  # no catalog peak (a CPU): against the calibrated peak
     show = df[list(STATUS_COLUMNS)].copy()
-    show["peak_mem_bytes"] = show["peak_mem_bytes"].map(lambda b: _fmt(b / 2**20, ".1f") + " MiB" if pd.notna(b) else "-")
     for col, spec in (("params", ".3g"), ("tokens", ".3g"), ("flops", ".3g"), ("eval_loss", ".4f"),
                       ("tokens_per_s", ".3g"), ("mfu", ".3f"), ("energy_j", ".3g"), ("wall_time_s", ".1f")):
         show[col] = show[col].map(lambda v, s=spec: _fmt(v, s))
