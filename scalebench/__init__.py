@@ -56,6 +56,8 @@ _LAZY = {
     "list_presets": "scalebench.laws",
     "get_law": "scalebench.laws",
     "register_law": "scalebench.laws",
+    "write_report": "scalebench.report",
+    "profile_config": "scalebench.profiling",
 }
 
 __all__ = [

@@ -151,7 +151,7 @@ class ResultStore:
         names = [d[0] for d in cur.description]
         rows = []
         for row in cur:
-            r = dict(zip(names, row))
+            r = dict(zip(names, row, strict=False))
             r["spec"] = json.loads(r["spec"])
             r["record"] = json.loads(r["record"]) if r["record"] else None
             rows.append(r)

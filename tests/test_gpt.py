@@ -52,3 +52,9 @@ def test_flavours_span_debug_to_1_3b():
     sizes = {name: params(FAMILY.shape_from_flavour(name, vocab_size=256, seq_len=1024)) for name in FLAVOURS}
     assert sizes["debug"] < 1e6 < 1.2e9 < sizes["1.3b"] < 1.5e9
     assert list(sizes.values()) == sorted(sizes.values())
+
+
+def test_causal_half_option_halves_only_the_attention_term():
+    shape = FAMILY.shape_from_flavour("100k", vocab_size=256, seq_len=128)
+    full, half = flops_per_token(shape), flops_per_token(shape, causal_half=True)
+    assert full - half == 6 * shape.n_layer * shape.seq_len * shape.d_model

@@ -106,3 +106,23 @@ def test_status_and_export(write_sweep, tmp_path, capsys):
     assert len(pd.read_parquet(tmp_path / "s.parquet")) == 32
     assert main(["export", str(out), "--out", str(tmp_path / "r.xlsx")]) == 2
     assert main(["status", str(tmp_path / "nowhere")]) == 1
+
+
+def test_ctrl_c_leaves_the_store_consistent_and_the_sweep_resumable(write_sweep, tmp_path):
+    spec = write_sweep(tokens="[49152]", workers=2)
+    out = tmp_path / "sweep"
+    proc = subprocess.Popen([sys.executable, "-m", "scalebench.cli", "run", str(spec), "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # interrupt once both runs have recorded steps
+        time.sleep(0.3)
+        if (out / "scalebench.sqlite").exists() and len(load_steps(out)["run_id"].unique()) == 2:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and b"interrupted" in err
+    rows = _store_rows(out)
+    assert {r["status"] for r in rows.values()} == {"pending"}  # nothing left "running"
+    assert run_sweep(spec, out).counts == {"done": 2}
+    steps = load_steps(out)
+    assert steps.groupby("run_id")["step"].apply(list).map(lambda s: s == list(range(96))).all()

@@ -114,8 +114,10 @@ def matmul_params(s: GPTShape) -> int:
     return params(s) - s.n_layer * 4 * s.d_model - 2 * s.d_model
 
 
-def flops_per_token(s: GPTShape) -> float:
-    return 6.0 * matmul_params(s) + 12.0 * s.n_layer * s.seq_len * s.d_model
+def flops_per_token(s: GPTShape, *, causal_half: bool = False) -> float:
+    """Model FLOPs per training token; ``causal_half`` counts only the unmasked half of attention."""
+    attention = 12.0 * s.n_layer * s.seq_len * s.d_model
+    return 6.0 * matmul_params(s) + (attention / 2 if causal_half else attention)
 
 
 def shape_for_params(target_params: float, **context: Any) -> GPTShape:

@@ -114,7 +114,7 @@ def cmd_status(args) -> int:
     print(f"{args.dir}: {len(df)} runs — " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     df["memory"] = [  # device memory on GPU; the worker's peak RSS on CPU
         f"{m / 2**20:.1f} MiB" if pd.notna(m) else f"{r / 2**20:.0f} MiB RSS" if pd.notna(r) else "-"
-        for m, r in zip(df["peak_mem_bytes"], df["peak_rss_bytes"])
+        for m, r in zip(df["peak_mem_bytes"], df["peak_rss_bytes"], strict=False)
     ]
     if df["mfu"].isna().all() and df["mfu_measured_peak"].notna().any():
         df["mfu"] = df["mfu_measured_peak"]  # no catalog peak (a CPU): against the calibrated peak

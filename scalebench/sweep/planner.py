@@ -66,7 +66,7 @@ def plan_runs(spec: SweepSpec, *, corpus=None, sweep_dir: str | Path | None = No
     context = {"vocab_size": corpus.vocab_size, "seq_len": t.seq_len, "tie_embeddings": spec.model.tie_embeddings}
     ladder = []
     m = spec.model
-    for i, name in enumerate(m.sizes):
+    for name in m.sizes:
         ladder.append((name, family.shape_from_flavour(name, **context)))
     for i, shape in enumerate(m.shapes):
         try:

@@ -1,0 +1,38 @@
+"""`scalebench report DIR [--out FILE] [--open]`: write the sweep's self-contained HTML report."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "report",
+        help="write a sweep's HTML report (one self-contained file)",
+        description="Fit, analyse and plot a sweep and write one self-contained HTML page (inline CSS and "
+        "figures, no scripts, no network requests): DIR/index.html unless --out is given.",
+    )
+    p.add_argument("sweep_dir", metavar="DIR", help="the sweep folder (holds scalebench.sqlite)")
+    p.add_argument("--out", default=None, metavar="FILE", help="where to write the page (default DIR/index.html)")
+    p.add_argument("--open", action="store_true", help="open the page in the default web browser")
+    p.add_argument("--law", default="chinchilla", help="law to fit (default: chinchilla)")
+    p.add_argument("--bootstrap", type=int, default=100, metavar="N",
+                   help="bootstrap resamples for intervals (default 100, time-boxed by --bootstrap-time)")
+    p.add_argument("--bootstrap-time", type=float, default=4.0, metavar="S",
+                   help="seconds the bootstrap may take at most (default 4)")
+    p.add_argument("--gpu", default=None, help="catalog GPU for the plan (default: the sweep's GPU, else H100-SXM)")
+    p.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    import webbrowser
+
+    from scalebench.report import ReportOptions, write_report
+
+    options = ReportOptions(law=args.law, bootstrap=args.bootstrap, bootstrap_time_s=args.bootstrap_time,
+                            plan_gpu=args.gpu)
+    path = write_report(args.sweep_dir, args.out, options=options)
+    print(f"report written to {path}")
+    if args.open:
+        webbrowser.open(path.resolve().as_uri())
+    return 0

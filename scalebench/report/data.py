@@ -1,0 +1,441 @@
+"""Everything the report shows, computed from a sweep's store: one `ReportData` value, no drawing.
+
+Optional parts (the fit, isoFLOP analyses, the backtest, bottlenecks, the plan) are computed
+independently; one that cannot be computed leaves ``None`` and a reason in ``ReportData.missing`` under
+its section key, so the page says what is missing and why instead of failing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scalebench.errors import ConfigError, FitError, ScalebenchError
+
+__all__ = ["ReportData", "ReportOptions", "Spend", "build_report_data"]
+
+# Errors an optional component may raise on data it cannot use; anything else is a bug and propagates.
+_EXPECTED = (ScalebenchError, ValueError, KeyError, ImportError, np.linalg.LinAlgError)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportOptions:
+    """How much work the report does. ``bootstrap`` resamples are drawn in chunks until ``bootstrap_time_s``
+    is spent; ``scale_factors`` multiply the sweep's largest compute for the headline predictions and
+    ``plan_factors`` for the plan; ``plan_gpu`` is a catalog name (default: the sweep's GPU, else H100-SXM)."""
+
+    law: str = "chinchilla"
+    bootstrap: int = 100
+    bootstrap_time_s: float = 4.0
+    n_refine: int = 8
+    confidence: float = 0.95
+    seed: int = 0
+    scale_factors: tuple[float, ...] = (10.0, 100.0)
+    plan_factors: tuple[float, ...] = (10.0, 100.0, 1000.0)
+    plan_gpu: str | None = None
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.bootstrap, int) and self.bootstrap >= 0):
+            raise ConfigError(f"ReportOptions.bootstrap must be a non-negative integer, not {self.bootstrap!r}")
+        if not self.bootstrap_time_s >= 0:
+            raise ConfigError(f"ReportOptions.bootstrap_time_s must be >= 0 seconds, not {self.bootstrap_time_s!r}")
+        if not (isinstance(self.n_refine, int) and self.n_refine >= 1):
+            raise ConfigError(f"ReportOptions.n_refine must be a positive integer, not {self.n_refine!r}")
+        if not 0 < self.confidence < 1:
+            raise ConfigError(f"ReportOptions.confidence must be in (0, 1), not {self.confidence!r}")
+        for name in ("scale_factors", "plan_factors"):
+            if any(not (f > 0 and math.isfinite(f)) for f in getattr(self, name)):
+                raise ConfigError(f"ReportOptions.{name} must hold positive numbers, not {getattr(self, name)!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Spend:
+    """What the sweep itself used."""
+
+    n_runs: int
+    by_status: dict[str, int]
+    device_kind: str  # "GPU" or "CPU"
+    device_hours: float
+    energy_kwh: float | None  # None when no run measured energy
+    flops: float  # analytic training FLOPs of the finished runs
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class ReportData:
+    sweep_dir: Path
+    name: str
+    notes: str
+    options: ReportOptions
+    meta: dict[str, Any]
+    results: pd.DataFrame  # load_results + memory_model_bytes
+    steps: pd.DataFrame
+    telemetry: pd.DataFrame
+    events: pd.DataFrame
+    spend: Spend
+    loss_col: str  # the loss that was fitted (eval_loss, else train_loss)
+    fit: Any = None  # scalebench.laws.FitResult
+    n_bootstrap: int = 0
+    predictions: pd.DataFrame | None = None  # compute_optimal at scale_factors x the largest compute
+    frontier: pd.DataFrame | None = None  # compute_optimal on a grid, for the figures
+    backtest: Any = None  # scalebench.laws.BacktestResult
+    isoflop: Any = None  # IsoFlopResult of Approach 2 (or None)
+    approach1: Any = None  # IsoFlopResult of Approach 1 from the training curves (or None)
+    isoflop_slices: pd.DataFrame | None = None  # level, params, loss, run_id
+    isoflop_minima: pd.DataFrame | None = None  # level, params, loss
+    isoflop_source: str = ""  # "runs" (isoFLOP budgets) or "curves" (slices through training curves)
+    bottlenecks: pd.DataFrame | None = None  # one row per run with a verdict
+    kernel_time: pd.DataFrame | None = None  # run_id, params, category, seconds
+    calibration: Any = None  # scalebench.planning.Calibration
+    plan: pd.DataFrame | None = None  # estimator rows for the plan targets
+    plan_gpu: str | None = None
+    missing: dict[str, str] = field(default_factory=dict)  # section key -> why it is not shown
+    notes_fit: tuple[str, ...] = ()  # warnings from the analyses, shown with the fit
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def done(self) -> pd.DataFrame:
+        return self.results[self.results["status"] == "done"]
+
+    @property
+    def max_flops(self) -> float | None:
+        f = pd.to_numeric(self.done["flops"], errors="coerce").dropna()
+        return float(f.max()) if len(f) else None
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text if isinstance(exc, ScalebenchError) else f"{type(exc).__name__}: {text}"
+
+
+def _spend(results: pd.DataFrame) -> Spend:
+    gpu = results["device"].astype(str).str.contains("cuda|nvidia|gpu|h100|a100|h200", case=False, na=False)
+    kind = "GPU" if gpu.any() else "CPU"
+    wall = pd.to_numeric(results["wall_time_s"], errors="coerce").fillna(0.0)
+    energy = pd.to_numeric(results["energy_j"], errors="coerce")
+    done = results["status"] == "done"
+    return Spend(
+        n_runs=len(results),
+        by_status={str(k): int(v) for k, v in results["status"].value_counts().items()},
+        device_kind=kind,
+        device_hours=float(wall.sum() / 3600.0),
+        energy_kwh=float(energy.sum() / 3.6e6) if energy.notna().any() else None,
+        flops=float(pd.to_numeric(results.loc[done, "flops"], errors="coerce").sum()),
+    )
+
+
+def _fit_frame(results: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    done = results[results["status"] == "done"]
+    loss_col = "eval_loss" if pd.to_numeric(done["eval_loss"], errors="coerce").notna().all() else "train_loss"
+    frame = done[["run_id", "params", "tokens", "flops", loss_col]].rename(columns={loss_col: "loss"})
+    frame = frame.apply(lambda s: pd.to_numeric(s, errors="coerce") if s.name != "run_id" else s)
+    return frame.dropna().reset_index(drop=True), loss_col
+
+
+def _bootstrap(result: Any, frame: pd.DataFrame, opts: ReportOptions) -> tuple[Any, int]:
+    """Percentile intervals from resamples over runs, drawn in chunks until the count or the time is spent.
+    Each refit warm-starts from the full-data optimum (as ``scalebench.laws`` does)."""
+    from scalebench.laws.bootstrap import bootstrap_thetas, intervals
+
+    form = result.form
+    logx = np.log(frame[list(form.variables)].to_numpy(dtype=float).T)
+    logy = np.log(frame["loss"].to_numpy(dtype=float))
+    chunks: list[np.ndarray] = []
+    done, start = 0, time.perf_counter()
+    while done < opts.bootstrap and (done == 0 or time.perf_counter() - start < opts.bootstrap_time_s):
+        n = min(5, opts.bootstrap - done)
+        chunks.append(bootstrap_thetas(form, logx, logy, frame["run_id"].to_numpy(), starts=result.theta[None],
+                                       n_resamples=n, seed=opts.seed + done, delta=result.huber_delta))
+        done += n
+    thetas = np.vstack(chunks)
+    cis = dict(intervals(form, thetas, opts.confidence))
+    return dataclasses.replace(result, bootstrap_thetas=thetas, intervals=cis, confidence=opts.confidence), done
+
+
+def _backtest(frame: pd.DataFrame, law: str, n_params: int, opts: ReportOptions) -> Any:
+    """Fit on the smaller-compute runs (at least P+1 of them, about three quarters), predict the rest."""
+    from scalebench.laws import backtest
+
+    flops = np.sort(frame["flops"].to_numpy())
+    n_train = max(n_params + 1, math.ceil(0.75 * len(flops)))
+    if n_train >= len(flops):
+        raise FitError(f"a backtest needs more than {n_params + 1} runs (the law's parameters + 1) so that some "
+                       f"are left to predict; this sweep has {len(flops)} finished runs")
+    threshold = float(flops[n_train])
+    if (flops < threshold).sum() < n_params + 1:
+        raise FitError("a backtest needs distinct compute levels: too few runs below the largest budget")
+    return backtest(frame, law, threshold, n_refine=opts.n_refine)
+
+
+def _smoothed_curves(steps: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+    """Training curves of finished runs with params and compute so far (flops = 6·N·D), loss smoothed."""
+    done = results[results["status"] == "done"][["run_id", "params"]]
+    curves = steps.merge(done, on="run_id")
+    curves = curves[(curves["tokens"] > 0) & curves["loss"].notna()].sort_values(["run_id", "step"])
+    curves["loss"] = curves.groupby("run_id")["loss"].transform(lambda s: s.rolling(9, min_periods=1).median())
+    curves["flops"] = 6.0 * curves["params"] * curves["tokens"]
+    return curves[["run_id", "params", "tokens", "flops", "loss"]].reset_index(drop=True)
+
+
+def _parabola_minima(slices: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for level, g in slices.groupby("level"):
+        if g["params"].nunique() < 3:
+            continue
+        x = np.log(g["params"].to_numpy(float))
+        c2, c1, c0 = np.polyfit(x, g["loss"].to_numpy(float), 2)
+        if c2 > 0 and x.min() <= -c1 / (2 * c2) <= x.max():
+            rows.append({"level": level, "params": math.exp(-c1 / (2 * c2)), "loss": c0 - c1 * c1 / (4 * c2),
+                         "c0": c0, "c1": c1, "c2": c2})
+    return pd.DataFrame(rows, columns=["level", "params", "loss", "c0", "c1", "c2"])
+
+
+def _curve_slices(curves: pd.DataFrame, n_levels: int = 5) -> pd.DataFrame:
+    """IsoFLOP slices through the training curves: each run's loss interpolated at a few compute levels."""
+    spans = curves.groupby("run_id")["flops"].agg(["min", "max"])
+    lo, hi = np.log(spans["min"].max()), np.log(spans["max"].max())
+    rows = []
+    for level in np.exp(np.linspace(lo, hi, n_levels + 2)[1:-1]):
+        for run_id, g in curves.groupby("run_id"):
+            f = g["flops"].to_numpy()
+            if f[0] <= level <= f[-1]:
+                loss = float(np.exp(np.interp(np.log(level), np.log(f), np.log(g["loss"].to_numpy()))))
+                rows.append({"level": float(level), "params": float(g["params"].iloc[0]), "loss": loss,
+                             "run_id": run_id})
+    out = pd.DataFrame(rows, columns=["level", "params", "loss", "run_id"])
+    # Runs of one size with different schedule lengths: keep the lower loss (the envelope) per size and level.
+    return out.sort_values("loss").drop_duplicates(["level", "params"]).sort_values(["level", "params"])
+
+
+def _bottlenecks(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    if "bottleneck_detail" not in results or results["bottleneck"].isna().all():
+        raise FitError("no run recorded a bottleneck verdict (the profiler window did not run: enable "
+                       "[profiling] and rerun, or this sweep predates profiling)")
+    rows, kernel = [], []
+    for _, r in results.sort_values("params").iterrows():
+        raw = r.get("bottleneck_detail")
+        detail = json.loads(raw) if isinstance(raw, str) and raw else {}
+        ev = detail.get("evidence") or {}
+        if not detail and not isinstance(r.get("bottleneck"), str):
+            continue
+        rows.append({
+            "run_id": r["run_id"], "size": r["size"], "params": r["params"],
+            "verdict": r.get("bottleneck") or detail.get("bottleneck") or "none",
+            "rule": detail.get("rule", ""), "recommendation": detail.get("recommendation", ""),
+            "also": ", ".join(detail.get("also") or []),
+            **{k: ev.get(k) for k in ("mfu", "idle_share", "median_kernel_us", "compute_share", "memory_share",
+                                      "data_wait_share", "comm_share")},
+        })
+        for cat, sec in (ev.get("time_by_category_s") or {}).items():
+            if sec:
+                kernel.append({"run_id": r["run_id"], "params": r["params"], "category": cat, "seconds": float(sec)})
+        window, busy = ev.get("window_s"), ev.get("busy_s")
+        if kernel and kernel[-1]["run_id"] == r["run_id"] and window and busy is not None and window > busy:
+            kernel.append({"run_id": r["run_id"], "params": r["params"], "category": "idle",
+                           "seconds": float(window - busy)})
+    return pd.DataFrame(rows), (pd.DataFrame(kernel) if kernel else None)
+
+
+def _memory_model(results: pd.DataFrame) -> pd.Series:
+    """The estimator's allocated bytes per run (weights + gradients + optimizer + activations, one device)."""
+    from scalebench.planning import estimate
+
+    need = ["n_layer", "d_model", "n_head", "seq_len", "micro_batch"]
+    rows = results.dropna(subset=need)
+    if rows.empty:
+        return pd.Series(np.nan, index=results.index)
+    prec = rows["precision"].where(rows["precision"].isin(["fp32", "tf32", "bf16", "fp16", "fp8"]), "bf16")
+    est = estimate(pd.DataFrame({
+        "family": "gpt", **{k: rows[k].astype(int).to_numpy() for k in need}, "vocab_size": 256,
+        "precision": prec.to_numpy(), "gpu": "H100-SXM", "num_gpus": 1, "zero": 0, "checkpointing": "none",
+        "tokens": rows["tokens"].to_numpy(float),
+    }, index=rows.index))
+    parts = ["memory_weights_bytes", "memory_gradients_bytes", "memory_optimizer_bytes", "memory_activations_bytes"]
+    return est[parts].astype(float).sum(axis=1).reindex(results.index)
+
+
+def _plan_gpu(results: pd.DataFrame, wanted: str | None) -> tuple[str, bool]:
+    from scalebench.hardware.catalog import get_gpu, match_device_name
+
+    if wanted:
+        return get_gpu(wanted).name, False
+    for dev in results["device"].dropna().unique():
+        spec = match_device_name(str(dev))
+        if spec is not None:
+            return spec.name, True
+    return "H100-SXM", False
+
+
+def _plan(fit: Any, results: pd.DataFrame, max_flops: float, opts: ReportOptions) -> tuple[pd.DataFrame, str, Any]:
+    from scalebench.planning import calibrate, estimate
+
+    gpu, from_sweep = _plan_gpu(results, opts.plan_gpu)
+    calibration, mfu, note = None, 0.40, ""
+    if from_sweep:
+        calibration = calibrate(results)
+        mfu = calibration
+    else:
+        note = "default MFU 0.40, not calibrated: the sweep ran on no catalogued GPU"
+    flops = [max_flops * f for f in opts.plan_factors]
+    opt = fit.compute_optimal(flops)
+    est = estimate(params=opt["params"].to_numpy(), tokens=opt["tokens"].to_numpy(), gpu=gpu, mfu=mfu,
+                   precision="bf16", law=fit)
+    est.insert(0, "factor", list(opts.plan_factors))
+    if note:
+        est["notes"] = [f"{note}; {n}" if n else note for n in est["notes"]]
+    return est.reset_index(drop=True), gpu, calibration
+
+
+# ------------------------------------------------------------------------------------------ public
+def build_report_data(sweep_dir: str | Path, options: ReportOptions | None = None) -> ReportData:
+    """Load a sweep's store and compute everything the report shows (fits, analyses, plan)."""
+    from scalebench.store import load_events, load_meta, load_results, load_steps, load_telemetry
+
+    opts = options or ReportOptions()
+    sweep_dir = Path(sweep_dir)
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    results = load_results(sweep_dir)
+    steps, telemetry, events, meta = (load_steps(sweep_dir), load_telemetry(sweep_dir), load_events(sweep_dir),
+                                      load_meta(sweep_dir))
+    timings["load"] = time.perf_counter() - t
+    spec = meta.get("spec") or {}
+    name = str(meta.get("sweep_name") or spec.get("name") or sweep_dir.name)
+    missing: dict[str, str] = {}
+    notes: list[str] = []
+    out: dict[str, Any] = {}
+
+    try:
+        results = results.assign(memory_model_bytes=_memory_model(results))
+    except _EXPECTED as exc:
+        results = results.assign(memory_model_bytes=np.nan)
+        missing["memory_model"] = _reason(exc)
+
+    frame, loss_col = _fit_frame(results)
+    max_flops = float(frame["flops"].max()) if len(frame) else None
+
+    # The parametric law, its bootstrap and the compute-optimal frontier.
+    t = time.perf_counter()
+    try:
+        from scalebench.laws import fit as fit_law
+        from scalebench.laws import get_law
+
+        n_params = get_law(opts.law).n_params
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = fit_law(frame, opts.law, loss_col="loss", n_refine=opts.n_refine)
+        notes += [str(w.message) for w in caught]
+        if not result.success:
+            notes.append(f"the optimiser did not converge: {result.message}")
+        if result.on_bound:
+            notes.append(f"optimum on a bound for {', '.join(result.on_bound)}: distrust those parameters")
+        if len(frame) < 3 * n_params:
+            notes.append(f"{len(frame)} runs for a {n_params}-parameter law: the fit is barely determined and "
+                         "its intervals are wide; add sizes and budgets to narrow them")
+        if opts.bootstrap:
+            result, out["n_bootstrap"] = _bootstrap(result, frame, opts)
+        out["fit"] = result
+        if result.form.has_frontier:
+            out["predictions"] = result.compute_optimal([max_flops * f for f in opts.scale_factors]).assign(
+                factor=list(opts.scale_factors))
+            lo = float(frame["flops"].min()) / 3
+            grid = np.logspace(math.log10(lo), math.log10(max_flops * max(opts.scale_factors) * 1.5), 60)
+            out["frontier"] = result.compute_optimal(grid)
+    except _EXPECTED as exc:
+        missing["fit"] = _reason(exc)
+    timings["fit"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    if "fit" in out:
+        try:
+            out["backtest"] = _backtest(frame, opts.law, out["fit"].form.n_params, opts)
+        except _EXPECTED as exc:
+            missing["backtest"] = _reason(exc)
+    else:
+        missing["backtest"] = "no fitted law to backtest"
+    timings["backtest"] = time.perf_counter() - t
+
+    # IsoFLOP analyses: Approach 2 on isoFLOP budgets; else slices through the training curves.
+    t = time.perf_counter()
+    from scalebench.laws import isoflop_approach1, isoflop_approach2
+
+    curves = _smoothed_curves(steps, results) if len(steps) else pd.DataFrame()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            iso = isoflop_approach2(frame)
+            out["isoflop"], out["isoflop_source"] = iso, "runs"
+            labels = _budget_levels(frame)
+            out["isoflop_slices"] = frame.assign(level=labels)[["level", "params", "loss", "run_id"]]
+            prof = iso.profiles[iso.profiles["c2"] > 0] if iso.profiles is not None else pd.DataFrame()
+            out["isoflop_minima"] = iso.frontier.rename(columns={"flops": "level"}).merge(
+                prof[["flops", "c0", "c1", "c2"]].rename(columns={"flops": "level"}), on="level", how="left")
+        except _EXPECTED as exc:
+            reason = _reason(exc)
+            if len(curves) and curves["run_id"].nunique() >= 3:
+                out["isoflop_slices"] = _curve_slices(curves)
+                out["isoflop_minima"] = _parabola_minima(out["isoflop_slices"])
+                out["isoflop_source"] = "curves"
+                notes.append(f"isoFLOP Approach 2 not possible ({reason}); isoFLOP profiles are slices "
+                             "through the training curves instead (mid-schedule losses: read them as a guide)")
+            else:
+                missing["isoflop"] = reason
+        try:
+            if len(curves):
+                out["approach1"] = isoflop_approach1(curves)
+            else:
+                missing["approach1"] = "no training curves in the store"
+        except _EXPECTED as exc:
+            missing["approach1"] = _reason(exc)
+    timings["isoflop"] = time.perf_counter() - t
+
+    try:
+        out["bottlenecks"], out["kernel_time"] = _bottlenecks(results)
+        if out["kernel_time"] is None:
+            missing["kernel_time"] = "the verdicts carry no time by kernel category (no profiler trace)"
+    except _EXPECTED as exc:
+        missing["bottlenecks"] = _reason(exc)
+
+    t = time.perf_counter()
+    if "fit" in out and out["fit"].form.has_frontier:
+        try:
+            out["plan"], out["plan_gpu"], out["calibration"] = _plan(out["fit"], results, max_flops, opts)
+        except _EXPECTED as exc:
+            missing["plan"] = _reason(exc)
+    else:
+        missing["plan"] = "the plan needs a fitted law with a compute-optimal frontier: " + missing.get(
+            "fit", f"law {opts.law!r} has none")
+    timings["plan"] = time.perf_counter() - t
+    if telemetry.empty:
+        env = meta.get("env") or {}
+        missing["telemetry"] = "no GPU telemetry was recorded" + (
+            f" (NVML: {env['nvml_reason']})" if env.get("nvml_reason") else "")
+
+    return ReportData(
+        sweep_dir=sweep_dir, name=name, notes=str(spec.get("notes") or ""), options=opts, meta=meta,
+        results=results, steps=steps, telemetry=telemetry, events=events, spend=_spend(results),
+        loss_col=loss_col, missing=missing, notes_fit=tuple(dict.fromkeys(notes)), timings_s=timings, **out,
+    )
+
+
+def _budget_levels(frame: pd.DataFrame, rtol: float = 0.1) -> np.ndarray:
+    """Each run's isoFLOP budget: the median compute of its cluster (as ``isoflop_approach2`` clusters)."""
+    flops = frame["flops"].to_numpy(float)
+    order = np.argsort(flops)
+    labels = np.empty(flops.size, dtype=int)
+    label, start = -1, -np.inf
+    for i in order:
+        if flops[i] > start * (1.0 + rtol):
+            label, start = label + 1, flops[i]
+        labels[i] = label
+    medians = {lab: float(np.median(flops[labels == lab])) for lab in np.unique(labels)}
+    return np.array([medians[lab] for lab in labels])

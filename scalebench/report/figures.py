@@ -1,0 +1,444 @@
+"""The report's figures: matplotlib (object API, no pyplot state) + seaborn, rendered to inline SVG.
+
+Each ``fig_*`` function takes a `ReportData` and returns an SVG string, or raises `NoFigure` with the reason
+when the sweep lacks what the figure needs. Sizes are coloured with viridis (perceptually uniform and
+colour-blind safe) on a log scale; categories use seaborn's ``colorblind`` palette.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+
+from scalebench.report.data import ReportData
+
+__all__ = ["FIGURES", "NoFigure", "RenderedFigure", "render_figures"]
+
+CMAP = "viridis"
+GIB = 2.0**30
+_MAX_CURVE_POINTS = 300
+
+
+class NoFigure(Exception):
+    """The sweep lacks what a figure needs; the message says what."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenderedFigure:
+    key: str
+    title: str
+    caption: str
+    svg: str | None  # None when missing
+    missing: str | None = None
+
+
+def _style() -> dict:
+    import seaborn as sns
+
+    rc = dict(sns.axes_style("whitegrid"))
+    rc.update(sns.plotting_context("notebook", font_scale=0.85))
+    rc.update({"svg.fonttype": "none", "font.family": ["DejaVu Sans", "sans-serif"], "axes.titlesize": 11,
+               "axes.prop_cycle": mpl.cycler(color=sns.color_palette("colorblind"))})
+    return rc
+
+
+def _text(s: object) -> str:
+    """A label safe from mathtext: matplotlib treats $…$ as TeX."""
+    return str(s).replace("$", r"\$")
+
+
+def _svg(fig: Figure, key: str, title: str) -> str:
+    buf = io.StringIO()
+    with mpl.rc_context({"svg.hashsalt": f"sb-{key}"}):  # distinct ids per figure in one document
+        fig.savefig(buf, format="svg", bbox_inches="tight")
+    svg = buf.getvalue()
+    svg = svg[svg.index("<svg"):]
+    svg = re.sub(r"<metadata>.*?</metadata>", "", svg, count=1, flags=re.S)
+    label = title.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
+    return svg.replace("<svg ", f'<svg role="img" aria-label="{label}" class="fig" ', 1)
+
+
+def _size_norm(params: pd.Series) -> LogNorm:
+    p = pd.to_numeric(params, errors="coerce").dropna()
+    lo, hi = float(p.min()), float(p.max())
+    return LogNorm(lo / 1.01, hi * 1.01)
+
+
+def _colorbar(fig: Figure, ax, norm: LogNorm, label: str = "parameters N (non-embedding)") -> None:
+    sm = mpl.cm.ScalarMappable(norm=norm, cmap=CMAP)
+    fig.colorbar(sm, ax=ax, label=label, pad=0.01)
+
+
+def _done(data: ReportData, *cols: str) -> pd.DataFrame:
+    df = data.done.copy()
+    for c in cols:
+        df[c] = pd.to_numeric(df[c], errors="coerce")
+    return df.dropna(subset=list(cols)) if cols else df
+
+
+def _plain_y(ax) -> None:
+    """Loss axes on a log scale read better as 3.5, 4 than as 4×10⁰."""
+    fmt = mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+    ax.yaxis.set_major_formatter(fmt)
+    ax.yaxis.set_minor_formatter(fmt)
+    ax.tick_params(axis="y", which="minor", labelsize=7)
+
+
+def _legend(ax, **kw) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kw)
+
+
+def _band(ax, x, lo, hi, color, label=None) -> None:
+    ax.fill_between(x, lo, hi, color=color, alpha=0.2, linewidth=0, label=label)
+
+
+def _pct(data: ReportData) -> str:
+    return f"{100 * data.options.confidence:g}%"
+
+
+# ------------------------------------------------------------------------------------------ scaling
+def fig_loss_compute(data: ReportData, fig: Figure) -> None:
+    import seaborn as sns
+
+    df = _done(data, "flops", data.loss_col, "params")
+    if df.empty:
+        raise NoFigure("no finished run with a loss")
+    ax = fig.subplots()
+    norm = _size_norm(df["params"])
+    sns.scatterplot(data=df, x="flops", y=data.loss_col, hue="params", hue_norm=norm, palette=CMAP, ax=ax,
+                    legend=False, s=45, edgecolor="black", linewidth=0.4, zorder=3)
+    if data.frontier is not None:
+        f = data.frontier
+        ax.plot(f["flops"], f["loss"], color="black", lw=1.5, label="fitted compute-optimal frontier")
+        if "loss_low" in f:
+            _band(ax, f["flops"], f["loss_low"], f["loss_high"], "black", f"{_pct(data)} bootstrap band")
+    if data.predictions is not None:
+        p = data.predictions
+        yerr = None
+        if "loss_low" in p:
+            yerr = np.vstack([p["loss"] - p["loss_low"], p["loss_high"] - p["loss"]]).clip(min=0)
+        ax.errorbar(p["flops"], p["loss"], yerr=yerr, fmt="D", color=sns.color_palette("colorblind")[3],
+                    capsize=3, label="prediction at 10×/100× compute", zorder=4)
+    ax.set(xscale="log", yscale="log", xlabel="training compute C (FLOPs)",
+           ylabel=f"{data.loss_col.replace('_', ' ')} (nats/token)")
+    _plain_y(ax)
+    _legend(ax, loc="upper right", fontsize=8)
+    _colorbar(fig, ax, norm)
+
+
+def fig_isoflop(data: ReportData, fig: Figure) -> None:
+    import seaborn as sns
+
+    s = data.isoflop_slices
+    if s is None or s.empty:
+        raise NoFigure(data.missing.get("isoflop", "no isoFLOP profile could be formed"))
+    ax = fig.subplots()
+    levels = sorted(s["level"].unique())
+    colors = sns.color_palette("colorblind", len(levels))
+    minima = data.isoflop_minima if data.isoflop_minima is not None else pd.DataFrame(columns=["level"])
+    for level, color in zip(levels, colors, strict=True):
+        g = s[s["level"] == level].sort_values("params")
+        ax.plot(g["params"], g["loss"], "o", color=color, ms=5, label=f"C = {level:.2g} FLOPs",
+                ls="-" if data.isoflop_source == "curves" else "none", lw=0.8, alpha=0.9)
+        m = minima[np.isclose(minima["level"].astype(float), level, rtol=1e-6)]
+        if len(m) and pd.notna(m["c2"].iloc[0]):
+            x = np.geomspace(g["params"].min(), g["params"].max(), 80)
+            c0, c1, c2 = (float(m[k].iloc[0]) for k in ("c0", "c1", "c2"))
+            ax.plot(x, c0 + c1 * np.log(x) + c2 * np.log(x) ** 2, color=color, lw=1.2, ls="--")
+            ax.plot(m["params"], m["loss"], "*", color=color, ms=13, markeredgecolor="black", zorder=4)
+    ax.set(xscale="log", xlabel="parameters N (non-embedding)", ylabel="loss (nats/token)")
+    _legend(ax, fontsize=7, ncol=2 if len(levels) > 5 else 1)
+
+
+def _group_curve(fit, g: pd.DataFrame, along: str) -> tuple[np.ndarray, np.ndarray]:
+    """The fitted loss along a group of runs: ``along`` varies, the other variable follows the group's trend."""
+    other = "tokens" if along == "params" else "params"
+    x = np.log(g[along].to_numpy(float))
+    y = np.log(g[other].to_numpy(float))
+    slope, icpt = (np.polyfit(x, y, 1) if np.ptp(x) > 0 and len(g) > 1 else (0.0, float(y.mean())))
+    xs = np.linspace(x.min(), x.max(), 60)
+    kw = {along: np.exp(xs), other: np.exp(icpt + slope * xs)}
+    return np.exp(xs), np.asarray(fit.predict(**kw))
+
+
+def fig_loss_params_tokens(data: ReportData, fig: Figure) -> None:
+    import seaborn as sns
+
+    df = _done(data, "params", "tokens", data.loss_col)
+    if df.empty:
+        raise NoFigure("no finished run with a loss")
+    ax1, ax2 = fig.subplots(1, 2, sharey=True)
+    for ax, along, label in ((ax1, "params", "parameters N (non-embedding)"), (ax2, "tokens", "training tokens D")):
+        group = _grouping(df, along)
+        groups = list(df.groupby(group, sort=False)) if group else [("all runs", df)]
+        colors = sns.color_palette("colorblind", len(groups))
+        for (name, g), color in zip(groups, colors, strict=True):
+            g = g.sort_values(along)
+            ax.plot(g[along], g[data.loss_col], "o", color=color, ms=5, label=_text(name))
+            if data.fit is not None and len(g) > 1:
+                x, y = _group_curve(data.fit, g, along)
+                ax.plot(x, y, color=color, lw=1.2)
+        ax.set(xscale="log", yscale="log", xlabel=label)
+        _plain_y(ax)
+        if len(groups) <= 12:
+            _legend(ax, fontsize=7, title=f"by {group}" if group else None, title_fontsize=7)
+    ax1.set_ylabel("loss (nats/token)")
+
+
+def _grouping(df: pd.DataFrame, along: str) -> str | None:
+    """The label column whose groups vary ``along`` the most (budget or size), so each group is a curve."""
+    best, best_n = None, 1.0
+    for col in ("budget", "size"):
+        if df[col].notna().all():
+            n = float(df.groupby(col)[along].nunique().mean())
+            if n > best_n:
+                best, best_n = col, n
+    return best
+
+
+def fig_optimal(data: ReportData, fig: Figure) -> None:
+    import seaborn as sns
+
+    f = data.frontier
+    if f is None:
+        raise NoFigure(data.missing.get("fit", "no fitted law with a compute-optimal frontier"))
+    df = _done(data, "flops", "params", "tokens")
+    axes = fig.subplots(1, 2)
+    pal = sns.color_palette("colorblind")
+    for ax, col, label in ((axes[0], "params", "N_opt (parameters)"), (axes[1], "tokens", "D_opt (tokens)")):
+        ax.plot(f["flops"], f[col], color=pal[0], lw=1.8, label="parametric fit")
+        if f"{col}_low" in f:
+            _band(ax, f["flops"], f[f"{col}_low"], f[f"{col}_high"], pal[0], f"{_pct(data)} bootstrap band")
+        for res, marker, name, color in ((data.isoflop, "s", "isoFLOP minima (Approach 2)", pal[1]),
+                                         (data.approach1, "^", "curve envelope (Approach 1)", pal[2])):
+            if res is not None and len(res.frontier):
+                pts = res.frontier[res.frontier["flops"] >= df["flops"].min() / 3]  # not the warm-up region
+                ax.plot(pts["flops"], pts[col], marker, color=color, ms=6, label=name,
+                        markeredgecolor="black", markeredgewidth=0.4)
+        ax.plot(df["flops"], df[col], ".", color="grey", ms=5, alpha=0.6, label="runs in the sweep")
+        ax.set(xscale="log", yscale="log", xlabel="training compute C (FLOPs)", ylabel=label)
+    _legend(axes[0], fontsize=7)
+
+
+def fig_residuals(data: ReportData, fig: Figure) -> None:
+    fit = data.fit
+    if fit is None or fit.residuals is None:
+        raise NoFigure(data.missing.get("fit", "no fitted law"))
+    r = fit.residuals
+    bt = data.backtest
+    axes = fig.subplots(1, 2 if bt is not None else 1, squeeze=False)[0]
+    norm = _size_norm(r["params"])
+    ax = axes[0]
+    ax.axhline(0, color="black", lw=0.8)
+    ax.scatter(r["flops"], 100 * (np.exp(r["residual"]) - 1), c=r["params"], cmap=CMAP, norm=norm,
+               edgecolor="black", linewidth=0.4, s=40, zorder=3)
+    ax.set(xscale="log", xlabel="training compute C (FLOPs)", ylabel="fit − measured (% of loss)",
+           title="in-sample residuals")
+    if bt is not None:
+        ax = axes[1]
+        e = bt.errors
+        lo, hi = float(min(e["loss"].min(), e["predicted"].min())), float(max(e["loss"].max(), e["predicted"].max()))
+        pad = 0.02 * (hi - lo + 1e-9)
+        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="black", lw=0.8, ls="--", label="perfect")
+        ax.scatter(e["loss"], e["predicted"], c=e["params"], cmap=CMAP, norm=norm, edgecolor="black", s=45,
+                   linewidth=0.4, zorder=3, label=f"held-out runs (MAPE {100 * bt.mape:.2f}%)")
+        ax.set(xlabel="measured loss (nats/token)", ylabel="predicted loss (nats/token)",
+               title=f"backtest: fit below {bt.below_flops:.2g} FLOPs")
+        _legend(ax, fontsize=7)
+    _colorbar(fig, list(axes), norm)
+
+
+def _thin(g: pd.DataFrame, n: int = _MAX_CURVE_POINTS) -> pd.DataFrame:
+    if len(g) <= n:
+        return g
+    idx = np.unique(np.geomspace(1, len(g), n).astype(int) - 1)
+    return g.iloc[idx]
+
+
+def fig_curves(data: ReportData, fig: Figure) -> None:
+    steps = data.steps
+    if steps.empty:
+        raise NoFigure("no training curves in the store")
+    meta = data.results[["run_id", "params", "status"]]
+    s = steps.merge(meta, on="run_id")
+    s = s[(s["tokens"] > 0) & s["loss"].notna()]
+    if s.empty:
+        raise NoFigure("no training curves with a loss")
+    ax = fig.subplots()
+    norm = _size_norm(s["params"])
+    cmap = mpl.colormaps[CMAP]
+    for _run_id, g in s.groupby("run_id", sort=False):
+        g = _thin(g.sort_values("step"))
+        bad = g["status"].iloc[0] in ("failed", "diverged")
+        ax.plot(g["tokens"], g["loss"], color=cmap(norm(g["params"].iloc[0])), lw=1.0,
+                ls=":" if bad else "-", alpha=0.85)
+    ax.set(xscale="log", yscale="log", xlabel="tokens seen D", ylabel="training loss (nats/token)")
+    _plain_y(ax)
+    _colorbar(fig, ax, norm)
+
+
+# ------------------------------------------------------------------------------------------ performance
+def fig_throughput(data: ReportData, fig: Figure) -> None:
+    df = _done(data, "params", "tokens_per_s")
+    if df.empty:
+        raise NoFigure("no run measured its throughput")
+    mfu = pd.to_numeric(df["mfu"], errors="coerce")
+    axes = fig.subplots(1, 2 if mfu.notna().any() else 1, squeeze=False)[0]
+    norm = _size_norm(df["params"])
+    axes[0].scatter(df["params"], df["tokens_per_s"], c=df["params"], cmap=CMAP, norm=norm, edgecolor="black",
+                    linewidth=0.4, s=40)
+    axes[0].set(xscale="log", yscale="log", xlabel="parameters N (non-embedding)",
+                ylabel="throughput (tokens/s, median step)")
+    if len(axes) > 1:
+        axes[1].scatter(df["params"], 100 * mfu, c=df["params"], cmap=CMAP, norm=norm, edgecolor="black",
+                        linewidth=0.4, s=40)
+        axes[1].set(xscale="log", xlabel="parameters N (non-embedding)", ylabel="MFU (% of peak FLOP/s)")
+        axes[1].set_ylim(bottom=0)
+
+
+def fig_memory(data: ReportData, fig: Figure) -> None:
+    import seaborn as sns
+
+    df = data.results.copy()
+    for c in ("params", "peak_mem_bytes", "peak_reserved_bytes", "memory_model_bytes"):
+        df[c] = pd.to_numeric(df[c], errors="coerce")
+    has = {c: df[c].notna().any() for c in ("peak_mem_bytes", "peak_reserved_bytes", "memory_model_bytes")}
+    if not any(has.values()):
+        raise NoFigure("no memory measurement and no estimator figure for these runs")
+    ax = fig.subplots()
+    pal = sns.color_palette("colorblind")
+    for (col, label, marker), color in zip(
+        (("peak_mem_bytes", "measured peak allocated", "o"), ("peak_reserved_bytes", "measured peak reserved", "s"),
+         ("memory_model_bytes", "estimator: weights + grads + optimizer + activations", "x")), pal, strict=False):
+        if has[col]:
+            g = df.dropna(subset=[col, "params"]).sort_values("params")
+            ax.plot(g["params"], g[col] / GIB, marker, color=color, label=label, ms=6, ls="none")
+    ax.set(xscale="log", yscale="log", xlabel="parameters N (non-embedding)", ylabel="device memory (GiB, 2³⁰ B)")
+    _legend(ax, fontsize=7)
+
+
+def fig_energy(data: ReportData, fig: Figure) -> None:
+    df = _done(data, "params")
+    power = pd.to_numeric(df["avg_power_w"], errors="coerce")
+    energy = pd.to_numeric(df["energy_j"], errors="coerce")
+    if power.isna().all() and energy.isna().all():
+        raise NoFigure("no run measured power or energy (NVML energy counter unavailable)")
+    axes = fig.subplots(1, 2)
+    norm = _size_norm(df["params"])
+    kw = {"c": df["params"], "cmap": CMAP, "norm": norm, "edgecolor": "black", "linewidth": 0.4, "s": 40}
+    axes[0].scatter(df["params"], power, **kw)
+    axes[0].set(xscale="log", xlabel="parameters N (non-embedding)", ylabel="average power (W)")
+    axes[1].scatter(pd.to_numeric(df["flops"], errors="coerce"), energy / 3.6e6, **kw)
+    axes[1].set(xscale="log", yscale="log", xlabel="training compute C (FLOPs)", ylabel="energy per run (kWh)")
+
+
+def fig_telemetry(data: ReportData, fig: Figure) -> None:
+    t = data.telemetry
+    if t.empty:
+        raise NoFigure(data.missing.get("telemetry", "no GPU telemetry"))
+    cols = [(c, lab, scale) for c, lab, scale in (("gpu_util", "GPU utilisation (%)", 1.0),
+                                                   ("power_w", "power (W)", 1.0),
+                                                   ("mem_used_bytes", "memory used (GiB)", 1 / GIB),
+                                                   ("sm_clock_mhz", "SM clock (MHz)", 1.0)) if t[c].notna().any()]
+    if not cols:
+        raise NoFigure("telemetry samples carry no values")
+    axes = fig.subplots(len(cols), 1, sharex=True, squeeze=False)[:, 0]
+    params = data.results.set_index("run_id")["params"]
+    norm = _size_norm(params)
+    cmap = mpl.colormaps[CMAP]
+    t0 = float(t["t_s"].min())
+    for run_id, g in t.groupby("run_id", sort=False):
+        color = cmap(norm(params.get(run_id, np.nan))) if pd.notna(params.get(run_id)) else "grey"
+        for ax, (c, _, scale) in zip(axes, cols, strict=True):
+            ax.plot((g["t_s"] - t0) / 60.0, g[c] * scale, color=color, lw=0.9)
+    for ax, (_, label, _) in zip(axes, cols, strict=True):
+        ax.set_ylabel(label, fontsize=8)
+    axes[-1].set_xlabel("time since the first sample (minutes)")
+
+
+# ------------------------------------------------------------------------------------------ bottlenecks
+def fig_kernels(data: ReportData, fig: Figure) -> None:
+    import seaborn as sns
+
+    k = data.kernel_time
+    if k is None or k.empty:
+        raise NoFigure(data.missing.get("kernel_time", data.missing.get("bottlenecks", "no profiler breakdown")))
+    table = k.pivot_table(index="run_id", columns="category", values="seconds", aggfunc="sum", fill_value=0.0)
+    order = k.drop_duplicates("run_id").sort_values("params")["run_id"]
+    table = table.loc[list(order)]
+    share = table.div(table.sum(axis=1), axis=0) * 100
+    cats = [c for c in ("matmul", "attention", "elementwise", "memcpy", "communication", "other", "idle")
+            if c in share] + [c for c in share if c not in ("matmul", "attention", "elementwise", "memcpy",
+                                                            "communication", "other", "idle")]
+    colors = dict(zip(cats, sns.color_palette("colorblind", len(cats)), strict=True))
+    if "idle" in colors:
+        colors["idle"] = (0.85, 0.85, 0.85)
+    ax = fig.subplots()
+    left = np.zeros(len(share))
+    y = np.arange(len(share))
+    for c in cats:
+        ax.barh(y, share[c], left=left, color=colors[c], label=c, edgecolor="white", linewidth=0.3)
+        left += share[c].to_numpy()
+    ax.set_yticks(y, [_text(r) for r in share.index], fontsize=7 if len(share) > 20 else 8)
+    ax.invert_yaxis()
+    ax.set(xlim=(0, 100), xlabel="share of the profiled window (%; idle = device waiting)")
+    ax.legend(ncol=min(len(cats), 7), fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+
+
+# key -> (title, caption, function, figure size in inches (w, h) or a function of the data)
+FIGURES: dict[str, tuple[str, str, Callable, Callable[[ReportData], tuple[float, float]]]] = {
+    "loss_compute": ("Loss against compute",
+                     "Every finished run, coloured by model size; the line is the fitted law's compute-optimal "
+                     "frontier with its bootstrap band; diamonds are the predictions at 10× and 100× the sweep's "
+                     "largest compute.", fig_loss_compute, lambda d: (8.0, 4.6)),
+    "isoflop": ("IsoFLOP profiles",
+                "Loss against model size at fixed compute; dashed parabolas (in log N) and stars mark each "
+                "profile's fitted minimum.", fig_isoflop, lambda d: (8.0, 4.4)),
+    "loss_params_tokens": ("Loss against parameters and against tokens",
+                           "Points are runs; lines are the fitted law along each group (left: per budget, "
+                           "right: per size).", fig_loss_params_tokens, lambda d: (10.0, 4.2)),
+    "optimal": ("Compute-optimal parameters and tokens",
+                "N_opt(C) and D_opt(C) from the fitted law with bootstrap bands, and the isoFLOP estimates "
+                "where the sweep supports them.", fig_optimal, lambda d: (10.0, 4.2)),
+    "residuals": ("Residuals and backtest",
+                  "Left: the fit's in-sample error per run. Right: a fit on the smaller-compute runs predicting "
+                  "the larger ones.", fig_residuals, lambda d: (10.0, 4.0)),
+    "curves": ("Training curves", "Training loss against tokens seen, one line per run, coloured by size "
+               "(dotted: failed or diverged).", fig_curves, lambda d: (8.0, 4.6)),
+    "throughput": ("Throughput and MFU against size", "Median-step throughput and model FLOPs utilisation.",
+                   fig_throughput, lambda d: (10.0, 4.0)),
+    "memory": ("Memory against size", "Measured peak device memory and the estimator's modelled bytes.",
+               fig_memory, lambda d: (8.0, 4.0)),
+    "energy": ("Power and energy per run", "Average board power (NVML) and energy per run.", fig_energy,
+               lambda d: (10.0, 4.0)),
+    "telemetry": ("GPU telemetry timeline", "NVML samples over the sweep, coloured by the run's model size.",
+                  fig_telemetry, lambda d: (10.0, 6.0)),
+    "kernels": ("Device time by kernel category",
+                "Share of each run's profiled window by kernel category (idle: the device waited).",
+                fig_kernels, lambda d: (9.0, 1.2 + 0.22 * max(1, len(d.kernel_time["run_id"].unique()))
+                                        if d.kernel_time is not None else 3.0)),
+}
+
+
+def render_figures(data: ReportData) -> dict[str, RenderedFigure]:
+    """Every figure of the report, as inline SVG or with the reason it is missing."""
+    out: dict[str, RenderedFigure] = {}
+    with mpl.rc_context(_style()):
+        for key, (title, caption, draw, size) in FIGURES.items():
+            fig = Figure(figsize=size(data), layout="constrained")
+            try:
+                draw(data, fig)
+            except NoFigure as exc:
+                out[key] = RenderedFigure(key=key, title=title, caption=caption, svg=None, missing=str(exc))
+                continue
+            out[key] = RenderedFigure(key=key, title=title, caption=caption, svg=_svg(fig, key, title))
+    return out

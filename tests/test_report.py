@@ -1,0 +1,190 @@
+"""The HTML report: content at DOM level (stdlib HTMLParser), escaping, missing sections, CLI."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from scalebench.cli import main
+from scalebench.errors import ConfigError
+from scalebench.report import ReportOptions, build_report_data, render_html, write_report
+from scalebench.report.data import ReportData
+from scalebench.report.narrative import bottleneck_summary
+from scalebench.report.synthetic import TRUE_LAW, make_synthetic_sweep
+
+FAST = ReportOptions(bootstrap=20, bootstrap_time_s=2.0)
+XSS = "<script>alert(1)</script>"
+
+
+class Dom(HTMLParser):
+    """Tags with attributes, ids, and the text inside elements with an id."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict]] = []
+        self.text_by_id: dict[str, str] = {}
+        self._open: list[str | None] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append((tag, a))
+        if tag not in ("br", "meta", "link", "img", "input", "hr", "path", "use", "stop"):
+            self._open.append(a.get("id"))
+            if a.get("id"):
+                self.text_by_id.setdefault(a["id"], "")
+
+    def handle_endtag(self, tag):
+        if self._open:
+            self._open.pop()
+
+    def handle_data(self, data):
+        for i in self._open:
+            if i:
+                self.text_by_id[i] += data
+
+    def find(self, tag: str, **attrs) -> list[dict]:
+        return [a for t, a in self.tags if t == tag and all(a.get(k) == v for k, v in attrs.items())]
+
+    def by_class(self, cls: str) -> list[dict]:
+        return [a for _, a in self.tags if cls in (a.get("class") or "").split()]
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory) -> tuple[ReportData, str, Dom]:
+    folder = make_synthetic_sweep(tmp_path_factory.mktemp("full") / "sweep", name=XSS,
+                                  notes="notes & <i>markup</i>", n_sizes=5, n_budgets=3, n_failed=1, n_diverged=1)
+    data = build_report_data(folder, FAST)
+    html = render_html(data)
+    return data, html, Dom(html)
+
+
+def test_data_recovers_the_law_and_computes_every_part(full):
+    data, _, _ = full
+    assert data.missing == {}
+    assert data.fit.n_points == 13  # 15 runs, 1 failed and 1 diverged left out
+    assert data.fit.params["alpha"] == pytest.approx(TRUE_LAW["alpha"], abs=0.05)
+    assert data.fit.params["beta"] == pytest.approx(TRUE_LAW["beta"], abs=0.05)
+    assert data.n_bootstrap == 20 and "a" in data.fit.intervals
+    assert list(data.predictions["factor"]) == [10.0, 100.0]
+    assert data.predictions["flops"].iloc[0] == pytest.approx(10 * data.max_flops)
+    assert (data.predictions["loss_low"] <= data.predictions["loss"]).all()
+    assert data.backtest is not None and data.backtest.mape < 0.05
+    assert data.isoflop_source == "runs" and len(data.isoflop_minima) == 3
+    assert data.calibration is not None and data.plan_gpu == "H100-SXM"
+    assert set(data.kernel_time["category"]) >= {"matmul", "attention", "idle"}
+    assert data.spend.by_status == {"done": 13, "failed": 1, "diverged": 1}
+    assert data.spend.energy_kwh > 0 and data.spend.device_kind == "GPU"
+
+
+def test_page_is_self_contained_and_escaped(full):
+    _, html, dom = full
+    assert "<script" not in html.lower().replace("&lt;script", "")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert dom.text_by_id["sweep-name"] == XSS
+    assert dom.text_by_id["sweep-notes"] == "notes & <i>markup</i>"
+    for tag, attrs in dom.tags:
+        for key in ("src", "href", "xlink:href", "action"):
+            value = attrs.get(key)
+            assert value is None or value.startswith(("#", "data:")), (tag, key, value)
+    assert not re.search(r"url\((?!#)", html)  # no CSS fetches
+    assert not dom.find("link") and not dom.find("script") and not dom.find("iframe")
+
+
+def test_page_has_every_section_figure_and_table(full):
+    data, _, dom = full
+    for section in ("headline", "scaling", "performance", "bottlenecks", "plan", "reproducibility"):
+        assert dom.find("section", id=section)
+    figures = [a["id"] for a in dom.find("figure")]
+    assert figures == [f"fig-{k}" for k in ("loss_compute", "isoflop", "loss_params_tokens", "optimal",
+                                            "residuals", "curves", "throughput", "memory", "energy",
+                                            "telemetry", "kernels")]
+    assert len(dom.by_class("fig")) == 11  # every figure is an inline SVG
+    assert not dom.by_class("missing")
+    assert "alpha" in dom.text_by_id["law-params"] and "[" in dom.text_by_id["law-params"]
+    assert "10× largest run" in dom.text_by_id["predictions"]
+    assert "100× largest run" in dom.text_by_id["predictions"]
+    assert "15" in dom.text_by_id["spend"] and "kWh" in dom.text_by_id["spend"]
+    assert "smallest models are host-overhead bound" in dom.text_by_id["bottleneck-summary"]
+    assert "largest models are compute-bound" in dom.text_by_id["bottleneck-summary"]
+    assert dom.text_by_id["bottleneck-table"].count("host-overhead") >= 5
+    assert "calibrated" in dom.text_by_id["plan-table"] and "1000×" in dom.text_by_id["plan-table"]
+    problems = dom.text_by_id["problems"]
+    assert "CUDA out of memory" in problems and "<see run log> & retry" in problems and "diverged" in problems
+    assert '"seq_len": 1024' in dom.text_by_id["spec"]
+    assert "synthetic-0" in dom.text_by_id["corpus"] and "torch" in dom.text_by_id["env"]
+    assert f"mean absolute percentage error {100 * data.backtest.mape:.2f}%" in full[1]
+    assert "+0." in dom.text_by_id["backtest"] or "-0." in dom.text_by_id["backtest"]
+
+
+def test_cpu_sweep_without_profiling_says_what_is_missing(tmp_path):
+    folder = make_synthetic_sweep(tmp_path / "cpu", n_sizes=4, n_budgets=3, instrumented=False)
+    data = build_report_data(folder, FAST)
+    assert data.fit is not None and data.plan is not None  # uncalibrated: default MFU, said in the notes
+    assert "not calibrated" in data.plan["notes"].iloc[0]
+    assert set(data.missing) == {"bottlenecks", "telemetry"}
+    dom = Dom(render_html(data))
+    assert dom.find("figure", id="fig-kernels")
+    text = " ".join(dom.text_by_id.values())
+    assert "no run recorded a bottleneck verdict" in text
+    assert "NVML Shared Library Not Found" in text
+    assert "not measured" in dom.text_by_id["spend"]
+    assert len(dom.by_class("fig")) == 8  # energy, telemetry, kernels missing
+
+
+def test_too_few_runs_still_gets_a_page(tmp_path):
+    folder = make_synthetic_sweep(tmp_path / "small", name="small", n_sizes=2, n_budgets=2, n_failed=1)
+    data = build_report_data(folder, FAST)
+    assert data.fit is None
+    assert "needs at least 6 points" in data.missing["fit"]
+    assert {"backtest", "plan"} <= set(data.missing)
+    dom = Dom(render_html(data))
+    boxes = dom.by_class("missing")
+    assert len(boxes) >= 4
+    assert "needs at least 6 points" in " ".join(dom.text_by_id.values())
+    assert dom.find("figure", id="fig-loss_compute") and dom.find("table", id="runs")
+
+
+def test_bottleneck_summary_names_the_pattern(full):
+    data, _, _ = full
+    b = pd.DataFrame({"params": [1e6, 2e6, 3e6, 4e6, 5e6], "mfu": [0.1, 0.12, 0.2, 0.3, 0.35],
+                      "verdict": ["host-overhead"] * 3 + ["compute"] * 2})
+    text = bottleneck_summary(ReportData(**{**data.__dict__, "bottlenecks": b}))
+    assert text.startswith("The three smallest models are host-overhead bound; the two largest models are "
+                           "compute-bound.")
+    one = bottleneck_summary(ReportData(**{**data.__dict__, "bottlenecks": b.assign(verdict="compute")}))
+    assert one.startswith("Every model size in the sweep is compute-bound.")
+
+
+def test_options_are_validated():
+    with pytest.raises(ConfigError, match="bootstrap"):
+        ReportOptions(bootstrap=-1)
+    with pytest.raises(ConfigError, match="scale_factors"):
+        ReportOptions(scale_factors=(10.0, 0.0))
+
+
+def test_cli_writes_index_html_and_opens_it(tmp_path, monkeypatch, capsys):
+    folder = make_synthetic_sweep(tmp_path / "cli", n_sizes=3, n_budgets=3)
+    opened: list[str] = []
+    monkeypatch.setattr("webbrowser.open", lambda url: opened.append(url) or True)
+    assert main(["report", str(folder), "--bootstrap", "5", "--open"]) == 0
+    page = folder / "index.html"
+    assert page.is_file() and opened == [page.resolve().as_uri()]
+    assert str(page) in capsys.readouterr().out
+    out = tmp_path / "elsewhere" / "r.html"
+    assert main(["report", str(folder), "--out", str(out), "--bootstrap", "0"]) == 0
+    assert out.is_file() and "No bootstrap was run" in out.read_text()
+
+
+def test_cli_on_a_folder_without_a_store(tmp_path):
+    assert main(["report", str(tmp_path)]) != 0
+
+
+def test_write_report_default_path(tmp_path):
+    folder = make_synthetic_sweep(tmp_path / "w", n_sizes=3, n_budgets=3)
+    path = write_report(folder, options=ReportOptions(bootstrap=0))
+    assert path == Path(folder) / "index.html"
