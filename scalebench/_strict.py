@@ -7,6 +7,7 @@ accepted; nothing is coerced silently except int -> float where a float is expec
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
@@ -26,7 +27,7 @@ def _describe(tp: Any) -> str:
         args = [a for a in get_args(tp) if a is not Ellipsis]
         return f"a list of {_describe(args[0])}" if args else "a list"
     if tp is float:
-        return "a number"
+        return "a finite number"
     if tp is int:
         return "an integer"
     if tp is bool:
@@ -84,6 +85,8 @@ def _coerce(value: Any, tp: Any, file: str, key: str) -> Any:
             return int(value)
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):  # TOML allows nan and inf; no setting means them
+                raise ConfigError(f"{where}: got {value!r}, expected a finite number")
             return float(value)
     elif tp is str:
         if isinstance(value, str):

@@ -137,8 +137,14 @@ class TrainSpec:
     divergence_factor: float = 4.0  # loss above this × best smoothed loss = diverged
 
     def __post_init__(self) -> None:
-        for name in ("lr", "batch_tokens", "seq_len", "divergence_factor"):
+        for name in ("lr", "batch_tokens", "seq_len"):
             _positive(name, getattr(self, name))
+        if not self.divergence_factor > 1:
+            raise ConfigError(f"divergence_factor must be > 1 (a multiple of the best loss), got {self.divergence_factor!r}")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"momentum must be within [0, 1), got {self.momentum!r}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed!r}")
         _positive("micro_batch", self.micro_batch)
         if not 0 <= self.min_lr_ratio <= 1:
             raise ConfigError(f"min_lr_ratio must be within [0, 1], got {self.min_lr_ratio!r}")

@@ -174,7 +174,27 @@ def _instruments(spec: RunSpec, model, device, precision: str, micro: int, run_p
     return inst
 
 
-def train(run_spec: RunSpec, *, corpus=None, sink: Sink | None = None, run_dir: str | Path | None = None) -> RunRecord:
+def _load_checkpoint(path: Path, device, spec_hash: str, run_id: str, sink: Sink) -> dict | None:
+    """The checkpoint to resume from, or None; one from other settings or unreadable is set aside."""
+    import torch
+
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a torn or foreign file must not make every retry fail
+        sink.add_event(run_id, "checkpoint-unreadable", f"{path.name}: {exc}; starting from scratch")
+        path.unlink(missing_ok=True)
+        return None
+    if state.get("spec_hash") != spec_hash:
+        sink.add_event(run_id, "checkpoint-stale", "checkpoint written under other settings; starting from scratch")
+        path.unlink(missing_ok=True)
+        return None
+    return state
+
+
+def train(run_spec: RunSpec, *, corpus=None, sink: Sink | None = None, run_dir: str | Path | None = None,
+          remove_checkpoint: bool = True) -> RunRecord:
     """Train one run to its token budget and return its record.
 
     Raises ``DeviceError`` when it runs out of memory at micro-batch 1. A non-finite or exploding loss
@@ -210,12 +230,16 @@ def train(run_spec: RunSpec, *, corpus=None, sink: Sink | None = None, run_dir: 
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
 
     start_step, ema, best_ema, backoffs, trained_s = 0, None, math.inf, 0, 0.0
-    if ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+    spec_hash = spec.spec_hash()
+    state = _load_checkpoint(ckpt_path, device, spec_hash, spec.run_id, sink)
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         start_step, micro, accum = int(state["step"]), int(state["micro_batch"]), int(state["grad_accum"])
         ema, best_ema = state["ema"], state["best_ema"]
+        backoffs, trained_s = int(state["backoffs"]), float(state["trained_s"])
         sink.add_event(spec.run_id, "resume", f"resumed from checkpoint at step {start_step}")
     sink.truncate_steps(spec.run_id, start_step - 1)  # a restart never records a step twice
 
@@ -246,10 +270,15 @@ def train(run_spec: RunSpec, *, corpus=None, sink: Sink | None = None, run_dir: 
         tmp = ckpt_path.with_suffix(".tmp")
         run_path.mkdir(parents=True, exist_ok=True)
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                    "micro_batch": micro, "grad_accum": accum, "ema": ema, "best_ema": best_ema}, tmp)
+                    "micro_batch": micro, "grad_accum": accum, "ema": ema, "best_ema": best_ema,
+                    "backoffs": backoffs, "trained_s": trained_s + time.perf_counter() - t0,
+                    "spec_hash": spec_hash, "scaler": scaler.state_dict() if scaler else {}}, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, ckpt_path)  # atomic: a kill mid-save leaves the previous checkpoint
 
     pending: list[tuple[int, Any, float, float, Any]] = []  # (step, loss tensor, lr, step_time_s, grad norm)
+    last_eval: float | None = None
     step_times: list[float] = []
     last_ckpt = time.monotonic()
     status, reason = "done", None
@@ -318,14 +347,20 @@ def train(run_spec: RunSpec, *, corpus=None, sink: Sink | None = None, run_dir: 
                 if not _is_oom(exc):
                     raise
                 opt.zero_grad(set_to_none=True)
+                # drop the failed attempt's graph and activations before retrying smaller
                 del exc
+                loss = loss_sum = xb = yb = None
+                if scaler is not None:  # unscale_ may already have run for this step
+                    scaler = torch.amp.GradScaler("cuda", init_scale=scaler.get_scale())
                 if device_type == "cuda":
                     torch.cuda.empty_cache()
                 if micro == 1:
                     raise DeviceError(
                         f"run {spec.run_id}: out of memory at micro-batch 1 (step {step}); the model does not fit "
                         f"this device at seq_len {t.seq_len}: use a smaller size or a larger GPU") from None
-                micro, accum, backoffs = micro // 2, accum * 2, backoffs + 1
+                # the largest divisor of the batch below the current micro-batch keeps the global batch exact
+                micro = max(d for d in range(1, micro) if t.batch_seqs % d == 0)
+                accum, backoffs = t.batch_seqs // micro, backoffs + 1
                 sink.add_event(spec.run_id, "oom-backoff",
                                f"out of memory at step {step}: micro-batch halved to {micro}, accumulation {accum}")
                 continue
@@ -337,7 +372,8 @@ def train(run_spec: RunSpec, *, corpus=None, sink: Sink | None = None, run_dir: 
             step += 1
             do_eval = step % spec.eval.interval_steps == 0 or step == spec.steps
             if do_eval or len(pending) >= _FLUSH_STEPS:
-                reason = flush(evaluate() if do_eval else None)
+                last_eval = evaluate() if do_eval else None
+                reason = flush(last_eval)
                 if reason:
                     status = "diverged"
                     break
@@ -353,13 +389,15 @@ def train(run_spec: RunSpec, *, corpus=None, sink: Sink | None = None, run_dir: 
         sink.add_telemetry(spec.run_id, instruments.telemetry_samples)
     measured = sorted(step_times[min(len(step_times) - 1, max(1, spec.profiling.warmup_steps)):]) or step_times
     median_step = measured[len(measured) // 2] if measured else None
-    final_eval = evaluate() if status == "done" else None
+    final_eval = None
+    if status == "done":  # the loop evaluated at its last step
+        final_eval = last_eval if last_eval is not None else evaluate()
     peak_mem = None
     if device_type == "cuda":
         peak_mem = int(torch.cuda.max_memory_allocated())
     tokens_done = step * t.batch_tokens
-    if ckpt_path.is_file() and status == "done":
-        ckpt_path.unlink()
+    if remove_checkpoint and status == "done":
+        ckpt_path.unlink(missing_ok=True)
     rec = RunRecord(
         run_id=spec.run_id, status=status, params=spec.params, params_total=spec.params_total,
         tokens=tokens_done, flops=spec.flops_per_token * tokens_done, flops_per_token=spec.flops_per_token,

@@ -105,3 +105,43 @@ def test_validate_prints_the_plan_and_bad_input_exits_2(tmp_path, capsys, write_
     assert main(["validate", str(bad)]) == 2
     assert "train.lr" in capsys.readouterr().err
     assert main(["validate", str(tmp_path / "missing.toml")]) == 2
+
+
+REVIEW_BAD = [
+    (BASE + "[train]\ngrad_clip = nan\n", ["train.grad_clip", "finite"]),
+    (BASE + "[train]\nlr = inf\n", ["train.lr", "finite"]),
+    (BASE + "[train]\ndivergence_factor = 0.5\n", ["divergence_factor must be > 1"]),
+    (BASE + "[train]\nseed = -1\n", ["seed must be >= 0"]),
+    (BASE + "[train]\nmomentum = -5\n", ["momentum"]),
+    ('name = "t"\n[model]\nparams = [1e5, inf]\n[budget]\ntokens = [1e5]\n', ["model.params[1]", "finite"]),
+    ('name = "t"\n[model]\nsizes = ["debug", "100k"]\n[budget]\ntokens = [inf]\n', ["budget.tokens[0]", "finite"]),
+]
+
+
+@pytest.mark.parametrize("text,fragments", REVIEW_BAD, ids=[f"nonfinite{i}" for i in range(len(REVIEW_BAD))])
+def test_non_finite_and_out_of_range_numbers_are_refused(tmp_path, text, fragments):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_sweep(path)
+    for fragment in fragments:
+        assert fragment in str(err.value)
+
+
+def test_shapes_cannot_override_sweep_wide_settings(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('name = "t"\n[model]\nshapes = [{n_layer = 1, d_model = 32, n_head = 2, seq_len = 16}, '
+                    '{n_layer = 2, d_model = 32, n_head = 2}]\n[budget]\ntokens = [1e5]\n')
+    with pytest.raises(ConfigError, match=r"model.shapes\[0\]: 'seq_len' is set for the whole sweep"):
+        plan_runs(load_sweep(path), source=str(path))
+
+
+def test_a_corpus_too_small_for_one_window_is_refused(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "only.txt").write_text("tiny " * 20)  # one file: positional split, a 10-byte held-out tail
+    path = tmp_path / "s.toml"
+    path.write_text(f'name = "t"\n[model]\nsizes = ["debug", "100k"]\n[budget]\ntokens = [1e4]\n'
+                    f'[data]\nsource = "{corpus}"\n[train]\nbatch_tokens = 512\nseq_len = 32\n')
+    with pytest.raises(ConfigError, match="held-out split has .* tokens, fewer than one window"):
+        plan_runs(load_sweep(path), source=str(path))

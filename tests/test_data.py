@@ -69,3 +69,31 @@ def test_bad_sources_are_clear(tmp_path):
     odd.write_bytes(b"\0\0\0")
     with pytest.raises(ConfigError, match="whole number of uint16"):
         prepare_corpus(DataSpec(source=str(odd), vocab_size=10), 0.1)
+
+
+def test_a_single_text_file_is_split_by_position(tmp_path):
+    path = tmp_path / "book.txt"
+    path.write_text("".join(f"line {i}\n" for i in range(5000)))
+    info = prepare_corpus(DataSpec(source=str(path)), 0.1)
+    assert info.n_files == 1 and info.val_tokens == pytest.approx(0.1 * path.stat().st_size, abs=2)
+    data = TokenData(info)
+    assert b"line 4999" in bytes(np.asarray(data.val, dtype=np.uint8))
+    assert b"line 4999" not in bytes(np.asarray(data.train, dtype=np.uint8))
+
+
+def test_bin_token_ids_must_fit_the_vocabulary(tmp_path):
+    path = tmp_path / "t.bin"
+    np.array([1, 2, 300], dtype=np.uint16).tofile(path)
+    with pytest.raises(ConfigError, match="token id 300, not below vocab_size = 256"):
+        prepare_corpus(DataSpec(source=str(path), vocab_size=256), 0.1)
+
+
+def test_concurrent_preparation_of_one_corpus_builds_it_once(tmp_path):
+    import multiprocessing as mp
+
+    for i in range(30):
+        (tmp_path / f"f{i}.txt").write_text(f"text {i} " * 3000)
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(3) as pool:
+        infos = pool.starmap(prepare_corpus, [(DataSpec(source=str(tmp_path), patterns=("*.txt",)), 0.2)] * 3)
+    assert len({i.fingerprint for i in infos}) == 1 and len({i.path for i in infos}) == 1

@@ -12,7 +12,7 @@ import pytest
 from scalebench.cli import main
 from scalebench.errors import ConfigError
 from scalebench.report import ReportOptions, build_report_data, render_html, write_report
-from scalebench.report.data import ReportData
+from scalebench.report.data import FAR_EXTRAPOLATION, ReportData, _plan_targets
 from scalebench.report.narrative import bottleneck_summary
 from scalebench.report.synthetic import TRUE_LAW, make_synthetic_sweep
 
@@ -112,7 +112,7 @@ def test_page_has_every_section_figure_and_table(full):
     assert "smallest models are host-overhead bound" in dom.text_by_id["bottleneck-summary"]
     assert "largest models are compute-bound" in dom.text_by_id["bottleneck-summary"]
     assert dom.text_by_id["bottleneck-table"].count("host-overhead") >= 5
-    assert "calibrated" in dom.text_by_id["plan-table"] and "1000×" in dom.text_by_id["plan-table"]
+    assert "calibrated" in dom.text_by_id["plan"] and "1000×" in dom.text_by_id["plan-table"]
     problems = dom.text_by_id["problems"]
     assert "CUDA out of memory" in problems and "<see run log> & retry" in problems and "diverged" in problems
     assert '"seq_len": 1024' in dom.text_by_id["spec"]
@@ -134,6 +134,93 @@ def test_cpu_sweep_without_profiling_says_what_is_missing(tmp_path):
     assert "NVML Shared Library Not Found" in text
     assert "not measured" in dom.text_by_id["spend"]
     assert len(dom.by_class("fig")) == 8  # energy, telemetry, kernels missing
+
+
+def _cells(html: str, table_id: str) -> list[list[str]]:
+    """The text of each row's cells of table ``table_id``."""
+    body = html[html.index(f'<table id="{table_id}"'):]
+    body = body[:body.index("</table>")]
+    return [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, re.S)]
+            for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)]
+
+
+def test_plan_has_absolute_targets_compact_cells_and_marked_extrapolations(full):
+    data, html, dom = full
+    plan = data.plan
+    assert data.max_flops == pytest.approx(1e18, rel=0.5)
+    # relative targets kept; absolute ones at least 100x above the sweep (1e19 is only 10x here: left out)
+    assert list(plan["target"]) == ["10× largest run", "100× largest run", "1000× largest run", "1e21 FLOPs",
+                                    "1e23 FLOPs", "1e25 FLOPs"]
+    assert list(plan["kind"]) == ["relative"] * 3 + ["absolute"] * 3
+    assert (plan["flops"] >= 100 * data.max_flops).sum() >= 5
+    row = plan[plan["target"] == "1e21 FLOPs"].iloc[0]
+    assert row["flops"] == pytest.approx(1e21) and row["factor"] == pytest.approx(1e21 / data.max_flops)
+    assert list(plan["far"]) == list(plan["factor"] > FAR_EXTRAPOLATION)
+    # the GPU count: the least power of two that fits and finishes within 30 days
+    limit = data.options.plan_max_days * 86400
+    for _, r in plan.iterrows():
+        n = int(r["num_gpus"])
+        assert n & (n - 1) == 0 and n >= r["min_gpus"]
+        assert r["wall_clock_s"] <= limit or n == 16384
+    big = plan.iloc[-1]
+    assert big["num_gpus"] > 64 and big["wall_clock_s"] > 86400  # 1e25 FLOPs: a cluster, not one GPU
+    # the table: no notes column, short cells, extrapolations marked, notes as footnotes
+    cells = _cells(html, "plan-table")
+    assert "notes" not in cells[0] and len(cells) == 1 + len(plan)
+    assert max(len(c) for r in cells for c in r) <= 32, max((c for r in cells for c in r), key=len)
+    assert any(r[0] == "1e21 FLOPs" and r[1] == "1e+21" for r in cells)
+    assert sum("⚠" in r[2] for r in cells[1:]) == int(plan["far"].sum()) >= 2
+    assert "never tested this far" in dom.text_by_id["plan-notes"]
+    assert 'href="#plan-note-1"' in html
+    clusters = _cells(html, "plan-clusters")
+    assert clusters[0] == ["target", "C (FLOPs)", "8 GPUs", "64 GPUs", "512 GPUs"]
+    assert len(clusters) == 1 + len(plan)
+
+
+def test_plan_targets_for_a_cpu_quickstart():
+    t = _plan_targets(2.3e12, ReportOptions())
+    assert list(t["target"]) == ["10× largest run", "100× largest run", "1000× largest run", "1e19 FLOPs",
+                                 "1e21 FLOPs", "1e23 FLOPs"]
+    t = _plan_targets(3e20, ReportOptions())
+    assert list(t["target"][t["kind"] == "absolute"]) == ["1e23 FLOPs", "1e25 FLOPs"]
+    with pytest.raises(ConfigError, match="plan_clusters"):
+        ReportOptions(plan_clusters=(0,))
+    with pytest.raises(ConfigError, match="plan_max_days"):
+        ReportOptions(plan_max_days=0.0)
+
+
+def test_cpu_sweep_mfu_and_memory_are_explained(tmp_path):
+    folder = make_synthetic_sweep(tmp_path / "cpu", n_sizes=4, n_budgets=3, instrumented=False)
+    data = build_report_data(folder, ReportOptions(bootstrap=0))
+    html = render_html(data)
+    dom = Dom(html)
+    mfu_note = dom.text_by_id["note-throughput"]
+    assert "no catalog peak for a CPU" in mfu_note and "scalebench env --calibrate" in mfu_note
+    assert "<code>scalebench env --calibrate</code>" in html
+    runs = _cells(html, "runs")
+    mfu_i = runs[0].index("MFU")
+    assert all(r[mfu_i] == "–" for r in runs[1:])
+    mem = dom.text_by_id["note-memory"]
+    assert "not measured on a CPU" in mem and "MiB" in mem and "Python and torch runtime" in mem
+    rss = pd.to_numeric(data.done["peak_rss_bytes"]) / 2**20
+    assert f"{rss.min():,.0f}–{rss.max():,.0f} MiB" in mem
+    assert "RSS" not in html[html.index('id="fig-memory"'):html.index('id="note-memory"')]  # not plotted
+    assert all(r[runs[0].index("peak memory")].endswith("MiB RSS") for r in runs[1:])
+    # the same sweep after `scalebench env --calibrate`: MFU against the measured peak
+    folder = make_synthetic_sweep(tmp_path / "cal", n_sizes=4, n_budgets=3, instrumented=False, measured_peak=True)
+    html = render_html(build_report_data(folder, ReportOptions(bootstrap=0)))
+    dom = Dom(html)
+    assert "against the measured peak" in dom.text_by_id["note-throughput"]
+    assert "MFU (% of measured peak FLOP/s)" in html
+    runs = _cells(html, "runs")
+    mfu_i = runs[0].index("MFU (measured peak)")
+    assert all(r[mfu_i].endswith("%") for r in runs[1:])
+
+
+def test_gpu_sweep_has_no_cpu_notes(full):
+    _, html, dom = full
+    assert "note-throughput" not in dom.text_by_id and "note-memory" not in dom.text_by_id
+    assert "MFU (% of datasheet peak FLOP/s)" in html
 
 
 def test_too_few_runs_still_gets_a_page(tmp_path):

@@ -130,6 +130,9 @@ _FIGURE_SIZES = """JSON.stringify({
   missing: document.querySelectorAll('.missing').length,
   links: Array.from(document.querySelectorAll('[src],[href]')).map(e => e.getAttribute('src') || e.getAttribute('href')),
   height: document.documentElement.scrollHeight,
+  plan: (() => { const t = document.getElementById('plan-table'); if (!t) return null;
+      const rows = Array.from(t.rows).slice(1).map(r => r.getBoundingClientRect().height);
+      return {width: t.scrollWidth, room: t.parentElement.clientWidth, rows: rows}; })(),
 })"""
 
 
@@ -204,6 +207,9 @@ def test_report_in_chromium(tmp_path):
         assert width > 100 and height > 50, (fig_id, width, height)
     assert facts["missing"] == 0
     assert _screenshot_path(tmp_path, "report.png").stat().st_size > 10_000
+    plan = facts["plan"]  # compact at 1280 px: no horizontal scrolling, one line per row
+    assert plan["width"] <= plan["room"], plan
+    assert len(plan["rows"]) == 6 and max(plan["rows"]) < 40, plan["rows"]
 
 
 def test_report_with_too_few_runs_in_chromium(tmp_path):

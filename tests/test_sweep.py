@@ -126,3 +126,31 @@ def test_ctrl_c_leaves_the_store_consistent_and_the_sweep_resumable(write_sweep,
     assert run_sweep(spec, out).counts == {"done": 2}
     steps = load_steps(out)
     assert steps.groupby("run_id")["step"].apply(list).map(lambda s: s == list(range(96))).all()
+
+
+def test_cuda_requested_without_a_gpu_fails_fast(write_sweep, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    spec = write_sweep(extra="")
+    spec.write_text(spec.read_text().replace('device = "cpu"', 'device = "cuda"'))
+    from scalebench.errors import DeviceError
+
+    with pytest.raises(DeviceError, match="torch sees no CUDA device"):
+        run_sweep(spec, tmp_path / "sweep")
+
+
+def test_sigterm_to_the_sweep_stops_it_cleanly(write_sweep, tmp_path):
+    spec = write_sweep(tokens="[49152]", workers=2)
+    out = tmp_path / "sweep"
+    proc = subprocess.Popen([sys.executable, "-m", "scalebench.cli", "run", str(spec), "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        if (out / "scalebench.sqlite").exists() and len(load_steps(out)["run_id"].unique()) == 2:
+            break
+    proc.terminate()
+    proc.wait(timeout=60)
+    assert {r["status"] for r in _store_rows(out).values()} == {"pending"}

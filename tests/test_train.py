@@ -112,3 +112,44 @@ def test_checkpoint_resume_continues_where_it_stopped(run_spec, tmp_path):
     assert [r["step"] for r in sink.steps] == list(range(32))  # no step lost, none recorded twice
     assert rec.eval_loss == pytest.approx(reference.eval_loss, rel=1e-4)
     assert not (tmp_path / "checkpoint.pt").exists()  # removed once the run is done
+
+
+def test_oom_backoff_keeps_an_odd_global_batch_exact(write_sweep, tmp_path):
+    extra = "\n"  # 6 sequences per step: 6 -> 3 -> 2 keeps 6 = micro x accumulation
+    path = write_sweep(tokens="[3840]", extra=extra)
+    path.write_text(path.read_text().replace("batch_tokens = 512", "batch_tokens = 192"))
+    run = next(r for r in plan_runs(load_sweep(path)).runs if r.size == "debug")
+
+    def hook(step, micro):
+        if micro > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+
+    train_mod.fault_hook = hook
+    rec = train(run)
+    assert (rec.micro_batch, rec.grad_accum, rec.oom_backoffs) == (2, 3, 2)
+    assert rec.tokens == run.tokens == 20 * 192
+
+
+def test_a_checkpoint_from_other_settings_is_not_resumed(run_spec, tmp_path):
+    ckpt_spec = dataclasses.replace(run_spec, train=dataclasses.replace(run_spec.train, checkpoint_interval_s=1e-6))
+
+    def crash(step, micro):
+        if step == 25:
+            raise RuntimeError("worker crashed (injected)")
+
+    train_mod.fault_hook = crash
+    with pytest.raises(RuntimeError):
+        train(ckpt_spec, run_dir=tmp_path)
+    train_mod.fault_hook = None
+    changed = dataclasses.replace(ckpt_spec, train=dataclasses.replace(ckpt_spec.train, lr=1e-3))
+    sink = Collect()
+    rec = train(changed, sink=sink, run_dir=tmp_path)
+    assert [k for k, _ in sink.events] == ["checkpoint-stale"] and rec.steps == 32
+    assert [r["step"] for r in sink.steps] == list(range(32))
+
+
+def test_a_torn_checkpoint_is_set_aside(run_spec, tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes(b"PK\x03\x04 torn")
+    sink = Collect()
+    rec = train(run_spec, sink=sink, run_dir=tmp_path)
+    assert rec.status == "done" and sink.events[0][0] == "checkpoint-unreadable"

@@ -16,6 +16,7 @@ Every corpus is materialised once into ``$SCALEBENCH_HOME/corpus/<key>/`` as ``t
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -100,7 +101,7 @@ def _cache_key(spec: DataSpec, held_out_share: float, files: list[tuple[str, Pat
 
 
 def _write_atomic_array(path: Path, chunks: list[bytes]) -> int:
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     n = 0
     with open(tmp, "wb") as f:
         for c in chunks:
@@ -114,9 +115,7 @@ def _write_atomic_array(path: Path, chunks: list[bytes]) -> int:
 
 def _build_byte_corpus(files: list[tuple[str, Path]], held_out_share: float, out: Path, source: str) -> CorpusInfo:
     seen: set[bytes] = set()
-    train, val = [], []
-    fp = hashlib.sha256()
-    n_files = n_val = 0
+    docs: list[tuple[str, bytes, bytes]] = []
     for rel, p in files:
         try:
             data = p.read_bytes()
@@ -126,31 +125,42 @@ def _build_byte_corpus(files: list[tuple[str, Path]], held_out_share: float, out
         if not data or digest in seen or SEPARATOR in data:
             continue  # empty, duplicate content, or binary
         seen.add(digest)
-        n_files += 1
-        is_val = _held_out(rel, held_out_share)
+        docs.append((rel, data, digest))
+    if len(docs) == 1:  # a single text file: hold out its tail (a positional split, as for .bin)
+        rel, data, digest = docs[0]
+        cut = len(data) - int(len(data) * held_out_share)
+        docs = [(rel, data[:cut], digest), (rel + "#tail", data[cut:], digest)]
+    train, val = [], []
+    fp = hashlib.sha256()
+    n_val = 0
+    for i, (rel, data, digest) in enumerate(docs):
+        is_val = rel.endswith("#tail") if len(files) == 1 else _held_out(rel, held_out_share)
         n_val += is_val
         (val if is_val else train).append(data + SEPARATOR)
-        fp.update(digest + (b"v" if is_val else b"t"))
+        fp.update(digest + (b"v%d" % i if is_val else b"t"))
     if not train or not val:
         raise ConfigError(
-            f"data.source {source!r}: {n_files} usable files give an empty "
+            f"data.source {source!r}: {len(docs)} usable files give an empty "
             f"{'held-out' if train else 'training'} split; add files or change eval.held_out_share"
         )
-    out.mkdir(parents=True, exist_ok=True)
     n_train = _write_atomic_array(out / "train.bin", train)
     n_valt = _write_atomic_array(out / "val.bin", val)
     return CorpusInfo(source=source, path=str(out), dtype="uint8", vocab_size=BYTE_VOCAB, train_tokens=n_train,
-                      val_tokens=n_valt, n_files=n_files, n_val_files=n_val, fingerprint=fp.hexdigest()[:16])
+                      val_tokens=n_valt, n_files=len(docs) if len(files) > 1 else 1, n_val_files=n_val,
+                      fingerprint=fp.hexdigest()[:16])
 
 
 def _bin_corpus(spec: DataSpec, held_out_share: float) -> CorpusInfo:
-    path = Path(spec.source)
+    path = Path(spec.source).expanduser()
     if not path.is_file():
         raise ConfigError(f"data.source: token file {spec.source!r} does not exist")
     itemsize = np.dtype(spec.dtype).itemsize
     if path.stat().st_size % itemsize:
         raise ConfigError(f"data.source: {spec.source!r} is not a whole number of {spec.dtype} tokens")
     tokens = np.memmap(path, dtype=spec.dtype, mode="r")
+    if len(tokens) and int(tokens.max()) >= int(spec.vocab_size or 0):  # one pass; cheap beside training
+        raise ConfigError(f"data.vocab_size: {spec.source!r} holds token id {int(tokens.max())}, not below "
+                          f"vocab_size = {spec.vocab_size}; set vocab_size above the largest id")
     if spec.val_source:
         val_path = Path(spec.val_source)
         if not val_path.is_file():
@@ -178,13 +188,16 @@ def prepare_corpus(spec: DataSpec, held_out_share: float) -> CorpusInfo:
         label = spec.source
     out = scalebench_home() / "corpus" / _cache_key(spec, held_out_share, files)
     meta = out / "meta.json"
-    if meta.is_file():
-        return CorpusInfo(**json.loads(meta.read_text()))
-    info = _build_byte_corpus(files, held_out_share, out, label)
-    tmp = meta.with_suffix(".tmp")
-    tmp.write_text(json.dumps(info.as_dict(), indent=1))
-    os.replace(tmp, meta)  # meta last: a half-built cache is never mistaken for a finished one
-    return info
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two sweeps preparing the same corpus: one builds, one waits
+        if meta.is_file():
+            return CorpusInfo(**json.loads(meta.read_text()))
+        info = _build_byte_corpus(files, held_out_share, out, label)
+        tmp = meta.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(info.as_dict(), indent=1))
+        os.replace(tmp, meta)  # meta last: a half-built cache is never mistaken for a finished one
+        return info
 
 
 class TokenData:

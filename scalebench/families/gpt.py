@@ -75,7 +75,7 @@ class GPTShape:
             raise ConfigError(
                 f"gpt shape: d_model ({self.d_model}) must be divisible by n_head ({self.n_head})"
             )
-        if self.d_ff is not None and (not isinstance(self.d_ff, int) or self.d_ff < 1):
+        if self.d_ff is not None and (not isinstance(self.d_ff, int) or isinstance(self.d_ff, bool) or self.d_ff < 1):
             raise ConfigError(f"gpt shape: d_ff must be a positive integer or omitted, got {self.d_ff!r}")
 
     @property

@@ -21,17 +21,30 @@ import pandas as pd
 
 from scalebench.errors import ConfigError, FitError, ScalebenchError
 
-__all__ = ["ReportData", "ReportOptions", "Spend", "build_report_data"]
+__all__ = ["ReportData", "ReportOptions", "Spend", "build_report_data", "mfu_basis", "rss_note"]
 
 # Errors an optional component may raise on data it cannot use; anything else is a bug and propagates.
 _EXPECTED = (ScalebenchError, ValueError, KeyError, ImportError, np.linalg.LinAlgError)
+
+# The plan's GPU counts: powers of two up to this many GPUs.
+MAX_PLAN_GPUS = 16384
+# Beyond this multiple of the sweep's largest compute a prediction is read as an order of magnitude.
+FAR_EXTRAPOLATION = 1000.0
 
 
 @dataclass(frozen=True, kw_only=True)
 class ReportOptions:
     """How much work the report does. ``bootstrap`` resamples are drawn in chunks until ``bootstrap_time_s``
-    is spent; ``scale_factors`` multiply the sweep's largest compute for the headline predictions and
-    ``plan_factors`` for the plan; ``plan_gpu`` is a catalog name (default: the sweep's GPU, else H100-SXM)."""
+    is spent; ``scale_factors`` multiply the sweep's largest compute for the headline predictions.
+
+    The plan costs compute-optimal runs at two kinds of target: ``plan_factors`` multiply the sweep's largest
+    compute (how far the fit carries), and ``plan_flops`` are absolute budgets a team would consider — about
+    1e19 FLOPs (a ~0.3B model, hours on one node), 1e21 (~3B, days on a node), 1e23 (~30B, GPT-3-class
+    compute: weeks on hundreds of GPUs) and 1e25 (frontier scale). Of these the lowest ``plan_n_absolute``
+    that lie at least ``plan_min_ratio`` (100×) above the sweep's largest run are shown. Each target runs on
+    the least power-of-two number of ``plan_gpu`` (a catalog name; default the sweep's GPU, else H100-SXM)
+    that holds the model and finishes within ``plan_max_days``; ``plan_clusters`` are fixed GPU counts whose
+    wall clock is shown too."""
 
     law: str = "chinchilla"
     bootstrap: int = 100
@@ -41,6 +54,11 @@ class ReportOptions:
     seed: int = 0
     scale_factors: tuple[float, ...] = (10.0, 100.0)
     plan_factors: tuple[float, ...] = (10.0, 100.0, 1000.0)
+    plan_flops: tuple[float, ...] = (1e19, 1e21, 1e23, 1e25)
+    plan_n_absolute: int = 3
+    plan_min_ratio: float = 100.0
+    plan_max_days: float = 30.0
+    plan_clusters: tuple[int, ...] = (8, 64, 512)
     plan_gpu: str | None = None
 
     def __post_init__(self) -> None:
@@ -52,9 +70,18 @@ class ReportOptions:
             raise ConfigError(f"ReportOptions.n_refine must be a positive integer, not {self.n_refine!r}")
         if not 0 < self.confidence < 1:
             raise ConfigError(f"ReportOptions.confidence must be in (0, 1), not {self.confidence!r}")
-        for name in ("scale_factors", "plan_factors"):
+        for name in ("scale_factors", "plan_factors", "plan_flops"):
             if any(not (f > 0 and math.isfinite(f)) for f in getattr(self, name)):
                 raise ConfigError(f"ReportOptions.{name} must hold positive numbers, not {getattr(self, name)!r}")
+        if not (isinstance(self.plan_n_absolute, int) and self.plan_n_absolute >= 0):
+            raise ConfigError(f"ReportOptions.plan_n_absolute must be a non-negative integer, not {self.plan_n_absolute!r}")
+        for name in ("plan_min_ratio", "plan_max_days"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ConfigError(f"ReportOptions.{name} must be a positive number, not {value!r}")
+        if any(not (isinstance(n, int) and 1 <= n <= MAX_PLAN_GPUS) for n in self.plan_clusters):
+            raise ConfigError(f"ReportOptions.plan_clusters must hold GPU counts from 1 to {MAX_PLAN_GPUS}, "
+                              f"not {self.plan_clusters!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,7 +122,8 @@ class ReportData:
     bottlenecks: pd.DataFrame | None = None  # one row per run with a verdict
     kernel_time: pd.DataFrame | None = None  # run_id, params, category, seconds
     calibration: Any = None  # scalebench.planning.Calibration
-    plan: pd.DataFrame | None = None  # estimator rows for the plan targets
+    plan: pd.DataFrame | None = None  # estimator rows for the plan targets (+ target, kind, factor, far)
+    plan_clusters: pd.DataFrame | None = None  # target, flops, num_gpus, fits, wall_clock_s, cost_usd
     plan_gpu: str | None = None
     missing: dict[str, str] = field(default_factory=dict)  # section key -> why it is not shown
     notes_fit: tuple[str, ...] = ()  # warnings from the analyses, shown with the fit
@@ -112,6 +140,42 @@ class ReportData:
 
 
 # ------------------------------------------------------------------------------------------ helpers
+def mfu_basis(data: ReportData) -> tuple[str | None, str]:
+    """Which MFU the report shows, and a sentence on it: ``mfu`` (against the catalog's datasheet peak) when
+    any run has it, else ``mfu_measured_peak`` (against the matmul peak `scalebench env --calibrate`
+    measured), else ``None`` with the reason."""
+    done = data.done
+    for col in ("mfu", "mfu_measured_peak"):
+        if col in done and pd.to_numeric(done[col], errors="coerce").notna().any():
+            if col == "mfu":
+                return col, ""
+            return col, ("MFU against the measured peak: the matmul FLOP/s `scalebench env --calibrate` measured "
+                         "on this machine (there is no catalog datasheet peak for it).")
+    if data.spend.device_kind == "CPU":
+        return None, ("MFU is not shown: there is no catalog peak for a CPU and no run recorded one against a "
+                      "measured peak; run `scalebench env --calibrate` before the sweep and each run records MFU "
+                      "against the measured matmul peak.")
+    return None, ("MFU is not shown: no run recorded it (the catalog has no peak FLOP/s for this device and "
+                  "precision); run `scalebench env --calibrate` before the sweep to measure one.")
+
+
+def rss_note(data: ReportData) -> str | None:
+    """On a CPU sweep no run measures device memory; say so, with the process RSS range, instead of plotting
+    RSS (it includes the Python and torch runtime) as if it were device memory."""
+    done = data.done
+    if "peak_rss_bytes" not in done:
+        return None
+    rss = pd.to_numeric(done["peak_rss_bytes"], errors="coerce")
+    mem = pd.to_numeric(done["peak_mem_bytes"], errors="coerce") if "peak_mem_bytes" in done else rss * np.nan
+    if mem.notna().any() or rss.isna().all():
+        return None
+    lo, hi = rss.min() / 2**20, rss.max() / 2**20
+    span = f"{lo:,.0f} MiB" if round(lo) == round(hi) else f"{lo:,.0f}–{hi:,.0f} MiB"
+    return (f"Device memory is not measured on a CPU, so only the estimator's modelled bytes are shown. The "
+            f"runs' peak process RSS was {span}; it includes the Python and torch runtime, so it is not plotted "
+            "as device memory.")
+
+
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text if isinstance(exc, ScalebenchError) else f"{type(exc).__name__}: {text}"
@@ -275,7 +339,21 @@ def _plan_gpu(results: pd.DataFrame, wanted: str | None) -> tuple[str, bool]:
     return "H100-SXM", False
 
 
-def _plan(fit: Any, results: pd.DataFrame, max_flops: float, opts: ReportOptions) -> tuple[pd.DataFrame, str, Any]:
+def _plan_targets(max_flops: float, opts: ReportOptions) -> pd.DataFrame:
+    """The plan's compute targets, sorted: relative (× the largest run) and absolute (FLOPs)."""
+    rows = [{"target": f"{f:g}× largest run", "kind": "relative", "flops": max_flops * f}
+            for f in opts.plan_factors]
+    far_enough = [c for c in sorted(set(opts.plan_flops)) if c >= opts.plan_min_ratio * max_flops]
+    rows += [{"target": f"{c:.0e} FLOPs".replace("e+", "e"), "kind": "absolute", "flops": float(c)}
+             for c in far_enough[:opts.plan_n_absolute]]
+    out = pd.DataFrame(rows, columns=["target", "kind", "flops"]).sort_values("flops", kind="stable")
+    return out.reset_index(drop=True)
+
+
+def _plan(fit: Any, results: pd.DataFrame, max_flops: float,
+          opts: ReportOptions) -> tuple[pd.DataFrame, pd.DataFrame, str, Any]:
+    """Cost each target's compute-optimal run. GPU count: the least power of two that holds the model and
+    finishes within ``opts.plan_max_days`` (at most MAX_PLAN_GPUS); also the wall clock on fixed clusters."""
     from scalebench.planning import calibrate, estimate
 
     gpu, from_sweep = _plan_gpu(results, opts.plan_gpu)
@@ -285,14 +363,49 @@ def _plan(fit: Any, results: pd.DataFrame, max_flops: float, opts: ReportOptions
         mfu = calibration
     else:
         note = "default MFU 0.40, not calibrated: the sweep ran on no catalogued GPU"
-    flops = [max_flops * f for f in opts.plan_factors]
-    opt = fit.compute_optimal(flops)
-    est = estimate(params=opt["params"].to_numpy(), tokens=opt["tokens"].to_numpy(), gpu=gpu, mfu=mfu,
-                   precision="bf16", law=fit)
-    est.insert(0, "factor", list(opts.plan_factors))
-    if note:
-        est["notes"] = [f"{note}; {n}" if n else note for n in est["notes"]]
-    return est.reset_index(drop=True), gpu, calibration
+    targets = _plan_targets(max_flops, opts)
+    opt = fit.compute_optimal(targets["flops"].to_numpy())
+    n_opt, d_opt = opt["params"].to_numpy(float), opt["tokens"].to_numpy(float)
+    counts = 2 ** np.arange(int(math.log2(MAX_PLAN_GPUS)) + 1)
+    counts = np.union1d(counts, np.asarray(opts.plan_clusters, dtype=int))
+    k, m = len(targets), len(counts)
+    grid = estimate(params=np.repeat(n_opt, m), tokens=np.repeat(d_opt, m), num_gpus=np.tile(counts, k),
+                    gpu=gpu, mfu=mfu, precision="bf16")
+    grid = grid.assign(target=np.repeat(np.arange(k), m))
+    limit_s = opts.plan_max_days * 86400.0
+    chosen, extra = [], []
+    for i in range(k):
+        g = grid[(grid["target"] == i) & grid["fits"].astype(bool)]
+        ok = g[g["wall_clock_s"] <= limit_s]
+        if len(ok):
+            chosen.append(int(ok["num_gpus"].min()))
+            extra.append("")
+        elif len(g):
+            chosen.append(int(g["num_gpus"].max()))
+            extra.append(f"needs more than {int(g['num_gpus'].max()):,} GPUs to finish within "
+                         f"{opts.plan_max_days:g} days")
+        else:
+            chosen.append(None)  # fits on none: the estimator picks (and says why)
+            extra.append("")
+    num_gpus = np.array([np.nan if c is None else c for c in chosen], dtype=float)
+    est = estimate(params=n_opt, tokens=d_opt, gpu=gpu, mfu=mfu, precision="bf16", law=fit,
+                   **({"num_gpus": num_gpus.astype(int)} if not np.isnan(num_gpus).any() else {}))
+    ratio = targets["flops"].to_numpy() / max_flops
+    est.insert(0, "target", targets["target"].to_numpy())
+    est.insert(1, "kind", targets["kind"].to_numpy())
+    est.insert(2, "factor", ratio)
+    est["far"] = ratio > FAR_EXTRAPOLATION
+    far = (f"more than {FAR_EXTRAPOLATION:g}× beyond the sweep's largest run ({max_flops:.3g} FLOPs): the fit "
+           "was never tested this far, so read N, D and the loss as an order of magnitude")
+    lists = [tuple(p for p in (note, e, str(n or ""), far if is_far else "") if p)
+             for n, e, is_far in zip(est["notes"], extra, est["far"], strict=True)]
+    est["note_list"] = pd.Series(lists, dtype=object, index=est.index)
+    est["notes"] = ["; ".join(p) for p in lists]
+    clusters = grid[grid["num_gpus"].isin(opts.plan_clusters)][["target", "num_gpus", "fits", "wall_clock_s",
+                                                                 "cost_usd"]].copy()
+    clusters["flops"] = targets["flops"].to_numpy()[clusters["target"].to_numpy()]
+    clusters["target"] = targets["target"].to_numpy()[clusters["target"].to_numpy()]
+    return est.reset_index(drop=True), clusters.reset_index(drop=True), gpu, calibration
 
 
 # ------------------------------------------------------------------------------------------ public
@@ -408,7 +521,8 @@ def build_report_data(sweep_dir: str | Path, options: ReportOptions | None = Non
     t = time.perf_counter()
     if "fit" in out and out["fit"].form.has_frontier:
         try:
-            out["plan"], out["plan_gpu"], out["calibration"] = _plan(out["fit"], results, max_flops, opts)
+            out["plan"], out["plan_clusters"], out["plan_gpu"], out["calibration"] = _plan(
+                out["fit"], results, max_flops, opts)
         except _EXPECTED as exc:
             missing["plan"] = _reason(exc)
     else:

@@ -18,7 +18,7 @@ import pandas as pd
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from scalebench.report.data import ReportData
+from scalebench.report.data import ReportData, mfu_basis, rss_note
 
 __all__ = ["FIGURES", "NoFigure", "RenderedFigure", "render_figures"]
 
@@ -38,6 +38,7 @@ class RenderedFigure:
     caption: str
     svg: str | None  # None when missing
     missing: str | None = None
+    note: str | None = None  # what the figure cannot show on this sweep, and why
 
 
 def _style() -> dict:
@@ -291,7 +292,8 @@ def fig_throughput(data: ReportData, fig: Figure) -> None:
     df = _done(data, "params", "tokens_per_s")
     if df.empty:
         raise NoFigure("no run measured its throughput")
-    mfu = pd.to_numeric(df["mfu"], errors="coerce")
+    col, _ = mfu_basis(data)
+    mfu = pd.to_numeric(df[col], errors="coerce") if col else pd.Series(np.nan, index=df.index)
     axes = fig.subplots(1, 2 if mfu.notna().any() else 1, squeeze=False)[0]
     norm = _size_norm(df["params"])
     axes[0].scatter(df["params"], df["tokens_per_s"], c=df["params"], cmap=CMAP, norm=norm, edgecolor="black",
@@ -301,8 +303,13 @@ def fig_throughput(data: ReportData, fig: Figure) -> None:
     if len(axes) > 1:
         axes[1].scatter(df["params"], 100 * mfu, c=df["params"], cmap=CMAP, norm=norm, edgecolor="black",
                         linewidth=0.4, s=40)
-        axes[1].set(xscale="log", xlabel="parameters N (non-embedding)", ylabel="MFU (% of peak FLOP/s)")
+        label = "MFU (% of datasheet peak FLOP/s)" if col == "mfu" else "MFU (% of measured peak FLOP/s)"
+        axes[1].set(xscale="log", xlabel="parameters N (non-embedding)", ylabel=label)
         axes[1].set_ylim(bottom=0)
+
+
+def _throughput_note(data: ReportData) -> str | None:
+    return mfu_basis(data)[1] or None
 
 
 def fig_memory(data: ReportData, fig: Figure) -> None:
@@ -394,6 +401,12 @@ def fig_kernels(data: ReportData, fig: Figure) -> None:
     ax.legend(ncol=min(len(cats), 7), fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
 
 
+# key -> a sentence under the figure on what this sweep cannot show (or None)
+NOTES: dict[str, Callable[[ReportData], str | None]] = {
+    "throughput": _throughput_note,
+    "memory": rss_note,
+}
+
 # key -> (title, caption, function, figure size in inches (w, h) or a function of the data)
 FIGURES: dict[str, tuple[str, str, Callable, Callable[[ReportData], tuple[float, float]]]] = {
     "loss_compute": ("Loss against compute",
@@ -414,7 +427,8 @@ FIGURES: dict[str, tuple[str, str, Callable, Callable[[ReportData], tuple[float,
                   "the larger ones.", fig_residuals, lambda d: (10.0, 4.0)),
     "curves": ("Training curves", "Training loss against tokens seen, one line per run, coloured by size "
                "(dotted: failed or diverged).", fig_curves, lambda d: (8.0, 4.6)),
-    "throughput": ("Throughput and MFU against size", "Median-step throughput and model FLOPs utilisation.",
+    "throughput": ("Throughput and MFU against size", "Median-step throughput and model FLOPs utilisation (MFU: "
+                   "achieved model FLOP/s over the device's peak).",
                    fig_throughput, lambda d: (10.0, 4.0)),
     "memory": ("Memory against size", "Measured peak device memory and the estimator's modelled bytes.",
                fig_memory, lambda d: (8.0, 4.0)),
@@ -435,10 +449,12 @@ def render_figures(data: ReportData) -> dict[str, RenderedFigure]:
     with mpl.rc_context(_style()):
         for key, (title, caption, draw, size) in FIGURES.items():
             fig = Figure(figsize=size(data), layout="constrained")
+            note = NOTES[key](data) if key in NOTES else None
             try:
                 draw(data, fig)
             except NoFigure as exc:
-                out[key] = RenderedFigure(key=key, title=title, caption=caption, svg=None, missing=str(exc))
+                out[key] = RenderedFigure(key=key, title=title, caption=caption, svg=None, missing=str(exc),
+                                          note=note)
                 continue
-            out[key] = RenderedFigure(key=key, title=title, caption=caption, svg=_svg(fig, key, title))
+            out[key] = RenderedFigure(key=key, title=title, caption=caption, svg=_svg(fig, key, title), note=note)
     return out

@@ -10,14 +10,15 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import re
 from typing import Any
 
 import pandas as pd
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from scalebench.report import figures as _figures
 from scalebench.report import narrative
-from scalebench.report.data import ReportData
+from scalebench.report.data import FAR_EXTRAPOLATION, ReportData, mfu_basis, rss_note
 
 __all__ = ["render_html"]
 
@@ -92,18 +93,29 @@ def _backtest_context(data: ReportData) -> dict[str, Any] | None:
             "below": f"{bt.below_flops:.3g}", "rows": rows}
 
 
-def _runs_context(data: ReportData) -> list[dict[str, str]]:
+def _runs_context(data: ReportData) -> dict[str, Any]:
+    mfu_col, mfu_text = mfu_basis(data)
+    rss_only = rss_note(data) is not None
     rows = []
     for _, r in data.results.sort_values(["params", "flops"]).iterrows():
+        mem = _bytes(r["peak_mem_bytes"])
+        if mem == "–" and rss_only and pd.notna(r.get("peak_rss_bytes")):
+            mem = f"{float(r['peak_rss_bytes']) / 2**20:,.0f} MiB RSS"
         rows.append({
             "run_id": str(r["run_id"]), "status": str(r["status"]), "size": str(r["size"] or ""),
             "params": narrative.si(r["params"]), "tokens": narrative.si(r["tokens"]), "flops": _num(r["flops"]),
             "loss": _num(r[data.loss_col], 4), "tokens_per_s": narrative.si(r["tokens_per_s"]),
-            "mfu": _pct(r["mfu"]), "mem": _bytes(r["peak_mem_bytes"]),
+            "mfu": _pct(r[mfu_col]) if mfu_col else "–", "mem": mem,
             "energy": f"{_num(r['energy_j'] / 3.6e6)} kWh" if pd.notna(r["energy_j"]) else "–",
             "wall": _num(r["wall_time_s"]) + " s" if pd.notna(r["wall_time_s"]) else "–",
         })
-    return rows
+    notes = [mfu_text] if mfu_text else []
+    if rss_only:
+        notes.append("Peak memory: device memory is not measured on a CPU; RSS is the worker process's peak "
+                     "resident memory, which includes the Python and torch runtime.")
+    return {"rows": rows, "notes": notes,
+            "mfu_header": "MFU (measured peak)" if mfu_col == "mfu_measured_peak" else "MFU",
+            "mem_header": "peak memory"}
 
 
 def _bottleneck_context(data: ReportData) -> list[dict[str, str]]:
@@ -126,24 +138,68 @@ def _bottleneck_context(data: ReportData) -> list[dict[str, str]]:
     return rows
 
 
+def _amount(x: Any, unit: str = "", *, money: bool = False) -> str:
+    """A quantity for the plan: '< 0.01' rather than 4.87e-05 when it rounds to nothing."""
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return "–"
+    if not math.isfinite(x):
+        return "–"
+    sign, tail = ("$", "") if money else ("", f" {unit}" if unit else "")
+    if x < 0.01:
+        return f"< {sign}0.01{tail}"
+    if x < 100:
+        return f"{sign}{x:.3g}{tail}"
+    return f"{sign}{x:,.0f}{tail}"
+
+
+def _ratio(x: float) -> str:
+    return f"{x:.2g}×".replace("e+0", "e").replace("e+", "e") if x >= 1e4 else f"{x:,.0f}×"
+
+
 def _plan_context(data: ReportData) -> dict[str, Any] | None:
     p = data.plan
     if p is None:
         return None
+    lists = [tuple(x) for x in p["note_list"]] if "note_list" in p else [
+        (str(n),) if n else () for n in p["notes"]]
+    common = [n for n in dict.fromkeys(n for ls in lists for n in ls) if all(n in ls for ls in lists)]
+    footnotes: list[str] = []
     rows = []
-    for _, r in p.iterrows():
-        loss = _num(r["predicted_loss"], 4)
+    for (_, r), notes in zip(p.iterrows(), lists, strict=True):
+        marks = []
+        for n in notes:
+            if n in common:
+                continue
+            if n not in footnotes:
+                footnotes.append(n)
+            marks.append(footnotes.index(n) + 1)
+        interval = ""
         if pd.notna(r.get("predicted_loss_lo")) and pd.notna(r.get("predicted_loss_hi")):
-            loss += f" [{_num(r['predicted_loss_lo'], 4)}, {_num(r['predicted_loss_hi'], 4)}]"
-        cost = f"${r['cost_usd']:,.0f}" if pd.notna(r["cost_usd"]) and r["cost_usd"] >= 1 else (
-            f"${r['cost_usd']:.3g}" if pd.notna(r["cost_usd"]) else "–")
+            interval = f"[{_num(r['predicted_loss_lo'], 3)}, {_num(r['predicted_loss_hi'], 3)}]"
         rows.append({
-            "factor": f"{r['factor']:g}×", "flops": f"{r['flops']:.3g}", "params": narrative.si(r["params"]),
+            "target": str(r["target"]), "kind": str(r["kind"]), "flops": f"{r['flops']:.3g}",
+            "beyond": _ratio(float(r["factor"])), "far": bool(r["far"]), "params": narrative.si(r["params"]),
             "tokens": narrative.si(r["tokens"]), "gpus": _num(r["num_gpus"], 6), "mfu": _pct(r["mfu"]),
-            "mfu_source": str(r["mfu_source"]), "mem": _bytes(r["memory_total_bytes"]),
-            "time": _duration(r["wall_clock_s"]), "gpu_hours": _num(r["gpu_hours"]), "cost": cost,
-            "energy": f"{_num(r['energy_kwh'])} kWh", "loss": loss, "notes": str(r["notes"] or ""),
+            "mem": _bytes(r["memory_total_bytes"]), "time": _duration(r["wall_clock_s"]),
+            "gpu_hours": _amount(r["gpu_hours"]), "cost": _amount(r["cost_usd"], money=True),
+            "energy": _amount(r["energy_kwh"], "kWh"), "loss": _num(r["predicted_loss"], 4), "loss_ci": interval,
+            "marks": marks, "title": "; ".join(notes),
         })
+    if data.calibration is not None:
+        mfu_source = "MFU from the calibration below"
+    else:
+        mfu_source = "MFU " + ", ".join(f"{_pct(v)} assumed" for v in sorted(set(p["mfu"].round(4))))
+    clusters = []
+    c = data.plan_clusters
+    sizes = sorted(int(n) for n in c["num_gpus"].unique()) if c is not None else []
+    if c is not None:
+        for target, g in c.groupby("target", sort=False):
+            by_n = {int(n): (bool(f), t) for n, f, t in zip(g["num_gpus"], g["fits"], g["wall_clock_s"], strict=True)}
+            clusters.append({"target": str(target), "flops": f"{float(g['flops'].iloc[0]):.3g}",
+                             "times": [(_duration(by_n[n][1]) if by_n[n][0] else "does not fit")
+                                       if n in by_n else "–" for n in sizes]})
     cal = data.calibration
     calib = None
     if cal is not None:
@@ -151,7 +207,13 @@ def _plan_context(data: ReportData) -> dict[str, Any] | None:
                  f"{cal.mfu_slope:.3f}·log10(N), measured {cal.mfu_min_observed:.0%}–{cal.mfu_max_observed:.0%}"
                  + (f"; power {cal.power_fraction:.0%} of TDP" if cal.power_fraction else "")
                  + (f"; measured/modelled memory {cal.memory_ratio:.2f}" if cal.memory_ratio else "") + ".")
-    return {"gpu": data.plan_gpu, "rows": rows, "calibration": calib}
+    opts = data.options
+    return {"gpu": data.plan_gpu, "rows": rows, "calibration": calib, "common": common, "footnotes": footnotes,
+            "mfu_source": mfu_source, "max_days": f"{opts.plan_max_days:g}",
+            "max_flops": f"{data.max_flops:.3g}" if data.max_flops else "–",
+            "far": f"{FAR_EXTRAPOLATION:g}", "absolute": ", ".join(f"{f:.0e}".replace("e+", "e") for f in
+                                                          sorted(opts.plan_flops)),
+            "min_ratio": f"{opts.plan_min_ratio:g}", "n_absolute": opts.plan_n_absolute, "cluster_sizes": sizes, "clusters": clusters}
 
 
 def _duration(s: Any) -> str:
@@ -164,7 +226,7 @@ def _duration(s: Any) -> str:
     for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
         if s >= size:
             return f"{s / size:.3g} {unit}"
-    return f"{s:.3g} s"
+    return f"{s:.3g} s" if s >= 1 else "< 1 s"
 
 
 def _repro_context(data: ReportData) -> dict[str, Any]:
@@ -187,6 +249,11 @@ def _repro_context(data: ReportData) -> dict[str, Any]:
             "plan_notes": [str(n) for n in meta.get("plan_notes") or []]}
 
 
+def _code(text: Any) -> Markup:
+    """Escape ``text`` and show its `backticked` spans as code."""
+    return Markup(re.sub(r"`([^`<>]+)`", r"<code>\1</code>", str(escape(text))))
+
+
 def render_html(data: ReportData, *, generated_at: str | None = None) -> str:
     """The complete HTML page for ``data``."""
     import jinja2
@@ -195,6 +262,7 @@ def render_html(data: ReportData, *, generated_at: str | None = None) -> str:
         loader=jinja2.PackageLoader("scalebench.report", "templates"),
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
     )
+    env.filters["code"] = _code
     figs = _figures.render_figures(data)
     svgs = {k: Markup(f.svg) if f.svg else None for k, f in figs.items()}
     spend = data.spend

@@ -75,13 +75,15 @@ def make_synthetic_sweep(
     telemetry_per_run: int = 20,
     noise: float = 0.005,
     instrumented: bool = True,
+    measured_peak: bool = False,
     seed: int = 0,
 ) -> Path:
     """Write a synthetic sweep store into ``sweep_dir`` (created) and return the folder.
 
     ``n_sizes × n_budgets`` runs; the last ``n_failed`` and ``n_diverged`` of them end failed / diverged.
     ``instrumented=False`` writes what a CPU sweep without NVML or profiler records: no MFU, device memory,
-    energy, telemetry or bottleneck verdict.
+    energy, telemetry or bottleneck verdict, but the worker's peak RSS; ``measured_peak=True`` adds
+    ``mfu_measured_peak`` (a CPU sweep run after ``scalebench env --calibrate``).
     """
     rng = np.random.default_rng(seed)
     out = Path(sweep_dir)
@@ -160,7 +162,11 @@ def make_synthetic_sweep(
             if not instrumented:
                 record = {k: record[k] for k in ("train_loss", "eval_loss", "tokens_per_s", "step_time_s",
                                                  "wall_time_s", "steps", "epochs", "micro_batch")}
-                record.update(device="cpu", precision="fp32")
+                # what a CPU worker records: its process RSS (runtime included), and MFU against the
+                # measured peak only when `scalebench env --calibrate` ran before the sweep
+                record.update(device="cpu", precision="fp32", peak_rss_bytes=3.9e8 + 16.0 * n)
+                if measured_peak:
+                    record["mfu_measured_peak"] = mfu
             store.set_status(run_id, "running", pid=1, host="synthetic")
             if status == "done":
                 store.set_status(run_id, "done", record=record)

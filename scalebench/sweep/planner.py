@@ -66,9 +66,16 @@ def plan_runs(spec: SweepSpec, *, corpus=None, sweep_dir: str | Path | None = No
     context = {"vocab_size": corpus.vocab_size, "seq_len": t.seq_len, "tie_embeddings": spec.model.tie_embeddings}
     ladder = []
     m = spec.model
-    for name in m.sizes:
-        ladder.append((name, family.shape_from_flavour(name, **context)))
+    for i, name in enumerate(m.sizes):
+        try:
+            ladder.append((name, family.shape_from_flavour(name, **context)))
+        except ConfigError as exc:
+            raise ConfigError(f"{where}model.sizes[{i}]: {exc}") from None
     for i, shape in enumerate(m.shapes):
+        fixed = sorted(set(shape) & set(context))
+        if fixed:
+            raise ConfigError(f"{where}model.shapes[{i}]: {fixed[0]!r} is set for the whole sweep "
+                              "(train.seq_len, the corpus vocabulary, model.tie_embeddings); remove it here")
         try:
             s = family.make_shape(**{**context, **shape})
         except TypeError as exc:
@@ -83,6 +90,12 @@ def plan_runs(spec: SweepSpec, *, corpus=None, sweep_dir: str | Path | None = No
         dup = [lab for lab in labels if labels.count(lab) > 1] or labels
         raise ConfigError(f"{where}model: the ladder has two entries of the same size ({dup[0]}); list distinct sizes")
 
+    window = t.seq_len + 1
+    for split, n_tokens, fix in (("held-out", corpus.val_tokens, "raise eval.held_out_share or add data"),
+                                 ("training", corpus.train_tokens, "add data")):
+        if n_tokens <= window:
+            raise ConfigError(f"{where}data.source: the {split} split has {n_tokens} tokens, fewer than one "
+                              f"window of train.seq_len + 1 = {window}; {fix}")
     b = spec.budget
     device = resolve_device(spec)
     runs, notes = [], []

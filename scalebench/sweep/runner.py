@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scalebench.config import SweepSpec, load_sweep
-from scalebench.errors import ConfigError, StoreError
+from scalebench.errors import ConfigError, DeviceError, StoreError
 from scalebench.store import ResultStore
 from scalebench.sweep.planner import SweepPlan, plan_runs
 
@@ -73,6 +73,25 @@ def _sweep_lock(sweep_dir: Path):
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (a scheduler, `kill`) stops the sweep as Ctrl-C does: workers stopped, runs left pending."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _check_unchanged(store: ResultStore, plan: SweepPlan, source: str) -> None:
@@ -126,7 +145,7 @@ def run_sweep(spec: SweepSpec | str | Path, out_dir: str | Path | None = None, *
     t0 = time.monotonic()
     corpus = prepare_corpus(spec.data, spec.eval.held_out_share)
     plan = plan_runs(spec, corpus=corpus, sweep_dir=sweep_dir, source=source)
-    with _sweep_lock(sweep_dir), ResultStore(sweep_dir, create=True) as store:
+    with _sweep_lock(sweep_dir), _sigterm_as_interrupt(), ResultStore(sweep_dir, create=True) as store:
         _check_unchanged(store, plan, source)
         store.set_meta(spec=spec.to_dict(), env=environment(), corpus=corpus.as_dict(), plan_notes=list(plan.notes),
                        sweep_name=spec.name)
@@ -147,6 +166,9 @@ def _slots(plan: SweepPlan) -> list[str]:
         import torch
 
         gpus = list(spec.devices.gpus) or list(range(torch.cuda.device_count()))
+        if not gpus:
+            raise DeviceError("devices.device = 'cuda' but torch sees no CUDA device (CPU build of torch, or "
+                              "CUDA_VISIBLE_DEVICES hides them); set devices.device = 'auto' or 'cpu'")
         return [f"cuda:{g}" for g in gpus]
     return [f"cpu:{i}" for i in range(spec.devices.cpu_workers)]
 
@@ -202,7 +224,9 @@ def _execute(store: ResultStore, plan: SweepPlan, queue: list, corpus: dict, swe
                 del active[run_id]
                 free.append(a.slot)
                 row = next(r for r in store.runs() if r["run_id"] == run_id)
-                if row["status"] == "running":  # died without writing: killed, segfault, timeout
+                if row["status"] in ("running", "pending"):
+                    # died without writing (killed, segfault, timeout), or stopped by a signal from outside
+                    # the sweep (it wrote 'pending'): a failed attempt either way, retried below
                     how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
                     store.set_status(run_id, "failed", error=f"worker {how}\n{_log_tail(Path(by_id[run_id].run_dir))}")
                     row["status"] = "failed"

@@ -42,10 +42,10 @@ def run_job(job: dict) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     with ResultStore(job["sweep_dir"]) as store:
         try:
-            rec = train(spec, corpus=corpus, sink=store, run_dir=run_dir)
+            rec = train(spec, corpus=corpus, sink=store, run_dir=run_dir, remove_checkpoint=False)
         except KeyboardInterrupt:
             store.set_status(spec.run_id, "pending", expect="running")
-            store.add_event(spec.run_id, "interrupted", "stopped by the sweep; it restarts on resume")
+            store.add_event(spec.run_id, "interrupted", "stopped by a signal; it restarts from its checkpoint")
             return EXIT_INTERRUPTED
         except Exception as exc:  # noqa: BLE001 - every failure is recorded, then reported by exit code
             tb = traceback.format_exc()
@@ -53,6 +53,8 @@ def run_job(job: dict) -> int:
             store.set_status(spec.run_id, "failed", error=f"{type(exc).__name__}: {exc}")
             return 1
         store.set_status(spec.run_id, rec.status, record=rec.to_dict(), error=rec.error)
+    if rec.status == "done":  # only once the record is committed: a kill before this resumes, not restarts
+        (run_dir / "checkpoint.pt").unlink(missing_ok=True)
     return 0
 
 
