@@ -135,7 +135,7 @@ def isoflop_approach1(
     return _power_fit(frontier, 1)
 
 
-def _budgets(flops: np.ndarray, rtol: float) -> np.ndarray:
+def budget_clusters(flops: np.ndarray, rtol: float) -> np.ndarray:
     """Cluster compute values: a new budget starts when C exceeds the current one's first by > rtol."""
     order = np.argsort(flops)
     labels = np.empty(flops.size, dtype=int)
@@ -164,7 +164,7 @@ def isoflop_approach2(
             raise FitError(f"no budget column {budget_col!r}")
         labels = pd.factorize(source[budget_col].to_numpy())[0]
     else:
-        labels = _budgets(frame["flops"].to_numpy(), rtol)
+        labels = budget_clusters(frame["flops"].to_numpy(), rtol)
     rows, optima = [], []
     for label in np.unique(labels):
         group = frame[labels == label]

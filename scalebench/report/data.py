@@ -543,13 +543,9 @@ def build_report_data(sweep_dir: str | Path, options: ReportOptions | None = Non
 
 def _budget_levels(frame: pd.DataFrame, rtol: float = 0.1) -> np.ndarray:
     """Each run's isoFLOP budget: the median compute of its cluster (as ``isoflop_approach2`` clusters)."""
+    from scalebench.laws.isoflop import budget_clusters
+
     flops = frame["flops"].to_numpy(float)
-    order = np.argsort(flops)
-    labels = np.empty(flops.size, dtype=int)
-    label, start = -1, -np.inf
-    for i in order:
-        if flops[i] > start * (1.0 + rtol):
-            label, start = label + 1, flops[i]
-        labels[i] = label
+    labels = budget_clusters(flops, rtol)
     medians = {lab: float(np.median(flops[labels == lab])) for lab in np.unique(labels)}
     return np.array([medians[lab] for lab in labels])
