@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -139,6 +140,11 @@ def plan_runs(spec: SweepSpec, *, corpus=None, sweep_dir: str | Path | None = No
             raise ConfigError(f"{where}budget.flops: budget {b_value:g} is too small for every size in the ladder")
     if len({r.run_id for r in runs}) < len(runs):
         raise ConfigError(f"{where}budget: two budgets give the same run; list distinct values")
+    cores = os.cpu_count() or 1
+    if device == "cpu" and spec.devices.cpu_workers * spec.devices.threads_per_worker > cores:
+        notes.append(f"devices.cpu_workers x threads_per_worker = "
+                     f"{spec.devices.cpu_workers * spec.devices.threads_per_worker} exceeds the {cores} CPU cores: "
+                     "runs will contend and throughput figures will understate the hardware")
     for note in notes:
         if "epochs" in note:
             warnings.warn(note, stacklevel=2)
