@@ -186,7 +186,7 @@ class EvalSpec:
 @dataclass(frozen=True, kw_only=True)
 class DevicesSpec:
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    gpus: tuple[int, ...] = ()  # CUDA device indices to use; empty = all visible
+    gpus: tuple[int, ...] = ()  # indices among the visible CUDA devices (0 = first visible); empty = all
     cpu_workers: int = 2  # concurrent runs on CPU
     threads_per_worker: int = 1
 

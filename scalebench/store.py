@@ -5,7 +5,7 @@ Tables:
   runs(run_id, ...)           one row per planned run: status, spec, summary record (JSON), error text
   steps(run_id, step, ...)    per-step metrics (the training curves)
   events(run_id, t, kind, message)   OOM back-offs, retries, interruptions
-  telemetry(run_id, t_s, ...) GPU samples
+  telemetry(run_id, t_s, ...) GPU samples; t_s is Unix time in seconds, so runs share one timeline
 
 Every write is one short ``BEGIN IMMEDIATE`` transaction with a generous busy timeout, so the sweep
 process and its run processes can write concurrently; a process killed mid-write leaves the last committed

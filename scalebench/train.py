@@ -120,7 +120,7 @@ def resolve_precision(spec: RunSpec, device_type: str) -> str:
 
     p = spec.train.precision
     if p == "auto":
-        if device_type == "cuda" and torch.cuda.is_bf16_supported():
+        if device_type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):
             return "bf16"
         return "fp32"
     if p in ("bf16", "fp16") and device_type != "cuda":
@@ -309,6 +309,7 @@ def train(run_spec: RunSpec, *, corpus=None, sink: Sink | None = None, run_dir: 
 
     model.train()
     step = start_step
+    telemetry_t0 = time.time()  # sample times are relative to the sampler's start; the store keeps Unix time
     with contextlib.ExitStack() as stack:
         if instruments is not None:
             stack.enter_context(instruments)  # an exception stops the sampler and profiler, records nothing
@@ -378,7 +379,8 @@ def train(run_spec: RunSpec, *, corpus=None, sink: Sink | None = None, run_dir: 
                     status = "diverged"
                     break
                 if t.checkpoint_interval_s and time.monotonic() - last_ckpt > t.checkpoint_interval_s and step < spec.steps:
-                    save_checkpoint(step)
+                    with excluded():
+                        save_checkpoint(step)
                     last_ckpt = time.monotonic()
 
 
@@ -386,7 +388,7 @@ def train(run_spec: RunSpec, *, corpus=None, sink: Sink | None = None, run_dir: 
     extra: dict[str, Any] = {}
     if instruments is not None:
         extra = instruments.finish()
-        sink.add_telemetry(spec.run_id, instruments.telemetry_samples)
+        sink.add_telemetry(spec.run_id, [{**x, "t_s": telemetry_t0 + x["t_s"]} for x in instruments.telemetry_samples])
     measured = sorted(step_times[min(len(step_times) - 1, max(1, spec.profiling.warmup_steps)):]) or step_times
     median_step = measured[len(measured) // 2] if measured else None
     final_eval = None

@@ -44,8 +44,9 @@ def test_known_step_times_data_wait_and_warmup_exclusion(clock):
     assert s.step_times_s == pytest.approx(durations)
     assert s.step_time_s == pytest.approx(0.3)
     assert s.step_time_p90_s == pytest.approx(0.76)  # numpy's linear interpolation: 0.4 + 0.6 * 0.6
-    assert s.tokens_per_s == pytest.approx(500 / 2.0)
-    assert s.samples_per_s == pytest.approx(10 / 2.0)
+    assert s.tokens_per_s == pytest.approx(100 / 0.3)  # per-step tokens over the median step (DESIGN.md)
+    assert s.samples_per_s == pytest.approx(2 / 0.3)
+    assert s.step_time_mean_s == pytest.approx(2.0 / 5)
     assert s.data_wait_share == pytest.approx(0.05)
     assert timer.finish() is s  # idempotent
     with pytest.raises(RuntimeError):

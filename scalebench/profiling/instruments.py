@@ -202,7 +202,7 @@ class Instruments:
         if trace_path is not None:
             try:
                 breakdown = analyze_trace(trace_path)
-            except (OSError, ValueError, KeyError) as exc:
+            except (OSError, EOFError, ValueError, KeyError) as exc:  # a torn trace must not fail the run
                 warnings.warn(
                     f"could not analyse the profiler trace {trace_path}: {exc}", RuntimeWarning, stacklevel=2
                 )

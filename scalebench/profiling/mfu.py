@@ -53,10 +53,15 @@ def mfu_for(
     For fp32 training on a GPU that allows TF32 matmuls, pass ``"tf32"``: that is the peak the matmuls
     run against.
     """
+    from scalebench.errors import ConfigError
     from scalebench.hardware.calibrate import load_calibration
 
     peak, warning = _catalog_peak(device_name, dtype)
-    cal = load_calibration(device_name, calibration_path)
+    try:
+        cal = load_calibration(device_name, calibration_path)
+    except ConfigError as exc:  # a damaged calibration file must not fail a finished run
+        warnings.warn(f"calibration ignored: {exc}", RuntimeWarning, stacklevel=2)
+        cal = None
     measured = cal.peak_for(dtype) if cal is not None else None
     if warning is not None:
         hint = (

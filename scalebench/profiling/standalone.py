@@ -145,7 +145,7 @@ def _resolve_precision(precision: str, dev: Any) -> str:
         raise ConfigError(f"profile: precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "auto":
         if dev.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "tf32"
+            return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "tf32"
         return "fp32"
     if precision == "tf32" and dev.type != "cuda":
         raise ConfigError("profile: precision tf32 needs a CUDA device; use fp32 or bf16")

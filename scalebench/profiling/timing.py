@@ -180,8 +180,10 @@ class StepTimer:
             step_time_s=_quantile(d, 0.5) if n else None,
             step_time_p90_s=_quantile(d, 0.9) if n else None,
             step_time_mean_s=total / n if n else None,
-            tokens_per_s=self._tokens / total if n and total > 0 and self._tokens else None,
-            samples_per_s=self._samples / total if n and total > 0 and self._samples else None,
+            # per-step work over the median step (DESIGN.md): a slow step (trace export, a flush, a
+            # back-off retry) moves the mean, not the rate a steady run sustains
+            tokens_per_s=self._tokens / n / _quantile(d, 0.5) if n and total > 0 and self._tokens else None,
+            samples_per_s=self._samples / n / _quantile(d, 0.5) if n and total > 0 and self._samples else None,
             data_wait_share=min(1.0, self._data_wait_s / self._wall_s) if n and self._wall_s > 0 else None,
             wall_s=self._wall_s,
             step_times_s=tuple(self._durations),

@@ -182,7 +182,9 @@ def _reason(exc: BaseException) -> str:
 
 
 def _spend(results: pd.DataFrame) -> Spend:
-    gpu = results["device"].astype(str).str.contains("cuda|nvidia|gpu|h100|a100|h200", case=False, na=False)
+    # the trainer records torch's device name ("NVIDIA H100 80GB HBM3", "Tesla T4", "AMD Instinct MI300X") or "cpu"
+    device = results["device"]
+    gpu = device.notna() & ~device.astype(str).str.lower().isin(["cpu", "none", "nan", ""])
     kind = "GPU" if gpu.any() else "CPU"
     wall = pd.to_numeric(results["wall_time_s"], errors="coerce").fillna(0.0)
     energy = pd.to_numeric(results["energy_j"], errors="coerce")
@@ -293,7 +295,8 @@ def _bottlenecks(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | No
             continue
         rows.append({
             "run_id": r["run_id"], "size": r["size"], "params": r["params"],
-            "verdict": r.get("bottleneck") or detail.get("bottleneck") or "none",
+            "verdict": next((v for v in (r.get("bottleneck"), detail.get("bottleneck"))
+                             if isinstance(v, str) and v), "undetermined"),  # NaN/None: no rule fired
             "rule": detail.get("rule", ""), "recommendation": detail.get("recommendation", ""),
             "also": ", ".join(detail.get("also") or []),
             **{k: ev.get(k) for k in ("mfu", "idle_share", "median_kernel_us", "compute_share", "memory_share",

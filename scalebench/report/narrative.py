@@ -71,7 +71,8 @@ def bottleneck_summary(data: ReportData) -> str | None:
     if b is None or b.empty:
         return None
     by_size = (b.assign(params=pd.to_numeric(b["params"], errors="coerce")).dropna(subset=["params"])
-               .groupby("params")["verdict"].agg(lambda s: s.value_counts().index[0]).sort_index())
+               .groupby("params")["verdict"].agg(lambda s: s.mode().iloc[0] if s.notna().any() else "undetermined")
+               .sort_index())
     if by_size.empty:
         return None
     groups: list[tuple[str, int]] = []

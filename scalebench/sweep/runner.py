@@ -165,7 +165,12 @@ def _slots(plan: SweepPlan) -> list[str]:
     if plan.runs and plan.runs[0].device == "cuda":
         import torch
 
-        gpus = list(spec.devices.gpus) or list(range(torch.cuda.device_count()))
+        count = torch.cuda.device_count()
+        gpus = list(spec.devices.gpus) or list(range(count))
+        bad = [g for g in gpus if g >= count]
+        if bad:
+            raise DeviceError(f"devices.gpus = {list(spec.devices.gpus)}: index {bad[0]} is not among the {count} "
+                              "CUDA devices this process sees (indices count visible devices, from 0)")
         if not gpus:
             raise DeviceError("devices.device = 'cuda' but torch sees no CUDA device (CPU build of torch, or "
                               "CUDA_VISIBLE_DEVICES hides them); set devices.device = 'auto' or 'cpu'")
@@ -181,7 +186,11 @@ def _launch(run, slot: str, corpus: dict, sweep_dir: Path, store: ResultStore, p
     env = dict(os.environ)
     env["OMP_NUM_THREADS"] = str(run.threads)
     if slot.startswith("cuda:"):
-        env["CUDA_VISIBLE_DEVICES"] = slot.split(":")[1]
+        # slots index the devices this process sees; translate through an inherited CUDA_VISIBLE_DEVICES
+        # (e.g. Slurm's "2,3") so a worker lands on the GPU it was given, not physical GPU 0
+        visible = [v for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+        index = int(slot.split(":")[1])
+        env["CUDA_VISIBLE_DEVICES"] = visible[index] if index < len(visible) else str(index)
     store.set_status(run.run_id, "running", host=socket.gethostname())  # before the worker can finish
     log = open(run_dir / "worker.log", "ab")  # noqa: SIM115 - closed when the worker is reaped
     proc = subprocess.Popen([python or sys.executable, "-m", "scalebench.sweep.worker", str(job)],
