@@ -49,7 +49,7 @@ class ReportOptions:
     law: str = "chinchilla"
     bootstrap: int = 100
     bootstrap_time_s: float = 4.0
-    n_refine: int = 8
+    n_refine: int = 64  # as `scalebench fit`: the page and the CLI must report the same fit
     confidence: float = 0.95
     seed: int = 0
     scale_factors: tuple[float, ...] = (10.0, 100.0)
