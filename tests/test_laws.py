@@ -413,3 +413,73 @@ def test_frontier_properties(e, a, b, alpha, beta, log10_c):
         n = row.params * factor
         assert law.predict(n, c / (6 * n)) >= row.loss * (1 - 1e-12)
     assert_allclose(law.compute_for_loss(row.loss)["flops"].iloc[0], c, rtol=1e-6)
+
+
+# --- review findings: validation of parameters and options ---------------------------------------------
+@pytest.mark.parametrize("law,params,match", [
+    ("chinchilla", {**EPOCH, "E": 0}, r"'E' must be positive.*kaplan-params"),
+    ("chinchilla", {**EPOCH, "E": "x"}, r"'E' must be a finite number, got 'x'"),
+    ("chinchilla", {**EPOCH, "A": -1.0}, r"'A' must be positive"),
+    ("chinchilla", {**EPOCH, "beta": math.nan}, r"'beta' must be a finite number"),
+    ("chinchilla", {**EPOCH, "alpha": True}, r"'alpha' must be a finite number"),
+    ("power-params", {"E": 0.0, "A": 10.0, "alpha": 0.3}, r"'E' must be positive.*kaplan"),
+    ("kaplan-joint", {**KAPLAN, "N_c": math.inf}, r"'N_c' must be a finite number"),
+    ("kaplan-params", {"A": 0.0, "alpha": 0.1}, r"'A' must be positive"),
+])
+def test_from_params_validates_values(law, params, match):
+    with pytest.raises(FitError, match=match):
+        FitResult.from_params(law, params)
+
+
+def test_from_params_accepts_numpy_numbers():
+    r = FitResult.from_params("chinchilla", {k: np.float64(v) for k, v in EPOCH.items()})
+    assert r.params == EPOCH
+    assert FitResult.from_params("kaplan-params", {"A": np.int64(50), "alpha": 0.08}).params["A"] == 50.0
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(seed=-1, bootstrap=2), "seed must be a non-negative integer"),
+    (dict(seed=1.5), "seed must be a non-negative integer"),
+    (dict(n_refine=2.5), "n_refine must be an integer"),
+    (dict(n_refine=0), "n_refine must be an integer >= 1"),
+    (dict(confidence="0.9"), "confidence must be a number in"),
+    (dict(bootstrap=True), "bootstrap must be a non-negative integer"),
+    (dict(huber_delta=math.inf), "huber_delta must be a positive number"),
+    (dict(grid={"alpha": ()}), r"grid\['alpha'\] is empty"),
+    (dict(grid={"alpha": ("x",)}), r"grid\['alpha'\] must hold finite numbers"),
+    (dict(grid={"alpha": "0.5"}), r"grid\['alpha'\] must be a sequence"),
+    (dict(grid=[0.5]), "grid must map raw parameter names"),
+    (dict(grid=np.empty((0, 5))), "grid .*needs one or more rows"),
+    (dict(backtest_below="1e18"), "backtest_below must be a positive FLOP count"),
+    (dict(backtest_below=-1.0), "backtest_below must be a positive FLOP count"),
+])
+def test_fit_options_raise_config_error_naming_the_argument(kw, match):
+    with pytest.raises(ConfigError, match=match):
+        fit(synth("chinchilla", EPOCH, n=30), **kw)
+
+
+def test_fit_option_numpy_integers_are_accepted():
+    result = fit(synth("chinchilla", EPOCH, n=30), grid=SMALL_GRID, n_refine=np.int64(2), seed=np.int64(3),
+                 bootstrap=np.int64(2), backtest_below=np.float64(3e18))
+    assert result.n_refined == 2 and result.backtest is not None
+
+
+@pytest.mark.parametrize("source", [5, None, 3.5])
+def test_fit_source_must_be_a_frame_or_path(source):
+    with pytest.raises(FitError, match="source must be a DataFrame, a CSV/Parquet path or a sweep directory"):
+        fit(source)
+
+
+def test_backtest_threshold_must_be_a_number():
+    frame = synth("chinchilla", EPOCH, n=30)
+    with pytest.raises(ConfigError, match="below_flops must be a positive FLOP count"):
+        backtest(frame, "chinchilla", below_flops="1e18")
+    with pytest.raises(ConfigError, match="below_flops must be a positive FLOP count"):
+        backtest(frame, "chinchilla")  # the default 0 is no threshold
+
+
+def test_cli_bad_seed_exits_2(runs_csv, capsys):
+    from scalebench.cli import main
+
+    assert main(["fit", runs_csv, "--seed", "-1", "--bootstrap", "2"]) == 2
+    assert "seed must be a non-negative integer" in capsys.readouterr().err

@@ -88,3 +88,43 @@ def test_approach1_needs_curves():
     finals = training_curves(np.logspace(7, 10, 5), n_checkpoints=1)
     with pytest.raises(FitError, match="training curves"):
         isoflop_approach1(finals)
+
+
+def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
+    """Budget labels as a column, and each budget's flops blurred ±30% so clustering alone would fail."""
+    out = frame.copy()
+    flops = 6 * out["params"] * out["tokens"]
+    out["budget"] = [f"C{round(np.log10(c))}" for c in flops]
+    out["tokens"] *= np.random.default_rng(2).uniform(0.7, 1.3, len(out))
+    return out
+
+
+def test_approach2_budget_col_from_a_parquet_file(tmp_path):
+    frame = _labelled(isoflop_grid(np.logspace(18, 20, 3), noise=0.0))
+    path = tmp_path / "runs.parquet"
+    frame.to_parquet(path)
+    result = isoflop_approach2(path, budget_col="budget")
+    assert len(result.frontier) == 3
+    assert len(isoflop_approach2(frame, budget_col="budget").frontier) == 3
+    with pytest.raises(FitError, match="no column.*'nope'"):
+        isoflop_approach2(path, budget_col="nope")
+
+
+def test_approach2_budget_col_from_a_sweep_keeps_rows_aligned(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    frame = _labelled(isoflop_grid(np.logspace(18, 20, 3), noise=0.0)).rename(columns={"loss": "eval_loss"})
+    # unfinished runs first: dropping them must not shift the budget labels against the losses
+    junk = frame.head(4).assign(status="failed", eval_loss=np.nan, budget="C99")
+    sweep = pd.concat([junk, frame.assign(status="done")], ignore_index=True)
+    (tmp_path / "scalebench.sqlite").touch()
+    store = types.ModuleType("scalebench.store")
+    store.load_results = lambda sweep_dir: sweep.copy()
+    monkeypatch.setitem(sys.modules, "scalebench.store", store)
+    monkeypatch.setattr("scalebench.store", store, raising=False)
+    with pytest.warns(UserWarning, match="excluded 4 failed"):
+        result = isoflop_approach2(tmp_path, budget_col="budget")
+    assert len(result.frontier) == 3 and set(result.profiles["n_runs"]) == {9}
+    expected = isoflop_approach2(frame.rename(columns={"eval_loss": "loss"}), budget_col="budget")
+    assert_allclose(result.frontier["params"], expected.frontier["params"], rtol=1e-12)

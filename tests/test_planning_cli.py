@@ -57,3 +57,26 @@ def test_plan_bad_budget(capsys):
     assert "argument --budget-usd" in capsys.readouterr().err
     assert main(["plan", "--gpu", "H100-SXM"]) == 2
     assert "needs one constraint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [
+    ["estimate", "--params", "1e15", "--tokens", "1e12", "--gpu", "H100-SXM", "--json"],
+    ["estimate", "--model", "llama3-70b", "--gpu", "L4", "--micro-batch", "2", "--json"],
+    ["plan", "--params", "1e15", "--tokens-per-param", "20", "--gpu", "H100-SXM", "--json"],
+])
+def test_json_when_no_gpu_count_fits(capsys, argv):
+    assert main(argv) == 0
+    d = json.loads(capsys.readouterr().out)
+    est = d.get("estimate", d)
+    assert est["num_gpus"] is None and est["memory_per_gpu"]["total"] is None and est["cost_usd"] is None
+
+
+def test_text_when_no_gpu_count_fits(capsys):
+    assert main(["estimate", "--params", "1e15", "--tokens", "1e12", "--gpu", "H100-SXM"]) == 0
+    out = capsys.readouterr().out
+    assert "does not fit on any number of H100-SXM" in out and "nan" not in out.lower()
+
+
+def test_plan_budget_beyond_what_fits_exits_2(capsys):
+    assert main(["plan", "--budget-usd", "1e40", "--gpu", "H100-SXM"]) == 2
+    assert "buys more than any configuration that fits" in capsys.readouterr().err

@@ -193,3 +193,72 @@ def test_estimate_is_frozen():
     assert isinstance(e, Estimate)
     with pytest.raises(AttributeError):
         e.flops = 0
+
+
+# --- review findings ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kw", [
+    dict(params=1e15, tokens=1e12, gpu="H100-SXM"),
+    dict(model="llama3-70b", gpu="L4", micro_batch=2),
+])
+def test_no_gpu_count_fits_is_json_null_and_said_in_words(kw):
+    e = estimate(**kw)
+    assert e.num_gpus is None and e.min_gpus is None and not e.fits
+    d = e.to_dict()
+    json.dumps(d, allow_nan=False)
+    assert d["memory_per_gpu"]["total"] is None and d["memory_per_gpu"]["weights"] is None
+    assert isinstance(d["memory_per_gpu"]["activations"], int)  # known without a GPU count
+    assert d["cost_usd"] is None and d["wall_clock_s"] is None
+    text = e.report()
+    assert f"memory per GPU   does not fit on any number of {e.gpu}" in text
+    assert "nan" not in text.lower() and "$nan" not in text
+
+
+def test_partly_given_shape_keeps_the_given_fields():
+    e = estimate(params=7e9, tokens=1.4e12, gpu="H100-SXM", num_gpus=64, n_layer=32, d_model=4096)
+    assert (e.n_layer, e.d_model, e.n_head) == (32, 4096, 32)  # n_head = d_model / 128
+    assert e.inferred_fields == ("n_head",) and e.shape_inferred
+    assert e.flops == pytest.approx((6 * 7e9 + 12 * 32 * 2048 * 4096) * 1.4e12)  # PaLM count, L and d known
+    assert "L32 d4096 h32 (n_head inferred)" in e.report()
+    assert e.to_dict()["inputs"]["inferred_fields"] == ["n_head"]
+    only_l = estimate(params=7e9, tokens=1e12, gpu="H100-SXM", n_layer=40)
+    assert only_l.n_layer == 40 and only_l.inferred_fields == ("d_model", "n_head")
+    assert 12 * 40 * only_l.d_model**2 == pytest.approx(7e9, rel=0.15) and only_l.d_model % 128 == 0
+    assert only_l.flops == pytest.approx(6 * 7e9 * 1e12)  # d inferred: 6ND
+    only_d = estimate(params=7e9, tokens=1e12, gpu="H100-SXM", d_model=4096, n_head=64)
+    assert (only_d.d_model, only_d.n_head) == (4096, 64) and only_d.inferred_fields == ("n_layer",)
+    assert only_d.n_layer == round(7e9 / (12 * 4096**2))
+    none = estimate(params=7e9, tokens=1e12, gpu="H100-SXM")
+    assert none.inferred_fields == ("n_layer", "d_model", "n_head") and "(inferred)" in none.report()
+    full = estimate(params=7e9, tokens=1e12, gpu="H100-SXM", n_layer=32, d_model=4096, n_head=32)
+    assert not full.shape_inferred and full.inferred_fields == ()
+
+
+def test_notes_are_whole_messages():
+    e = estimate(params=1e15, tokens=1e12, gpu="H100-SXM")  # the message itself contains "; "
+    assert e.checkpointing == "full"
+    (never,) = [n for n in e.notes if n.startswith("does not fit on any number")]
+    assert "lower micro_batch" in never
+    assert "checkpointing='full'" not in never  # auto already chose full recomputation
+    none = estimate(params=1e15, tokens=1e12, gpu="H100-SXM", checkpointing="none")
+    assert any("checkpointing='full'" in n for n in none.notes)
+    table = estimate(params=[1e9, 1e15], tokens=1e12, gpu="H100-SXM")
+    assert table["note_list"].iloc[1] == e.notes and table["note_list"].iloc[0] == ()
+    assert table["notes"].iloc[1] == "; ".join(e.notes)
+
+
+@pytest.mark.parametrize("text,expected", [("False", False), ("false", False), ("TRUE", True), ("no", False),
+                                           (0, False), (np.bool_(True), True)])
+def test_flash_attention_strings_are_parsed(text, expected):
+    kw = dict(params=1e9, tokens=1e10, gpu="H100-SXM", num_gpus=8, checkpointing="none")
+    e = estimate(flash_attention=text, **kw)
+    assert e.memory_per_gpu.activations == estimate(flash_attention=expected, **kw).memory_per_gpu.activations
+    table = estimate(pd.DataFrame({"params": [1e9], "tokens": 1e10, "flash_attention": [text]}),
+                     gpu="H100-SXM", num_gpus=8, checkpointing="none")
+    assert table["memory_activations_bytes"].iloc[0] == e.memory_per_gpu.activations
+
+
+@pytest.mark.parametrize("bad", ["maybe", 2, 0.5, "", [1, "x"]])
+def test_flash_attention_rejects_non_booleans(bad):
+    with pytest.raises(ConfigError, match="flash_attention must be true or false"):
+        estimate(params=[1e9, 2e9] if isinstance(bad, list) else 1e9, tokens=1e10, gpu="H100-SXM",
+                 flash_attention=bad)

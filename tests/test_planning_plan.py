@@ -102,3 +102,23 @@ def test_plan_then_estimate_round_trips(budget, gpu):
     assert e.predicted_loss == pytest.approx(p.predicted_loss)
     # never over budget; below it only where cost jumps (one more GPU, or full recomputation switching on)
     assert 0.7 * budget <= e.cost_usd <= budget * (1 + 1e-12)
+
+
+def test_budget_beyond_what_fits_is_an_error_not_a_smaller_plan():
+    # above ~1e29 FLOPs the compute-optimal model fits on no number of H100s: the budget cannot be spent
+    with pytest.raises(ConfigError, match="buys more than any configuration that fits"):
+        plan(budget_usd=1e40, gpu="H100-SXM")
+    with pytest.raises(ConfigError, match="buys more than any configuration that fits"):
+        plan(gpu_hours=1e30, gpu="A100-80GB", law="chinchilla-epoch")
+
+
+def test_numpy_numbers_are_numbers():
+    import numpy as np
+
+    a = plan(params=np.int64(7_000_000_000), tokens_per_param=np.int64(20), gpu="H100-SXM")
+    b = plan(params=7e9, tokens_per_param=20, gpu="H100-SXM")
+    assert a.flops == pytest.approx(b.flops) == pytest.approx(6 * 20 * 7e9**2)  # no int64 overflow in N²
+    c = plan(budget_usd=np.float32(1e5), gpu="H100-SXM")
+    assert c.estimate.cost_usd == pytest.approx(1e5, rel=1e-6)
+    with pytest.raises(ConfigError, match="params must be a positive number"):
+        plan(params=np.bool_(True), tokens_per_param=20, gpu="H100-SXM")

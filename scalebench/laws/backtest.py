@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scalebench.errors import ConfigError, FitError
+from scalebench.errors import FitError
 from scalebench.laws.forms import LawForm, get_law
 from scalebench.laws.result import FitResult, json_float
 
@@ -40,10 +40,9 @@ class BacktestResult:
 
 def backtest_frame(frame: pd.DataFrame, form: LawForm, below_flops: float, **options: Any) -> BacktestResult:
     """Backtest on a canonical frame (see ``io.load_data``); options go to the fit."""
-    from scalebench.laws.fitting import fit_frame  # fitting imports this module for fit(backtest_below=)
+    from scalebench.laws.fitting import check_backtest_below, fit_frame  # fitting imports this module
 
-    if not below_flops > 0:
-        raise ConfigError(f"backtest threshold must be a positive FLOP count, not {below_flops!r}")
+    below_flops = check_backtest_below(below_flops, "below_flops")
     if "flops" not in frame:
         raise FitError("backtest needs a flops column (or params and tokens, with flops = 6*params*tokens)")
     train = frame[frame["flops"] < below_flops]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -25,15 +26,34 @@ from scalebench.laws.result import FitResult
 BOOTSTRAP_EXTRA_STARTS = 3
 
 
-def _check_options(huber_delta: float, confidence: float, bootstrap: int, n_refine: int | None) -> None:
-    if not (isinstance(huber_delta, (int, float)) and huber_delta > 0):
+def _real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
+
+
+def _integer(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_options(
+    huber_delta: float, confidence: float, bootstrap: int, n_refine: int | None, seed: object = 0
+) -> None:
+    if not (_real(huber_delta) and huber_delta > 0):
         raise ConfigError(f"huber_delta must be a positive number, not {huber_delta!r}")
-    if not 0 < confidence < 1:
-        raise ConfigError(f"confidence must be in (0, 1), e.g. 0.95, not {confidence!r}")
-    if not (isinstance(bootstrap, (int, np.integer)) and bootstrap >= 0):
+    if not (_real(confidence) and 0 < confidence < 1):
+        raise ConfigError(f"confidence must be a number in (0, 1), e.g. 0.95, not {confidence!r}")
+    if not (_integer(bootstrap) and bootstrap >= 0):
         raise ConfigError(f"bootstrap must be a non-negative integer count of resamples, not {bootstrap!r}")
-    if n_refine is not None and n_refine < 1:
-        raise ConfigError(f"n_refine must be >= 1 (or None to refine every start), not {n_refine!r}")
+    if n_refine is not None and not (_integer(n_refine) and n_refine >= 1):
+        raise ConfigError(f"n_refine must be an integer >= 1 (or None to refine every start), not {n_refine!r}")
+    if seed is not None and not (_integer(seed) and seed >= 0):
+        raise ConfigError(f"seed must be a non-negative integer (or None for a fresh one), not {seed!r}")
+
+
+def check_backtest_below(value: object, name: str = "backtest_below") -> float:
+    """A positive, finite FLOP count, as a float; ConfigError naming ``name`` otherwise."""
+    if not (_real(value) and value > 0):
+        raise ConfigError(f"{name} must be a positive FLOP count (a number, e.g. 1e18), not {value!r}")
+    return float(value)
 
 
 def _check_data(frame: pd.DataFrame, form: LawForm) -> None:
@@ -66,7 +86,7 @@ def fit_frame(
     """Fit ``form`` to a canonical, validated frame (see ``io.load_data``)."""
     from scalebench.laws.bootstrap import bootstrap_thetas, intervals
 
-    _check_options(huber_delta, confidence, bootstrap, n_refine)
+    _check_options(huber_delta, confidence, bootstrap, n_refine, seed)
     _check_data(frame, form)
     logx = np.log(frame[list(form.variables)].to_numpy(dtype=float).T)
     logy = np.log(frame["loss"].to_numpy(dtype=float))
@@ -151,6 +171,9 @@ def fit(
     A fit that does not converge returns with ``success=False``; unusable data raise ``FitError``.
     """
     form = get_law(law)
+    _check_options(huber_delta, confidence, bootstrap, n_refine, seed)
+    if backtest_below is not None:
+        backtest_below = check_backtest_below(backtest_below)
     frame = load_data(
         source,
         form.variables,
@@ -170,10 +193,8 @@ def fit(
         frame, form, bootstrap=bootstrap, source=describe_source(source), progress=progress, **options
     )
     if backtest_below is not None:
-        if not (isinstance(backtest_below, (int, float)) and math.isfinite(backtest_below)):
-            raise ConfigError(f"backtest_below must be a FLOP count, not {backtest_below!r}")
         from scalebench.laws.backtest import backtest_frame
 
-        bt = backtest_frame(frame, form, float(backtest_below), **options)
+        bt = backtest_frame(frame, form, backtest_below, **options)
         result = dataclasses.replace(result, backtest=bt)
     return result

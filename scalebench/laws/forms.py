@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from scalebench.errors import ConfigError
+from scalebench.errors import ConfigError, FitError
 
 LOG6 = math.log(6.0)  # C = 6·N·D: forward + backward FLOPs per parameter per token
 
@@ -78,13 +79,33 @@ class LawForm:
         theta = np.asarray(theta, dtype=float)
         return {n: theta[..., i] for i, n in enumerate(self.raw_names)}
 
+    @property
+    def positive_params(self) -> tuple[str, ...]:
+        """Public parameters that must be > 0 (scales taken as logarithms, exponents); others only finite."""
+        return ()
+
     def check_public(self, params: Mapping[str, float]) -> None:
+        """Names must match ``param_names`` (ConfigError); values must be finite real numbers, and positive
+        where ``positive_params`` says so (FitError naming the parameter)."""
+        if not isinstance(params, Mapping):
+            raise ConfigError(f"law {self.name!r}: parameters must be a mapping of name to value, "
+                              f"not {type(params).__name__}")
         missing = [n for n in self.param_names if n not in params]
         unknown = [n for n in params if n not in self.param_names]
         if missing or unknown:
             raise ConfigError(
                 f"law {self.name!r} takes parameters {list(self.param_names)}; missing {missing}, unknown {unknown}"
             )
+        for name in self.param_names:
+            value = params[name]
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                raise FitError(f"law {self.name!r}: parameter {name!r} must be a finite number, got {value!r}")
+            if name in self.positive_params and not value > 0:
+                hint = ""
+                if name == "E":
+                    hint = ("; for a law without an irreducible loss (E = 0) use a pure power law: "
+                            "'kaplan-params', 'kaplan-tokens', 'kaplan-flops' or 'kaplan-joint'")
+                raise FitError(f"law {self.name!r}: parameter {name!r} must be positive, got {value!r}{hint}")
 
     def from_public(self, params: Mapping[str, float]) -> np.ndarray:
         """Raw parameters from public ones (the inverse of ``to_public``)."""
@@ -94,22 +115,50 @@ class LawForm:
     def init_grid(self, grid: Mapping[str, Sequence[float]] | np.ndarray | None = None) -> np.ndarray:
         """Start points, shape (S, P): the cartesian product of per-parameter values (or an explicit array)."""
         if isinstance(grid, np.ndarray):
-            starts = np.atleast_2d(np.asarray(grid, dtype=float))
-            if starts.shape[1] != self.n_params:
+            try:
+                starts = np.atleast_2d(np.asarray(grid, dtype=float))
+            except (TypeError, ValueError):
+                raise ConfigError(f"law {self.name!r}: grid (a start array) must hold numbers") from None
+            if starts.ndim != 2 or starts.shape[1] != self.n_params or starts.shape[0] == 0:
                 raise ConfigError(
-                    f"law {self.name!r}: start array needs {self.n_params} columns {self.raw_names}"
+                    f"law {self.name!r}: grid (a start array) needs one or more rows of {self.n_params} "
+                    f"columns {self.raw_names}, got shape {grid.shape}"
                 )
+            if not np.isfinite(starts).all():
+                raise ConfigError(f"law {self.name!r}: grid (a start array) has NaN or infinite values")
             return starts
         values = dict(self.grid)
         if grid is not None:
+            if not isinstance(grid, Mapping):
+                raise ConfigError(
+                    f"law {self.name!r}: grid must map raw parameter names {self.raw_names} to start values "
+                    f"(or be an (S, P) array), not {type(grid).__name__}"
+                )
             unknown = set(grid) - set(self.raw_names)
             if unknown:
                 raise ConfigError(
-                    f"law {self.name!r}: grid keys {sorted(unknown)} unknown; raw parameters are {self.raw_names}"
+                    f"law {self.name!r}: grid keys {sorted(map(str, unknown))} unknown; "
+                    f"raw parameters are {self.raw_names}"
                 )
-            values.update({k: tuple(v) for k, v in grid.items()})
+            for k, v in grid.items():
+                values[k] = self._grid_values(k, v)
         axes = [values[n] for n in self.raw_names]
         return np.array(list(itertools.product(*axes)), dtype=float)
+
+    def _grid_values(self, key: str, values: object) -> tuple[float, ...]:
+        """One grid axis: a non-empty sequence (or a single number) of finite numbers."""
+        if isinstance(values, numbers.Real) and not isinstance(values, (bool, np.bool_)):
+            values = (values,)
+        if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, (Sequence, np.ndarray)):
+            raise ConfigError(f"law {self.name!r}: grid[{key!r}] must be a sequence of start values, not {values!r}")
+        out = []
+        for v in np.ravel(np.asarray(values, dtype=object)):
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+                raise ConfigError(f"law {self.name!r}: grid[{key!r}] must hold finite numbers, got {v!r}")
+            out.append(float(v))
+        if not out:
+            raise ConfigError(f"law {self.name!r}: grid[{key!r}] is empty; give at least one start value")
+        return tuple(out)
 
     # --- compute-optimal frontier (laws in params and tokens) -----------------------------------------
     @property
@@ -152,6 +201,10 @@ class ChinchillaLaw(LawForm):
     citation: str = (
         "Hoffmann et al. 2022, Training Compute-Optimal Large Language Models, eq. 2, appendix D.2"
     )
+
+    @property
+    def positive_params(self) -> tuple[str, ...]:
+        return self.param_names
 
     def log_predict_grad(self, theta, logx):
         theta = np.atleast_2d(theta)
@@ -256,6 +309,10 @@ class PowerLaw(LawForm):
             object.__setattr__(self, k, v)
         super().__post_init__()
 
+    @property
+    def positive_params(self) -> tuple[str, ...]:
+        return self.param_names
+
     def log_predict_grad(self, theta, logx):
         theta = np.atleast_2d(theta)
         lx = logx[0]
@@ -297,6 +354,10 @@ class KaplanJointLaw(LawForm):
     )
     formula: str = "L = ((N_c/N)^(alpha_N/alpha_D) + D_c/D)^alpha_D"
     citation: str = "Kaplan et al. 2020, Scaling Laws for Neural Language Models, eq. 1.5"
+
+    @property
+    def positive_params(self) -> tuple[str, ...]:
+        return self.param_names
 
     def log_predict_grad(self, theta, logx):
         theta = np.atleast_2d(theta)

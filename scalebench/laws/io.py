@@ -14,6 +14,7 @@ Conventions:
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,7 +36,11 @@ def describe_source(source: object) -> str:
 def _read(source: object, loss_col: str | None) -> tuple[pd.DataFrame, str]:
     if isinstance(source, pd.DataFrame):
         return source.copy(), loss_col or "loss"
-    path = Path(source)  # type: ignore[arg-type]
+    if not isinstance(source, (str, os.PathLike)) or not str(source):
+        raise FitError(
+            f"source must be a DataFrame, a CSV/Parquet path or a sweep directory, not {source!r}"
+        )
+    path = Path(source)
     if path.is_dir():
         if not (path / SWEEP_STORE_FILE).exists():
             raise FitError(
@@ -74,10 +79,17 @@ def load_data(
     params_col: str = "params",
     tokens_col: str = "tokens",
     flops_col: str = "flops",
+    extra_cols: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """Canonical, validated frame (``params``, ``tokens``, ``flops``, ``loss``[, ``run_id``]) from ``source``."""
+    """Canonical, validated frame (``params``, ``tokens``, ``flops``, ``loss``[, ``run_id``]) from ``source``.
+
+    ``extra_cols`` are carried through unchanged (same rows, same order as the canonical columns), for
+    callers that group by a column of the source, such as a budget label."""
     raw, loss_name = _read(source, loss_col)
     where = describe_source(source)
+    absent = [c for c in extra_cols if c not in raw.columns]
+    if absent:
+        raise FitError(f"{where}: no column(s) {absent}; columns are {list(raw.columns)}")
     if loss_name not in raw.columns:
         hint = " (sweeps default to eval_loss; try loss_col='train_loss')" if loss_col is None else ""
         raise FitError(f"{where}: no loss column {loss_name!r}{hint}; columns are {list(raw.columns)}")
@@ -88,6 +100,9 @@ def load_data(
     out["loss"] = pd.to_numeric(raw[loss_name], errors="coerce").astype(float)
     if "run_id" in raw.columns:
         out["run_id"] = raw["run_id"].to_numpy()
+    for col in extra_cols:
+        if col not in out:
+            out[col] = raw[col].to_numpy()
     if "tokens" not in out and "flops" in out and "params" in out:
         out["tokens"] = out["flops"] / (6.0 * out["params"])
     if "flops" not in out and "params" in out and "tokens" in out:

@@ -156,13 +156,12 @@ def isoflop_approach2(
     the method's bias."""
     if not rtol > 0:
         raise ConfigError(f"rtol must be positive, not {rtol!r}")
-    frame = load_data(source, ("params", "tokens"), loss_col=loss_col)
+    extra = () if budget_col is None else (budget_col,)
+    frame = load_data(source, ("params", "tokens"), loss_col=loss_col, extra_cols=extra)
     if budget_col is not None:
-        if not isinstance(source, pd.DataFrame):
-            source = pd.read_csv(source)  # type: ignore[arg-type]
-        if budget_col not in source:
-            raise FitError(f"no budget column {budget_col!r}")
-        labels = pd.factorize(source[budget_col].to_numpy())[0]
+        labels = pd.factorize(frame[budget_col].to_numpy())[0]
+        if (labels < 0).any():
+            raise FitError(f"budget_col {budget_col!r} has {int((labels < 0).sum())} missing value(s)")
     else:
         labels = budget_clusters(frame["flops"].to_numpy(), rtol)
     rows, optima = [], []

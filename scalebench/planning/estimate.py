@@ -8,9 +8,10 @@ as a DataFrame. The formulas live in :mod:`~scalebench.planning.memory` (memory,
 
 Training FLOPs: ``6·N·D`` (Kaplan et al. 2020, §2.1) when only a parameter count is known; with a shape
 (a preset, or a family plus its shape) the PaLM count ``(6·N + 12·L·T·d)·D`` (Chowdhery et al. 2022,
-appendix B; the family's own formula for families). Without a shape, activation memory uses an inferred
-one: d_model/n_layer = 128 (GPT-3 175B and Llama-2 7B have exactly 128, Llama-2 70B 102), N ≈ 12·L·d²,
-head dimension 128, GPT-2's 50,257-token vocabulary; the result says ``shape_inferred``.
+appendix B; the family's own formula for families; the 12·L·T·d term whenever n_layer and d_model are
+given). Shape fields not given are inferred from the ones that are: d_model/n_layer = 128 (GPT-3 175B and
+Llama-2 7B have exactly 128, Llama-2 70B 102), N ≈ 12·L·d², head dimension 128, GPT-2's 50,257-token
+vocabulary. Given fields are kept; the result says ``shape_inferred`` and lists ``inferred_fields``.
 """
 
 from __future__ import annotations
@@ -68,8 +69,13 @@ class MemoryBreakdown:
     overhead: float
     total: float
 
-    def to_dict(self) -> dict[str, int]:
-        return {k: int(round(getattr(self, k))) for k in MEMORY_KEYS}
+    def to_dict(self) -> dict[str, int | None]:
+        """Whole bytes; None (JSON null) where a value is unknown, e.g. when no GPU count fits."""
+        return {k: _round_or_none(getattr(self, k)) for k in MEMORY_KEYS}
+
+
+def _round_or_none(x: float) -> int | None:
+    return int(round(x)) if math.isfinite(x) else None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,7 +97,7 @@ class Estimate:
     n_layer: int
     d_model: int
     n_head: int
-    shape_inferred: bool
+    shape_inferred: bool  # True when any of n_layer, d_model, n_head was inferred (see inferred_fields)
     flops: float
     memory_per_gpu: MemoryBreakdown
     gpu_memory_bytes: int
@@ -111,6 +117,7 @@ class Estimate:
     predicted_loss_interval: tuple[float, float] | None = None
     law: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    inferred_fields: tuple[str, ...] = ()  # which of n_layer, d_model, n_head were inferred, not given
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: NaN becomes None. The first keys are the stable interface."""
@@ -137,6 +144,7 @@ class Estimate:
                 "zero": self.zero, "checkpointing": self.checkpointing, "seq_len": self.seq_len,
                 "micro_batch": self.micro_batch, "global_batch": self.global_batch, "n_layer": self.n_layer,
                 "d_model": self.d_model, "n_head": self.n_head, "shape_inferred": self.shape_inferred,
+                "inferred_fields": list(self.inferred_fields),
                 "price_usd_per_hour": self.price_usd_per_hour, "law": self.law,
             },
             "notes": list(self.notes),
@@ -148,22 +156,39 @@ class Estimate:
         m = self.memory_per_gpu
         gib = 2.0**30
         what = self.model or f"{_si(self.params)} params"
-        shape = f"L{self.n_layer} d{self.d_model} h{self.n_head}" + (" (inferred)" if self.shape_inferred else "")
+        shape = f"L{self.n_layer} d{self.d_model} h{self.n_head}"
+        if self.inferred_fields:
+            shape += " (inferred)" if len(self.inferred_fields) == 3 else f" ({', '.join(self.inferred_fields)} inferred)"
+        if self.num_gpus is None:  # no GPU count fits: nothing per GPU, in time or in money to report
+            memory = (f"does not fit on any number of {self.gpu} ({self.gpu_memory_bytes / gib:.0f} GiB each; "
+                      f"activations {m.activations / gib:.1f} GiB per GPU; see the note)")
+        else:
+            memory = (f"{m.total / gib:.1f} GiB of {self.gpu_memory_bytes / gib:.0f} GiB "
+                      f"(weights {m.weights / gib:.1f}, gradients {m.gradients / gib:.1f}, "
+                      f"optimizer {m.optimizer / gib:.1f}, activations {m.activations / gib:.1f}, "
+                      f"overhead {m.overhead / gib:.1f})" + ("" if self.fits else "  DOES NOT FIT"))
+        if not math.isfinite(self.cost_usd):
+            cost = "n/a (no GPU count fits)" if self.num_gpus is None else "n/a"
+        elif self.price_usd_per_hour:
+            cost = f"${self.cost_usd:,.0f} at ${self.price_usd_per_hour:.2f}/GPU-hour"
+        else:
+            cost = "unknown (no price: pass price_usd_per_hour)"
+        energy = f"{self.energy_kwh:,.0f} kWh" if math.isfinite(self.energy_kwh) else "n/a"
+        if self.co2_kg is not None:
+            energy += f", {self.co2_kg:,.0f} kg CO2e"
+        hours = f"{self.gpu_hours:,.0f} GPU-hours" if math.isfinite(self.gpu_hours) else "GPU-hours n/a"
+        efficiency = f"{self.scaling_efficiency:.3f}" if math.isfinite(self.scaling_efficiency) else "n/a"
         lines = [
             f"{what} on {_si(self.tokens)} tokens, {self.gpu} x {self.num_gpus if self.num_gpus else '?'}, "
             f"{self.precision}, {self.optimizer}, ZeRO-{self.zero}, checkpointing {self.checkpointing}",
             f"  shape            {shape}, seq {self.seq_len}, micro-batch {self.micro_batch}",
             f"  training FLOPs   {self.flops:.3g}",
-            f"  memory per GPU   {m.total / gib:.1f} GiB of {self.gpu_memory_bytes / gib:.0f} GiB "
-            f"(weights {m.weights / gib:.1f}, gradients {m.gradients / gib:.1f}, optimizer {m.optimizer / gib:.1f}, "
-            f"activations {m.activations / gib:.1f}, overhead {m.overhead / gib:.1f})"
-            + ("" if self.fits else "  DOES NOT FIT"),
+            f"  memory per GPU   {memory}",
             f"  least GPUs       {self.min_gpus if self.min_gpus is not None else 'none fits'}",
-            f"  MFU              {self.mfu:.3f} ({self.mfu_source}), scaling efficiency {self.scaling_efficiency:.3f}",
-            f"  wall clock       {_duration(self.wall_clock_s)}  ({self.gpu_hours:,.0f} GPU-hours)",
-            "  cost             " + (f"${self.cost_usd:,.0f} at ${self.price_usd_per_hour:.2f}/GPU-hour"
-                                      if self.price_usd_per_hour else "unknown (no price: pass price_usd_per_hour)"),
-            f"  energy           {self.energy_kwh:,.0f} kWh" + (f", {self.co2_kg:,.0f} kg CO2e" if self.co2_kg is not None else ""),
+            f"  MFU              {self.mfu:.3f} ({self.mfu_source}), scaling efficiency {efficiency}",
+            f"  wall clock       {_duration(self.wall_clock_s)}  ({hours})",
+            f"  cost             {cost}",
+            f"  energy           {energy}",
         ]
         if self.predicted_loss is not None:
             band = ""
@@ -284,6 +309,33 @@ def _check(name: str, arr: np.ndarray, *, positive: bool, integer: bool, at_most
         raise ConfigError(f"{name} must be {kind}, got {arr[i]!r}{where}")
 
 
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def _flag(name: str, value: Any, default: bool) -> bool:
+    """A boolean from a bool, 0/1, or "true"/"false" (also yes/no, on/off; any case); missing -> default."""
+    if _missing(value):
+        return default
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, str):
+        key = value.strip().lower()
+        if key in _TRUE or key in _FALSE:
+            return key in _TRUE
+    elif isinstance(value, (int, float, np.integer, np.floating)) and value in (0, 1):
+        return bool(value)
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+def _flags(name: str, value: Any, n: int, default: bool) -> np.ndarray:
+    if _is_array(value):
+        arr = np.asarray(value)
+        if arr.dtype == bool:
+            return arr
+        return np.array([_flag(name, x, default) for x in arr.ravel()], dtype=bool)
+    return np.full(n, _flag(name, value, default))
+
+
 def _categorical(value: Any, n: int, parse) -> tuple[np.ndarray, list[Any]]:
     """(codes, parsed uniques); codes -1 where missing."""
     if _is_array(value):
@@ -342,18 +394,29 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
     if np.isnan(tokens).any():
         raise ConfigError("tokens is required (training tokens; a model preset supplies its published count)")
     seq = np.where(np.isnan(seq), DEFAULT_SEQ_LEN, seq)
-    shape_inferred = np.isnan(L) | np.isnan(d) | np.isnan(heads)
-    if shape_inferred.any():
-        p = params[shape_inferred]
-        li = np.maximum(1.0, np.round((p / (12.0 * INFER_ASPECT_RATIO**2)) ** (1.0 / 3.0)))
-        di = np.maximum(INFER_HEAD_DIM, INFER_HEAD_DIM * np.round(np.sqrt(p / (12.0 * li)) / INFER_HEAD_DIM))
-        L[shape_inferred], d[shape_inferred], heads[shape_inferred] = li, di, di / INFER_HEAD_DIM
+    # infer only the fields not given (N ≈ 12·L·d², d/L = 128, head dimension 128), keeping given ones
+    inferred = {"n_layer": np.isnan(L), "d_model": np.isnan(d), "n_head": np.isnan(heads)}
+    shape_inferred = inferred["n_layer"] | inferred["d_model"] | inferred["n_head"]
+    both = inferred["n_layer"] & inferred["d_model"]
+    if both.any():
+        L[both] = np.maximum(1.0, np.round((params[both] / (12.0 * INFER_ASPECT_RATIO**2)) ** (1.0 / 3.0)))
+    only_d = inferred["d_model"]  # n_layer known now (given or just inferred)
+    if only_d.any():
+        d[only_d] = np.maximum(INFER_HEAD_DIM, INFER_HEAD_DIM * np.round(
+            np.sqrt(params[only_d] / (12.0 * L[only_d])) / INFER_HEAD_DIM))
+    only_l = np.isnan(L)  # d_model given, n_layer not
+    if only_l.any():
+        L[only_l] = np.maximum(1.0, np.round(params[only_l] / (12.0 * d[only_l] ** 2)))
+    if inferred["n_head"].any():
+        h = inferred["n_head"]
+        heads[h] = np.maximum(1.0, np.round(d[h] / INFER_HEAD_DIM))
     kv = np.where(np.isnan(kv), heads, kv)
     ff = np.where(np.isnan(ff), 4.0 * d, ff)
     vocab = np.where(np.isnan(vocab), INFER_VOCAB, vocab)
     params_total = np.where(np.isnan(params_total), params, params_total)
     flops_per_token = np.where(
-        np.isnan(flops_per_token), 6.0 * params + np.where(shape_inferred, 0.0, 12.0 * L * seq * d), flops_per_token
+        np.isnan(flops_per_token), 6.0 * params + np.where(inferred["n_layer"] | inferred["d_model"], 0.0, 12.0 * L * seq * d),
+        flops_per_token
     )
     flops = flops_per_token * tokens
 
@@ -399,7 +462,7 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
             o[(p_codes == pi) & (o_codes == oi)] = mem._STATE[prec][2][opt]
     zero = _take(z_codes, zeros, -1, dtype=int)
     act_scale = _take(p_codes, [mem.ACTIVATION_SCALE[p] for p in precs], np.nan)
-    flash = np.broadcast_to(np.asarray(values["flash_attention"], dtype=bool), (n,))
+    flash = _flags("flash_attention", values["flash_attention"], n, default=True)
     f_over, ctx = np.where(np.isnan(num["allocator_overhead"]), mem.DEFAULT_ALLOCATOR_OVERHEAD, num["allocator_overhead"]), \
         np.where(np.isnan(num["context_bytes"]), mem.DEFAULT_CONTEXT_BYTES, num["context_bytes"])
     micro = np.where(np.isnan(num["micro_batch"]), 1.0, num["micro_batch"])
@@ -455,6 +518,7 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
         "precision": prec_name, "optimizer": _take(o_codes, opts, None, dtype=object), "zero": zero,
         "checkpointing": chosen, "seq_len": seq, "micro_batch": micro, "global_batch": num["global_batch"],
         "n_layer": L, "d_model": d, "n_head": heads, "shape_inferred": shape_inferred,
+        "inferred_fields": _inferred_fields(inferred, n),
         **{f"memory_{k}_bytes": memory[k] for k in MEMORY_KEYS},
         "gpu_memory_bytes": capacity,
         "mfu": mfu, "mfu_source": mfu_source, "scaling_efficiency": eff, "peak_flops": peak,
@@ -462,8 +526,25 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
         "energy_kwh": energy, "co2_kg": co2,
         "predicted_loss": loss, "predicted_loss_lo": lo, "predicted_loss_hi": hi, "law": law_name,
     }
-    out["notes"] = _notes(out, extrapolated, calibration, n, no_unit)
+    unsharded, _ = mem._shard_split(params_total, w, gb, o, zero)
+    notes = _notes(out, extrapolated, calibration, n, no_unit, unsharded * (1.0 + f_over))
+    text, lists = np.full(n, "", dtype=object), np.empty(n, dtype=object)
+    lists[:] = [()] * n
+    for i, msgs in notes.items():
+        text[i], lists[i] = "; ".join(msgs), msgs
+    out["notes"] = text  # one string per row, for tables; split nothing back out of it
+    out["note_list"] = lists  # the messages themselves, a tuple per row
     return out
+
+
+def _inferred_fields(inferred: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """Per row, the tuple of shape fields that were inferred rather than given."""
+    names = list(inferred)
+    code = sum(inferred[k].astype(int) << i for i, k in enumerate(names))
+    table = np.empty(2 ** len(names), dtype=object)
+    for c in range(table.size):
+        table[c] = tuple(k for i, k in enumerate(names) if c >> i & 1)
+    return table[np.broadcast_to(code, (n,))]
 
 
 def _family(name: Any):
@@ -559,7 +640,8 @@ def _interval_bounds(band: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _notes(out: dict[str, Any], extrapolated: np.ndarray, calibration: Any, n: int,
-           no_unit: list[tuple[np.ndarray, str]]) -> np.ndarray:
+           no_unit: list[tuple[np.ndarray, str]], unsharded_bytes: np.ndarray) -> dict[int, tuple[str, ...]]:
+    """Row -> its messages, for rows with something to say (a message may itself contain "; ")."""
     notes: dict[int, list[str]] = defaultdict(list)  # only rows with something to say
     for rows, msg in no_unit:
         for i in np.flatnonzero(rows):
@@ -567,10 +649,17 @@ def _notes(out: dict[str, Any], extrapolated: np.ndarray, calibration: Any, n: i
     gib = 2.0**30
     never = np.isnan(out["min_gpus"])
     for i in np.flatnonzero(never):
+        unsharded = f" and {unsharded_bytes[i] / gib:.1f} GiB of model states that ZeRO-{int(out['zero'][i])} " \
+            "does not shard" if unsharded_bytes[i] > 0 else ""
+        fix = "lower micro_batch or seq_len"
+        if out["checkpointing"][i] != "full":
+            fix += ", or use checkpointing='full'"
+        if unsharded:
+            fix += ", or shard more (zero=3)"
         notes[i].append(
-            f"does not fit on any number of {out['gpu'][i]}: activations alone need "
-            f"{out['memory_activations_bytes'][i] / gib:.1f} GiB per GPU; lower micro_batch or seq_len, or use "
-            "checkpointing='full' (tensor/pipeline parallelism is not modelled)")
+            f"does not fit on any number of {out['gpu'][i]} ({out['gpu_memory_bytes'][i] / gib:.0f} GiB each): "
+            f"activations need {out['memory_activations_bytes'][i] / gib:.1f} GiB per GPU{unsharded}; "
+            f"{fix} (tensor/pipeline parallelism is not modelled)")
     for i in np.flatnonzero(~out["fits"] & ~never):
         notes[i].append(
             f"does not fit: {out['memory_total_bytes'][i] / gib:.1f} GiB per GPU needed, "
@@ -590,10 +679,7 @@ def _notes(out: dict[str, Any], extrapolated: np.ndarray, calibration: Any, n: i
         if calibration.gpu:
             for i in np.flatnonzero(out["gpu"] != calibration.gpu):
                 notes[i].append(f"MFU calibrated on {calibration.gpu}, applied to {out['gpu'][i]}")
-    text = np.full(n, "", dtype=object)
-    for i, lines in notes.items():
-        text[i] = "; ".join(lines)
-    return text
+    return {i: tuple(lines) for i, lines in notes.items()}
 
 
 # ---------------------------------------------------------------------------------------------- public
@@ -609,13 +695,20 @@ def estimate(scenarios: pd.DataFrame | None = None, /, **kwargs: Any) -> Estimat
     Hardware: ``gpu`` (catalog name, required), ``num_gpus`` (default: the least that fits),
     ``price_usd_per_hour`` (default: catalog). Training: ``precision`` (fp32, tf32, bf16, fp16, fp8;
     default bf16), ``optimizer`` (adamw, sgd), ``zero`` (0-3 or "fsdp"; default 3, full sharding),
-    ``checkpointing`` (none, selective, full, or "auto" = the least recompute that fits; default auto),
-    ``flash_attention`` (default True), ``seq_len``, ``micro_batch`` (default 1), ``global_batch``.
+    ``checkpointing`` (none, selective, full, or "auto"; default auto), ``flash_attention`` (default True;
+    also "true"/"false"), ``seq_len``, ``micro_batch`` (default 1), ``global_batch``.
     Efficiency: ``mfu`` (a fraction, or a :class:`~scalebench.planning.calibrate.Calibration`; default
     0.40, fp8 0.30), ``scaling_efficiency`` (default: :func:`~scalebench.planning.timing.default_scaling_efficiency`).
     Energy: ``power_fraction`` (of TDP, default 1 or calibrated), ``pue`` (1), ``grid_gco2_per_kwh``.
     Memory model knobs: ``allocator_overhead`` (0.10), ``context_bytes`` (1 GiB). Loss: ``law`` (a preset
     name such as ``"chinchilla"`` or a FitResult).
+
+    ``checkpointing="auto"`` picks, per scenario, the least recomputation (none, then selective, then full)
+    that fits at the GPU count used (``num_gpus``, or the least that fits under that mode). Within one
+    checkpointing mode more GPUs never raise the memory per GPU; under auto they can raise it slightly,
+    because more GPUs free enough memory for a lighter mode that stores more activations, while the time
+    falls (no recomputation) and the memory stays within the GPU's capacity. When no mode fits on any GPU
+    count, auto reports ``full`` and the estimate's money and time are NaN (None in ``to_dict``).
     """
     values, n, vectorised = _gather(scenarios, kwargs)
     out = _compute(values, n, strict=not vectorised)
@@ -653,5 +746,5 @@ def _to_estimate(out: dict[str, Any]) -> Estimate:
         gpu_hours=float(r["gpu_hours"]), price_usd_per_hour=_opt(r["price_usd_per_hour"]),
         cost_usd=float(r["cost_usd"]), energy_kwh=float(r["energy_kwh"]), co2_kg=_opt(r["co2_kg"]),
         predicted_loss=_opt(r["predicted_loss"]), predicted_loss_interval=interval, law=r["law"],
-        notes=tuple(x for x in str(r["notes"]).split("; ") if x),
+        notes=tuple(r["note_list"]), inferred_fields=tuple(r["inferred_fields"]),
     )

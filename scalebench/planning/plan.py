@@ -12,14 +12,18 @@ Constraints (exactly one): ``flops`` (C), ``budget_usd``, ``gpu_hours``, ``deadl
 
 Dollar, GPU-hour and deadline budgets depend on C through the whole estimate (the GPU count that fits,
 its scaling efficiency, recomputation), so C is found by bisection on log C; the answer never exceeds the
-budget.
+budget. A budget larger than the most expensive run that fits on any number of the GPUs is an error
+(ConfigError), not silently the largest run that fits.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from scalebench.errors import ConfigError, FitError
 from scalebench.planning.estimate import Estimate, _json_safe, _resolve_law, _si, estimate
@@ -80,9 +84,12 @@ def plan(
     given = {k: v for k, v in dict(flops=flops, budget_usd=budget_usd, gpu_hours=gpu_hours,
                                    deadline_s=deadline_s, target_loss=target_loss).items() if v is not None}
     for name, value in {**given, "params": params, "tokens_per_param": tokens_per_param}.items():
-        if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+        if value is not None and not (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
                                       and math.isfinite(value) and value > 0):
             raise ConfigError(f"{name} must be a positive number, got {value!r}")
+    given = {k: float(v) for k, v in given.items()}  # numpy integers would overflow in 6·r·N²
+    params = None if params is None else float(params)
+    tokens_per_param = None if tokens_per_param is None else float(tokens_per_param)
     fixed_both = params is not None and tokens_per_param is not None
     if len(given) > 1:
         raise ConfigError(f"plan takes one constraint, got {', '.join(given)}")
@@ -121,9 +128,9 @@ def plan(
     if fixed_both:
         c = 6.0 * tokens_per_param * params**2
     elif "flops" in given:
-        c = float(flops)
+        c = given["flops"]
     elif "target_loss" in given:
-        c = _flops_for_loss(fit, float(target_loss), params, tokens_per_param)
+        c = _flops_for_loss(fit, given["target_loss"], params, tokens_per_param)
     else:
         metric, target = _METRIC[constraint], float(given[constraint])
         c = _bisect(lambda x: getattr(run(x), metric), target, constraint)
@@ -136,12 +143,20 @@ def plan(
 
 
 def _bisect(f, target: float, name: str, lo: float = 1e9, hi: float = 1e33) -> float:
-    """Largest C in [lo, hi] with f(C) <= target, for f non-decreasing (NaN counts as too much)."""
+    """Largest C in [lo, hi] with f(C) <= target, for f non-decreasing.
+
+    NaN means the run fits on no number of GPUs (the model grows with C). If the search ends against that
+    wall rather than against the budget, the budget buys more than any configuration that fits: raise
+    instead of returning the largest run that fits as if the budget had been spent.
+    """
     def ok(c: float) -> bool:
         value = f(c)
         return value == value and value <= target
 
-    if not ok(lo):
+    first = f(lo)
+    if first != first:
+        raise ConfigError(f"{name} = {target:.4g}: even a {lo:.0e}-FLOP run fits on no number of these GPUs")
+    if not first <= target:
         raise ConfigError(f"{name} = {target:.4g} is too small: even {lo:.0e} FLOPs exceed it")
     if ok(hi):
         raise ConfigError(f"{name} = {target:.4g} buys more than {hi:.0e} FLOPs; the planner does not go beyond")
@@ -154,6 +169,14 @@ def _bisect(f, target: float, name: str, lo: float = 1e9, hi: float = 1e33) -> f
             b = mid
         if b - a < 1e-10:  # relative precision of C
             break
+    above = f(math.exp(b))
+    if above != above:  # stopped by "fits on no GPU count", not by the budget
+        best = f(math.exp(a))
+        raise ConfigError(
+            f"{name} = {target:.4g} buys more than any configuration that fits: beyond C = {math.exp(a):.3g} "
+            f"FLOPs the model fits on no number of these GPUs, and the largest run that fits needs only "
+            f"{name} = {best:.4g}; lower the constraint, fix params=/tokens_per_param= for a smaller, "
+            "longer-trained model, or change checkpointing, micro_batch or seq_len")
     return math.exp(a)
 
 

@@ -400,8 +400,9 @@ def _plan(fit: Any, results: pd.DataFrame, max_flops: float,
     est["far"] = ratio > FAR_EXTRAPOLATION
     far = (f"more than {FAR_EXTRAPOLATION:g}× beyond the sweep's largest run ({max_flops:.3g} FLOPs): the fit "
            "was never tested this far, so read N, D and the loss as an order of magnitude")
-    lists = [tuple(p for p in (note, e, str(n or ""), far if is_far else "") if p)
-             for n, e, is_far in zip(est["notes"], extra, est["far"], strict=True)]
+    est_notes = est["note_list"] if "note_list" in est else est["notes"].map(lambda n: (n,) if n else ())
+    lists = [tuple(p for p in (note, e, *ns, far if is_far else "") if p)
+             for ns, e, is_far in zip(est_notes, extra, est["far"], strict=True)]
     est["note_list"] = pd.Series(lists, dtype=object, index=est.index)
     est["notes"] = ["; ".join(p) for p in lists]
     clusters = grid[grid["num_gpus"].isin(opts.plan_clusters)][["target", "num_gpus", "fits", "wall_clock_s",
