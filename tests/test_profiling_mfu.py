@@ -77,3 +77,22 @@ def test_real_catalog_never_guesses_for_cpu():
     pytest.importorskip("scalebench.hardware.catalog")
     with pytest.warns(RuntimeWarning):
         assert mfu_for(1e9, "cpu: AMD EPYC", "fp32").mfu is None
+
+
+def test_cpu_measured_peak_is_scaled_to_the_run_threads_and_a_stale_one_is_flagged(tmp_path):
+    import warnings as _w
+
+    from scalebench.hardware.calibrate import Calibration, save_calibration
+    from scalebench.profiling.mfu import mfu_for
+
+    cal = Calibration(device_name="cpu: Test", device_type="cpu", fp32_matmul_flops_per_s=200e9,
+                      bf16_matmul_flops_per_s=None, copy_bandwidth_bytes_per_s=1e10, matmul_size=64,
+                      copy_bytes=1024, repeats=1, torch_version="x", date="2026-01-01", threads=2)
+    path = tmp_path / "cal.json"
+    save_calibration(cal, path)
+    with _w.catch_warnings():
+        _w.simplefilter("ignore")
+        r = mfu_for(50e9, "cpu: Test", "fp32", calibration_path=path, threads=1)
+    assert r.measured_peak_flops == 100e9 and r.mfu_measured_peak == 0.5
+    with pytest.warns(RuntimeWarning, match="calibration understates the device"):
+        mfu_for(150e9, "cpu: Test", "fp32", calibration_path=path, threads=1)

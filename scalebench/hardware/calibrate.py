@@ -55,6 +55,7 @@ class Calibration:
     repeats: int
     torch_version: str
     date: str  # ISO 8601, UTC
+    threads: int | None = None  # CPU: torch threads during the measurement (runs may use fewer)
 
     def peak_for(self, dtype: str) -> float | None:
         """Measured matmul FLOP/s for a catalog dtype key: bf16 (and fp16, same units), fp32/tf32."""
@@ -182,6 +183,7 @@ def calibrate(
         repeats=repeats,
         torch_version=str(torch.__version__),
         date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        threads=torch.get_num_threads() if dev.type == "cpu" else None,
     )
 
 

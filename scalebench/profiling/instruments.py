@@ -193,6 +193,8 @@ class Instruments:
             return self.result.metrics
         if not self._started:
             raise RuntimeError("Instruments.finish() before start()")
+        import torch
+
         throughput = self.timer.finish()
         self._close()
         telemetry = self.sampler.summary()
@@ -213,6 +215,7 @@ class Instruments:
                 self.device_name,
                 self.dtype,
                 calibration_path=self.calibration_path,
+                threads=torch.get_num_threads() if self.device_type == "cpu" else None,
             )
         verdict = classify(
             Evidence(

@@ -47,11 +47,14 @@ def mfu_for(
     dtype: str,
     *,
     calibration_path: str | Path | None = None,
+    threads: int | None = None,
 ) -> MFUResult:
     """MFU of ``achieved_flops_per_s`` on ``device_name`` computing in ``dtype`` (bf16, fp32, tf32, ...).
 
     For fp32 training on a GPU that allows TF32 matmuls, pass ``"tf32"``: that is the peak the matmuls
-    run against.
+    run against. On a CPU, ``threads`` is what the run used: a peak measured with more threads is scaled
+    down in proportion (large matmuls scale about linearly with cores), so a one-thread worker of a
+    two-worker sweep is compared with one core's peak.
     """
     from scalebench.errors import ConfigError
     from scalebench.hardware.calibrate import load_calibration
@@ -63,6 +66,8 @@ def mfu_for(
         warnings.warn(f"calibration ignored: {exc}", RuntimeWarning, stacklevel=2)
         cal = None
     measured = cal.peak_for(dtype) if cal is not None else None
+    if measured and cal.device_type == "cpu" and cal.threads and threads and threads != cal.threads:
+        measured *= threads / cal.threads
     if warning is not None:
         hint = (
             " (a measured peak from `scalebench env --calibrate` is used)"
@@ -72,6 +77,14 @@ def mfu_for(
         warning += hint
         warnings.warn(warning, RuntimeWarning, stacklevel=2)
     ok = achieved_flops_per_s is not None and achieved_flops_per_s >= 0
+    if ok and measured and achieved_flops_per_s > 1.05 * measured:
+        warnings.warn(
+            f"this run reached {achieved_flops_per_s / measured:.2f}x the measured peak of {device_name} "
+            f"(calibrated {cal.date}): the calibration understates the device, probably measured under load; "
+            "re-run `scalebench env --calibrate` on an idle machine",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return MFUResult(
         mfu=achieved_flops_per_s / peak if ok and peak else None,
         mfu_measured_peak=achieved_flops_per_s / measured if ok and measured else None,
