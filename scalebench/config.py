@@ -199,14 +199,29 @@ class DevicesSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class ExecutorSpec:
-    kind: Literal["local"] = "local"  # Ray and Slurm (submitit) executors are planned, not built yet
+    """How runs are launched: worker processes here, or Slurm jobs through submitit (``scalebench[slurm]``).
+
+    The ``slurm_*`` keys are per job (one run each) and only used with ``kind = "slurm"``.
+    """
+
+    kind: Literal["local", "slurm"] = "local"  # a Ray executor is planned, not built yet
     max_attempts: int = 2  # a run that crashes (not diverges) is retried this many times in all
-    timeout_s: float = 0.0  # per run; 0 = none
+    timeout_s: float = 0.0  # per run; 0 = none (slurm: counted from submission, queue time included)
+    max_parallel: int = 8  # slurm: jobs in flight at once (on this machine also capped by its device slots)
+    slurm_cluster: Literal["auto", "local", "slurm"] = "auto"  # auto: Slurm where srun is found; local: here
+    slurm_partition: str = ""  # empty = the cluster's default partition
+    slurm_time_min: int = 60  # the job's time limit
+    slurm_gpus_per_job: int = 1  # asked only for CUDA runs
+    slurm_cpus_per_job: int = 4
+    slurm_mem_gb: float = 32.0
 
     def __post_init__(self) -> None:
-        _positive("max_attempts", self.max_attempts)
+        for name in ("max_attempts", "max_parallel", "slurm_time_min", "slurm_cpus_per_job", "slurm_mem_gb"):
+            _positive(name, getattr(self, name))
         if self.timeout_s < 0:
             raise ConfigError(f"timeout_s must be >= 0, got {self.timeout_s!r}")
+        if self.slurm_gpus_per_job < 0:
+            raise ConfigError(f"slurm_gpus_per_job must be >= 0, got {self.slurm_gpus_per_job!r}")
 
 
 @dataclass(frozen=True, kw_only=True)

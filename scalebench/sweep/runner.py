@@ -1,4 +1,4 @@
-"""Run a sweep into its directory: plan, record, launch each run in its own process, resume.
+"""Run a sweep into its directory: plan, record, launch each run in its own process (or Slurm job), resume.
 
 Resume rules (running the same spec into an existing directory):
 * ``done`` and ``diverged`` runs are kept and never repeated (a diverged run would diverge again);
@@ -7,6 +7,9 @@ Resume rules (running the same spec into an existing directory):
 * a finished run whose settings the new spec would change is refused, naming the run and the fix.
 One sweep process at a time may write a directory (an advisory lock), while its workers write
 concurrently through the store's short transactions.
+
+How a run is started (a local worker process or a submitit job) is the executor's business
+(``sweep/executors.py``); this loop, its retries, timeouts and resume rules are the same for both.
 """
 
 from __future__ import annotations
@@ -14,19 +17,18 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from scalebench.config import SweepSpec, load_sweep
-from scalebench.errors import ConfigError, DeviceError, StoreError
+from scalebench.errors import ConfigError, StoreError
 from scalebench.store import ResultStore
+from scalebench.sweep.executors import Executor, JobHandle, make_executor
+from scalebench.sweep.outbox import drain, retire
 from scalebench.sweep.planner import SweepPlan, plan_runs
 
 _POLL_S = 0.5
@@ -107,6 +109,8 @@ def _check_unchanged(store: ResultStore, plan: SweepPlan, source: str) -> None:
 
 def _reconcile(store: ResultStore, plan: SweepPlan) -> list[str]:
     """Reset runs a previous sweep left unfinished; return the run ids to start, in plan order."""
+    for run in plan.runs:  # reports a killed sweep had not applied yet (remote workers' outboxes)
+        drain(store, run.run_id, run.run_dir)
     rows = {r["run_id"]: r for r in store.runs()}
     todo = []
     for run in plan.runs:
@@ -125,10 +129,10 @@ def _reconcile(store: ResultStore, plan: SweepPlan) -> list[str]:
 @dataclass
 class _Active:
     run_id: str
-    proc: subprocess.Popen
+    job: JobHandle
     slot: str
     started: float
-    log: object
+    run_dir: str
 
 
 def run_sweep(spec: SweepSpec | str | Path, out_dir: str | Path | None = None, *,
@@ -143,6 +147,7 @@ def run_sweep(spec: SweepSpec | str | Path, out_dir: str | Path | None = None, *
         spec = load_sweep(spec)
     sweep_dir = Path(out_dir) if out_dir else default_sweep_dir(spec)
     t0 = time.monotonic()
+    executor = make_executor(spec.executor, sweep_dir, python)  # first: a missing submitit fails fast
     corpus = prepare_corpus(spec.data, spec.eval.held_out_share)
     plan = plan_runs(spec, corpus=corpus, sweep_dir=sweep_dir, source=source)
     with _sweep_lock(sweep_dir), _sigterm_as_interrupt(), ResultStore(sweep_dir, create=True) as store:
@@ -152,65 +157,37 @@ def run_sweep(spec: SweepSpec | str | Path, out_dir: str | Path | None = None, *
         store.add_runs((r.run_id, r.spec_hash(), r.to_dict()) for r in plan.runs)
         todo = _reconcile(store, plan)
         by_id = {r.run_id: r for r in plan.runs}
-        _execute(store, plan, todo, corpus.as_dict(), sweep_dir, progress, python)
+        _execute(store, plan, todo, corpus.as_dict(), sweep_dir, progress, executor)
         counts: dict[str, int] = {}
         for row in store.runs():
             if row["run_id"] in by_id:
                 counts[row["status"]] = counts.get(row["status"], 0) + 1
-    return SweepOutcome(sweep_dir=sweep_dir, counts=counts, wall_time_s=time.monotonic() - t0, notes=plan.notes)
+    return SweepOutcome(sweep_dir=sweep_dir, counts=counts, wall_time_s=time.monotonic() - t0,
+                        notes=plan.notes + executor.notes())
 
 
-def _slots(plan: SweepPlan) -> list[str]:
-    spec = plan.spec
-    if plan.runs and plan.runs[0].device == "cuda":
-        import torch
-
-        count = torch.cuda.device_count()
-        gpus = list(spec.devices.gpus) or list(range(count))
-        bad = [g for g in gpus if g >= count]
-        if bad:
-            raise DeviceError(f"devices.gpus = {list(spec.devices.gpus)}: index {bad[0]} is not among the {count} "
-                              "CUDA devices this process sees (indices count visible devices, from 0)")
-        if not gpus:
-            raise DeviceError("devices.device = 'cuda' but torch sees no CUDA device (CPU build of torch, or "
-                              "CUDA_VISIBLE_DEVICES hides them); set devices.device = 'auto' or 'cpu'")
-        return [f"cuda:{g}" for g in gpus]
-    return [f"cpu:{i}" for i in range(spec.devices.cpu_workers)]
-
-
-def _launch(run, slot: str, corpus: dict, sweep_dir: Path, store: ResultStore, python: str | None) -> _Active:
+def _launch(executor: Executor, run, slot: str, corpus: dict, sweep_dir: Path, store: ResultStore) -> _Active:
     run_dir = Path(run.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     job = run_dir / "job.json"
-    job.write_text(json.dumps({"run": run.to_dict(), "corpus": corpus, "sweep_dir": str(sweep_dir)}))
-    env = dict(os.environ)
-    env["OMP_NUM_THREADS"] = str(run.threads)
-    if slot.startswith("cuda:"):
-        # slots index the devices this process sees; translate through an inherited CUDA_VISIBLE_DEVICES
-        # (e.g. Slurm's "2,3") so a worker lands on the GPU it was given, not physical GPU 0
-        visible = [v for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
-        index = int(slot.split(":")[1])
-        env["CUDA_VISIBLE_DEVICES"] = visible[index] if index < len(visible) else str(index)
+    retire(run_dir)  # the last attempt's outbox was applied when it was reaped
+    job.write_text(json.dumps({"run": run.to_dict(), "corpus": corpus, "sweep_dir": str(sweep_dir),
+                               "outbox": executor.remote}))
     store.set_status(run.run_id, "running", host=socket.gethostname())  # before the worker can finish
-    log = open(run_dir / "worker.log", "ab")  # noqa: SIM115 - closed when the worker is reaped
-    proc = subprocess.Popen([python or sys.executable, "-m", "scalebench.sweep.worker", str(job)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    store.set_pid(run.run_id, proc.pid)
-    return _Active(run_id=run.run_id, proc=proc, slot=slot, started=time.monotonic(), log=log)
-
-
-def _log_tail(run_dir: Path, lines: int = 8) -> str:
     try:
-        text = (run_dir / "worker.log").read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return "\n".join(text[-lines:])
+        handle = executor.start(run, slot, job)
+    except BaseException:  # sbatch refused it, or Ctrl-C mid-submit: not running, so not left "running"
+        store.set_status(run.run_id, "pending", expect="running")
+        raise
+    if handle.pid is not None:
+        store.set_pid(run.run_id, handle.pid)
+    return _Active(run_id=run.run_id, job=handle, slot=slot, started=time.monotonic(), run_dir=run.run_dir)
 
 
 def _execute(store: ResultStore, plan: SweepPlan, queue: list, corpus: dict, sweep_dir: Path,
-             progress: Callable[[Progress], None] | None, python: str | None) -> None:
+             progress: Callable[[Progress], None] | None, executor: Executor) -> None:
     by_id = {r.run_id: r for r in plan.runs}
-    free = _slots(plan)
+    free = executor.slots(plan.runs, plan.spec)
     active: dict[str, _Active] = {}
     queue = list(queue)
     max_attempts = plan.spec.executor.max_attempts
@@ -219,25 +196,26 @@ def _execute(store: ResultStore, plan: SweepPlan, queue: list, corpus: dict, swe
         while queue or active:
             while queue and free:
                 run = by_id[queue.pop(0)]
-                active[run.run_id] = _launch(run, free.pop(0), corpus, sweep_dir, store, python)
+                active[run.run_id] = _launch(executor, run, free.pop(0), corpus, sweep_dir, store)
             time.sleep(_POLL_S)
             for run_id, a in list(active.items()):
-                code = a.proc.poll()
+                code = a.job.poll()
+                drain(store, run_id, by_id[run_id].run_dir)  # after poll: an ended job's last lines are in
                 if code is None and timeout_s and time.monotonic() - a.started > timeout_s:
-                    a.proc.kill()
-                    code = a.proc.wait()
+                    a.job.kill()
                     store.add_event(run_id, "timeout", f"killed after executor.timeout_s={timeout_s:g}")
+                    a.started = float("inf")  # killed once; a Slurm job not yet reported ended is reaped later
+                    code = a.job.wait(_TERM_GRACE_S)
                 if code is None:
                     continue
-                a.log.close()
+                a.job.close()
                 del active[run_id]
                 free.append(a.slot)
                 row = next(r for r in store.runs() if r["run_id"] == run_id)
                 if row["status"] in ("running", "pending"):
-                    # died without writing (killed, segfault, timeout), or stopped by a signal from outside
-                    # the sweep (it wrote 'pending'): a failed attempt either way, retried below
-                    how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
-                    store.set_status(run_id, "failed", error=f"worker {how}\n{_log_tail(Path(by_id[run_id].run_dir))}")
+                    # died without writing (killed, segfault, timeout, scancel, node failure), or stopped by a
+                    # signal from outside the sweep (it wrote 'pending'): a failed attempt either way, retried below
+                    store.set_status(run_id, "failed", error=f"worker {a.job.describe(code)}\n{a.job.log_tail()}")
                     row["status"] = "failed"
                 if row["status"] == "failed" and row["attempts"] < max_attempts:
                     store.add_event(run_id, "retry", f"attempt {row['attempts'] + 1} of {max_attempts}")
@@ -253,18 +231,16 @@ def _execute(store: ResultStore, plan: SweepPlan, queue: list, corpus: dict, swe
 
 
 def _stop_all(store: ResultStore, active: dict[str, _Active]) -> None:
-    """Ctrl-C or an error in the sweep: stop workers, leave their runs pending (they restart on resume)."""
+    """Ctrl-C or an error in the sweep: stop workers (cancel jobs), leave their runs pending for a resume."""
     for a in active.values():
-        with contextlib.suppress(ProcessLookupError):
-            a.proc.send_signal(signal.SIGTERM)
+        a.job.terminate()
     deadline = time.monotonic() + _TERM_GRACE_S
     for run_id, a in active.items():
-        try:
-            a.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            a.proc.kill()
-            a.proc.wait()
-        a.log.close()
+        if a.job.wait(max(0.1, deadline - time.monotonic())) is None:
+            a.job.kill()
+            a.job.wait(_TERM_GRACE_S)
+        a.job.close()
+        drain(store, run_id, a.run_dir)
         store.set_status(run_id, "pending", expect="running")
 
 

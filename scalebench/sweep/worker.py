@@ -34,13 +34,16 @@ def run_job(job: dict) -> int:
     from scalebench.config import RunSpec
     from scalebench.data import CorpusInfo
     from scalebench.store import ResultStore
+    from scalebench.sweep.outbox import OutboxSink
     from scalebench.train import train
 
     spec = RunSpec.from_dict(job["run"])
     corpus = CorpusInfo(**job["corpus"])
     run_dir = Path(spec.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    with ResultStore(job["sweep_dir"]) as store:
+    # a job on another machine must not write SQLite over a network file system: it reports through
+    # its outbox, which the sweep process applies to the store (see sweep/outbox.py)
+    with (OutboxSink(run_dir) if job.get("outbox") else ResultStore(job["sweep_dir"])) as store:
         try:
             rec = train(spec, corpus=corpus, sink=store, run_dir=run_dir, remove_checkpoint=False)
         except KeyboardInterrupt:
