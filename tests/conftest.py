@@ -62,3 +62,68 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def sweep_cli():
+    """Start `scalebench run SPEC --out OUT` as a real subprocess; killed at teardown if still running."""
+    import subprocess
+    import sys
+
+    procs = []
+
+    def _start(spec: Path, out: Path, **popen_kw) -> subprocess.Popen:
+        popen_kw.setdefault("stdout", subprocess.DEVNULL)
+        popen_kw.setdefault("stderr", subprocess.DEVNULL)
+        proc = subprocess.Popen([sys.executable, "-m", "scalebench.cli", "run", str(spec), "--out", str(out)],
+                                **popen_kw)
+        procs.append(proc)
+        return proc
+
+    yield _start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def wait_until():
+    """Poll ``condition`` until it holds; fail the test naming ``what`` after ``timeout_s``."""
+    import time
+
+    def _wait(condition, what: str, timeout_s: float = 120.0, every_s: float = 0.3) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            time.sleep(every_s)
+            if condition():
+                return
+        pytest.fail(f"timed out after {timeout_s:g} s waiting until {what}")
+
+    return _wait
+
+
+# Runs long enough (768 steps of 512 tokens) that a signal sent once both train lands mid-run.
+LONG_RUN_TOKENS = "[393216]"
+LONG_RUN_STEPS = 768
+
+
+def both_runs_training(out: Path) -> bool:
+    """Both runs of a tiny sweep have recorded steps and neither has finished."""
+    from scalebench.store import ResultStore, load_steps
+
+    if not (out / "scalebench.sqlite").exists() or load_steps(out)["run_id"].nunique() < 2:
+        return False
+    with ResultStore(out) as store:
+        return all(r["status"] == "running" for r in store.runs())
+
+
+@pytest.fixture
+def both_training():
+    return both_runs_training
+
+
+@pytest.fixture
+def long_run() -> tuple[str, int]:
+    """(budget.tokens TOML, steps) of a tiny-sweep run long enough to interrupt mid-way."""
+    return LONG_RUN_TOKENS, LONG_RUN_STEPS

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -59,7 +58,7 @@ def test_a_sweep_runs_to_completion_as_submitit_jobs(submitit, write_sweep, tmp_
 
 def test_a_job_killed_from_outside_is_failed_with_its_state_and_log_then_retried(submitit, write_sweep, tmp_path):
     out = tmp_path / "sweep"
-    spec = write_sweep(tokens="[49152]", workers=1, extra=SLURM_LOCAL + "max_attempts = 2\n")
+    spec = write_sweep(tokens="[196608]", workers=1, extra=SLURM_LOCAL + "max_attempts = 2\n")
     killed: dict[str, int] = {}
     errors: dict[str, str] = {}
 
@@ -85,18 +84,13 @@ def test_a_job_killed_from_outside_is_failed_with_its_state_and_log_then_retried
     _steps_once(out)
 
 
-def test_sigterm_to_the_sweep_cancels_its_jobs_and_leaves_runs_pending(submitit, write_sweep, tmp_path):
+def test_sigterm_to_the_sweep_cancels_its_jobs_and_leaves_runs_pending(submitit, write_sweep, tmp_path, sweep_cli,
+                                                                        wait_until, both_training, long_run):
     # started as `nohup` or `&` would (SIGINT ignored, and so inherited by submitit's controllers)
     out = tmp_path / "sweep"
-    spec = write_sweep(tokens="[49152]", extra=SLURM_LOCAL)
-    proc = subprocess.Popen([sys.executable, "-m", "scalebench.cli", "run", str(spec), "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # stop it once both jobs train
-        time.sleep(0.3)
-        if (out / "scalebench.sqlite").exists() and len(load_steps(out)["run_id"].unique()) == 2:
-            break
+    spec = write_sweep(tokens=long_run[0], extra=SLURM_LOCAL)
+    proc = sweep_cli(spec, out, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    wait_until(lambda: both_training(out), "both jobs have recorded steps")
     proc.terminate()
     assert proc.wait(timeout=30) == 130
     rows = _rows(out)

@@ -21,22 +21,18 @@ def _store_rows(sweep_dir):
         return {r["run_id"]: r for r in s.runs()}
 
 
-def test_resume_after_kill_9_loses_and_repeats_nothing(write_sweep, tmp_path):
+def _one_done_one_running(out) -> bool:
+    if not (out / "scalebench.sqlite").exists():
+        return False
+    statuses = [r["status"] for r in _store_rows(out).values()]
+    return "done" in statuses and "running" in statuses
+
+
+def test_resume_after_kill_9_loses_and_repeats_nothing(write_sweep, tmp_path, sweep_cli, wait_until):
     spec = write_sweep(tokens="[8192, 49152]", workers=1)
     out = tmp_path / "sweep"
-    proc = subprocess.Popen([sys.executable, "-m", "scalebench.cli", "run", str(spec), "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # kill once one run is done and another is mid-way
-        time.sleep(0.3)
-        if not (out / "scalebench.sqlite").exists():
-            continue
-        rows = _store_rows(out)
-        if any(r["status"] == "done" for r in rows.values()) and any(r["status"] == "running" for r in rows.values()):
-            break
-    else:
-        proc.kill()
-        pytest.fail("the sweep never reached a state with one run done and one running")
+    proc = sweep_cli(spec, out)
+    wait_until(lambda: _one_done_one_running(out), "one run is done and another is mid-way")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     before = _store_rows(out)
@@ -108,16 +104,13 @@ def test_status_and_export(write_sweep, tmp_path, capsys):
     assert main(["status", str(tmp_path / "nowhere")]) == 1
 
 
-def test_ctrl_c_leaves_the_store_consistent_and_the_sweep_resumable(write_sweep, tmp_path):
-    spec = write_sweep(tokens="[49152]", workers=2)
+def test_ctrl_c_leaves_the_store_consistent_and_the_sweep_resumable(write_sweep, tmp_path, sweep_cli, wait_until,
+                                                                   both_training, long_run):
+    tokens, n_steps = long_run
+    spec = write_sweep(tokens=tokens, workers=2)
     out = tmp_path / "sweep"
-    proc = subprocess.Popen([sys.executable, "-m", "scalebench.cli", "run", str(spec), "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # interrupt once both runs have recorded steps
-        time.sleep(0.3)
-        if (out / "scalebench.sqlite").exists() and len(load_steps(out)["run_id"].unique()) == 2:
-            break
+    proc = sweep_cli(spec, out, stderr=subprocess.PIPE)
+    wait_until(lambda: both_training(out), "both runs have recorded steps")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and b"interrupted" in err
@@ -125,7 +118,7 @@ def test_ctrl_c_leaves_the_store_consistent_and_the_sweep_resumable(write_sweep,
     assert {r["status"] for r in rows.values()} == {"pending"}  # nothing left "running"
     assert run_sweep(spec, out).counts == {"done": 2}
     steps = load_steps(out)
-    assert steps.groupby("run_id")["step"].apply(list).map(lambda s: s == list(range(96))).all()
+    assert steps.groupby("run_id")["step"].apply(list).map(lambda s: s == list(range(n_steps))).all()
 
 
 def test_cuda_requested_without_a_gpu_fails_fast(write_sweep, tmp_path):
@@ -141,16 +134,12 @@ def test_cuda_requested_without_a_gpu_fails_fast(write_sweep, tmp_path):
         run_sweep(spec, tmp_path / "sweep")
 
 
-def test_sigterm_to_the_sweep_stops_it_cleanly(write_sweep, tmp_path):
-    spec = write_sweep(tokens="[49152]", workers=2)
+def test_sigterm_to_the_sweep_stops_it_cleanly(write_sweep, tmp_path, sweep_cli, wait_until, both_training,
+                                               long_run):
+    spec = write_sweep(tokens=long_run[0], workers=2)
     out = tmp_path / "sweep"
-    proc = subprocess.Popen([sys.executable, "-m", "scalebench.cli", "run", str(spec), "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        time.sleep(0.3)
-        if (out / "scalebench.sqlite").exists() and len(load_steps(out)["run_id"].unique()) == 2:
-            break
+    proc = sweep_cli(spec, out)
+    wait_until(lambda: both_training(out), "both runs have recorded steps")
     proc.terminate()
     proc.wait(timeout=60)
     assert {r["status"] for r in _store_rows(out).values()} == {"pending"}
