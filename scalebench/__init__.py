@@ -7,10 +7,10 @@ estimate what a large run will cost. The public API is below; names load lazily 
 
 from __future__ import annotations
 
-import importlib
 import logging
 from importlib.metadata import PackageNotFoundError, version
 
+from scalebench._util import lazy_attributes
 from scalebench.errors import ConfigError, DeviceError, FitError, ScalebenchError, StoreError
 
 try:
@@ -71,14 +71,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'scalebench' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())

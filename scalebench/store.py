@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from scalebench._util import json_safe
 from scalebench.errors import StoreError
 
 STORE_NAME = "scalebench.sqlite"
@@ -60,18 +60,8 @@ RESULT_COLUMNS = (
 )
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def _dumps(value: Any) -> str:
-    return json.dumps(_json_safe(value), sort_keys=True)
+    return json.dumps(json_safe(value), sort_keys=True)
 
 
 def store_path(sweep_dir: str | Path) -> Path:
@@ -194,7 +184,7 @@ class ResultStore:
     # --- steps, events, telemetry -------------------------------------------------------------------
     def add_steps(self, run_id: str, rows: Iterable[Mapping[str, Any]]) -> None:
         cols = ("step", "tokens", "loss", "lr", "step_time_s", "eval_loss", "grad_norm")
-        data = [(run_id, *(_json_safe(r.get(k)) for k in cols)) for r in rows]
+        data = [(run_id, *(json_safe(r.get(k)) for k in cols)) for r in rows]
         if data:
             with self._tx() as c:
                 c.executemany(f"INSERT OR REPLACE INTO steps (run_id, {', '.join(cols)}) VALUES (?{', ?' * len(cols)})", data)

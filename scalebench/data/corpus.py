@@ -26,15 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
+from scalebench._util import scalebench_home
 from scalebench.config import DataSpec
 from scalebench.errors import ConfigError
 
 SEPARATOR = b"\0"
 BYTE_VOCAB = 256
-
-
-def scalebench_home() -> Path:
-    return Path(os.environ.get("SCALEBENCH_HOME", Path.home() / ".cache" / "scalebench"))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import platform
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from scalebench._util import scalebench_home
 from scalebench.errors import ConfigError, DeviceError
 
 __all__ = [
@@ -68,10 +68,6 @@ class Calibration:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def scalebench_home() -> Path:
-    return Path(os.environ.get("SCALEBENCH_HOME") or Path.home() / ".cache" / "scalebench")
 
 
 def calibration_path(path: str | Path | None = None) -> Path:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scalebench._util import json_safe
 from scalebench.errors import ConfigError, FitError
 from scalebench.hardware.catalog import get_gpu
 from scalebench.planning import memory as mem
@@ -149,7 +150,7 @@ class Estimate:
             },
             "notes": list(self.notes),
         }
-        return _json_safe(out)
+        return json_safe(out)
 
     def report(self) -> str:
         """A readable multi-line summary."""
@@ -199,20 +200,6 @@ class Estimate:
         return "\n".join(lines)
 
     __str__ = report
-
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return None if not math.isfinite(obj) else float(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj
 
 
 def _si(x: float) -> str:

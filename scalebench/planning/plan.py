@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from scalebench._util import json_safe
 from scalebench.errors import ConfigError, FitError
-from scalebench.planning.estimate import Estimate, _json_safe, _resolve_law, _si, estimate
+from scalebench.planning.estimate import Estimate, _resolve_law, _si, estimate
 
 __all__ = ["Plan", "plan", "CONSTRAINTS"]
 
@@ -52,7 +53,7 @@ class Plan:
     estimate: Estimate
 
     def to_dict(self) -> dict[str, Any]:
-        return _json_safe({
+        return json_safe({
             "constraint": self.constraint, "constraint_value": self.constraint_value,
             "allocation": self.allocation, "law": self.law, "citation": self.citation, "flops": self.flops,
             "params": self.params, "tokens": self.tokens, "tokens_per_param": self.tokens_per_param,

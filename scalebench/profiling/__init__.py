@@ -6,7 +6,7 @@ Names load lazily so ``import scalebench.profiling`` does not import torch. The 
 
 from __future__ import annotations
 
-import importlib
+from scalebench._util import lazy_attributes
 
 # public name -> module that defines it
 _LAZY = {
@@ -36,14 +36,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'scalebench.profiling' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())

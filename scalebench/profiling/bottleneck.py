@@ -26,10 +26,10 @@ they are module constants so a study can tune them.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from scalebench._util import json_safe
 from scalebench.profiling.trace import SMALL_KERNEL_US, TraceBreakdown
 
 __all__ = [
@@ -102,20 +102,8 @@ class Verdict:
             "rule": self.rule,
             "recommendation": self.recommendation,
             "also": list(self.also),
-            "evidence": _json_safe(self.evidence),
+            "evidence": json_safe(self.evidence),
         }
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
 
 
 def _r(x: float | None, nd: int = 4) -> float | None:
