@@ -85,7 +85,7 @@ def test_precision_refusals_name_the_device():
 
 
 @pytest.mark.parametrize("extra,match", [
-    ('[grid]\nfamily = ["gpt", "cnn"]\n', "mixes data tasks.*gpt: text.*cnn: images"),
+    ('[grid]\nfamily = ["mlp", "cnn"]\n', "mixes data tasks.*mlp: teacher.*cnn: images"),
     ('[grid]\nmomentum = [0.9]\noptimizer = ["adamw"]\n', "momentum applies to sgd and gd"),
     ('[grid]\noptimizer = ["sgd", "sgd"]\n', "distinct"),
     ('[grid]\noptimizer = ["lion"]\n', "grid.optimizer\\[0\\].*'lion'"),
@@ -107,6 +107,8 @@ def test_family_axis_replaces_family(tmp_path):
     spec = _spec(tmp_path, '[grid]\nfamily = ["GPT", "lstm"]\n',
                  base=BASE.replace('family = "mlp"', 'family = "gpt"'))
     assert spec.families == ("gpt", "lstm")
+    with pytest.raises(ConfigError, match="mixes data tasks.*gpt: text.*cnn: images.*one sweep per task"):
+        _spec(tmp_path, '[grid]\nfamily = ["gpt", "cnn"]\n', base=BASE.replace('family = "mlp"', 'family = "gpt"'))
     with pytest.raises(ConfigError, match="grid.family replaces family"):
         _spec(tmp_path, '[grid]\nfamily = ["gpt", "lstm"]\n')  # family = "mlp" is not in the list
     with pytest.raises(ConfigError, match="model.shapes.*one family"):

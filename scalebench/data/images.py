@@ -374,3 +374,12 @@ class ImagesTask:
 
     def open(self, info: ImageInfo, run: Any) -> ImageBatches:
         return ImageBatches(info, run.batch_rows)
+
+
+def _register() -> None:
+    from scalebench.data.tasks import register_task
+
+    register_task(ImagesTask())
+
+
+_register()

@@ -196,3 +196,12 @@ class TeacherTask:
                               f"recorded {info.fingerprint}; this numpy draws other numbers — rerun the sweep "
                               "into a new directory")
         return TeacherBatches(d, run.batch_rows)
+
+
+def _register() -> None:
+    from scalebench.data.tasks import register_task
+
+    register_task(TeacherTask())
+
+
+_register()
