@@ -334,7 +334,8 @@ class GridSpec:
     the family's unit (tokens for gpt/lstm: ``train.batch_tokens``; samples for cnn/mlp:
     ``train.batch_samples``); ``gd`` takes the whole training set as its batch, so ``batch`` does not
     apply to it. ``[grid.per_optimizer.sgd]`` (any optimizer listed) sets [train] keys for that optimizer's
-    runs, e.g. its own learning rate.
+    runs, e.g. its own learning rate; ``[grid.per_family.lstm]`` does the same for one family's runs (an LSTM
+    wants a larger Adam learning rate than a transformer). A key may be set by one of the two tables only.
     """
 
     family: tuple[str, ...] = ()
@@ -344,6 +345,7 @@ class GridSpec:
     batch: tuple[int, ...] = ()
     precision: tuple[Literal["fp32", "bf16", "fp16", "fp8"], ...] = ()
     per_optimizer: dict[str, dict[str, Any]] = field(default_factory=dict)
+    per_family: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     AXES = ("family", "optimizer", "momentum", "lr", "batch", "precision")
 
@@ -360,21 +362,34 @@ class GridSpec:
             if not 0 <= v < 1:
                 raise ConfigError(f"grid.momentum[{i}] must be within [0, 1), got {v!r}")
         object.__setattr__(self, "family", tuple(f.lower() for f in self.family))
-        for name, table in self.per_optimizer.items():
+        for name in self.per_optimizer:
             if name not in OPTIMIZERS:
                 raise ConfigError(f"grid.per_optimizer.{name}: not an optimizer; one of {', '.join(OPTIMIZERS)}")
             if self.optimizer and name not in self.optimizer:
                 raise ConfigError(f"grid.per_optimizer.{name}: {name!r} is not in grid.optimizer "
                                   f"{list(self.optimizer)!r}; list it there or remove the table")
-            if not isinstance(table, dict):
-                raise ConfigError(f"grid.per_optimizer.{name}: expected a table of [train] keys")
-            for key in table:
-                if key not in PER_OPTIMIZER_KEYS:
-                    raise ConfigError(f"grid.per_optimizer.{name}.{key}: not settable per optimizer; one of "
-                                      f"{', '.join(PER_OPTIMIZER_KEYS)}")
-                if key in self.AXES and getattr(self, key):
-                    raise ConfigError(f"grid.per_optimizer.{name}.{key}: {key} is also a grid axis; give it "
-                                      "in one place")
+        object.__setattr__(self, "per_family", {k.lower(): v for k, v in self.per_family.items()})
+        for name in self.per_family:
+            if self.family and name not in self.family:
+                raise ConfigError(f"grid.per_family.{name}: {name!r} is not in grid.family "
+                                  f"{list(self.family)!r}; list it there or remove the table")
+        for kind in ("per_optimizer", "per_family"):
+            for name, table in getattr(self, kind).items():
+                if not isinstance(table, dict):
+                    raise ConfigError(f"grid.{kind}.{name}: expected a table of [train] keys")
+                for key in table:
+                    if key not in PER_OPTIMIZER_KEYS:
+                        raise ConfigError(f"grid.{kind}.{name}.{key}: not settable per "
+                                          f"{kind.split('_')[1]}; one of {', '.join(PER_OPTIMIZER_KEYS)}")
+                    if key in self.AXES and getattr(self, key):
+                        raise ConfigError(f"grid.{kind}.{name}.{key}: {key} is also a grid axis; give it "
+                                          "in one place")
+        for fam, ftable in self.per_family.items():
+            for opt, otable in self.per_optimizer.items():
+                both = sorted(set(ftable) & set(otable))
+                if both:
+                    raise ConfigError(f"grid.per_family.{fam}.{both[0]} and grid.per_optimizer.{opt}.{both[0]} "
+                                      "both set it; give each key in one of the two tables")
 
     @property
     def axes(self) -> dict[str, tuple]:
@@ -432,11 +447,15 @@ class SweepSpec:
         if len(fams) > 1 and self.model.shapes:
             raise ConfigError("model.shapes: explicit shapes belong to one family; with several in "
                               "grid.family use model.sizes (flavour names every family has) or model.params")
-        for name, table in g.per_optimizer.items():
+        if g.per_family and not g.family and set(g.per_family) - {self.family.lower()}:
+            raise ConfigError(f"grid.per_family: {sorted(g.per_family)} but the sweep trains {self.family!r} only")
+        tables = [(f"per_optimizer.{n}", {"optimizer": n, **t}) for n, t in g.per_optimizer.items()]
+        tables += [(f"per_family.{n}", t) for n, t in g.per_family.items()]
+        for name, table in tables:
             try:
-                dataclasses.replace(self.train, optimizer=name, **table)
+                dataclasses.replace(self.train, **table)
             except (ConfigError, TypeError) as exc:
-                raise ConfigError(f"grid.per_optimizer.{name}: {exc}") from None
+                raise ConfigError(f"grid.{name}: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))

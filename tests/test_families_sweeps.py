@@ -104,3 +104,37 @@ val_samples = 512
     floor = meta["irreducible_loss"]
     assert floor == meta["corpus"]["irreducible_loss"] and 0 < floor < math.log(10)
     assert (df.eval_loss > floor).all()  # the Bayes loss bounds every student's held-out loss
+
+
+def test_store_round_trips_non_gpt_shapes_and_axes(tmp_path):
+    """A cnn and an mlp run as planned: shape fields and axis values come back as columns, shapes rebuild."""
+    from scalebench.config import load_sweep
+    from scalebench.families import get_family
+    from scalebench.store import ResultStore
+    from scalebench.sweep.planner import plan_runs
+
+    spec = load_sweep(_write(tmp_path, "rt", """
+family = "mlp"
+[grid]
+optimizer = ["adamw", "sgd"]
+momentum = [0.9]
+[model]
+sizes = ["debug", "2k"]
+[budget]
+tokens = [2048]
+[data.teacher]
+train_samples = 1024
+val_samples = 128
+""", train="batch_samples = 64"))
+    plan = plan_runs(spec)
+    with ResultStore(tmp_path / "rt", create=True) as store:
+        store.add_runs((r.run_id, r.spec_hash(), r.to_dict()) for r in plan.runs)
+    df = load_results(tmp_path / "rt").set_index("run_id")
+    row = df.loc["mlp-2k-t2.05e3-sgd-m0.9"]
+    assert (row.optimizer, row.momentum, row.width, row.n_layer, row.unit) == ("sgd", 0.9, 32, 2, "samples")
+    assert math.isnan(df.loc["mlp-2k-t2.05e3-adamw"].momentum)
+    with ResultStore(tmp_path / "rt") as store:
+        for r in store.runs():
+            fam = get_family(r["spec"]["family"])
+            shape = fam.make_shape(**r["spec"]["shape"])
+            assert fam.params(shape) == r["spec"]["params"] and fam.label(shape) == df.loc[r["run_id"], "shape"]
