@@ -61,7 +61,7 @@ def test_plan_bad_budget(capsys):
 
 @pytest.mark.parametrize("argv", [
     ["estimate", "--params", "1e15", "--tokens", "1e12", "--gpu", "H100-SXM", "--json"],
-    ["estimate", "--model", "llama3-70b", "--gpu", "L4", "--micro-batch", "2", "--json"],
+    ["estimate", "--model", "llama3-70b", "--gpu", "L4", "--micro-batch", "64", "--json"],
     ["plan", "--params", "1e15", "--tokens-per-param", "20", "--gpu", "H100-SXM", "--json"],
 ])
 def test_json_when_no_gpu_count_fits(capsys, argv):

@@ -89,13 +89,15 @@ def parse_optimizer(value: Any) -> str:
 
 
 def parse_zero(value: Any) -> int:
-    """0–3, ``"zero2"``, or ``"fsdp"`` (= stage 3) -> the ZeRO stage."""
+    """0–3, ``"zero2"``, ``"fsdp"`` (= stage 3) -> the ZeRO stage; ``"auto"`` -> -1 (the layout search picks)."""
     key = str(value).strip().lower().removeprefix("zero").removeprefix("-")
+    if key == "auto":
+        return -1
     if key in ("fsdp", "full_shard", "full-shard"):
         return 3
     if key in ("0", "1", "2", "3", "0.0", "1.0", "2.0", "3.0"):
         return int(float(key))
-    raise ConfigError(f"zero must be a ZeRO stage 0-3 or 'fsdp', got {value!r}")
+    raise ConfigError(f"zero must be a ZeRO stage 0-3, 'fsdp' or 'auto', got {value!r}")
 
 
 def parse_checkpointing(value: Any) -> str:
