@@ -218,7 +218,8 @@ def _min_dp(inp: LayoutInputs, grid: np.ndarray, mode: str, zero: int) -> np.nda
 
 
 MODES = ("none", "selective", "full")
-ZERO_ORDER = (1, 2, 3, 0)  # searched stages 1-3 (stage 0 only when asked: stage 1 has its traffic and less memory)
+ZERO_ORDER = (1, 2, 3, 0)
+SETTLE_LOSS = 0.05  # searched stages 1-3 (stage 0 only when asked: stage 1 has its traffic and less memory)
 KEYS = ("total", "states", "act", "bubble", "tp_comm", "ep_comm", "pp_comm", "cp_comm", "dp_comm",
         "exposed", "loss", "factor", "step_s", "m")
 
@@ -276,7 +277,9 @@ def search(inp: LayoutInputs, grid: np.ndarray) -> dict:
             if idx.size:
                 _stage(_rows(inp, idx), grid, split, mode, zero, rank, idx, best, score, least, static[idx])
                 # a given GPU count, fitting at no time penalty under its lightest mode: nothing beats it
-                open_rows &= ~(given & best["fits"] & (best["factor"] <= 1.0) & (best["mode"] == lightest))
+                # (and little loss left to win back by another ZeRO stage's tie-break)
+                open_rows &= ~(given & best["fits"] & (best["factor"] <= 1.0) & (best["mode"] == lightest)
+                               & (best["loss"] <= SETTLE_LOSS))
         took = np.isfinite(least) & (best["mode"] == mode)
         best["min_gpus"][took] = least[took]
         open_rows &= ~(best["fits"] & ~given)  # without a count: the least recomputation that fits is found
