@@ -58,6 +58,7 @@ def _common(p: argparse.ArgumentParser) -> None:
                                                "(default: the published-runs table for the GPU generation)")
     ef.add_argument("--calibrate", metavar="SWEEP_DIR", help="take MFU (and power) from a sweep's measurements")
     ef.add_argument("--scaling-efficiency", type=_FLOAT, help="a further multiplier on throughput (default 1)")
+    ef.add_argument("--goodput", type=_FLOAT, help="share of reserved GPU time spent training (default 1)")
     ef.add_argument("--power-fraction", type=_FLOAT, help="average power as a fraction of TDP (default 1)")
     ef.add_argument("--pue", type=_FLOAT, help="data-centre PUE (default 1)")
     ef.add_argument("--grid-intensity", type=_FLOAT, dest="grid_gco2_per_kwh", help="g CO2e per kWh, for CO2")
@@ -69,7 +70,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 _PASS = ("gpu", "num_gpus", "price_usd_per_hour", "n_layer", "d_model", "n_head", "n_kv_head", "d_ff", "vocab_size",
          "n_experts", "top_k", "params_active", "family", "precision", "optimizer", "checkpointing", "flash_attention",
          "seq_len", "micro_batch", "global_batch", "tp", "pp", "cp", "ep", "zero", "mfu", "scaling_efficiency",
-         "power_fraction", "pue", "grid_gco2_per_kwh", "allocator_overhead")
+         "goodput", "power_fraction", "pue", "grid_gco2_per_kwh", "allocator_overhead")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -133,7 +134,7 @@ _INFERENCE = ("context", "batch", "output_tokens", "weights", "activations", "kv
               "decode_efficiency", "prefill_mfu")
 _TRAINING_ONLY = ("tokens", "law", "precision", "optimizer", "checkpointing", "flash_attention", "seq_len",
                   "micro_batch", "global_batch", "pp", "cp", "ep", "zero", "mfu", "calibrate", "scaling_efficiency",
-                  "power_fraction", "pue", "grid_gco2_per_kwh", "allocator_overhead", "family", "d_ff", "vocab_size")
+                  "goodput", "power_fraction", "pue", "grid_gco2_per_kwh", "allocator_overhead", "family", "d_ff", "vocab_size")
 
 
 def _emit(result, as_json: bool) -> None:

@@ -51,16 +51,16 @@ ARGUMENTS: dict[str, Any] = dict(
     mfu=None, price_usd_per_hour=None, grid_gco2_per_kwh=None, power_fraction=None, pue=1.0,
     allocator_overhead=mem.DEFAULT_ALLOCATOR_OVERHEAD, context_bytes=mem.DEFAULT_CONTEXT_BYTES,
     scaling_efficiency=None, law=None, tp=None, pp=None, cp=None, ep=None, params_active=None,
-    n_experts=None, top_k=None, expert_params=None,
+    n_experts=None, top_k=None, expert_params=None, goodput=None,
 )
 _STRINGS = ("model", "family", "gpu", "precision", "optimizer", "zero", "checkpointing", "law")
 _POSITIVE = ("params", "tokens", "n_layer", "d_model", "n_head", "n_kv_head", "d_ff", "vocab_size", "seq_len",
              "num_gpus", "micro_batch", "global_batch", "mfu", "price_usd_per_hour", "power_fraction", "pue",
-             "scaling_efficiency", "tp", "pp", "cp", "ep", "params_active", "n_experts", "top_k")
+             "scaling_efficiency", "tp", "pp", "cp", "ep", "params_active", "n_experts", "top_k", "goodput")
 _NONNEG = ("grid_gco2_per_kwh", "allocator_overhead", "context_bytes", "expert_params")
 _INTEGER = ("n_layer", "d_model", "n_head", "n_kv_head", "d_ff", "vocab_size", "seq_len", "num_gpus",
             "micro_batch", "global_batch", "tp", "pp", "cp", "ep", "n_experts", "top_k")
-_AT_MOST_ONE = ("mfu", "power_fraction", "scaling_efficiency")
+_AT_MOST_ONE = ("mfu", "power_fraction", "scaling_efficiency", "goodput")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -225,7 +225,8 @@ class Estimate:
                  if math.isfinite(self.gpu_hours) else "GPU-hours n/a")
         efficiency = f"{self.scaling_efficiency:.3f}" if math.isfinite(self.scaling_efficiency) else "n/a"
         wall = _duration(self.wall_clock_s)
-        if self.wall_clock_s_range and math.isfinite(self.wall_clock_s):
+        if self.wall_clock_s_range and math.isfinite(self.wall_clock_s) and \
+                self.wall_clock_s_range[0] != self.wall_clock_s_range[1]:
             wall += f" [{_duration(self.wall_clock_s_range[0])} - {_duration(self.wall_clock_s_range[1])}]"
         lay = " ".join(f"{k}={v}" for k, v in (self.layout or {}).items()) or "none fits"
         if self.usable_memory_bytes:
@@ -585,7 +586,8 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
     mfu_mode = np.select([chosen == m for m in mem.CHECKPOINTING], [mfu_by_mode[m] for m in mem.CHECKPOINTING])
     factor = np.where(np.isnan(best["factor"]), 1.0, best["factor"])
     mfu = mfu_mode * eff / factor
-    wall = timing.wall_clock_s(flops=flops, num_gpus=num_gpus, peak_flops=peak, mfu=mfu, scaling_efficiency=1.0)
+    goodput = np.where(np.isnan(num["goodput"]), 1.0, num["goodput"])
+    wall = timing.wall_clock_s(flops=flops, num_gpus=num_gpus, peak_flops=peak, mfu=mfu, scaling_efficiency=goodput)
     hfu = mfu * np.select([chosen == m for m in mem.CHECKPOINTING], [timing.RECOMPUTE_FACTOR[m] for m in mem.CHECKPOINTING])
     gpu_hours = num_gpus * wall / 3600.0
     cost = gpu_hours * price
@@ -616,7 +618,7 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
                                                "exposed", "loss")},
         "layout_factor": factor,
         "mfu": mfu, "hfu": hfu, "mfu_source": mfu_source, "mfu_low": mfu * lo_ratio, "mfu_high": mfu * hi_ratio,
-        "scaling_efficiency": eff, "peak_flops": peak,
+        "scaling_efficiency": eff, "goodput": goodput, "peak_flops": peak,
         "wall_clock_s": wall, "gpu_hours": gpu_hours, "price_usd_per_hour": price, "cost_usd": cost,
         "energy_kwh": energy, "co2_kg": co2,
         **{f"{k}_low": v / hi_ratio for k, v in (("wall_clock_s", wall), ("gpu_hours", gpu_hours),
@@ -656,7 +658,7 @@ def _breakdown(best, P, E, w, g, o, zero, f, num_gpus) -> dict[str, np.ndarray]:
 def _defaults(values: dict[str, Any], num: dict[str, np.ndarray], n: int) -> np.ndarray:
     """Per row, the inputs that took a default (the output says so)."""
     keys = ("num_gpus", "tp", "pp", "cp", "ep", "mfu", "global_batch", "seq_len", "price_usd_per_hour",
-            "power_fraction", "pue", "scaling_efficiency", "micro_batch")
+            "power_fraction", "pue", "scaling_efficiency", "goodput", "micro_batch")
     missing = {k: (np.isnan(num[k]) if k in num else np.full(n, _missing(values[k])))
                for k in keys if not (k == "mfu" and hasattr(values["mfu"], "predict_mfu"))}
     for k in ("precision", "zero", "checkpointing", "optimizer", "flash_attention"):
@@ -901,7 +903,9 @@ def estimate(scenarios: pd.DataFrame | None = None, /, *, mode: str = "training"
     Efficiency: ``mfu`` (PaLM's model FLOPs utilisation, or a
     :class:`~scalebench.planning.calibrate.Calibration`; default from published at-scale runs,
     :mod:`~scalebench.planning.evidence`), ``scaling_efficiency`` (a multiplier you believe in; default
-    1: the default MFU is already an at-scale figure). Energy: ``power_fraction`` (of TDP, default 1 or
+    1: the default MFU is already an at-scale figure), ``goodput`` (the share of reserved GPU time spent
+    training — restarts and failures excluded; default 1, since the default MFU comes from published
+    GPU-hours that already include downtime; pass it with a measured throughput MFU). Energy: ``power_fraction`` (of TDP, default 1 or
     calibrated), ``pue`` (1), ``grid_gco2_per_kwh``. Memory: ``allocator_overhead`` (0.10 of the
     allocations), ``context_bytes`` (the per-GPU reserve, 1 GiB: usable memory = card memory - reserve).
     Loss: ``law`` (a preset name such as ``"chinchilla"`` or a FitResult).
