@@ -198,7 +198,8 @@ def estimate_inference(**kwargs: Any) -> InferenceEstimate:
     ``gpu`` (required), ``num_gpus`` (tensor-parallel size; default the fewest that fit), ``context``
     (tokens per sequence, prompt plus output; default 4096), ``batch`` (sequences decoded together;
     default the largest that fits), ``output_tokens`` (256), ``weights`` (bf16, fp16, fp8, int8, int4),
-    ``activations`` (matmul type: bf16, fp8, int8; default fp8 for fp8 weights, else bf16), ``kv_dtype``
+    ``activations`` (matmul type: bf16, fp16, fp8, int8; default fp8 for fp8 weights, else bf16, or fp16
+    for fp16 weights and on cards without bf16), ``kv_dtype``
     (bf16, fp8), ``sparsity`` (None or "2:4"), ``price_usd_per_hour``, ``decode_efficiency`` (0.8),
     ``prefill_mfu`` (0.5), ``context_bytes`` (the per-GPU reserve, 1 GiB).
     """
@@ -218,7 +219,8 @@ def estimate_inference(**kwargs: Any) -> InferenceEstimate:
         raise ConfigError(f"sparsity must be '2:4' or None, got {sparsity!r}")
     sparsity = None if sparsity in (None, "none") else "2:4"
     b_w = weight_bytes_per_param(weights, sparsity)
-    acts = str(kw.get("activations", "fp8" if weights == "fp8" else "bf16")).lower()
+    sixteen = "fp16" if weights == "fp16" or not spec.peak_for("bf16") else "bf16"
+    acts = str(kw.get("activations", "fp8" if weights == "fp8" else sixteen)).lower()
     if acts not in ("bf16", "fp16", "fp8", "int8"):
         raise ConfigError(f"activations must be bf16, fp16, fp8 or int8, got {acts!r}")
     if _BYTES.get(acts, 2) < _BYTES[weights]:
