@@ -80,3 +80,19 @@ def test_text_when_no_gpu_count_fits(capsys):
 def test_plan_budget_beyond_what_fits_exits_2(capsys):
     assert main(["plan", "--budget-usd", "1e40", "--gpu", "H100-SXM"]) == 2
     assert "buys more than any configuration that fits" in capsys.readouterr().err
+
+
+def test_readme_cost_estimate_commands_run(capsys):
+    import re
+    import shlex
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Cost estimates"):readme.index("## On a GPU")]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    commands = [shlex.split(line.split("#")[0]) for line in block.splitlines() if line.strip()]
+    assert len(commands) >= 4 and all(c[0] == "scalebench" for c in commands)
+    for argv in commands:
+        assert main(argv[1:]) == 0, argv
+    out = capsys.readouterr().out
+    assert "layout" in out and "tokens/s" in out and "chinchilla-epoch" in out

@@ -11,8 +11,13 @@ from scalebench.cli import main
 from scalebench.errors import ConfigError
 from scalebench.hardware.catalog import get_gpu
 from scalebench.planning import estimate
-from scalebench.planning.inference import (DECODE_EFFICIENCY, MEMORY_UTILIZATION, estimate_inference,
-                                           kv_cache_bytes, weight_bytes_per_param)
+from scalebench.planning.inference import (
+    DECODE_EFFICIENCY,
+    MEMORY_UTILIZATION,
+    estimate_inference,
+    kv_cache_bytes,
+    weight_bytes_per_param,
+)
 
 KEYS = ("weights_bytes", "kv_cache_bytes", "decode_tokens_per_s", "prefill_s", "max_batch", "usd_per_million_tokens")
 

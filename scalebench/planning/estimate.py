@@ -248,7 +248,7 @@ class Estimate:
             f"  layout           {lay}" + ("" if self.fits else "  DOES NOT FIT"),
             f"  memory per GPU   {memory}{gib_text}",
             f"  least GPUs       {self.min_gpus if self.min_gpus is not None else 'none fits'}",
-            f"  MFU              {mfu} ({self.mfu_source}), HFU {self.hfu if self.hfu is None else round(self.hfu, 3)}, "
+            f"  MFU              {mfu} ({self.mfu_source}), HFU {'n/a' if self.hfu is None else f'{self.hfu:.3f}'}, "
             f"scaling efficiency {efficiency}",
             f"  wall clock       {wall}  ({hours})",
             f"  cost             {cost}",
@@ -540,7 +540,6 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
     f_over, ctx = np.where(np.isnan(num["allocator_overhead"]), mem.DEFAULT_ALLOCATOR_OVERHEAD, num["allocator_overhead"]), \
         np.where(np.isnan(num["context_bytes"]), mem.DEFAULT_CONTEXT_BYTES, num["context_bytes"])
     micro = np.where(np.isnan(num["micro_batch"]), 1.0, num["micro_batch"])
-    given_n = num["num_gpus"]
 
     specs = _take(g_codes, gpus, None, dtype=object)
     gbatch = num["global_batch"]

@@ -24,7 +24,6 @@ MFU down and up. ``leave_one_out()`` returns that table; ``benchmarks/published_
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 
 import numpy as np

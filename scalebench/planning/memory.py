@@ -14,8 +14,9 @@ for mixed-precision Adam; EleutherAI, "Transformer Math 101", 2023):
 PyTorch autocast keeps fp32 weights and gradients instead (4 + 4 + 8): the same 16 bytes per parameter
 split differently, so the total is right for both styles.
 
-Sharding over the data-parallel size N_d (ZeRO §5; FSDP full-shard = stage 3; tensor and pipeline
-parallelism are not modelled, so N_d = num_gpus):
+Sharding over the data-parallel size N_d (ZeRO §5; FSDP full-shard = stage 3). The functions here are
+the pure data-parallel case (N_d = num_gpus); :mod:`~scalebench.planning.layout` combines them with
+tensor, pipeline, context and expert parallelism:
 
     stage 0: nothing sharded     stage 1: optimizer / N_d
     stage 2: + gradients / N_d   stage 3 (FSDP): + weights / N_d
