@@ -96,3 +96,19 @@ def test_readme_cost_estimate_commands_run(capsys):
         assert main(argv[1:]) == 0, argv
     out = capsys.readouterr().out
     assert "layout" in out and "tokens/s" in out and "chinchilla-epoch" in out
+
+
+def test_every_estimate_option_is_on_the_cli():
+    import argparse
+
+    from scalebench.planning.cli import register
+    from scalebench.planning.estimate import ARGUMENTS
+    from scalebench.planning.inference import _ARGS as INFERENCE_ARGS
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    sub = parser._subparsers._group_actions[0].choices["estimate"]
+    dests = {a.dest for a in sub._actions}
+    renamed = {"context_bytes": "reserve_gib"}  # given in GiB on the command line
+    missing = [k for k in (*ARGUMENTS, *INFERENCE_ARGS) if renamed.get(k, k) not in dests]
+    assert missing == []

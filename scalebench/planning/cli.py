@@ -35,9 +35,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     for flag, what in (("--n-layer", "layers"), ("--d-model", "model width"), ("--n-head", "attention heads"),
                        ("--n-kv-head", "key/value heads (GQA/MQA)"), ("--d-ff", "MLP width"),
                        ("--vocab-size", "vocabulary"), ("--n-experts", "routed experts (MoE)"),
-                       ("--top-k", "experts per token (MoE)")):
+                       ("--top-k", "experts per token (MoE)"), ("--head-dim", "attention head width (default d_model / n_head)")):
         shape.add_argument(flag, type=_INT, help=what)
     shape.add_argument("--params-active", type=_FLOAT, help="parameters one token passes through (MoE; FLOPs)")
+    shape.add_argument("--expert-params", type=_FLOAT, help="parameters in routed experts (MoE; default derived)")
     shape.add_argument("--family", help="a model family (e.g. gpt) whose own formulas count params and FLOPs")
     tr = p.add_argument_group("training")
     tr.add_argument("--precision", choices=["fp32", "tf32", "bf16", "fp16", "fp8"], help="default bf16")
@@ -46,7 +47,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     tr.add_argument("--flash-attention", choices=["true", "false"], help="default true")
     tr.add_argument("--seq-len", type=_INT, help="sequence length (default 2048, or the preset's)")
     tr.add_argument("--micro-batch", type=_INT, help="sequences per GPU per micro-step (default 1)")
-    tr.add_argument("--global-batch", type=_INT, help="sequences per optimizer step (default 4M tokens' worth)")
+    tr.add_argument("--global-batch", type=_INT, help="sequences per optimizer step (default 4M tokens' worth, at least one micro-batch per GPU)")
     lay = p.add_argument_group("parallel layout (each searched when not given)")
     lay.add_argument("--tp", type=_INT, help="tensor-parallel size")
     lay.add_argument("--pp", type=_INT, help="pipeline-parallel size")
@@ -68,7 +69,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 _PASS = ("gpu", "num_gpus", "price_usd_per_hour", "n_layer", "d_model", "n_head", "n_kv_head", "d_ff", "vocab_size",
-         "n_experts", "top_k", "params_active", "family", "precision", "optimizer", "checkpointing", "flash_attention",
+         "n_experts", "top_k", "params_active", "expert_params", "head_dim", "family", "precision", "optimizer", "checkpointing", "flash_attention",
          "seq_len", "micro_batch", "global_batch", "tp", "pp", "cp", "ep", "zero", "mfu", "scaling_efficiency",
          "goodput", "power_fraction", "pue", "grid_gco2_per_kwh", "allocator_overhead")
 
@@ -150,8 +151,8 @@ def handle_estimate(args: argparse.Namespace) -> int:
         if wrong:
             raise ConfigError(f"--mode inference does not take {', '.join('--' + k.replace('_', '-') for k in wrong)}")
         kw = {k: getattr(args, k) for k in ("gpu", "num_gpus", "price_usd_per_hour", "n_layer", "d_model", "n_head",
-                                            "n_kv_head", "n_experts", "top_k", "params_active", "params", "model",
-                                            *_INFERENCE)}
+                                            "n_kv_head", "n_experts", "top_k", "params_active", "expert_params",
+                                            "head_dim", "params", "model", *_INFERENCE)}
         if args.tp is not None:
             if args.num_gpus is not None and args.num_gpus != args.tp:
                 raise ConfigError("--mode inference serves with tensor parallelism only: give --tp or --num-gpus")

@@ -51,15 +51,16 @@ ARGUMENTS: dict[str, Any] = dict(
     mfu=None, price_usd_per_hour=None, grid_gco2_per_kwh=None, power_fraction=None, pue=1.0,
     allocator_overhead=mem.DEFAULT_ALLOCATOR_OVERHEAD, context_bytes=mem.DEFAULT_CONTEXT_BYTES,
     scaling_efficiency=None, law=None, tp=None, pp=None, cp=None, ep=None, params_active=None,
-    n_experts=None, top_k=None, expert_params=None, goodput=None,
+    n_experts=None, top_k=None, expert_params=None, goodput=None, head_dim=None,
 )
 _STRINGS = ("model", "family", "gpu", "precision", "optimizer", "zero", "checkpointing", "law")
 _POSITIVE = ("params", "tokens", "n_layer", "d_model", "n_head", "n_kv_head", "d_ff", "vocab_size", "seq_len",
              "num_gpus", "micro_batch", "global_batch", "mfu", "price_usd_per_hour", "power_fraction", "pue",
-             "scaling_efficiency", "tp", "pp", "cp", "ep", "params_active", "n_experts", "top_k", "goodput")
+             "scaling_efficiency", "tp", "pp", "cp", "ep", "params_active", "n_experts", "top_k", "goodput",
+             "head_dim")
 _NONNEG = ("grid_gco2_per_kwh", "allocator_overhead", "context_bytes", "expert_params")
 _INTEGER = ("n_layer", "d_model", "n_head", "n_kv_head", "d_ff", "vocab_size", "seq_len", "num_gpus",
-            "micro_batch", "global_batch", "tp", "pp", "cp", "ep", "n_experts", "top_k")
+            "micro_batch", "global_batch", "tp", "pp", "cp", "ep", "n_experts", "top_k", "head_dim")
 _AT_MOST_ONE = ("mfu", "power_fraction", "scaling_efficiency", "goodput")
 
 
@@ -145,7 +146,7 @@ class Estimate:
         for name in ("wall_clock_s", "gpu_hours", "cost_usd", "energy_kwh", "mfu"):
             band = getattr(self, f"{name}_range")
             value = getattr(self, name)
-            if band is not None and math.isfinite(value) and not band[0] <= value * (1 + 1e-9) and value <= band[1] * (1 + 1e-9):
+            if band is not None and math.isfinite(value) and not (band[0] <= value * (1 + 1e-9) and value <= band[1] * (1 + 1e-9)):
                 raise ValueError(f"Estimate.{name}_range {band} does not contain {name} = {value}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -432,8 +433,8 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
     flops_per_token = np.full(n, np.nan)
     swiglu = np.zeros(n, dtype=bool)
     active, n_exp, top_k = num["params_active"], num["n_experts"], num["top_k"]
-    head_dim, kv_cache = np.full(n, np.nan), np.full(n, np.nan)
-    expert_params = np.full(n, np.nan)
+    head_dim, kv_cache = num["head_dim"].copy(), np.full(n, np.nan)
+    expert_params = num["expert_params"].copy()
 
     # published architectures fill what the caller left out
     m_codes, archs = _categorical(values["model"], n, get_architecture)
@@ -543,7 +544,9 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
 
     specs = _take(g_codes, gpus, None, dtype=object)
     gbatch = num["global_batch"]
-    gbatch = np.where(np.isnan(gbatch), np.maximum(1.0, np.round(DEFAULT_GLOBAL_BATCH_TOKENS / seq)), gbatch)
+    # default: 4M tokens' worth (Llama 1/2), or one micro-batch per GPU where a given GPU count needs more
+    per_gpu = micro * np.where(np.isnan(num["num_gpus"]), 1.0, num["num_gpus"])
+    gbatch = np.where(np.isnan(gbatch), np.maximum(np.round(DEFAULT_GLOBAL_BATCH_TOKENS / seq), per_gpu), gbatch)
     mfu_in, mfu_source, extrapolated, calibration = _mfu(values["mfu"], num["mfu"], active, prec_name, specs, n)
     ckpt_req = _take(c_codes, ckpts, None, dtype=object)
     acts = {mode: mem.activation_bytes(n_layer=L, d_model=d, n_head=heads, seq_len=seq, micro_batch=micro,
@@ -898,7 +901,8 @@ def estimate(scenarios: pd.DataFrame | None = None, /, *, mode: str = "training"
     :mod:`~scalebench.planning.layout`), ``zero`` (0-3, "fsdp" = 3, or "auto": searched, the default).
     Training: ``precision`` (fp32, tf32, bf16, fp16, fp8; default bf16), ``optimizer`` (adamw, sgd),
     ``checkpointing`` (none, selective, full, or "auto"), ``flash_attention`` (default True),
-    ``seq_len``, ``micro_batch`` (default 1), ``global_batch`` (sequences; default 4M tokens' worth).
+    ``seq_len``, ``micro_batch`` (default 1), ``global_batch`` (sequences; default 4M tokens' worth, at least
+    one micro-batch per GPU).
     Efficiency: ``mfu`` (PaLM's model FLOPs utilisation, or a
     :class:`~scalebench.planning.calibrate.Calibration`; default from published at-scale runs,
     :mod:`~scalebench.planning.evidence`), ``scaling_efficiency`` (a multiplier you believe in; default
