@@ -70,9 +70,10 @@ def main() -> None:
     print(f"{'run':<15} {'GPU':<10} {'published':>12} {'ours@default':>13} {'ratio':>6} {'range':>23} {'in?':>4} "
           f"{'pub. MFU':>8} {'ours@pub.MFU':>13} {'ratio':>6}  layout (loss)")
     for r in t.itertuples():
-        pub = f"{r.published_mfu:8.3f}" if r.published_mfu else f"{'-':>8}"
-        ours_pub = f"{r.ours_published_mfu:13,.0f}" if r.published_mfu else f"{'-':>13}"
-        ratio_pub = f"{r.ratio_published_mfu:6.3f}" if r.published_mfu else f"{'-':>6}"
+        has = r.published_mfu is not None and math.isfinite(r.published_mfu)
+        pub = f"{r.published_mfu:8.3f}" if has else f"{'-':>8}"
+        ours_pub = f"{r.ours_published_mfu:13,.0f}" if has else f"{'-':>13}"
+        ratio_pub = f"{r.ratio_published_mfu:6.3f}" if has else f"{'-':>6}"
         print(f"{r.run:<15} {r.gpu:<10} {r.published_gpu_hours:12,.0f} {r.ours_default:13,.0f} {r.ratio_default:6.3f} "
               f"{r.range_low:11,.0f}-{r.range_high:<11,.0f} {'yes' if r.inside_range else 'NO':>4} {pub} {ours_pub} "
               f"{ratio_pub}  {r.layout} ({r.layout_loss:.0%})")
