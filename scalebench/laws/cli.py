@@ -108,7 +108,7 @@ def handle(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from scalebench.errors import ConfigError
+    from scalebench.errors import ConfigError, FitError
     from scalebench.laws.fitting import fit_frame
     from scalebench.laws.io import SWEEP_STORE_FILE, describe_source, load_data
 
@@ -157,14 +157,23 @@ def handle(args: argparse.Namespace) -> int:
         return 0 if all(r.success for r in grouped.results.values()) else 1
 
     frame = load_data(args.source, form.variables, **_columns(args))
+    path = Path(args.source)
+    sweep = path.is_dir() and (path / SWEEP_STORE_FILE).exists()
+    if sweep and form.has_frontier:  # the curves let the diagnostics compare Approach 1 too (as the report does)
+        from scalebench.laws.isoflop import approach_exponents, sweep_curves
+
+        try:
+            curves = sweep_curves(path)
+        except FitError:
+            curves = None
+        options["other_exponents"] = approach_exponents(frame, curves)
     bar = tqdm(total=args.bootstrap, desc="bootstrap", unit="resample",
                disable=not args.bootstrap or not sys.stderr.isatty())
     with bar:
         result = fit_frame(frame, form, source=describe_source(args.source), backtest_below=args.backtest_below,
                            progress=lambda done, total: bar.update(1), **options)
     _print(result, args.json)
-    path = Path(args.source)
-    if path.is_dir() and (path / SWEEP_STORE_FILE).exists() and not args.no_save:
+    if sweep and not args.no_save:
         from scalebench.laws.result import save_fit
 
         saved = save_fit(result, path)

@@ -163,17 +163,9 @@ def fit_frame(
 
 def _approach2_exponent(frame: pd.DataFrame) -> dict[str, float]:
     """Approach 2's a on the same runs, when they form isoFLOP profiles (else nothing to compare)."""
-    import warnings
+    from scalebench.laws.isoflop import approach_exponents
 
-    from scalebench.laws.isoflop import isoflop_approach2
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            iso = isoflop_approach2(frame, bootstrap=0)
-    except (FitError, ConfigError, ValueError, np.linalg.LinAlgError):
-        return {}
-    return {"2": iso.a} if iso.n_budgets >= 3 else {}
+    return approach_exponents(frame)
 
 
 def data_fingerprint(frame: pd.DataFrame, variables: Sequence[str]) -> str:

@@ -431,3 +431,26 @@ def slice_minima(slices: pd.DataFrame, window: int | None = DEFAULT_WINDOW) -> p
             rows.append({"level": level, "params": p.optimum["params"], "loss": p.optimum["loss"],
                          "c0": p.row["c0"], "c1": p.row["c1"], "c2": p.row["c2"]})
     return pd.DataFrame(rows, columns=["level", "params", "loss", "c0", "c1", "c2"])
+
+
+def approach_exponents(frame: pd.DataFrame, curves: pd.DataFrame | None = None) -> dict[str, float]:
+    """The frontier exponent a by Approach 2 (when ``frame``'s runs form 3+ usable isoFLOP budgets) and by
+    Approach 1 (when training ``curves`` are given and give 3+ compute levels), for the diagnostics'
+    disagreement check; approaches the data do not support are left out."""
+    out: dict[str, float] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            iso = isoflop_approach2(frame, diagnostics=False)
+            if iso.n_budgets >= 3:
+                out["2"] = iso.a
+        except (FitError, ConfigError, ValueError, np.linalg.LinAlgError):
+            pass
+        if curves is not None and len(curves):
+            try:
+                env = isoflop_approach1(curves, diagnostics=False)
+                if env.n_budgets >= 3:
+                    out["1"] = env.a
+            except (FitError, ConfigError, ValueError, np.linalg.LinAlgError):
+                pass
+    return out
