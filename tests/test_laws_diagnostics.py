@@ -4,7 +4,6 @@ law comparison, grouped fits and saved fits: known answers from seeded synthetic
 from __future__ import annotations
 
 import json
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -213,3 +212,30 @@ def test_group_by_fits_one_law_per_group_and_compares_exponents():
     assert any("differs between gpt" in d for d in s["differences"])
     with pytest.raises(FitError, match="no column"):
         fit_groups(a, by="optimizer")
+
+
+def test_cli_every_approach_compare_and_group_by(tmp_path, capsys):
+    from scalebench.cli import main
+    from scalebench.report.synthetic import make_synthetic_sweep
+
+    csv = tmp_path / "runs.csv"
+    frame = isoflop_design(np.logspace(18, 22, 5), noise=0.002)
+    frame.assign(budget=[f"C{round(np.log10(c))}" for c in frame["flops"]]).to_csv(csv, index=False)
+    assert main(["fit", str(csv), "--approach", "2", "--budget-col", "budget", "--bootstrap", "50", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["approach"] == 2 and abs(out["a"] - TRUTH.a) < 0.02
+    assert out["ci"]["a"][0] <= out["a"] <= out["ci"]["a"][1] and "b" in out["ci"]
+    assert out["diagnostics"]["verdict"] == "reliable"
+    sweep = make_synthetic_sweep(tmp_path / "sweep", n_sizes=5, n_budgets=3)
+    assert main(["fit", str(sweep), "--approach", "1", "--bootstrap", "20"]) == 0
+    text = capsys.readouterr().out
+    assert "Approach 1 (training-curve envelope)" in text and "verdict:" in text
+    assert not (sweep / "fit.json").exists()  # only the parametric fit is saved
+    assert main(["fit", str(csv), "--compare", "chinchilla,power-flops", "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)["compare"]
+    assert [r["law"] for r in table] == ["chinchilla", "power-flops"]
+    assert main(["fit", str(csv), "--group-by", "budget", "--law", "power-params", "--bootstrap", "0", "--json"]) == 0
+    grouped = json.loads(capsys.readouterr().out)
+    assert set(grouped["groups"]) == {"C18", "C19", "C20", "C21", "C22"} and grouped["comparison"]
+    assert main(["fit", str(csv), "--approach", "2", "--fix", "E=1"]) == 2
+    assert main(["fit", str(csv), "--law", "chinchilla", "--breaks", "2"]) == 2

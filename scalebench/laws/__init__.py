@@ -24,9 +24,9 @@ from scalebench.laws.forms import (
     get_law,
     register_law,
 )
+from scalebench.laws.groups import GroupedFit, fit_groups
 from scalebench.laws.io import load_data
 from scalebench.laws.isoflop import IsoFlopResult, isoflop_approach1, isoflop_approach2
-from scalebench.laws.groups import GroupedFit, fit_groups
 from scalebench.laws.presets import get_preset, list_presets
 from scalebench.laws.result import FIT_FILE, FitResult, load_fit, save_fit
 

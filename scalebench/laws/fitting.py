@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from scalebench.errors import ConfigError, FitError
-from scalebench.laws.forms import LawForm, get_law
+from scalebench.laws.forms import LawForm
 from scalebench.laws.io import describe_source, load_data
 from scalebench.laws.objective import huber
 from scalebench.laws.optimize import multistart

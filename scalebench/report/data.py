@@ -7,7 +7,6 @@ its section key, so the page says what is missing and why instead of failing.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import time
@@ -20,14 +19,13 @@ import numpy as np
 import pandas as pd
 
 from scalebench.errors import ConfigError, FitError, ScalebenchError
+from scalebench.planning.targets import MAX_PLAN_GPUS  # the plan's GPU counts
 
 __all__ = ["ReportData", "ReportOptions", "Spend", "build_report_data", "mfu_basis", "rss_note"]
 
 # Errors an optional component may raise on data it cannot use; anything else is a bug and propagates.
 _EXPECTED = (ScalebenchError, ValueError, KeyError, ImportError, np.linalg.LinAlgError)
 
-# The plan's GPU counts: powers of two up to this many GPUs.
-MAX_PLAN_GPUS = 16384
 # Beyond this multiple of the sweep's largest compute a prediction is read as an order of magnitude.
 FAR_EXTRAPOLATION = 1000.0
 # Columns that name a configuration axis of a sweep; with 2+ values among done runs the report compares them.
@@ -296,24 +294,6 @@ def _bottlenecks(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | No
     return pd.DataFrame(rows), (pd.DataFrame(kernel) if kernel else None)
 
 
-def _memory_model(results: pd.DataFrame) -> pd.Series:
-    """The estimator's allocated bytes per run (weights + gradients + optimizer + activations, one device)."""
-    from scalebench.planning import estimate
-
-    need = ["n_layer", "d_model", "n_head", "seq_len", "micro_batch"]
-    rows = results.dropna(subset=need)
-    if rows.empty:
-        return pd.Series(np.nan, index=results.index)
-    prec = rows["precision"].where(rows["precision"].isin(["fp32", "tf32", "bf16", "fp16", "fp8"]), "bf16")
-    est = estimate(pd.DataFrame({
-        "family": "gpt", **{k: rows[k].astype(int).to_numpy() for k in need}, "vocab_size": 256,
-        "precision": prec.to_numpy(), "gpu": "H100-SXM", "num_gpus": 1, "zero": 0, "checkpointing": "none",
-        "tokens": rows["tokens"].to_numpy(float),
-    }, index=rows.index))
-    parts = ["memory_weights_bytes", "memory_gradients_bytes", "memory_optimizer_bytes", "memory_activations_bytes"]
-    return est[parts].astype(float).sum(axis=1).reindex(results.index)
-
-
 def _plan_gpu(results: pd.DataFrame, wanted: str | None) -> tuple[str, bool]:
     from scalebench.hardware.catalog import get_gpu, match_device_name
 
@@ -341,7 +321,8 @@ def _plan(fit: Any, results: pd.DataFrame, max_flops: float,
           opts: ReportOptions) -> tuple[pd.DataFrame, pd.DataFrame, str, Any]:
     """Cost each target's compute-optimal run. GPU count: the least power of two that holds the model and
     finishes within ``opts.plan_max_days`` (at most MAX_PLAN_GPUS); also the wall clock on fixed clusters."""
-    from scalebench.planning import calibrate, estimate
+    from scalebench.planning import calibrate
+    from scalebench.planning.targets import cost_compute_targets
 
     gpu, from_sweep = _plan_gpu(results, opts.plan_gpu)
     calibration, mfu, note = None, 0.40, ""
@@ -351,32 +332,8 @@ def _plan(fit: Any, results: pd.DataFrame, max_flops: float,
     else:
         note = "default MFU 0.40, not calibrated: the sweep ran on no catalogued GPU"
     targets = _plan_targets(max_flops, opts)
-    opt = fit.compute_optimal(targets["flops"].to_numpy())
-    n_opt, d_opt = opt["params"].to_numpy(float), opt["tokens"].to_numpy(float)
-    counts = 2 ** np.arange(int(math.log2(MAX_PLAN_GPUS)) + 1)
-    counts = np.union1d(counts, np.asarray(opts.plan_clusters, dtype=int))
-    k, m = len(targets), len(counts)
-    grid = estimate(params=np.repeat(n_opt, m), tokens=np.repeat(d_opt, m), num_gpus=np.tile(counts, k),
-                    gpu=gpu, mfu=mfu, precision="bf16")
-    grid = grid.assign(target=np.repeat(np.arange(k), m))
-    limit_s = opts.plan_max_days * 86400.0
-    chosen, extra = [], []
-    for i in range(k):
-        g = grid[(grid["target"] == i) & grid["fits"].astype(bool)]
-        ok = g[g["wall_clock_s"] <= limit_s]
-        if len(ok):
-            chosen.append(int(ok["num_gpus"].min()))
-            extra.append("")
-        elif len(g):
-            chosen.append(int(g["num_gpus"].max()))
-            extra.append(f"needs more than {int(g['num_gpus'].max()):,} GPUs to finish within "
-                         f"{opts.plan_max_days:g} days")
-        else:
-            chosen.append(None)  # fits on none: the estimator picks (and says why)
-            extra.append("")
-    num_gpus = np.array([np.nan if c is None else c for c in chosen], dtype=float)
-    est = estimate(params=n_opt, tokens=d_opt, gpu=gpu, mfu=mfu, precision="bf16", law=fit,
-                   **({"num_gpus": num_gpus.astype(int)} if not np.isnan(num_gpus).any() else {}))
+    est, clusters, extra = cost_compute_targets(fit, targets["flops"].to_numpy(), gpu=gpu, mfu=mfu,
+                                                max_days=opts.plan_max_days, clusters=opts.plan_clusters)
     ratio = targets["flops"].to_numpy() / max_flops
     est.insert(0, "target", targets["target"].to_numpy())
     est.insert(1, "kind", targets["kind"].to_numpy())
@@ -389,9 +346,6 @@ def _plan(fit: Any, results: pd.DataFrame, max_flops: float,
              for ns, e, is_far in zip(est_notes, extra, est["far"], strict=True)]
     est["note_list"] = pd.Series(lists, dtype=object, index=est.index)
     est["notes"] = ["; ".join(p) for p in lists]
-    clusters = grid[grid["num_gpus"].isin(opts.plan_clusters)][["target", "num_gpus", "fits", "wall_clock_s",
-                                                                 "cost_usd"]].copy()
-    clusters["flops"] = targets["flops"].to_numpy()[clusters["target"].to_numpy()]
     clusters["target"] = targets["target"].to_numpy()[clusters["target"].to_numpy()]
     return est.reset_index(drop=True), clusters.reset_index(drop=True), gpu, calibration
 
@@ -416,7 +370,9 @@ def build_report_data(sweep_dir: str | Path, options: ReportOptions | None = Non
     out: dict[str, Any] = {}
 
     try:
-        results = results.assign(memory_model_bytes=_memory_model(results))
+        from scalebench.planning.targets import modelled_memory_bytes
+
+        results = results.assign(memory_model_bytes=modelled_memory_bytes(results))
     except _EXPECTED as exc:
         results = results.assign(memory_model_bytes=np.nan)
         missing["memory_model"] = _reason(exc)
