@@ -41,6 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--loss-col", default=None, help="loss column (default: loss; eval_loss for sweeps)")
     p.add_argument("--huber-delta", type=float, default=1e-3, help="Huber delta on log-loss residuals")
     p.add_argument("--json", action="store_true", help="print the JSON summary instead of the text report")
+    p.add_argument("--at-flops", type=float, default=None, metavar="C",
+                   help="also report the compute-optimal point at C FLOPs with intervals (JSON: optimum)")
     p.set_defaults(func=handle)
 
 
@@ -70,5 +72,11 @@ def handle(args: argparse.Namespace) -> int:
             huber_delta=args.huber_delta,
             progress=lambda done, total: bar.update(1),
         )
-    print(json.dumps(result.summary(), indent=2) if args.json else result.report())
+    summary, text = result.summary(), result.report()
+    if args.at_flops is not None:  # scalebench next's target, with its intervals
+        from scalebench.laws.advise import format_optimum, optimum_at
+
+        summary["optimum"] = optimum_at(result, args.at_flops, confidence=args.confidence)
+        text += "\n" + format_optimum(summary["optimum"])
+    print(json.dumps(summary, indent=2) if args.json else text)
     return 0 if result.success else 1
