@@ -59,6 +59,8 @@ from scalebench.laws.result import FitResult
 ENSEMBLE = 16  # ensemble members: the fit plus up to 15 bootstrap refits
 IDENTIFIED = 0.01  # posterior/prior variance at or below which a parameter counts as identified
 SETTLED = 1.5  # the target is determined when a 10x wider prior grows its variance less than this
+DEFAULT_MIN_RUNS = 6  # max_runs defaults to max(this, the runs done)
+RATIO_SPAN = 3.0  # default trusted tokens per parameter: the runs' range widened this factor each way
 SCORES = (1.0, 0.5, 0.0)  # greedy gain / cost**λ for each λ; the best final design wins
 
 
@@ -217,7 +219,7 @@ def _load(source, form, loss_col, kind, options) -> tuple[pd.DataFrame, Space, C
             space = _replace(space, **overrides)
         cost = measured_cost_model(done, kind, env=_env(source), price_usd_per_hour=options.get("price_usd_per_hour"))
         return frame, space, cost
-    space = Space(family=options.get("family") or "gpt", shape_context=dict(options.get("shape_context") or {}),
+    space = Space(family=options.get("family"), shape_context=dict(options.get("shape_context") or {}),
                   batch_tokens=int(options.get("batch_tokens") or 1), min_steps=int(options.get("min_steps") or 1),
                   max_epochs=float(options.get("max_epochs") or math.inf), corpus_tokens=options.get("corpus_tokens"),
                   memory_bytes=options.get("memory_bytes"))
@@ -356,19 +358,24 @@ def advise(
     values to choose from instead of the default grids, ``{"params": [...], "tokens": [...]}`` (or
     ``"tokens_per_param"`` / ``"flops"`` as the budget axis). ``max_runs`` caps the number of new runs.
     ``fit``: an already fitted result of the same data (skips the fit). Further keywords describe the space
-    for file sources or override a sweep's: ``family``, ``shape_context``, ``corpus_tokens``, ``max_epochs``,
+    for file sources or override a sweep's: ``family`` (file sources: None = sizes are exact counts costing
+    6·N·D; a family name = sizes from its shape rule and FLOPs per token), ``shape_context``, ``corpus_tokens``, ``max_epochs``,
     ``memory_bytes``, ``batch_tokens``, ``min_steps``, ``gpu``, ``mfu``, ``price_usd_per_hour``.
     """
     form = get_law(law)
     target_flops = _check_target(target, target_flops, form)
     kind, budget = _budget(budget_flops, budget_gpu_hours, budget_usd)
     unknown = set(context) - {"family", "shape_context", "corpus_tokens", "max_epochs", "memory_bytes",
-                              "batch_tokens", "min_steps", "gpu", "mfu", "price_usd_per_hour"}
+                              "batch_tokens", "min_steps", "gpu", "mfu", "price_usd_per_hour",
+                              "tokens_per_param_range"}
     if unknown:
         raise ConfigError(f"advise: unknown option(s) {sorted(unknown)}")
     if max_runs is not None and (isinstance(max_runs, bool) or not isinstance(max_runs, int) or max_runs < 2):
         raise ConfigError(f"max_runs must be an integer >= 2 (a sweep has at least two sizes), not {max_runs!r}")
     frame, space, cost_model = _load(source, form, loss_col, kind, context)
+    space = _replace(space, tokens_per_param_range=_ratio_range(frame, context.get("tokens_per_param_range")))
+    if max_runs is None:
+        max_runs = max(DEFAULT_MIN_RUNS, len(frame))
     axes = _axes(candidates, kinds)
     log_c = math.log(target_flops)
     try:
@@ -376,10 +383,23 @@ def advise(
     except FitError as exc:
         return _unfittable(frame, form, space, cost_model, axes, str(exc), law=form.name, target=target,
                            target_flops=target_flops, confidence=confidence, budget=budget,
-                           max_runs=max_runs or 10**9)
+                           max_runs=max_runs)
     return _advise_fitted(result, frame, form, space, cost_model, axes, target=target, log_c=log_c,
                           target_flops=target_flops, confidence=confidence, budget=budget,
-                          max_runs=max_runs or 10**9, seed=seed)
+                          max_runs=max_runs, seed=seed)
+
+
+def _ratio_range(frame: pd.DataFrame, given) -> tuple[float, float]:
+    if given is not None:
+        try:
+            lo, hi = (float(x) for x in given)
+        except (TypeError, ValueError):
+            raise ConfigError(f"tokens_per_param_range must be two numbers (low, high), not {given!r}") from None
+        if not 0 <= lo < hi:
+            raise ConfigError(f"tokens_per_param_range must have 0 <= low < high, not {given!r}")
+        return lo, hi
+    ratio = frame["tokens"].to_numpy(dtype=float) / frame["params"].to_numpy(dtype=float)
+    return float(ratio.min() / RATIO_SPAN), float(ratio.max() * RATIO_SPAN)
 
 
 def _axes(candidates, kinds) -> dict[str, tuple[np.ndarray | None, np.ndarray | None]]:
@@ -512,7 +532,8 @@ def _make_advice(law, target, target_flops, confidence, budget, cost_model, cell
         i, j = divmod(flat, n_j)
         runs.append(ProposedRun(params=float(cells.params[i]), tokens=float(cells.tokens[i, j]),
                                 flops=float(cells.flops[i, j]), cost=float(cells.cost[i, j]),
-                                size=float(cells.size_targets[i]), shape=cells.shapes[i].as_dict(),
+                                size=float(cells.size_targets[i]),
+                                shape=cells.shapes[i].as_dict() if cells.shapes[i] is not None else {},
                                 epochs=float(cells.epochs[i, j]), memory_bytes=float(cells.memory_bytes[i])))
     if state.cost > budget * (1 + 1e-9):  # pragma: no cover - the search never admits such a move
         raise AssertionError("proposal over budget")

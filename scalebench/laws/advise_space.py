@@ -4,7 +4,10 @@ A *cell* is one run a sweep spec can express: a size (a target parameter count, 
 family's own rule, ``Family.shape_for_params``) crossed with one data budget of one of the three kinds a
 sweep knows (``tokens``, ``tokens_per_param``, ``flops``). Its token count is rounded to whole batches as
 the planner does (``sweep/planner.py``). A cell is admissible when it trains for at least ``min_steps``
-batches, repeats the corpus at most ``max_epochs`` times, and its training memory at micro-batch 1 (the
+batches, repeats the corpus at most ``max_epochs`` times, keeps its tokens per parameter within
+``tokens_per_param_range`` (where the law is trusted: a fitted form says nothing reliable about runs far
+more or less trained than any it was fitted on, and a design criterion would otherwise exploit exactly
+those), and its training memory at micro-batch 1 (the
 OOM policy's floor) fits the device: model states and activations from ``planning.memory`` (ZeRO table,
 Korthikanti et al. 2022), for families whose shape has transformer fields; model states alone otherwise.
 
@@ -140,7 +143,7 @@ def flops_cost_model(kind: str, *, gpu: str | None, mfu: float | None,
 class Space:
     """What a proposal must respect, and how to turn a size into a shape."""
 
-    family: str = "gpt"
+    family: str | None = "gpt"  # None: sizes are exact parameter counts and a run costs 6·N·D FLOPs
     shape_context: dict[str, Any] = field(default_factory=dict)  # vocab_size, seq_len, tie_embeddings
     batch_tokens: int = 1
     min_steps: int = 1
@@ -149,6 +152,7 @@ class Space:
     memory_bytes: float | None = None  # per run; None: no memory cap
     precision: str = "fp32"
     optimizer: str = "adamw"
+    tokens_per_param_range: tuple[float, float] = (0.0, math.inf)  # where the law is trusted (see advise)
     spec: dict[str, Any] | None = None  # the sweep's resolved spec (to write an extension); None for files
     notes: tuple[str, ...] = ()
 
@@ -249,6 +253,11 @@ def size_axis(space: Space, targets: np.ndarray) -> tuple[np.ndarray, tuple, np.
     """Distinct family shapes for the targets: (targets, shapes, params, flops_per_token, memory), by size."""
     from scalebench.families import get_family
 
+    if space.family is None:  # no family: the size is the count, C = 6·N·D, memory = model states only
+        t = np.array(sorted({sig3(t) for t in targets if t > 0}))
+        if not t.size:
+            raise ConfigError("no candidate sizes: give positive parameter counts")
+        return t, (None,) * t.size, t, 6.0 * t, _states_bytes(space, t)
     fam = get_family(space.family)
     seen, rows = set(), []
     for t in sorted({sig3(t) for t in targets if t > 0}):
@@ -262,6 +271,13 @@ def size_axis(space: Space, targets: np.ndarray) -> tuple[np.ndarray, tuple, np.
         raise ConfigError("no candidate sizes: give positive parameter counts")
     t, s, n, f, m = zip(*rows, strict=True)
     return np.array(t), tuple(s), np.array(n), np.array(f), np.array(m)
+
+
+def _states_bytes(space: Space, params: np.ndarray) -> np.ndarray:
+    from scalebench.planning.memory import memory_per_gpu
+
+    return np.asarray(memory_per_gpu(params_total=params, num_gpus=1, precision=space.precision,
+                                     optimizer="adamw", zero=0, context_bytes=0.0)["total"], dtype=float)
 
 
 def build_cells(space: Space, kind: str, size_targets: np.ndarray, budget_values: np.ndarray,
@@ -280,7 +296,9 @@ def build_cells(space: Space, kind: str, size_targets: np.ndarray, budget_values
     epochs = tokens / space.corpus_tokens if space.corpus_tokens else np.zeros_like(tokens)
     short = steps < space.min_steps
     fits = np.ones_like(params, dtype=bool) if space.memory_bytes is None else mem <= space.memory_bytes
-    valid = ~short & (epochs <= space.max_epochs) & fits[:, None]
+    lo, hi = space.tokens_per_param_range
+    ratio = tokens / params[:, None]
+    valid = ~short & (epochs <= space.max_epochs) & fits[:, None] & (ratio >= lo) & (ratio <= hi)
     dropped = short if kind == "flops" else np.zeros_like(short)
     cost = np.where(valid, cost_model.cost(np.broadcast_to(params[:, None], tokens.shape), flops), np.inf)
     return Cells(kind=kind, size_targets=targets, shapes=shapes, budget_values=values, params=params,
@@ -300,8 +318,10 @@ def default_axes(kind: str, done: pd.DataFrame, n_opt: float, d_opt: float, targ
     if kind == "tokens":
         values = np.geomspace(d_lo, max(d_hi, 2 * d_lo), GRID_POINTS)
     elif kind == "tokens_per_param":
+        lo, hi = space.tokens_per_param_range
         ratios = done["tokens"].to_numpy(dtype=float) / done["params"].to_numpy(dtype=float)
-        values = np.geomspace(max(ratios.min() / 4.0, 0.5), max(ratios.max() * 4.0, 200.0), GRID_POINTS)
+        lo, hi = max(lo, ratios.min() / 4.0), min(hi, ratios.max() * 4.0)
+        values = np.geomspace(lo, max(hi, 2 * lo), GRID_POINTS)
     else:
         c_lo = float(done["flops"].min()) / 2.0
         c_hi = min(target_flops, max(budget_flops_hint, 2 * c_lo))
