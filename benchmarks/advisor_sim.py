@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     print("  95% interval coverage of the truth: " + ", ".join(
         f"{n} {rows[f'{n}_covered'].mean():.0%}" for n in ("larger size", "random", "advisor")))
     realised = np.log(rows["advisor_width"] / rows["start_width"])
-    print(f"  advisor: median predicted narrowing {np.exp(-np.nanmedian(rows["predicted"])):.2f}x, realised "
+    print(f"  advisor: median predicted narrowing {np.exp(-np.nanmedian(rows['predicted'])):.2f}x, realised "
           f"{np.exp(-np.median(realised)):.2f}x; cost used {rows['advisor_cost'].median():.0%} of the budget "
           f"(max {rows['advisor_cost'].max():.0%})")
     return 0
