@@ -16,7 +16,8 @@ Jacobian d log L̂ / dθ at the fitted runs. For δ ≫ σ this is least squares
 default δ = 1e-3 against σ ≈ 0.01) it tends to least absolute deviations, v = (π/2)·σ².
 
 **Delta method.** Var g ≈ ∇gᵀ Σ ∇g with Σ = v·(JᵀJ)⁻¹; ∇g by central differences (any law with a
-frontier). The interval is g ± z·sd, returned on the target's own scale (exp).
+frontier). The interval is g ± z·sd, returned on the target's own scale (exp). A parameter the fit left on
+its bound (E → 0, say) is held there: the interval is conditional on it, as a profile over the others.
 
 **Design.** The information a set of runs carries about θ is M = JᵀJ / v + P, with P a weak Gaussian
 prior (standard deviation a quarter of each parameter's bound range) that only matters where the data
@@ -104,6 +105,14 @@ def prior_precision(form: LawForm) -> np.ndarray:
     return np.diag(1.0 / sd**2)
 
 
+def on_bounds(form: LawForm, theta: np.ndarray) -> np.ndarray:
+    """Which raw parameters sit on a bound (within 1e-6 of the range), as ``optimize.multistart`` says."""
+    lo, hi = np.array(form.bounds, dtype=float).T
+    edge = 1e-6 * (hi - lo)
+    theta = np.asarray(theta, dtype=float)
+    return (theta - lo <= edge) | (hi - theta <= edge)
+
+
 def delta_interval(
     form: LawForm,
     theta: np.ndarray,
@@ -122,8 +131,9 @@ def delta_interval(
     if not math.isfinite(sigma):
         return point, math.nan, math.nan
     v = max(huber_variance(max(sigma, 1e-12), delta), 1e-24)
-    jac = jacobians(form, theta, logx)[0]
-    grad = target_grad(form, theta, target, log_c)[0]
+    free = ~on_bounds(form, theta)  # a parameter the fit left on its bound is held there (conditional interval)
+    jac = jacobians(form, theta, logx)[0][:, free]
+    grad = target_grad(form, theta, target, log_c)[0][free]
     info = jac.T @ jac
     if not np.all(np.isfinite(grad)) or np.linalg.cond(info) > 1e14:
         return point, math.nan, math.nan
