@@ -513,10 +513,12 @@ def _advise_fitted(result, frame, form, space, cost_model, axes, *, target, log_
 
 
 def _flops_hint(cost_model: CostModel, budget: float) -> float:
-    """The largest single run's FLOPs the budget could buy (for the isoFLOP axis), in FLOPs."""
+    """The most FLOPs one run could buy with the budget (the top of the isoFLOP axis)."""
     if cost_model.kind == "flops":
         return budget
-    per_flop = float(cost_model.cost(np.array([1.0]), np.array([1.0]))[0])  # at the smallest measured speed
+    lo, hi = cost_model.log_params_range
+    ends = np.exp(np.clip(np.array([lo, hi]), -700.0, 700.0))
+    per_flop = float(np.min(cost_model.cost(ends, np.ones(2))))
     return budget / per_flop if per_flop > 0 else budget
 
 
