@@ -217,7 +217,9 @@ def _load(source, form, loss_col, kind, options) -> tuple[pd.DataFrame, Space, C
         overrides = {k: options[k] for k in ("corpus_tokens", "max_epochs") if options.get(k) is not None}
         if overrides:
             space = _replace(space, **overrides)
-        cost = measured_cost_model(done, kind, env=_env(source), price_usd_per_hour=options.get("price_usd_per_hour"))
+        ranks = int(((space.spec or {}).get("parallel") or {}).get("ranks", 1))
+        cost = measured_cost_model(done, kind, env=_env(source), price_usd_per_hour=options.get("price_usd_per_hour"),
+                                   ranks=ranks)
         return frame, space, cost
     space = Space(family=options.get("family"), shape_context=dict(options.get("shape_context") or {}),
                   batch_tokens=int(options.get("batch_tokens") or 1), min_steps=int(options.get("min_steps") or 1),

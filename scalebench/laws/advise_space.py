@@ -83,7 +83,7 @@ class CostModel:
 
 
 def measured_cost_model(done: pd.DataFrame, kind: str, *, env: Mapping[str, Any],
-                        price_usd_per_hour: float | None) -> CostModel:
+                        price_usd_per_hour: float | None, ranks: int = 1) -> CostModel:
     """Cost model from a sweep's done runs (their measured tokens/s); FLOPs when nothing was measured."""
     speed = pd.to_numeric(done.get("tokens_per_s"), errors="coerce") * pd.to_numeric(
         done.get("flops_per_token"), errors="coerce")
@@ -104,7 +104,7 @@ def measured_cost_model(done: pd.DataFrame, kind: str, *, env: Mapping[str, Any]
     if kind == "usd" and price is None:
         price = _catalog_price(env)
     return CostModel(kind=kind, log_speed=(float(a), float(b)), log_params_range=(float(log_n.min()), float(log_n.max())),
-                     gpus_per_run=int(gpus.max()) if len(gpus) else 1, price_usd_per_hour=price,
+                     gpus_per_run=int(gpus.max()) if len(gpus) else max(1, int(ranks)), price_usd_per_hour=price,
                      source=f"measured throughput of {int(ok.sum())} done runs")
 
 
@@ -153,6 +153,7 @@ class Space:
     precision: str = "fp32"
     optimizer: str = "adamw"
     tokens_per_param_range: tuple[float, float] = (0.0, math.inf)  # where the law is trusted (see advise)
+    copies: int = 1  # runs per cell: the sweep's grid-axis combinations, each trains every (size, budget)
     spec: dict[str, Any] | None = None  # the sweep's resolved spec (to write an extension); None for files
     notes: tuple[str, ...] = ()
 
@@ -204,6 +205,10 @@ def sweep_space(path: Path, done: pd.DataFrame, *, memory_bytes: float | None) -
     if "precision" in done and done["precision"].notna().any():
         precision = str(done["precision"].dropna().iloc[0])
     notes = []
+    copies = grid_copies(spec)
+    if copies > 1:
+        notes.append(f"the sweep crosses every run with {copies} grid-axis combinations: each proposed (size, "
+                     "budget) costs that many runs, and the law is fitted to all of them together")
     if memory_bytes is None:
         memory_bytes, where = _device_memory(env, done, spec)
         notes.append(f"memory cap {memory_bytes / 2**30:.1f} GiB per run ({where})")
@@ -213,7 +218,19 @@ def sweep_space(path: Path, done: pd.DataFrame, *, memory_bytes: float | None) -
                  max_epochs=float(budget.get("max_epochs", BudgetSpec.max_epochs)),
                  corpus_tokens=float(corpus["train_tokens"]) if corpus.get("train_tokens") else None,
                  memory_bytes=memory_bytes, precision=precision if precision in ("fp32", "bf16", "fp16") else "fp32",
-                 optimizer=str(train.get("optimizer", "adamw")), spec=spec, notes=tuple(notes))
+                 optimizer=str(train.get("optimizer", "adamw")), spec=spec, notes=tuple(notes), copies=copies)
+
+
+def grid_copies(spec: Mapping[str, Any]) -> int:
+    """How many runs a sweep trains per (size, budget): the product of its ``[grid]`` axes' lengths."""
+    grid = spec.get("grid")
+    if not isinstance(grid, Mapping):
+        return 1
+    out = 1
+    for values in grid.values():
+        if isinstance(values, (list, tuple)) and values:
+            out *= len(values)
+    return out
 
 
 def _device_memory(env: Mapping[str, Any], done: pd.DataFrame, spec: Mapping[str, Any]) -> tuple[float, str]:
@@ -300,7 +317,8 @@ def build_cells(space: Space, kind: str, size_targets: np.ndarray, budget_values
     ratio = tokens / params[:, None]
     valid = ~short & (epochs <= space.max_epochs) & fits[:, None] & (ratio >= lo) & (ratio <= hi)
     dropped = short if kind == "flops" else np.zeros_like(short)
-    cost = np.where(valid, cost_model.cost(np.broadcast_to(params[:, None], tokens.shape), flops), np.inf)
+    cost = np.where(valid, space.copies * cost_model.cost(np.broadcast_to(params[:, None], tokens.shape), flops),
+                    np.inf)
     return Cells(kind=kind, size_targets=targets, shapes=shapes, budget_values=values, params=params,
                  tokens=tokens, flops=flops, cost=cost, valid=valid, dropped=dropped, memory_bytes=mem, epochs=epochs)
 
