@@ -473,7 +473,9 @@ def _advise_fitted(result, frame, form, space, cost_model, axes, *, target, log_
     n_opt = float(np.exp(design.target_log(form, result.theta, "params", log_c)[0]))
     d_opt = target_flops / (6.0 * n_opt)
     point, interval, method = _current(result, frame, form, target, log_c, confidence)
-    best, best_cells, reasons = None, None, []
+    if not result.success:
+        notes.append(f"the fit did not converge ({result.message}); the advice linearises it all the same")
+    best, reasons = None, []
     for kind, (sizes, values) in axes.items():
         if sizes is None:
             sizes, values = default_axes(kind, frame, n_opt, d_opt, target_flops, _flops_hint(cost_model, budget),
@@ -482,25 +484,12 @@ def _advise_fitted(result, frame, form, space, cost_model, axes, *, target, log_
         cells_logx = np.log(np.vstack([np.repeat(cells.params, cells.budget_values.size),
                                        np.maximum(cells.tokens.ravel(), 1.0)]))  # 0-token cells are invalid
         crit = design.Criterion(form, ensemble, logx_old, cells_logx, v=v, target=target, log_c=log_c)
-        undetermined = not _settled(crit, [])
-        if undetermined:
-            loose = _unidentified(crit, crit.base, form)
-            reasons = [f"the {target} target at C* rests on the prior, not the runs (a 10x wider prior widens it "
-                       f"{math.sqrt(crit.prior_sensitivity(crit.base)):.3g}x)"
-                       + (f"; parameters left undetermined: {', '.join(loose)}" if loose else "")]
-            # the smallest design that settles it: greedy per unit cost, stopped once settled
-            states = [_greedy(crit, cells, budget, max_runs, 1.0, crit.value,
-                              stop=lambda st, c=crit: bool(st.cells) and _settled(c, st.cells))]
-        else:
-            states = [_greedy(crit, cells, budget, max_runs, lam, crit.value) for lam in SCORES]
-        for state in states:
-            value = float(crit.value(crit.info_of(state.cells)))
-            key = ((not _settled(crit, state.cells), state.cost, value) if undetermined
-                   else (value, state.cost))
+        reasons = _undetermined_reasons(crit, form, target)
+        for key, state in _search(crit, cells, budget, max_runs, settle=bool(reasons)):
             if best is None or key < best[0]:
-                best = (key, state, float(crit.value(crit.base)), value)
-                best_cells, best_crit = cells, crit
-    _, state, v0, v1 = best
+                best = (key, state, float(crit.value(crit.base)), float(crit.value(crit.info_of(state.cells))),
+                        cells, crit)
+    _, state, v0, v1, best_cells, best_crit = best
     width = interval[1] - interval[0]
     expected = width * math.exp(0.5 * (v1 - v0)) if state.cells else width
     verdict = "undetermined" if reasons else "determined"
@@ -512,6 +501,34 @@ def _advise_fitted(result, frame, form, space, cost_model, axes, *, target, log_
             notes.append("no design within the budget determines the target; this one helps most")
     return _make_advice(result.law, target, target_flops, confidence, budget, cost_model, best_cells, state,
                         point, interval, width, expected, method, verdict, reasons, notes, space)
+
+
+def _undetermined_reasons(crit: design.Criterion, form, target: str) -> list[str]:
+    """Why the runs done do not determine the target (empty when they do)."""
+    if _settled(crit, []):
+        return []
+    loose = _unidentified(crit, crit.base, form)
+    return [f"the {target} target at C* rests on the prior, not the runs (a 10x wider prior widens it "
+            f"{math.sqrt(crit.prior_sensitivity(crit.base)):.3g}x)"
+            + (f"; parameters left undetermined: {', '.join(loose)}" if loose else "")]
+
+
+def _search(crit: design.Criterion, cells: Cells, budget: float, max_runs: int, *, settle: bool):
+    """(sort key, state) of the candidate designs of one budget kind; the lowest key wins over all kinds.
+
+    Determined: the greedy search per cost^λ for each λ in SCORES, keyed by the criterion. Undetermined: the
+    greedy search per unit cost stopped once the target is settled, keyed by cost when it settles (the
+    cheapest such design) and by the criterion when nothing in the budget settles it."""
+    if not settle:
+        for lam in SCORES:
+            state = _greedy(crit, cells, budget, max_runs, lam, crit.value)
+            yield (0, float(crit.value(crit.info_of(state.cells))), state.cost), state
+        return
+    state = _greedy(crit, cells, budget, max_runs, 1.0, crit.value,
+                    stop=lambda st: bool(st.cells) and _settled(crit, st.cells))
+    value = float(crit.value(crit.info_of(state.cells)))
+    settled = bool(state.cells) and _settled(crit, state.cells)
+    yield ((0, state.cost, value) if settled else (1, value, state.cost)), state
 
 
 def _flops_hint(cost_model: CostModel, budget: float) -> float:
