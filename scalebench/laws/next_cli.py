@@ -49,8 +49,8 @@ def handle(args: argparse.Namespace) -> int:
                     budget_flops=args.budget_flops, budget_gpu_hours=args.budget_gpu_hours,
                     budget_usd=args.budget_usd, max_runs=args.max_runs, seed=args.seed,
                     confidence=args.confidence, bootstrap=args.bootstrap, loss_col=args.loss_col, **extra)
-    if args.write:
-        path = advice.write_extension(args.write)
-        print(f"wrote {path}: scalebench run {path} --out {args.source}", file=sys.stderr)
+    path = advice.write_extension(args.write) if args.write else None  # before printing: a refusal exits 2
     print(json.dumps(advice.summary(), indent=2) if args.json else advice.report())
+    if path is not None:
+        print(f"wrote {path}: scalebench run {path} --out {args.source}", file=sys.stderr)
     return 0
