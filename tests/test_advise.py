@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import math
-import tomllib
 
 import numpy as np
 import pandas as pd
 import pytest
+import tomllib
 
 import scalebench
 from scalebench.cli import main

@@ -51,8 +51,17 @@ from scalebench._util import json_safe
 from scalebench.errors import ConfigError, FitError
 from scalebench.laws import design
 from scalebench.laws.advise_space import (
-    BUDGET_KINDS, Cells, CostModel, Space, build_cells, default_axes, flops_cost_model, measured_cost_model,
-    sig3, sweep_space, to_toml)
+    BUDGET_KINDS,
+    Cells,
+    CostModel,
+    Space,
+    build_cells,
+    default_axes,
+    flops_cost_model,
+    measured_cost_model,
+    sweep_space,
+    to_toml,
+)
 from scalebench.laws.forms import get_law
 from scalebench.laws.result import FitResult
 
@@ -139,15 +148,21 @@ class Advice:
     def report(self) -> str:
         pct = f"{100 * self.confidence:g}%"
         lo, hi = self.current_interval
-        lines = [f"advice for {self.law}: {self.target} at C* = {self.target_flops:.3g} FLOPs",
-                 f"  now: {self.estimate:.4g}  [{lo:.4g}, {hi:.4g}] ({pct}, {self.width_method}), width {self.current_width:.4g}"]
+        lines = [f"advice for {self.law}: {self.target} at C* = {self.target_flops:.3g} FLOPs"]
+        if math.isfinite(self.estimate):
+            band = (f"[{lo:.4g}, {hi:.4g}] ({pct}, {self.width_method}), width {self.current_width:.4g}"
+                    if math.isfinite(self.current_width) else "[no interval: undetermined]")
+            lines.append(f"  now: {self.estimate:.4g}  {band}")
+        else:
+            lines.append("  now: no fit")
         if self.verdict == "undetermined":
             lines.append("  the current data do NOT determine the law: " + "; ".join(self.reasons))
         if not self.runs:
             lines.append(f"  no admissible design fits the budget of {self.budget:.4g} {self.cost_unit}")
         else:
-            lines.append(f"  expected width after the runs below: {self.expected_width:.4g} "
-                         f"({self.current_width / self.expected_width:.2f}x narrower)")
+            if math.isfinite(self.expected_width) and self.expected_width > 0:
+                lines.append(f"  expected width after the runs below: {self.expected_width:.4g} "
+                             f"({self.current_width / self.expected_width:.2f}x narrower)")
             lines.append(f"  {len(self.runs)} runs ({self.design_kind} design), cost {self.total_cost:.4g} of "
                          f"{self.budget:.4g} {self.cost_unit} ({self.cost_source})")
             lines.append(f"  {'params':>10} {'tokens':>10} {'flops':>10} {'cost':>10} {'epochs':>7}")
@@ -605,6 +620,22 @@ def _unfittable(frame, form, space, cost_model, axes, reason, *, law, target, ta
                         (math.nan, math.nan), math.nan, math.nan, "none", "undetermined", [reason], notes, space)
 
 
+REPORT_TARGET_FACTOR = 100.0  # the report's proposal targets this multiple of the sweep's largest run
+
+
+def sweep_proposal(sweep_dir: str | Path, *, law: str = "chinchilla", target: str = "params",
+                   factor: float = REPORT_TARGET_FACTOR, seed: int = 0, bootstrap: int = 32) -> Advice:
+    """The proposal the report shows: the runs that most narrow ``target`` at ``factor`` times the sweep's
+    largest run, for a budget of as many FLOPs again as the sweep's done runs took (doubling the sweep)."""
+    from scalebench.laws.io import load_data
+
+    frame = load_data(sweep_dir, get_law(law).variables)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return advise(sweep_dir, law=law, target=target, target_flops=factor * float(frame["flops"].max()),
+                      budget_flops=float(frame["flops"].sum()), seed=seed, bootstrap=bootstrap)
+
+
 # --- the target itself: `scalebench fit --at-flops` --------------------------------------------------------
 def optimum_at(result: FitResult, flops: float, *, confidence: float | None = None,
                data: pd.DataFrame | None = None) -> dict[str, Any]:
@@ -654,4 +685,4 @@ def format_optimum(opt: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Advice", "ProposedRun", "advise", "format_optimum", "optimum_at"]
+__all__ = ["Advice", "ProposedRun", "advise", "format_optimum", "optimum_at", "sweep_proposal"]

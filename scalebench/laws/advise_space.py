@@ -84,7 +84,9 @@ class CostModel:
 
 def measured_cost_model(done: pd.DataFrame, kind: str, *, env: Mapping[str, Any],
                         price_usd_per_hour: float | None, ranks: int = 1) -> CostModel:
-    """Cost model from a sweep's done runs (their measured tokens/s); FLOPs when nothing was measured."""
+    """Cost model from a sweep's done runs (their measured tokens/s); a FLOP budget costs FLOPs."""
+    if kind == "flops":
+        return CostModel(kind="flops")
     speed = pd.to_numeric(done.get("tokens_per_s"), errors="coerce") * pd.to_numeric(
         done.get("flops_per_token"), errors="coerce")
     ok = np.isfinite(speed.to_numpy(dtype=float)) & (speed.to_numpy(dtype=float) > 0)
@@ -166,7 +168,11 @@ class Space:
         """Training bytes of one run at micro-batch 1 (the floor the OOM policy reaches)."""
         from scalebench.families import get_family
         from scalebench.planning.memory import (
-            DEFAULT_CONTEXT_BYTES, activation_bytes, memory_per_gpu, parse_optimizer)
+            DEFAULT_CONTEXT_BYTES,
+            activation_bytes,
+            memory_per_gpu,
+            parse_optimizer,
+        )
 
         fam = get_family(self.family)
         fields = shape.as_dict()
