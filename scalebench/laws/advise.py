@@ -495,7 +495,7 @@ def _advise_fitted(result, frame, form, space, cost_model, axes, *, target, log_
         if sizes is None:
             sizes, values = default_axes(kind, frame, n_opt, d_opt, target_flops, _flops_hint(cost_model, budget),
                                          space)
-        cells = build_cells(space, kind, sizes, values, cost_model)
+        cells = build_cells(space, kind, sizes, values, cost_model, done=frame)
         cells_logx = np.log(np.vstack([np.repeat(cells.params, cells.budget_values.size),
                                        np.maximum(cells.tokens.ravel(), 1.0)]))  # 0-token cells are invalid
         crit = design.Criterion(form, ensemble, logx_old, cells_logx, v=v, target=target, log_c=log_c)

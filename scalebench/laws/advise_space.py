@@ -304,7 +304,9 @@ def _states_bytes(space: Space, params: np.ndarray) -> np.ndarray:
 
 
 def build_cells(space: Space, kind: str, size_targets: np.ndarray, budget_values: np.ndarray,
-                cost_model: CostModel) -> Cells:
+                cost_model: CostModel, done: pd.DataFrame | None = None) -> Cells:
+    """The grid of one budget kind. A cell equal to a run in ``done`` (same params and tokens) is not
+    admissible: the sweep would keep the finished run rather than train it again."""
     targets, shapes, params, fpt, mem = size_axis(space, size_targets)
     values = np.array(sorted({sig3(v) for v in budget_values if v > 0}))
     if kind == "tokens":
@@ -322,6 +324,12 @@ def build_cells(space: Space, kind: str, size_targets: np.ndarray, budget_values
     lo, hi = space.tokens_per_param_range
     ratio = tokens / params[:, None]
     valid = ~short & (epochs <= space.max_epochs) & fits[:, None] & (ratio >= lo) & (ratio <= hi)
+    if done is not None and len(done):
+        have = set(zip(done["params"].round().astype(np.int64), done["tokens"].round().astype(np.int64),
+                       strict=True))
+        repeat = np.array([[(int(round(n)), int(round(t))) in have for t in row]
+                           for n, row in zip(params, tokens, strict=True)])
+        valid &= ~repeat
     dropped = short if kind == "flops" else np.zeros_like(short)
     cost = np.where(valid, space.copies * cost_model.cost(np.broadcast_to(params[:, None], tokens.shape), flops),
                     np.inf)
