@@ -306,3 +306,18 @@ def test_next_cli_on_a_sweep_folder(tmp_path, capsys):
                  "--bootstrap", "8", "--write", str(ext)]) == 0
     text = capsys.readouterr().out
     assert "advice for chinchilla: loss" in text and ext.exists()
+
+
+def test_report_advice_context(tmp_path):
+    from scalebench.laws.advise import sweep_proposal
+    from scalebench.report.advice import advice_context
+
+    _, out, _ = fake_sweep(tmp_path)
+    done = scalebench.load_results(out)
+    advice = sweep_proposal(out, bootstrap=8)
+    assert advice.target_flops == pytest.approx(100 * done["flops"].max())
+    assert advice.budget == pytest.approx(done["flops"].sum()) and advice.total_cost <= advice.budget
+    ctx = advice_context(out)
+    assert ctx["missing"] is None and len(ctx["rows"]) == len(advice.runs) > 0
+    assert ctx["command"].startswith(f"scalebench next {out} --target-flops")
+    assert advice_context(tmp_path)["missing"].startswith("no proposal")  # not a sweep: a reason, no crash
