@@ -15,7 +15,7 @@ import scalebench
 from scalebench.cli import main
 from scalebench.config import SweepSpec
 from scalebench.errors import ConfigError
-from scalebench.laws import fit_frame, get_law
+from scalebench.laws import fit_frame, get_law, load_data
 from scalebench.laws.advise import advise, optimum_at
 from scalebench.laws.design import huber_variance, target_log
 
@@ -266,14 +266,15 @@ def fake_sweep(tmp_path, spec_text=SPEC):
 
 def test_sweep_costs_come_from_measured_throughput(tmp_path):
     _, out, _ = fake_sweep(tmp_path)  # every run measured 1e9 FLOP/s (tokens_per_s = 1e9 / flops_per_token)
-    advice = advise(out, target_flops=1e15, budget_gpu_hours=0.5, bootstrap=8)
+    res = quick_fit(load_data(out), bootstrap=8)
+    advice = advise(out, fit=res, target_flops=1e15, budget_gpu_hours=0.5)
     assert advice.cost_unit == "GPU-hours" and "measured" in advice.cost_source
     assert advice.runs and advice.total_cost <= 0.5
     for r in advice.runs:
         assert r.cost == pytest.approx(r.flops / 1e9 / 3600, rel=1e-6)
     with pytest.raises(ConfigError, match="price"):
-        advise(out, target_flops=1e15, budget_usd=10.0, bootstrap=8)
-    priced = advise(out, target_flops=1e15, budget_usd=0.5, price_usd_per_hour=2.0, bootstrap=8)
+        advise(out, fit=res, target_flops=1e15, budget_usd=10.0)
+    priced = advise(out, fit=res, target_flops=1e15, budget_usd=0.5, price_usd_per_hour=2.0)
     assert priced.total_cost <= 0.5 and priced.cost_unit == "USD"
     for r in priced.runs:
         assert r.cost == pytest.approx(2.0 * r.flops / 1e9 / 3600, rel=1e-6)
@@ -283,7 +284,8 @@ def test_extension_is_the_same_sweep_with_the_proposed_runs(tmp_path):
     from scalebench.sweep.planner import plan_runs
 
     toml, out, corpus = fake_sweep(tmp_path)
-    advice = advise(out, target_flops=1e15, budget_flops=3e12, bootstrap=8, max_runs=4)
+    advice = advise(out, fit=quick_fit(load_data(out), bootstrap=8), target_flops=1e15, budget_flops=3e12,
+                    max_runs=4)
     assert advice.runs and advice.total_flops <= 3e12
     path = advice.write_extension(tmp_path / "ext.toml")
     ext = scalebench.load_sweep(path)
@@ -309,15 +311,14 @@ def test_next_cli_on_a_sweep_folder(tmp_path, capsys):
 
 
 def test_report_advice_context(tmp_path):
-    from scalebench.laws.advise import sweep_proposal
+    from scalebench.report import narrative
     from scalebench.report.advice import advice_context
 
     _, out, _ = fake_sweep(tmp_path)
     done = scalebench.load_results(out)
-    advice = sweep_proposal(out, bootstrap=8)
-    assert advice.target_flops == pytest.approx(100 * done["flops"].max())
-    assert advice.budget == pytest.approx(done["flops"].sum()) and advice.total_cost <= advice.budget
-    ctx = advice_context(out)
-    assert ctx["missing"] is None and len(ctx["rows"]) == len(advice.runs) > 0
+    ctx = advice_context(out)  # the proposal for 100x the largest run, a budget of the sweep's FLOPs again
+    assert ctx["missing"] is None and ctx["rows"]
+    assert ctx["target_flops"] == narrative.si(100 * done["flops"].max())
+    assert ctx["budget"] == narrative.si(done["flops"].sum())
     assert ctx["command"].startswith(f"scalebench next {out} --target-flops")
     assert advice_context(tmp_path)["missing"].startswith("no proposal")  # not a sweep: a reason, no crash
