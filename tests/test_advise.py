@@ -9,6 +9,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import tomllib
 
 import scalebench
@@ -62,6 +64,24 @@ def test_proposal_never_exceeds_the_budget(budget):
     assert {"runs", "current_width", "expected_width", "target"} <= set(summary)
     assert set(summary["runs"][0]) >= {"params", "tokens", "flops", "cost"}
     assert summary["expected_width"] < summary["current_width"]
+
+
+_LADDER_FIT: dict[str, object] = {}
+
+
+@settings(max_examples=12, deadline=None)
+@given(log_budget=st.floats(12.0, 18.0), max_runs=st.integers(2, 30),
+       kinds=st.sets(st.sampled_from(["tokens", "tokens_per_param", "flops"]), min_size=1),
+       target=st.sampled_from(["params", "tokens", "loss"]))
+def test_no_budget_max_runs_or_kind_makes_a_proposal_overspend(log_budget, max_runs, kinds, target):
+    if not _LADDER_FIT:
+        _LADDER_FIT["fit"] = quick_fit(ladder(), bootstrap=8)
+    budget = 10.0**log_budget
+    advice = advise(ladder(), fit=_LADDER_FIT["fit"], target_flops=1e20, target=target, budget_flops=budget,
+                    max_runs=max_runs, kinds=tuple(sorted(kinds)))
+    assert advice.total_cost <= budget and len(advice.runs) <= max_runs
+    assert advice.design_kind in (kinds if advice.runs else {None})
+    assert len(advice.runs) == 0 or len(advice.design_sizes) >= 2  # a sweep ladder has two sizes at least
 
 
 def test_advice_narrows_more_than_a_larger_size_in_expectation():
