@@ -624,16 +624,22 @@ REPORT_TARGET_FACTOR = 100.0  # the report's proposal targets this multiple of t
 
 
 def sweep_proposal(sweep_dir: str | Path, *, law: str = "chinchilla", target: str = "params",
-                   factor: float = REPORT_TARGET_FACTOR, seed: int = 0, bootstrap: int = 32) -> Advice:
+                   factor: float = REPORT_TARGET_FACTOR, seed: int = 0, bootstrap: int = 32,
+                   fit: FitResult | None = None, loss_col: str | None = None) -> Advice:
     """The proposal the report shows: the runs that most narrow ``target`` at ``factor`` times the sweep's
-    largest run, for a budget of as many FLOPs again as the sweep's done runs took (doubling the sweep)."""
+    largest run, for a budget of as many FLOPs again as the sweep's done runs took (doubling the sweep).
+    ``fit``: the report's own fit of the same runs and ``loss_col`` (used, not redone, when it is ``law``'s)."""
     from scalebench.laws.io import load_data
 
-    frame = load_data(sweep_dir, get_law(law).variables)
+    form = get_law(law)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        frame = load_data(sweep_dir, form.variables, loss_col=loss_col)
+        if fit is not None and (fit.law != form.name or fit.residuals is None or len(fit.residuals) != len(frame)):
+            fit = None
         return advise(sweep_dir, law=law, target=target, target_flops=factor * float(frame["flops"].max()),
-                      budget_flops=float(frame["flops"].sum()), seed=seed, bootstrap=bootstrap)
+                      budget_flops=float(frame["flops"].sum()), seed=seed, bootstrap=bootstrap, fit=fit,
+                      loss_col=loss_col)
 
 
 # --- the target itself: `scalebench fit --at-flops` --------------------------------------------------------

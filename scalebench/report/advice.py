@@ -18,12 +18,13 @@ def _si(x: float) -> str:
     return narrative.si(x) if isinstance(x, (int, float)) and math.isfinite(x) else "–"
 
 
-def advice_context(sweep_dir: str | Path) -> dict[str, Any]:
-    """``{"missing": reason}`` or the proposal's numbers as strings for ``templates/advice.html``."""
+def advice_context(sweep_dir: str | Path, *, fit: Any = None, loss_col: str | None = None) -> dict[str, Any]:
+    """``{"missing": reason}`` or the proposal's numbers as strings for ``templates/advice.html``; ``fit``
+    and ``loss_col``: the report's own fit of the sweep, reused."""
     from scalebench.laws.advise import REPORT_TARGET_FACTOR, sweep_proposal
 
     try:
-        advice = sweep_proposal(sweep_dir)
+        advice = sweep_proposal(sweep_dir, fit=fit, loss_col=loss_col)
     except ScalebenchError as exc:  # too few runs, no frontier, nothing to fit: say so, keep the page
         return {"missing": f"no proposal: {exc}"}
     lo, hi = advice.current_interval
