@@ -126,14 +126,14 @@ def test_min_gpus_is_least_that_fits():
 def test_measured_model_states_on_cpu():
     """Weights, gradients and AdamW state of a real model, measured on CPU (fp32), match 4 + 4 + 8 bytes."""
     torch = pytest.importorskip("torch")
+    from scalebench.families import get_family
     from scalebench.families.gpt import GPTShape, build, params_total
 
     shape = GPTShape(n_layer=2, d_model=64, n_head=4, vocab_size=256, seq_len=32)
     model = build(shape)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x = torch.randint(0, 256, (2, 32))
-    out = model(x, x)
-    loss = out[1] if isinstance(out, tuple) else out
+    loss = get_family("gpt").loss(model(x), x)
     loss.backward()
     opt.step()
     nbytes = lambda ts: sum(t.numel() * t.element_size() for t in ts)  # noqa: E731
@@ -148,6 +148,7 @@ def test_measured_activations_on_cpu():
     """Bytes saved for backward by a real GPT forward (fp32, CPU, SDPA), against Korthikanti with flash
     attention. The family has no dropout (Korthikanti's 34 counts two 1-byte masks), so expect ~0.85-0.95."""
     torch = pytest.importorskip("torch")
+    from scalebench.families import get_family
     from scalebench.families.gpt import GPTShape, build
 
     L, d, h, V, T, B = 4, 128, 4, 256, 128, 4
@@ -164,7 +165,7 @@ def test_measured_activations_on_cpu():
 
     x = torch.randint(0, V, (B, T))
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model(x, x)
+        get_family("gpt").loss(model(x), x)
     predicted = float(mem.activation_bytes(n_layer=L, d_model=d, n_head=h, seq_len=T, micro_batch=B, vocab_size=V,
                                            checkpointing="none", flash_attention=True, scale=2.0))
     ratio = sum(saved.values()) / predicted
