@@ -187,7 +187,7 @@ def fsdp_blocks(model) -> list:
     return list(model.blocks)
 
 
-CNN_FAMILY = register_family(
+FAMILY = CNN_FAMILY = register_family(
     Family(
         name="cnn", unit="samples", task="images", flavours=FLAVOURS, make_shape=make_shape,
         shape_for_params=shape_for_params, shape_context=shape_context, build=build, loss=loss,

@@ -153,7 +153,7 @@ def fsdp_blocks(model) -> list:
     return list(model.layers)
 
 
-LSTM_FAMILY = register_family(
+FAMILY = LSTM_FAMILY = register_family(
     Family(
         name="lstm", unit="tokens", task="text", flavours=FLAVOURS, make_shape=make_shape,
         shape_for_params=shape_for_params, shape_context=shape_context, build=build, loss=loss,

@@ -125,7 +125,7 @@ def example_batch(s: MLPShape, rows: int):
     return torch.randn(rows, s.input_dim, generator=g), torch.randint(0, s.num_classes, (rows,), generator=g)
 
 
-MLP_FAMILY = register_family(
+FAMILY = MLP_FAMILY = register_family(
     Family(
         name="mlp", unit="samples", task="teacher", flavours=FLAVOURS, make_shape=make_shape,
         shape_for_params=shape_for_params, shape_context=shape_context, build=build, loss=loss,

@@ -139,7 +139,8 @@ def run_sweep(spec: SweepSpec | str | Path, out_dir: str | Path | None = None, *
               progress: Callable[[Progress], None] | None = None,
               python: str | None = None) -> SweepOutcome:
     """Run (or resume) a sweep; each run in its own worker process. Returns the final status counts."""
-    from scalebench.data import prepare_corpus
+    from scalebench.data.tasks import get_task
+    from scalebench.families import get_family
     from scalebench.hardware.devices import environment
 
     source = str(spec) if isinstance(spec, (str, Path)) else "<spec>"
@@ -148,12 +149,13 @@ def run_sweep(spec: SweepSpec | str | Path, out_dir: str | Path | None = None, *
     sweep_dir = Path(out_dir) if out_dir else default_sweep_dir(spec)
     t0 = time.monotonic()
     executor = make_executor(spec.executor, sweep_dir, python)  # first: a missing submitit fails fast
-    corpus = prepare_corpus(spec.data, spec.eval.held_out_share)
+    corpus = get_task(get_family(spec.families[0]).task).prepare(spec.data, spec.eval.held_out_share)
     plan = plan_runs(spec, corpus=corpus, sweep_dir=sweep_dir, source=source)
     with _sweep_lock(sweep_dir), _sigterm_as_interrupt(), ResultStore(sweep_dir, create=True) as store:
         _check_unchanged(store, plan, source)
+        floor = getattr(corpus, "irreducible_loss", None)  # a task that knows its Bayes loss (teacher)
         store.set_meta(spec=spec.to_dict(), env=environment(), corpus=corpus.as_dict(), plan_notes=list(plan.notes),
-                       sweep_name=spec.name)
+                       sweep_name=spec.name, **({"irreducible_loss": floor} if floor is not None else {}))
         store.add_runs((r.run_id, r.spec_hash(), r.to_dict()) for r in plan.runs)
         todo = _reconcile(store, plan)
         by_id = {r.run_id: r for r in plan.runs}
