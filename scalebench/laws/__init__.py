@@ -8,21 +8,29 @@
 
 from __future__ import annotations
 
-from scalebench.laws.backtest import BacktestResult, backtest
-from scalebench.laws.fitting import fit, fit_frame
-from scalebench.laws.forms import (
-    LAWS,
-    ChinchillaLaw,
-    KaplanJointLaw,
-    LawForm,
-    PowerLaw,
-    get_law,
-    register_law,
-)
-from scalebench.laws.io import load_data
-from scalebench.laws.isoflop import IsoFlopResult, isoflop_approach1, isoflop_approach2
-from scalebench.laws.presets import get_preset, list_presets
-from scalebench.laws.result import FitResult
+from scalebench._util import lazy_attributes
+
+# public name -> module that defines it (loaded on first use, so `--help` imports no pandas/scipy)
+_LAZY = {
+    "BacktestResult": "scalebench.laws.backtest",
+    "backtest": "scalebench.laws.backtest",
+    "fit": "scalebench.laws.fitting",
+    "fit_frame": "scalebench.laws.fitting",
+    "LAWS": "scalebench.laws.forms",
+    "ChinchillaLaw": "scalebench.laws.forms",
+    "KaplanJointLaw": "scalebench.laws.forms",
+    "LawForm": "scalebench.laws.forms",
+    "PowerLaw": "scalebench.laws.forms",
+    "get_law": "scalebench.laws.forms",
+    "register_law": "scalebench.laws.forms",
+    "load_data": "scalebench.laws.io",
+    "IsoFlopResult": "scalebench.laws.isoflop",
+    "isoflop_approach1": "scalebench.laws.isoflop",
+    "isoflop_approach2": "scalebench.laws.isoflop",
+    "get_preset": "scalebench.laws.presets",
+    "list_presets": "scalebench.laws.presets",
+    "FitResult": "scalebench.laws.result",
+}
 
 __all__ = [
     "LAWS",
@@ -44,3 +52,5 @@ __all__ = [
     "load_data",
     "register_law",
 ]
+
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals(), functions_win=True)
