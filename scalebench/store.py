@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from scalebench._util import json_safe
-from scalebench.errors import StoreError
+from scalebench.errors import StoreError, StoreInputError
 
 STORE_NAME = "scalebench.sqlite"
 STATUSES = ("pending", "running", "done", "failed", "diverged")
@@ -75,7 +75,7 @@ class ResultStore:
         self.sweep_dir = Path(sweep_dir)
         self.path = store_path(sweep_dir)
         if not create and not self.path.is_file():
-            raise StoreError(
+            raise StoreInputError(
                 f"{self.sweep_dir}: no scalebench store ({STORE_NAME}) here; run `scalebench run SWEEP.toml "
                 f"--out {self.sweep_dir}` first, or pass the folder a sweep wrote"
             )

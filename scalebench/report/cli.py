@@ -29,6 +29,10 @@ def handle(args: argparse.Namespace) -> int:
 
     from scalebench.report import ReportOptions, write_report
 
+    if args.gpu is not None:  # checked before anything is computed: an unknown name is bad input, not a gap
+        from scalebench.hardware.catalog import get_gpu
+
+        get_gpu(args.gpu)
     options = ReportOptions(law=args.law, bootstrap=args.bootstrap, bootstrap_time_s=args.bootstrap_time,
                             plan_gpu=args.gpu)
     path = write_report(args.sweep_dir, args.out, options=options)
