@@ -120,6 +120,14 @@ def file_error(exc: OSError, path: str | os.PathLike, what: str) -> Exception:
     return StoreError(f"{what}: writing {p} failed: {exc.strerror or exc}")
 
 
+def make_folder(path: Path) -> None:
+    """``mkdir -p``, where a file in the way is reported as one (mkdir says only "File exists")."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise NotADirectoryError(20, "Not a directory", str(path)) from None
+
+
 def open_exclusive(path: str | os.PathLike, mode: int = 0o644) -> int:
     """A new file for writing, never following a planted symlink nor reusing an existing file."""
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0), mode)
@@ -142,7 +150,7 @@ def write_bytes_atomic(path: str | os.PathLike, chunks: Any, *, what: str, make_
         chunks = (chunks,)
     try:
         if make_parents:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_folder(path.parent)
         elif not path.parent.is_dir():
             raise FileNotFoundError(2, "No such file or directory", str(path.parent))
         if path.is_dir():

@@ -132,20 +132,26 @@ def cmd_status(args) -> int:
 
 
 def cmd_export(args) -> int:
+    import io
+
+    from scalebench._util import write_bytes_atomic
     from scalebench.errors import ConfigError
     from scalebench.store import load_results, load_steps
 
     out = Path(args.out)
+    if out.suffix not in (".csv", ".parquet"):
+        raise ConfigError(f"--out: {out.name!r} must end in .csv or .parquet")
     df = load_steps(args.dir) if args.steps else load_results(args.dir)
+    buf = io.BytesIO()
     if out.suffix == ".csv":
-        df.to_csv(out, index=False)
-    elif out.suffix == ".parquet":
+        df.to_csv(buf, index=False)
+    else:
         try:
-            df.to_parquet(out, index=False)
+            df.to_parquet(buf, index=False)
         except ImportError:
             raise ConfigError("--out: Parquet needs pyarrow (pip install 'scalebench[parquet]'); or use .csv") from None
-    else:
-        raise ConfigError(f"--out: {out.name!r} must end in .csv or .parquet")
+    # whole or not at all, into a folder made if missing (as `report --out` does)
+    write_bytes_atomic(out, buf.getvalue(), what="export --out", make_parents=True)
     print(f"wrote {len(df)} rows to {out}")
     return 0
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import signal
 import socket
 import time
@@ -24,9 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scalebench._util import file_error, make_folder, open_nofollow, write_text_atomic
 from scalebench.config import SweepSpec, load_sweep
 from scalebench.errors import ConfigError, StoreError
-from scalebench.store import ResultStore
+from scalebench.store import ResultStore, store_path
 from scalebench.sweep.executors import Executor, JobHandle, make_executor
 from scalebench.sweep.outbox import drain, retire
 from scalebench.sweep.planner import SweepPlan, plan_runs
@@ -62,10 +64,36 @@ def default_sweep_dir(spec: SweepSpec) -> Path:
     return Path("reports") / spec.name
 
 
+def _check_folder(sweep_dir: Path, spec: SweepSpec, source: str) -> None:
+    """Before anything starts: the folder can take this sweep (a writable folder, not another sweep's)."""
+    if sweep_dir.exists() and not sweep_dir.is_dir():
+        raise ConfigError(f"--out {sweep_dir}: this is a file, not a folder; give a folder (made if missing)")
+    try:
+        make_folder(sweep_dir)
+    except OSError as exc:
+        raise file_error(exc, sweep_dir, "--out (the sweep folder)") from None
+    if store_path(sweep_dir).is_file():
+        with ResultStore(sweep_dir, readonly=True) as store:
+            _check_same_sweep(store.meta(), spec, sweep_dir, source)
+
+
+def _check_same_sweep(meta: dict, spec: SweepSpec, sweep_dir: Path, source: str) -> None:
+    """One folder, one sweep: another sweep's runs would merge with these and be fitted as one ladder.
+    The same sweep extended (more sizes or budgets, same name) is a resume and allowed."""
+    name = meta.get("sweep_name") or (meta.get("spec") or {}).get("name")
+    if name is not None and name != spec.name:
+        raise ConfigError(
+            f"{source}: {sweep_dir} holds sweep {name!r}, and this spec is sweep {spec.name!r}; one folder holds "
+            f"one sweep. Give another folder (--out), or name this spec {name!r} to extend that sweep")
+
+
 @contextlib.contextmanager
 def _sweep_lock(sweep_dir: Path):
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    with open(sweep_dir / ".lock", "w") as f:
+    try:  # no-follow: a symlink planted as .lock must not make the sweep truncate or create a file elsewhere
+        fd = open_nofollow(sweep_dir / ".lock")
+    except OSError as exc:
+        raise file_error(exc, sweep_dir / ".lock", "sweep lock") from None
+    with os.fdopen(fd, "w") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -147,10 +175,12 @@ def run_sweep(spec: SweepSpec | str | Path, out_dir: str | Path | None = None, *
         spec = load_sweep(spec)
     sweep_dir = Path(out_dir) if out_dir else default_sweep_dir(spec)
     t0 = time.monotonic()
+    _check_folder(sweep_dir, spec, source)
     executor = make_executor(spec.executor, sweep_dir, python)  # first: a missing submitit fails fast
     corpus = prepare_corpus(spec.data, spec.eval.held_out_share)
     plan = plan_runs(spec, corpus=corpus, sweep_dir=sweep_dir, source=source)
-    with _sweep_lock(sweep_dir), _sigterm_as_interrupt(), ResultStore(sweep_dir, create=True) as store:
+    with _sweep_lock(sweep_dir), _sigterm_as_interrupt(), ResultStore(sweep_dir, create=True, check=True) as store:
+        _check_same_sweep(store.meta(), spec, sweep_dir, source)  # again, under the lock
         _check_unchanged(store, plan, source)
         store.set_meta(spec=spec.to_dict(), env=environment(), corpus=corpus.as_dict(), plan_notes=list(plan.notes),
                        sweep_name=spec.name)
@@ -171,8 +201,8 @@ def _launch(executor: Executor, run, slot: str, corpus: dict, sweep_dir: Path, s
     run_dir.mkdir(parents=True, exist_ok=True)
     job = run_dir / "job.json"
     retire(run_dir)  # the last attempt's outbox was applied when it was reaped
-    job.write_text(json.dumps({"run": run.to_dict(), "corpus": corpus, "sweep_dir": str(sweep_dir),
-                               "outbox": executor.remote}))
+    write_text_atomic(job, json.dumps({"run": run.to_dict(), "corpus": corpus, "sweep_dir": str(sweep_dir),
+                                       "outbox": executor.remote}), what="job file")
     store.set_status(run.run_id, "running", host=socket.gethostname())  # before the worker can finish
     try:
         handle = executor.start(run, slot, job)

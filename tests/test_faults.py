@@ -1,0 +1,206 @@
+"""Faults a hostile user (or a bad day) brings: damaged stores, read-only and full file systems, planted
+links, two sweeps in one folder. Each must end with a message and an exit code, never a traceback or a
+"done" sweep whose results are wrong."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scalebench.cli import main
+from scalebench.errors import ConfigError, StoreError
+from scalebench.store import ResultStore, load_results
+from scalebench.sweep.runner import run_sweep
+
+CLI = [sys.executable, "-m", "scalebench.cli"]
+
+
+def _tiny_text_corpus(tmp_path: Path) -> str:
+    """A small text corpus, quick to build, for sweeps refused before they train."""
+    src = tmp_path / "corpus"
+    src.mkdir(exist_ok=True)
+    for i in range(40):
+        (src / f"f{i}.txt").write_text(f"file {i}: " + "the quick brown fox jumps over the lazy dog. " * 40)
+    return f'\n[data]\nsource = "{src}"\n'
+
+
+def _can_mount() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    return subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode == 0
+
+
+needs_mount = pytest.mark.skipif(not _can_mount(), reason="needs `unshare -rm` (user and mount namespaces)")
+
+
+def in_namespace(script: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run a shell script in a private mount namespace, where it may mount read-only or tiny folders that
+    bind even root (permission bits do not), and that vanish with the process."""
+    return subprocess.run(["unshare", "-rm", "sh", "-ec", script], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def _sh(argv: list) -> str:
+    return " ".join(f"'{a}'" for a in argv)
+
+
+# --- item 2: one folder, one sweep --------------------------------------------------------------------
+
+def test_a_folder_holding_another_sweep_is_refused_before_anything_starts(write_sweep, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    with ResultStore(out, create=True) as store:
+        store.set_meta(sweep_name="someone-else", spec={"name": "someone-else"})
+    spec = write_sweep(name="mine", extra=_tiny_text_corpus(tmp_path))
+    with pytest.raises(ConfigError, match="holds sweep 'someone-else'.*one folder holds one sweep"):
+        run_sweep(spec, out)
+    assert main(["run", str(spec), "--out", str(out), "--no-progress"]) == 2
+    assert "--out" in capsys.readouterr().err
+    with ResultStore(out) as store:
+        assert store.runs() == []  # nothing was added to the other sweep
+
+
+@pytest.mark.slow
+def test_the_same_sweep_may_be_extended_but_not_joined(write_sweep, tmp_path):
+    out = tmp_path / "sweep"
+    spec = write_sweep(name="ladder", tokens="[8192]")
+    assert run_sweep(spec, out).counts == {"done": 2}
+    first = {r["run_id"]: r["finished_at"] for r in ResultStore(out).runs()}
+    bigger = write_sweep(name="ladder", tokens="[8192, 12288]")  # same name, one more budget: a resume
+    assert run_sweep(bigger, out).counts == {"done": 4}
+    rows = {r["run_id"]: r["finished_at"] for r in ResultStore(out).runs()}
+    assert len(rows) == 4 and all(rows[k] == v for k, v in first.items())
+    other = write_sweep(name="another", tokens="[8192]")
+    with pytest.raises(ConfigError, match="holds sweep 'ladder'"):
+        run_sweep(other, out)
+    assert len(load_results(out)) == 4
+
+
+# --- item 7: a damaged store is found before it is written ------------------------------------------------
+
+def _smash_last_page(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    page = 4096
+    start = (len(data) // page - 1) * page
+    data[start + 100 : start + page - 100] = b"Z" * (page - 200)
+    path.write_bytes(bytes(data))
+
+
+def test_a_zero_byte_store_is_reported_not_reused(write_sweep, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    out.mkdir()
+    (out / "scalebench.sqlite").write_bytes(b"")
+    spec = write_sweep(extra=_tiny_text_corpus(tmp_path))
+    assert main(["run", str(spec), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "empty (0 bytes)" in err and "scalebench.sqlite.damaged" in err and "Traceback" not in err
+    assert (out / "scalebench.sqlite").stat().st_size == 0  # left as found, for the user to look at
+    for argv in (["status", str(out)], ["fit", str(out)], ["report", str(out)]):
+        assert main(argv) == 2, argv
+        assert "empty (0 bytes)" in capsys.readouterr().err
+
+
+def test_page_level_damage_stops_a_sweep_with_a_message(write_sweep, tmp_path, capsys):
+    from scalebench.report.synthetic import make_synthetic_sweep
+
+    out = make_synthetic_sweep(tmp_path / "sweep", n_sizes=3, n_budgets=2)
+    _smash_last_page(out / "scalebench.sqlite")
+    with pytest.raises(StoreError, match="damaged"):
+        ResultStore(out, check=True)
+    spec = write_sweep(name="synthetic", extra=_tiny_text_corpus(tmp_path))
+    assert main(["run", str(spec), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "not a readable scalebench store: damaged" in err and "Traceback" not in err
+
+
+# --- items 5 and 8: read-only folders, files in the way, missing folders --------------------------------
+
+@needs_mount
+def test_a_finished_sweep_on_a_read_only_mount_can_be_read(tmp_path):
+    from scalebench.report.synthetic import make_synthetic_sweep
+
+    folder = make_synthetic_sweep(tmp_path / "archive", n_sizes=3, n_budgets=2)
+    before = sorted(p.name for p in folder.iterdir())
+    out = tmp_path / "out"
+    out.mkdir()
+    steps = [["status", folder], ["fit", folder, "--law", "chinchilla"], ["export", folder, "--out", out / "r.csv"],
+             ["report", folder, "--out", out / "r.html", "--bootstrap", "0"]]
+    script = f"mount --bind '{folder}' '{folder}'; mount -o remount,ro,bind '{folder}' '{folder}'\n"
+    script += "".join(f"{_sh(CLI + a)} > /dev/null || echo \"{a[0]} exited $?\" >&2\n" for a in steps)
+    script += f"{_sh(CLI + ['report', folder, '--bootstrap', '0'])} || echo \"default-out exited $?\" >&2\n"
+    res = in_namespace(script)
+    assert res.returncode == 0, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if "exited" in ln]
+    assert lines == ["default-out exited 2"], res.stderr  # the four reads work; writing the page there cannot
+    assert "Read-only file system" in res.stderr and "Traceback" not in res.stderr
+    assert (out / "r.csv").is_file() and (out / "r.html").is_file()
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def test_out_naming_a_file_is_bad_input(write_sweep, tmp_path, capsys):
+    target = tmp_path / "results.txt"
+    target.write_text("my notes")
+    spec = write_sweep(extra=_tiny_text_corpus(tmp_path))
+    assert main(["run", str(spec), "--out", str(target), "--no-progress"]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert target.read_text() == "my notes"
+    assert main(["run", str(spec), "--out", str(target / "sub"), "--no-progress"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+@needs_mount
+def test_run_into_a_read_only_folder_is_bad_input(write_sweep, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    spec = write_sweep(extra=_tiny_text_corpus(tmp_path))
+    script = (f"mount --bind '{ro}' '{ro}'; mount -o remount,ro,bind '{ro}' '{ro}'\n"
+              f"{_sh(CLI + ['run', spec, '--out', ro / 'sweep', '--no-progress'])} || echo \"exited $?\" >&2\n")
+    res = in_namespace(script)
+    assert "exited 2" in res.stderr and "Read-only file system" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_export_into_a_missing_folder_makes_it_and_a_file_in_the_way_is_bad_input(tmp_path, capsys):
+    from scalebench.report.synthetic import make_synthetic_sweep
+
+    folder = make_synthetic_sweep(tmp_path / "s", n_sizes=3, n_budgets=2)
+    assert main(["export", str(folder), "--out", str(tmp_path / "new" / "r.csv")]) == 0
+    assert (tmp_path / "new" / "r.csv").is_file()
+    (tmp_path / "file").write_text("x")
+    for argv in (["export", str(folder), "--out", str(tmp_path / "file" / "r.csv")],
+                 ["report", str(folder), "--out", str(tmp_path / "file" / "r.html"), "--bootstrap", "0"],
+                 ["export", str(folder), "--out", str(tmp_path)]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and ("not a folder" in err or "is a folder" in err or "must end" in err), err
+    assert not list(tmp_path.glob("**/.*.tmp"))
+
+
+# --- item 11: no writes through planted links ---------------------------------------------------------
+
+def test_a_planted_lock_symlink_is_not_followed(write_sweep, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    out.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (out / ".lock").symlink_to(victim)
+    spec = write_sweep(extra=_tiny_text_corpus(tmp_path))
+    assert main(["run", str(spec), "--out", str(out), "--no-progress"]) == 2
+    assert "symbolic link" in capsys.readouterr().err
+    assert victim.read_text() == "precious"
+
+
+def test_atomic_writes_refuse_a_planted_temp_link(tmp_path, monkeypatch):
+    from scalebench._util import write_text_atomic
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    monkeypatch.setattr(os, "urandom", lambda n: b"\0" * n)  # the attacker guesses the temp name
+    (tmp_path / f".job.json.{os.getpid()}.00000000.tmp").symlink_to(victim)
+    with pytest.raises(ConfigError, match="symbolic link|already exists"):
+        write_text_atomic(tmp_path / "job.json", "{}", what="job file")
+    assert victim.read_text() == "precious" and not (tmp_path / "job.json").exists()
