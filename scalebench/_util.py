@@ -94,7 +94,14 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 def file_error(exc: OSError, path: str | os.PathLike, what: str) -> Exception:
     """A ``ConfigError`` (a place that cannot be written: exit 2) or ``StoreError`` (disk full, I/O: exit 1)
-    for an ``OSError`` met while writing ``path``, saying what was being written and what to do."""
+    for an ``OSError`` met while writing ``path``, saying what was being written and what to do. The
+    ``errno`` is kept on the error, so a caller can add its own advice."""
+    err = _file_error(exc, path, what)
+    err.errno = exc.errno
+    return err
+
+
+def _file_error(exc: OSError, path: str | os.PathLike, what: str) -> Exception:
     import errno
 
     from scalebench.errors import ConfigError, StoreError

@@ -204,3 +204,104 @@ def test_atomic_writes_refuse_a_planted_temp_link(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="symbolic link|already exists"):
         write_text_atomic(tmp_path / "job.json", "{}", what="job file")
     assert victim.read_text() == "precious" and not (tmp_path / "job.json").exists()
+
+
+# --- item 1: the corpus cache is checked when used -------------------------------------------------------
+
+def _text_spec(tmp_path: Path):
+    from scalebench.config import DataSpec
+
+    src = tmp_path / "texts"
+    src.mkdir(exist_ok=True)
+    for i in range(30):
+        (src / f"f{i}.txt").write_text(f"text number {i}. " * 300)
+    return DataSpec(source=str(src), patterns=("*.txt",))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "remove-val", "flip", "garbage-meta", "meta-list"])
+def test_a_damaged_corpus_cache_is_rebuilt_not_trained_on(tmp_path, damage):
+    from scalebench.data import TokenData, prepare_corpus
+
+    spec = _text_spec(tmp_path)
+    info = prepare_corpus(spec, 0.2)
+    cache = Path(info.path)
+    train, val, meta = cache / "train.bin", cache / "val.bin", cache / "meta.json"
+    good = train.read_bytes()
+    if damage == "truncate":
+        train.write_bytes(good[:5000])
+    elif damage == "empty":
+        train.write_bytes(b"")
+    elif damage == "remove-val":
+        val.unlink()
+    elif damage == "flip":
+        train.write_bytes(good[:100] + bytes([good[100] ^ 1]) + good[101:])
+    elif damage == "garbage-meta":
+        meta.write_text("{not json")
+    else:
+        meta.write_text("[1, 2, 3]")
+    with pytest.warns(UserWarning, match=f"corpus cache {cache}: .*rebuilding it"):
+        again = prepare_corpus(spec, 0.2)
+    assert again == info and train.read_bytes() == good
+    assert len(TokenData(again).train) == info.train_tokens
+
+
+def test_a_worker_refuses_a_cache_that_shrank_under_it(tmp_path):
+    from scalebench.data import TokenData, prepare_corpus
+
+    info = prepare_corpus(_text_spec(tmp_path), 0.2)
+    (Path(info.path) / "train.bin").write_bytes(b"x" * 5000)
+    with pytest.raises(ConfigError, match="train.bin holds 5,000 bytes, not the .* the sweep recorded"):
+        TokenData(info)
+
+
+@needs_mount
+def test_a_full_disk_during_the_corpus_build_leaves_nothing_behind(tmp_path, write_sweep):
+    home = tmp_path / "home"
+    home.mkdir()
+    src = tmp_path / "big"
+    src.mkdir()
+    for i in range(50):  # ~1 MB of text into a 256 kB file system
+        (src / f"f{i}.txt").write_text(f"{i} " + "lorem ipsum dolor sit amet " * 800)
+    spec = write_sweep(extra=f'\n[data]\nsource = "{src}"\n')
+    script = (f"mount -t tmpfs -o size=256k tmpfs '{home}'\n"
+              f"{_sh(CLI + ['validate', spec])} || echo \"exited $?\" >&2\n"
+              f"echo \"used $(du -sk '{home}' | cut -f1) kB\"; find '{home}' -type f\n")
+    res = in_namespace(script, env={"SCALEBENCH_HOME": str(home)})
+    assert "exited 1" in res.stderr and "is full" in res.stderr and "SCALEBENCH_HOME" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+    files = [ln for ln in res.stdout.splitlines()[1:] if ln.strip()]
+    assert all(f.endswith("/.lock") for f in files), res.stdout  # no temp file, no half a train.bin
+
+
+@needs_mount
+def test_an_unwritable_home_names_scalebench_home(tmp_path, write_sweep):
+    home = tmp_path / "home"
+    home.mkdir()
+    spec = write_sweep(extra=_tiny_text_corpus(tmp_path))
+    script = (f"mount --bind '{home}' '{home}'; mount -o remount,ro,bind '{home}' '{home}'\n"
+              f"{_sh(CLI + ['validate', spec])} || echo \"exited $?\" >&2\n")
+    res = in_namespace(script, env={"SCALEBENCH_HOME": str(home / "sb")})
+    assert "exited 2" in res.stderr and "Read-only file system" in res.stderr, res.stderr
+    assert "set SCALEBENCH_HOME" in res.stderr and "Traceback" not in res.stderr
+
+
+# --- item 10: token files and corpus errors checked before anything starts -----------------------------
+
+def test_bin_corpora_are_checked_whole(tmp_path, write_sweep):
+    import numpy as np
+
+    from scalebench.config import DataSpec
+    from scalebench.data import prepare_corpus
+
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    with pytest.raises(ConfigError, match="data.source: token file .*empty.bin' is empty"):
+        prepare_corpus(DataSpec(source=str(empty), vocab_size=256), 0.1)
+    train, val = tmp_path / "train.bin", tmp_path / "val.bin"
+    np.arange(200, dtype=np.uint16).tofile(train)
+    np.array([1, 2, 999], dtype=np.uint16).tofile(val)
+    with pytest.raises(ConfigError, match="val.bin' holds token id 999, not below vocab_size = 256"):
+        prepare_corpus(DataSpec(source=str(train), val_source=str(val), vocab_size=256), 0.1)
+    spec = write_sweep(extra=f'\n[data]\nsource = "{tmp_path / "missing-folder"}"\n')
+    with pytest.raises(ConfigError, match=f"^{spec}: data.source"):
+        run_sweep(spec, tmp_path / "sweep")

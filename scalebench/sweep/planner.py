@@ -55,13 +55,24 @@ def resolve_device(spec: SweepSpec) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def prepare_sweep_corpus(spec: SweepSpec, source: str = ""):
+    """The sweep's corpus; its errors name the spec file they come from."""
+    from scalebench.data import prepare_corpus
+
+    try:
+        return prepare_corpus(spec.data, spec.eval.held_out_share)
+    except ConfigError as exc:
+        if not source or str(exc).startswith(source):
+            raise
+        raise type(exc)(f"{source}: {exc}") from None
+
+
 def plan_runs(spec: SweepSpec, *, corpus=None, sweep_dir: str | Path | None = None, source: str = "") -> SweepPlan:
     """Every run of the sweep, largest compute first. Raises ConfigError on an impossible budget."""
-    from scalebench.data import prepare_corpus
     from scalebench.families import get_family
 
     where = f"{source}: " if source else ""
-    corpus = corpus or prepare_corpus(spec.data, spec.eval.held_out_share)
+    corpus = corpus or prepare_sweep_corpus(spec, source)
     family = get_family(spec.family)
     t = spec.train
     context = {"vocab_size": corpus.vocab_size, "seq_len": t.seq_len, "tie_embeddings": spec.model.tie_embeddings}

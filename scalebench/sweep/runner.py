@@ -31,7 +31,7 @@ from scalebench.errors import ConfigError, StoreError
 from scalebench.store import ResultStore, store_path
 from scalebench.sweep.executors import Executor, JobHandle, make_executor
 from scalebench.sweep.outbox import drain, retire
-from scalebench.sweep.planner import SweepPlan, plan_runs
+from scalebench.sweep.planner import SweepPlan, plan_runs, prepare_sweep_corpus
 
 _POLL_S = 0.5
 _TERM_GRACE_S = 10.0
@@ -167,7 +167,6 @@ def run_sweep(spec: SweepSpec | str | Path, out_dir: str | Path | None = None, *
               progress: Callable[[Progress], None] | None = None,
               python: str | None = None) -> SweepOutcome:
     """Run (or resume) a sweep; each run in its own worker process. Returns the final status counts."""
-    from scalebench.data import prepare_corpus
     from scalebench.hardware.devices import environment
 
     source = str(spec) if isinstance(spec, (str, Path)) else "<spec>"
@@ -177,7 +176,7 @@ def run_sweep(spec: SweepSpec | str | Path, out_dir: str | Path | None = None, *
     t0 = time.monotonic()
     _check_folder(sweep_dir, spec, source)
     executor = make_executor(spec.executor, sweep_dir, python)  # first: a missing submitit fails fast
-    corpus = prepare_corpus(spec.data, spec.eval.held_out_share)
+    corpus = prepare_sweep_corpus(spec, source)
     plan = plan_runs(spec, corpus=corpus, sweep_dir=sweep_dir, source=source)
     with _sweep_lock(sweep_dir), _sigterm_as_interrupt(), ResultStore(sweep_dir, create=True, check=True) as store:
         _check_same_sweep(store.meta(), spec, sweep_dir, source)  # again, under the lock
