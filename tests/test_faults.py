@@ -305,3 +305,64 @@ def test_bin_corpora_are_checked_whole(tmp_path, write_sweep):
     spec = write_sweep(extra=f'\n[data]\nsource = "{tmp_path / "missing-folder"}"\n')
     with pytest.raises(ConfigError, match=f"^{spec}: data.source"):
         run_sweep(spec, tmp_path / "sweep")
+
+
+def test_a_cache_from_before_checksums_is_checked_by_size_and_stays_readable_by_older_versions(tmp_path):
+    import json
+    import warnings
+    from dataclasses import fields
+
+    from scalebench.data import CorpusInfo, prepare_corpus
+
+    spec = _text_spec(tmp_path)
+    info = prepare_corpus(spec, 0.2)
+    cache = Path(info.path)
+    # meta.json keeps exactly the fields older versions construct CorpusInfo from
+    assert set(json.loads((cache / "meta.json").read_text())) == {f.name for f in fields(CorpusInfo)}
+    (cache / "checksums.json").unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert prepare_corpus(spec, 0.2) == info  # whole: used as is, its checksums recorded now
+    assert (cache / "checksums.json").is_file()
+    (cache / "checksums.json").unlink()
+    (cache / "val.bin").write_bytes(b"")
+    with pytest.warns(UserWarning, match="val.bin holds 0 bytes"):
+        prepare_corpus(spec, 0.2)
+
+
+def test_validate_refuses_sizes_that_cannot_fit_the_device(tmp_path, capsys):
+    spec = tmp_path / "huge.toml"
+    spec.write_text('name = "huge"\nfamily = "gpt"\n[model]\nshapes = [{n_layer = 2, d_model = 64, n_head = 2}, '
+                    '{n_layer = 48, d_model = 8192, n_head = 64}]\n[budget]\ntokens = [8192]\n[train]\n'
+                    'batch_tokens = 512\nseq_len = 32\n[devices]\ndevice = "cpu"\n' + _tiny_text_corpus(tmp_path))
+    assert main(["validate", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert f"{spec}: model: by the estimator's memory model, L48-d8192-h64 needs" in err
+    assert "GiB even at 1 sequence per micro-batch" in err and "RAM" in err and "L2-d64" not in err
+
+
+@pytest.mark.parametrize("text, message", [
+    ('name = "{long}"', "name must be at most 100 bytes"),
+    ('[devices]\nthreads_per_worker = 100000', "must be at most 1024"),
+])
+def test_absurd_names_and_thread_counts_are_refused(tmp_path, text, message):
+    from scalebench.config import load_sweep
+
+    path = tmp_path / "s.toml"
+    body = 'family = "gpt"\n[model]\nsizes = ["debug", "100k"]\n[budget]\ntokens = [8192]\n'
+    if text.startswith("name"):
+        path.write_text(text.format(long="x" * 300) + "\n" + body)
+    else:
+        path.write_text('name = "ok"\n' + body + text + "\n")
+    with pytest.raises(ConfigError, match=message):
+        load_sweep(path)
+
+
+def test_more_threads_per_worker_than_cores_is_refused_here(write_sweep, tmp_path):
+    from scalebench.config import load_sweep
+    from scalebench.sweep.planner import plan_runs
+
+    # the template's cpu_workers line takes the extra key too
+    spec = write_sweep(workers=f"1\nthreads_per_worker = {os.cpu_count() + 1}", extra=_tiny_text_corpus(tmp_path))
+    with pytest.raises(ConfigError, match="threads_per_worker .* more than the .* CPU cores"):
+        plan_runs(load_sweep(spec), source=str(spec))

@@ -1,10 +1,12 @@
 """Corpora as token memmaps: the embedded default (installed Python sources), text files, or .bin tokens.
 
 Every corpus is materialised once into ``$SCALEBENCH_HOME/corpus/<key>/`` as ``train.bin`` and
-``val.bin`` plus ``meta.json``; runs open the memmaps and never re-read the sources. ``meta.json`` records
-each file's sha256, checked (with the sizes) whenever a sweep uses the cache: a truncated, emptied, missing
+``val.bin`` plus ``meta.json``; runs open the memmaps and never re-read the sources. ``checksums.json``
+records each file's size and sha256, checked whenever a sweep uses the cache: a truncated, emptied, missing
 or altered file, or a garbage ``meta.json``, makes the cache be rebuilt from its sources, with a warning,
-instead of training on what is left. Workers check the sizes again as they open the memmaps.
+instead of training on what is left (a cache from before checksums is checked by size, then its checksums
+are recorded). Workers check the sizes again as they open the memmaps. The checksums live beside
+``meta.json``, not in it, so older scalebench versions sharing ``$SCALEBENCH_HOME`` still read the cache.
 
 * Default corpus: the ``*.py`` files of the standard library found through ``sysconfig`` (optionally
   site-packages too), in sorted relative-path order, deduplicated by content. Byte-level: one token per
@@ -52,8 +54,6 @@ class CorpusInfo:
     n_files: int
     n_val_files: int
     fingerprint: str  # sha256 of the token content and the split
-    train_sha256: str = ""  # of the cached files as written (built corpora; empty for .bin sources)
-    val_sha256: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -155,9 +155,10 @@ def _build_byte_corpus(files: list[tuple[str, Path]], held_out_share: float, out
         )
     n_train, train_sha = _write_atomic_array(out / "train.bin", train)
     n_valt, val_sha = _write_atomic_array(out / "val.bin", val)
+    _write_checksums(out, {"train.bin": (n_train, train_sha), "val.bin": (n_valt, val_sha)})
     return CorpusInfo(source=source, path=str(out), dtype="uint8", vocab_size=BYTE_VOCAB, train_tokens=n_train,
                       val_tokens=n_valt, n_files=len(docs) if len(files) > 1 else 1, n_val_files=n_val,
-                      fingerprint=fp.hexdigest()[:16], train_sha256=train_sha, val_sha256=val_sha)
+                      fingerprint=fp.hexdigest()[:16])
 
 
 def _check_token_file(key: str, name: str, dtype: str, vocab_size: int) -> np.ndarray:
@@ -223,7 +224,7 @@ def prepare_corpus(spec: DataSpec, held_out_share: float) -> CorpusInfo:
             return info
         if problem:
             warnings.warn(f"corpus cache {out}: {problem}; rebuilding it from its sources", stacklevel=2)
-        for name in ("meta.json", "train.bin", "val.bin"):  # meta first: never a meta beside other files
+        for name in ("meta.json", CHECKSUMS, "train.bin", "val.bin"):  # meta first: never a meta beside other files
             (out / name).unlink(missing_ok=True)
         try:
             info = _build_byte_corpus(files, held_out_share, out, label)
@@ -233,7 +234,7 @@ def prepare_corpus(spec: DataSpec, held_out_share: float) -> CorpusInfo:
         except (StoreError, ConfigError) as exc:
             if getattr(exc, "errno", None) not in _HOME_ERRNOS:
                 raise
-            for name in ("train.bin", "val.bin"):  # a full disk: give back what the half-done build took
+            for name in (CHECKSUMS, "train.bin", "val.bin"):  # a full disk: give back what the half-done build took
                 (out / name).unlink(missing_ok=True)
             raise _home_error(exc, out) from None
         return info
@@ -252,6 +253,14 @@ def _home_error(exc: Exception, out: Path) -> Exception:
     return err
 
 
+CHECKSUMS = "checksums.json"
+
+
+def _write_checksums(out: Path, sums: dict[str, tuple[int, str]]) -> None:
+    doc = {name: {"bytes": n, "sha256": digest} for name, (n, digest) in sums.items()}
+    write_bytes_atomic(out / CHECKSUMS, json.dumps(doc, indent=1).encode(), what=f"corpus cache {out}")
+
+
 def _cached(out: Path) -> tuple[CorpusInfo | None, str]:
     """The cache's description if its files are whole (sizes and sha256 as recorded), else why not."""
     meta = out / "meta.json"
@@ -261,19 +270,26 @@ def _cached(out: Path) -> tuple[CorpusInfo | None, str]:
         raw = json.loads(meta.read_text(encoding="utf-8"))
         known = {f.name for f in fields(CorpusInfo)}
         info = CorpusInfo(**{k: v for k, v in raw.items() if k in known})
-        want = info.expected_bytes()
+        want = dict(zip(("train.bin", "val.bin"), info.expected_bytes(), strict=True))
     except (ValueError, TypeError, AttributeError, UnicodeDecodeError) as exc:
         return None, f"meta.json is not a corpus description ({type(exc).__name__})"
-    if not (info.train_sha256 and info.val_sha256):
-        return None, "meta.json records no checksums (written by an older scalebench)"
-    for name, size, digest in (("train.bin", want[0], info.train_sha256), ("val.bin", want[1], info.val_sha256)):
+    try:
+        sums = json.loads((out / CHECKSUMS).read_text(encoding="utf-8"))
+        recorded = {name: (int(sums[name]["bytes"]), str(sums[name]["sha256"])) for name in want}
+    except FileNotFoundError:
+        recorded = None  # built before checksums were kept: check sizes, then record them
+    except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError):
+        return None, f"{CHECKSUMS} is not a list of checksums"
+    for name, size in want.items():
         path = out / name
         if not path.is_file():
             return None, f"{name} is missing"
         if path.stat().st_size != size:
             return None, f"{name} holds {path.stat().st_size:,} bytes, not the {size:,} recorded"
-        if _sha256(path) != digest:
+        if recorded is not None and (recorded[name][0] != size or _sha256(path) != recorded[name][1]):
             return None, f"{name} does not match its recorded sha256 (altered since it was built)"
+    if recorded is None:
+        _write_checksums(out, {name: (size, _sha256(out / name)) for name, size in want.items()})
     if info.path != str(out):  # the cache folder was moved or SCALEBENCH_HOME renamed: it is here now
         info = CorpusInfo(**{**info.as_dict(), "path": str(out)})
     return info, ""
