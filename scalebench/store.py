@@ -273,6 +273,10 @@ class ResultStore:
         with self._tx() as c:
             c.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (run_id, time.time(), kind, message))
 
+    def count_events(self, run_id: str, kind: str) -> int:
+        return self._conn.execute("SELECT COUNT(*) FROM events WHERE run_id = ? AND kind = ?",
+                                  (run_id, kind)).fetchone()[0]
+
     def add_telemetry(self, run_id: str, samples: Iterable[Mapping[str, Any]]) -> None:
         cols = ("t_s", "gpu_util", "mem_used_bytes", "power_w", "sm_clock_mhz", "temp_c", "throttle_reasons")
         data = [(run_id, *(s.get(k) for k in cols)) for s in samples]

@@ -366,3 +366,45 @@ def test_more_threads_per_worker_than_cores_is_refused_here(write_sweep, tmp_pat
     spec = write_sweep(workers=f"1\nthreads_per_worker = {os.cpu_count() + 1}", extra=_tiny_text_corpus(tmp_path))
     with pytest.raises(ConfigError, match="threads_per_worker .* more than the .* CPU cores"):
         plan_runs(load_sweep(spec), source=str(spec))
+
+
+# --- item 6: interruptions are not crashes ---------------------------------------------------------------
+
+_INTERRUPTED_WORKER = (  # the real worker, with a signal landing in the middle of training
+    "import sys, scalebench.train as t\n"
+    "def stopped(*a, **k):\n    raise KeyboardInterrupt\n"
+    "t.train = stopped\n"
+    "from scalebench.sweep import worker\n"
+    "sys.exit(worker.main([sys.argv[-1]]))\n"
+)
+
+
+@pytest.mark.slow
+def test_interruptions_do_not_use_up_crash_retries_and_each_retry_keeps_its_reason(write_sweep, tmp_path):
+    from scalebench.store import load_events
+
+    # debug: interrupted twice, then crashes once, then trains; 100k: crashes once, then trains.
+    # With max_attempts = 2 both must finish: only the crashes count, one each.
+    code = tmp_path / "interrupt.py"
+    code.write_text(_INTERRUPTED_WORKER)
+    fake = tmp_path / "python"
+    fake.write_text(
+        "#!/bin/sh\nn_file=\"$3.n\"; n=$(cat \"$n_file\" 2>/dev/null || echo 0); n=$((n+1)); echo $n > \"$n_file\"\n"
+        f"case \"$3\" in\n  *debug*) [ $n -le 2 ] && exec {sys.executable} {code} \"$@\"\n"
+        "           [ $n -eq 3 ] && { echo 'Segmentation fault' >&2; kill -9 $$; } ;;\n"
+        "  *) [ $n -eq 1 ] && { echo 'Bus error' >&2; kill -9 $$; } ;;\nesac\n"
+        f"exec {sys.executable} \"$@\"\n")
+    fake.chmod(0o755)
+    spec = write_sweep(tokens="[8192]", extra="[executor]\nmax_attempts = 2\n")
+    outcome = run_sweep(spec, tmp_path / "sweep", python=str(fake))
+    df = load_results(tmp_path / "sweep").set_index("size")
+    assert outcome.counts == {"done": 2}, df[["status", "error"]]
+    assert df.loc["debug", "attempts"] == 4 and df.loc["100k", "attempts"] == 2
+    ev = load_events(tmp_path / "sweep")
+    debug = ev[ev.run_id.str.contains("debug")]
+    assert (debug.kind == "interrupted").sum() == 2 and (debug.kind == "crash").sum() == 1
+    retries = ev[ev.kind == "retry"].set_index("run_id")["message"]
+    assert len(retries) == 4
+    assert any("interrupted" in m and "not counted" in m for m in retries)
+    assert any("crash 1 of 2" in m and "killed by signal 9" in m and "Segmentation fault" in m for m in retries)
+    assert any("crash 1 of 2" in m and "Bus error" in m for m in retries)

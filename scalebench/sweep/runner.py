@@ -240,15 +240,7 @@ def _execute(store: ResultStore, plan: SweepPlan, queue: list, corpus: dict, swe
                 a.job.close()
                 del active[run_id]
                 free.append(a.slot)
-                row = next(r for r in store.runs() if r["run_id"] == run_id)
-                if row["status"] in ("running", "pending"):
-                    # died without writing (killed, segfault, timeout, scancel, node failure), or stopped by a
-                    # signal from outside the sweep (it wrote 'pending'): a failed attempt either way, retried below
-                    store.set_status(run_id, "failed", error=f"worker {a.job.describe(code)}\n{a.job.log_tail()}")
-                    row["status"] = "failed"
-                if row["status"] == "failed" and row["attempts"] < max_attempts:
-                    store.add_event(run_id, "retry", f"attempt {row['attempts'] + 1} of {max_attempts}")
-                    store.set_status(run_id, "pending")
+                if _settle(store, run_id, a.job, code, max_attempts):
                     queue.append(run_id)
             if progress is not None:
                 progress(_progress(store, plan, active))
@@ -257,6 +249,43 @@ def _execute(store: ResultStore, plan: SweepPlan, queue: list, corpus: dict, swe
         raise
     if progress is not None:
         progress(_progress(store, plan, active))
+
+
+_MAX_INTERRUPTIONS = 20  # a run stopped from outside this often is failed: something keeps stopping it
+
+
+def _settle(store: ResultStore, run_id: str, job: JobHandle, code: int, max_attempts: int) -> bool:
+    """Record how an ended job left its run; True if it is to be started again.
+
+    Only crashes count against ``executor.max_attempts``: a worker that died without writing (killed,
+    segfault, timeout, scancel, node failure) or wrote ``failed``. One stopped by a signal from outside
+    the sweep (it wrote ``pending``, and resumes from its checkpoint) is an interruption and is restarted
+    without using up a retry. Every retry's event says why it was needed.
+    """
+    row = next(r for r in store.runs() if r["run_id"] == run_id)
+    if row["status"] == "pending":
+        n = store.count_events(run_id, "interrupted")
+        if n < _MAX_INTERRUPTIONS:
+            store.add_event(run_id, "retry", f"interrupted ({job.describe(code)}); restarting from its checkpoint, "
+                                             f"not counted as a crash ({n} interruptions so far)")
+            return True
+        store.set_status(run_id, "failed", error=f"stopped from outside {n} times; not restarted again")
+        return False
+    if row["status"] == "running":
+        error = f"worker {job.describe(code)}\n{job.log_tail()}"
+        store.set_status(run_id, "failed", error=error)
+        row.update(status="failed", error=error)
+    if row["status"] != "failed":
+        return False
+    reason = (row["error"] or "no error recorded").strip()
+    store.add_event(run_id, "crash", reason)
+    crashes = store.count_events(run_id, "crash")
+    if crashes >= max_attempts:
+        return False
+    store.add_event(run_id, "retry", f"after crash {crashes} of {max_attempts} allowed (executor.max_attempts): "
+                                     f"{' | '.join(reason.splitlines()[:6])}")
+    store.set_status(run_id, "pending")
+    return True
 
 
 def _stop_all(store: ResultStore, active: dict[str, _Active]) -> None:
