@@ -408,3 +408,46 @@ def test_interruptions_do_not_use_up_crash_retries_and_each_retry_keeps_its_reas
     assert any("interrupted" in m and "not counted" in m for m in retries)
     assert any("crash 1 of 2" in m and "killed by signal 9" in m and "Segmentation fault" in m for m in retries)
     assert any("crash 1 of 2" in m and "Bus error" in m for m in retries)
+
+
+# --- item 12: estimator and fit inputs -----------------------------------------------------------------
+
+def _law_csv(tmp_path: Path, last_loss: str) -> Path:
+    path = tmp_path / "runs.csv"
+    rows = [(1e6 * 2**i, 1e8 * 2**i, 3.0 - 0.1 * i) for i in range(6)]
+    text = "params,tokens,loss\n" + "".join(f"{n:g},{d:g},{loss:g}\n" for n, d, loss in rows[:-1])
+    path.write_text(text + f"{rows[-1][0]:g},{rows[-1][1]:g},{last_loss}\n")
+    return path
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["estimate", "--model", "llama2-7b", "--params", "1e9", "--gpu", "H100-SXM"],
+     "params = 1e+09 contradicts model 'llama2-7b'"),
+    (["estimate", "--params", "1e9", "--tokens", "2e10", "--gpu", "H100-SXM", "--mfu", "5"],
+     "--mfu: must be a fraction of the peak from 0.001 to 1, got '5' (a percentage? 5% is --mfu 0.05)"),
+    (["estimate", "--params", "1e9", "--tokens", "2e10", "--gpu", "H100-SXM", "--mfu", "1e-9"], "--mfu: must be"),
+    (["plan", "--flops", "1e21", "--gpu", "H100-SXM", "--mfu", "40"], "--mfu: must be"),
+    (["fit", "{csv:inf}"], "NaN or infinite"),
+    (["fit", "{csv:1e300}", "--law", "power-params"], "above 10000 (the largest is 1e+300): losses are nats"),
+    (["fit", "{csv:2.4}", "--bootstrap", "1000000000"], "bootstrap must be a non-negative integer count of resamples, at most 100,000"),
+    (["report", "{dir}", "--bootstrap", "1000000000"], "--bootstrap: must be from 0 to 100,000"),
+    (["report", "{dir}", "--bootstrap-time", "inf"], "--bootstrap-time: must be seconds"),
+])
+def test_absurd_estimator_and_fit_inputs_are_refused_in_words(tmp_path, capsys, argv, message):
+    argv = [a.format(dir=tmp_path) if a == "{dir}" else
+            str(_law_csv(tmp_path, a[5:-1])) if a.startswith("{csv:") else a for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "np." not in err and "Traceback" not in err, err
+
+
+def test_estimator_messages_show_plain_numbers(tmp_path):
+    import numpy as np
+
+    from scalebench.planning import estimate
+
+    with pytest.raises(ConfigError) as info:
+        estimate(params=np.array([1e9, -2.0]), tokens=np.array([1e10, 1e10]), gpu="H100-SXM")
+    assert "got -2 (row 1)" in str(info.value) and "np." not in str(info.value)
+    with pytest.raises(ConfigError, match=r"got 5$") as info:
+        estimate(params=1e9, tokens=1e10, gpu="H100-SXM", mfu=np.float64(5.0))

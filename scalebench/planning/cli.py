@@ -24,6 +24,17 @@ def _positive(kind):
 
 _FLOAT, _INT = _positive(float), _positive(int)
 
+MFU_RANGE = (1e-3, 1.0)  # MFU is a share of the peak: above 1 is impossible, below 0.1% a typo (a percentage?)
+
+
+def _mfu(text: str) -> float:
+    value = _FLOAT(text)
+    lo, hi = MFU_RANGE
+    if not lo <= value <= hi:
+        hint = f" (a percentage? {value:g}% is --mfu {value / 100:g})" if 1 < value <= 100 else ""
+        raise argparse.ArgumentTypeError(f"must be a fraction of the peak from {lo:g} to {hi:g}, got {text!r}{hint}")
+    return value
+
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpu", required=True, help="catalog name, e.g. H100-SXM, A100-80GB (an unknown name lists all)")
@@ -35,7 +46,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seq-len", type=_INT, help="sequence length (default 2048, or the preset's)")
     p.add_argument("--micro-batch", type=_INT, default=1, help="sequences per GPU per micro-step")
     p.add_argument("--global-batch", type=_INT, help="sequences per optimizer step")
-    p.add_argument("--mfu", type=_FLOAT, help="model FLOPs utilisation 0-1 (default 0.40; fp8 0.30)")
+    p.add_argument("--mfu", type=_mfu, help="model FLOPs utilisation 0-1 (default 0.40; fp8 0.30)")
     p.add_argument("--calibrate", metavar="SWEEP_DIR", help="take MFU (and power) from a sweep's measurements")
     p.add_argument("--price", type=_FLOAT, dest="price_usd_per_hour", help="USD per GPU-hour (default: catalog)")
     p.add_argument("--grid-intensity", type=_FLOAT, dest="grid_gco2_per_kwh", help="g CO2e per kWh, for CO2")
