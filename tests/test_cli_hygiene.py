@@ -68,3 +68,22 @@ def test_no_broken_pipe_traceback_when_the_reader_goes_away():
     code = proc.wait(timeout=120)
     assert "Traceback" not in err and "BrokenPipeError" not in err and "Exception ignored" not in err, err
     assert code == 141  # 128 + SIGPIPE, as a Unix tool killed by the closed pipe reports it
+
+
+def test_long_steps_show_an_elapsed_line_on_a_terminal_only():
+    import io
+    import time
+
+    from scalebench._ticker import working
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    term, log = Terminal(), io.StringIO()
+    with working("report: fitting", stream=term, every_s=0.01):
+        time.sleep(0.1)
+    with working("report: fitting", stream=log):
+        pass
+    assert "report: fitting … 0 s" in term.getvalue() and term.getvalue().endswith("\r")
+    assert log.getvalue() == ""

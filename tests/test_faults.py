@@ -66,12 +66,24 @@ def test_a_folder_holding_another_sweep_is_refused_before_anything_starts(write_
 
 @pytest.mark.slow
 def test_the_same_sweep_may_be_extended_but_not_joined(write_sweep, tmp_path):
+    import re
+
     out = tmp_path / "sweep"
     spec = write_sweep(name="ladder", tokens="[8192]")
-    assert run_sweep(spec, out).counts == {"done": 2}
+    # item 13 too: with stdout a pipe, one line per finished run (id, loss, wall time, what is left)
+    res = subprocess.run(CLI + ["run", str(spec), "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("[")]
+    assert len(lines) == 2, res.stdout
+    assert re.fullmatch(r"\[1/2\] gpt-\S+ done: eval loss \d\.\d{4}, \d+\.\d s; [01] left( \(1 running\))?"
+                        r"(, about \d+ s to go)?", lines[0]), lines[0]
+    assert re.fullmatch(r"\[2/2\] gpt-\S+ done: eval loss \d\.\d{4}, \d+\.\d s; 0 left", lines[1]), lines[1]
     first = {r["run_id"]: r["finished_at"] for r in ResultStore(out).runs()}
     bigger = write_sweep(name="ladder", tokens="[8192, 12288]")  # same name, one more budget: a resume
-    assert run_sweep(bigger, out).counts == {"done": 4}
+    res = subprocess.run(CLI + ["run", str(bigger), "--out", str(out), "--quiet"], capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0 and "4 done" in res.stdout, res.stderr
+    assert not [ln for ln in res.stdout.splitlines() if ln.startswith("[")]  # --quiet: no per-run lines
     rows = {r["run_id"]: r["finished_at"] for r in ResultStore(out).runs()}
     assert len(rows) == 4 and all(rows[k] == v for k, v in first.items())
     other = write_sweep(name="another", tokens="[8192]")
@@ -451,3 +463,35 @@ def test_estimator_messages_show_plain_numbers(tmp_path):
     assert "got -2 (row 1)" in str(info.value) and "np." not in str(info.value)
     with pytest.raises(ConfigError, match=r"got 5$") as info:
         estimate(params=1e9, tokens=1e10, gpu="H100-SXM", mfu=np.float64(5.0))
+
+
+def test_run_reporter_lines_count_this_sessions_runs_and_estimate_what_is_left():
+    import io
+
+    from scalebench.sweep.cli import RunReporter
+    from scalebench.sweep.runner import FinishedRun, Progress
+
+    t = [0.0]
+    out = io.StringIO()
+    rep = RunReporter(bar=False, quiet=False, out=out, clock=lambda: t[0])
+
+    def prog(finished, flops, running=()):
+        return Progress(runs_total=5, runs_finished=1 + len(finished), runs_running=tuple(running), flops_total=100.0,
+                        flops_finished=flops, last_loss=None, last_run=None, finished=tuple(finished), runs_to_do=4)
+
+    a = FinishedRun(run_id="a", status="done", eval_loss=2.5, wall_time_s=12.0, error=None)
+    b = FinishedRun(run_id="b", status="failed", eval_loss=None, wall_time_s=3.0, error="RuntimeError: boom")
+    rep(prog([], 20.0, ["a", "b"]))  # one run finished before this session: not announced
+    t[0] = 10.0
+    rep(prog([a], 40.0, ["b"]))
+    rep(prog([a], 40.0, ["b"]))  # nothing new: nothing printed
+    t[0] = 20.0
+    rep(prog([a, b], 60.0))
+    assert out.getvalue().splitlines() == [
+        "[1/4] a done: eval loss 2.5000, 12.0 s; 3 left (1 running), about 30 s to go",
+        "[2/4] b failed: RuntimeError: boom, 3.0 s; 2 left, about 20 s to go",
+    ]
+    quiet = io.StringIO()
+    rep = RunReporter(bar=True, quiet=True, out=quiet)
+    rep(prog([a, b], 60.0))
+    assert quiet.getvalue() == "" and rep.bar is None

@@ -59,7 +59,10 @@ def handle(args: argparse.Namespace) -> int:
         get_gpu(args.gpu)
     options = ReportOptions(law=args.law, bootstrap=args.bootstrap, bootstrap_time_s=args.bootstrap_time,
                             plan_gpu=args.gpu)
-    path = write_report(args.sweep_dir, args.out, options=options)
+    from scalebench._ticker import working
+
+    with working(f"report: fitting {args.law} (bootstrap up to {args.bootstrap_time:g} s), drawing, writing"):
+        path = write_report(args.sweep_dir, args.out, options=options)
     print(f"report written to {path}")
     if args.open:
         webbrowser.open(path.resolve().as_uri())

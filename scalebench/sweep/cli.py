@@ -12,7 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run (or resume) a sweep", description="Run a sweep spec; resume if DIR exists.")
     p.add_argument("sweep", help="sweep spec (TOML), e.g. sweeps/quickstart.toml")
     p.add_argument("--out", help="sweep directory (default: reports/<sweep name>/)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (the per-run lines stay)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no per-run lines")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", help="check a sweep spec and print its planned runs without training")
@@ -44,30 +45,77 @@ def _fmt(x, spec: str = ".3g") -> str:
     return format(x, spec)
 
 
-def cmd_run(args) -> int:
-    from tqdm import tqdm
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
+
+class RunReporter:
+    """What `scalebench run` shows: one line per finished run on stdout (logs and pipes get them too), and
+    a FLOP-weighted bar on stderr when that is a terminal."""
+
+    def __init__(self, *, bar: bool, quiet: bool, out=None, clock=None) -> None:
+        import time
+
+        self.quiet, self.want_bar = quiet, bar and not quiet
+        self.out = out if out is not None else sys.stdout
+        self.clock = clock or time.monotonic
+        self.bar, self.seen, self.start = None, set(), None
+
+    def __call__(self, p) -> None:
+        if self.quiet:
+            return
+        now = self.clock()
+        if self.start is None:
+            self.start = (now, p.flops_finished)
+        if self.want_bar and self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=p.flops_total, unit="FLOP", unit_scale=True, dynamic_ncols=True, file=sys.stderr,
+                            mininterval=1.0, disable=None)  # disable=None: no bar when stderr is not a terminal
+        for f in p.finished:
+            if f.run_id not in self.seen:
+                self.seen.add(f.run_id)
+                self._line(self._describe(f, p, now))
+        if self.bar is not None:
+            self.bar.set_description(f"runs {p.runs_finished}/{p.runs_total}")
+            if p.last_loss is not None:
+                self.bar.set_postfix_str(f"{p.last_run} loss {p.last_loss:.3f}")
+            self.bar.update(p.flops_finished - self.bar.n)
+
+    def _describe(self, f, p, now: float) -> str:
+        loss = f"eval loss {f.eval_loss:.4f}" if f.eval_loss is not None else (f.error or "no eval loss")
+        wall = f"{f.wall_time_s:.1f} s" if f.wall_time_s is not None else "-"
+        left = p.runs_total - p.runs_finished
+        todo = f"{left} left" + (f" ({len(p.runs_running)} running)" if p.runs_running else "")
+        t0, flops0 = self.start
+        rate = (p.flops_finished - flops0) / (now - t0) if now > t0 else 0.0
+        if left and rate > 0:
+            todo += f", about {_duration((p.flops_total - p.flops_finished) / rate)} to go"
+        return f"[{len(self.seen)}/{p.runs_to_do or p.runs_total}] {f.run_id} {f.status}: {loss}, {wall}; {todo}"
+
+    def _line(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text, file=self.out)
+        else:
+            print(text, file=self.out, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def cmd_run(args) -> int:
     from scalebench.sweep.runner import run_sweep
 
-    bar = None
-
-    def progress(p) -> None:
-        nonlocal bar
-        if args.no_progress:
-            return
-        if bar is None:
-            bar = tqdm(total=p.flops_total, unit="FLOP", unit_scale=True, dynamic_ncols=True, file=sys.stderr,
-                       mininterval=1.0, disable=None)  # disable=None: no bar when stderr is not a terminal
-        bar.set_description(f"runs {p.runs_finished}/{p.runs_total}")
-        if p.last_loss is not None:
-            bar.set_postfix_str(f"{p.last_run} loss {p.last_loss:.3f}")
-        bar.update(p.flops_finished - bar.n)
-
+    reporter = RunReporter(bar=not args.no_progress, quiet=args.quiet)
     try:
-        outcome = run_sweep(args.sweep, args.out, progress=progress)
+        outcome = run_sweep(args.sweep, args.out, progress=reporter)
     finally:
-        if bar is not None:
-            bar.close()
+        reporter.close()
     for note in outcome.notes:
         print(f"note: {note}", file=sys.stderr)
     counts = ", ".join(f"{v} {k}" for k, v in sorted(outcome.counts.items()))
@@ -82,8 +130,11 @@ def cmd_validate(args) -> int:
     from scalebench.config import load_sweep
     from scalebench.sweep.planner import plan_runs
 
+    from scalebench._ticker import working
+
     spec = load_sweep(args.sweep)
-    plan = plan_runs(spec, source=args.sweep)
+    with working("validate: preparing the corpus (built once, then cached) and planning"):
+        plan = plan_runs(spec, source=args.sweep)
     table = plan.table()
     c = plan.corpus
     print(f"sweep {spec.name!r}: family {spec.family}, {len(plan.runs)} runs, "

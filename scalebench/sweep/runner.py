@@ -38,6 +38,17 @@ _TERM_GRACE_S = 10.0
 
 
 @dataclass(frozen=True, kw_only=True)
+class FinishedRun:
+    """A run this sweep process started that has ended (done, failed or diverged)."""
+
+    run_id: str
+    status: str
+    eval_loss: float | None
+    wall_time_s: float | None
+    error: str | None  # its first line
+
+
+@dataclass(frozen=True, kw_only=True)
 class Progress:
     runs_total: int
     runs_finished: int  # done, failed or diverged in this directory
@@ -46,6 +57,8 @@ class Progress:
     flops_finished: float  # including the trained part of running runs
     last_loss: float | None  # of the most recently reporting running run
     last_run: str | None
+    finished: tuple[FinishedRun, ...] = ()  # runs started by this sweep process that ended, in finishing order
+    runs_to_do: int = 0  # runs this sweep process set out to train (the rest were finished before)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -221,6 +234,7 @@ def _execute(store: ResultStore, plan: SweepPlan, queue: list, corpus: dict, swe
     queue = list(queue)
     max_attempts = plan.spec.executor.max_attempts
     timeout_s = plan.spec.executor.timeout_s
+    mine = frozenset(queue)
     try:
         while queue or active:
             while queue and free:
@@ -243,12 +257,12 @@ def _execute(store: ResultStore, plan: SweepPlan, queue: list, corpus: dict, swe
                 if _settle(store, run_id, a.job, code, max_attempts):
                     queue.append(run_id)
             if progress is not None:
-                progress(_progress(store, plan, active))
+                progress(_progress(store, plan, active, mine))
     except BaseException:
         _stop_all(store, active)
         raise
     if progress is not None:
-        progress(_progress(store, plan, active))
+        progress(_progress(store, plan, active, mine))
 
 
 _MAX_INTERRUPTIONS = 20  # a run stopped from outside this often is failed: something keeps stopping it
@@ -302,15 +316,25 @@ def _stop_all(store: ResultStore, active: dict[str, _Active]) -> None:
         store.set_status(run_id, "pending", expect="running")
 
 
-def _progress(store: ResultStore, plan: SweepPlan, active: dict[str, _Active]) -> Progress:
+def _progress(store: ResultStore, plan: SweepPlan, active: dict[str, _Active], mine: frozenset = frozenset()
+              ) -> Progress:
     planned = {r.run_id: r for r in plan.runs}
     finished, flops_done, ended = 0, 0.0, set()
+    mine_ended = []
     for row in store.runs():
         r = planned.get(row["run_id"])
         if r is not None and row["status"] in ("done", "failed", "diverged"):
             finished += 1
             flops_done += r.flops
             ended.add(r.run_id)
+            if r.run_id in mine and r.run_id not in active:  # reaped: its retries are decided
+                rec = row["record"] or {}
+                wall = rec.get("wall_time_s")
+                if wall is None and row["finished_at"] and row["started_at"]:
+                    wall = row["finished_at"] - row["started_at"]
+                mine_ended.append((row["finished_at"] or 0.0, FinishedRun(
+                    run_id=r.run_id, status=row["status"], eval_loss=rec.get("eval_loss"), wall_time_s=wall,
+                    error=(row["error"] or "").strip().splitlines()[0] if row["error"] else None)))
     last_loss, last_run = None, None
     if active:
         ids = tuple(active)
@@ -324,4 +348,5 @@ def _progress(store: ResultStore, plan: SweepPlan, active: dict[str, _Active]) -
             last_loss, last_run = row.loss, row.run_id
     return Progress(runs_total=len(plan.runs), runs_finished=finished, runs_running=tuple(active),
                     flops_total=plan.total_flops, flops_finished=min(flops_done, plan.total_flops),
-                    last_loss=last_loss, last_run=last_run)
+                    last_loss=last_loss, last_run=last_run,
+                    finished=tuple(f for _, f in sorted(mine_ended, key=lambda t: t[0])), runs_to_do=len(mine))
