@@ -495,3 +495,60 @@ def test_run_reporter_lines_count_this_sessions_runs_and_estimate_what_is_left()
     rep = RunReporter(bar=True, quiet=True, out=quiet)
     rep(prog([a, b], 60.0))
     assert quiet.getvalue() == "" and rep.bar is None
+
+
+# --- item 16: MFU you can trust ------------------------------------------------------------------------
+
+def test_calibration_keeps_a_robust_maximum_and_its_spread(tmp_path, monkeypatch):
+    from pytest import approx
+
+    from scalebench.hardware.calibrate import _summary, calibrate
+
+    # rates 2, 2, 2, 2, 1 (one timing slowed by another process): p90 2, median 2, p10 1.4
+    peak, median, spread = _summary(2.0, [1.0, 1.0, 1.0, 1.0, 2.0])
+    assert (peak, median, spread) == (approx(2.0), approx(2.0), approx(0.3))
+    assert _summary(1.0, [1e-3] * 19 + [1e-9])[0] == approx(1000.0)  # one timer artefact does not set the peak
+    cal = calibrate("cpu", size=64, copy_bytes=1 << 16, repeats=3, rounds=3, pause_s=0)
+    assert cal.rounds == 3
+    for key in ("fp32_matmul", "copy_bandwidth"):
+        assert 0 <= getattr(cal, f"{key}_spread") <= 1
+    assert cal.fp32_matmul_median <= cal.fp32_matmul_flops_per_s
+
+
+def test_status_flags_mfu_above_one_instead_of_showing_it_as_fact(tmp_path, capsys):
+    out = tmp_path / "s"
+    with ResultStore(out, create=True) as store:
+        spec = {"family": "gpt", "size": "debug", "params": 1000, "tokens": 8192, "flops": 1e9, "shape": {}}
+        store.add_runs([("gpt-debug-t1", "h", spec), ("gpt-100k-t1", "h2", {**spec, "size": "100k"})])
+        store.set_status("gpt-debug-t1", "done", record={"eval_loss": 2.5, "mfu": None, "mfu_measured_peak": 1.42})
+        store.set_status("gpt-100k-t1", "done", record={"eval_loss": 2.4, "mfu": None, "mfu_measured_peak": 0.31})
+    assert main(["status", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "1.420!" in text and "0.310!" not in text and "0.310" in text
+    assert "mfu!: gpt-debug-t1: MFU above 1 against the calibrated peak" in text and "--calibrate" in text
+
+
+def test_a_cpu_sweep_that_asked_for_bf16_says_it_trains_in_fp32(write_sweep, tmp_path, capsys):
+    spec = write_sweep(extra=_tiny_text_corpus(tmp_path))
+    spec.write_text(spec.read_text().replace("compile = \"off\"", "compile = \"off\"\nprecision = \"bf16\""))
+    assert main(["validate", str(spec)]) == 0
+    out = capsys.readouterr().out
+    assert "note: train.precision = 'bf16', but the runs go to the CPU, where they train in fp32" in out
+
+
+def test_cpu_runs_without_a_trace_get_a_verdict_from_step_timing_or_a_true_reason(tmp_path):
+    from scalebench.profiling.bottleneck import Evidence, classify
+    from scalebench.profiling.instruments import Instruments
+
+    fast = classify(Evidence(device_type="cpu", mfu_measured_peak=0.72))
+    assert fast.bottleneck == "compute" and "step timing" in fast.rule and "0.72" in fast.rule
+    reason = Instruments(run_dir=tmp_path, device="cpu", profile=False)._no_trace_reason(None, None)
+    assert "profiler window was off" in reason and "profiling.profiler = 'on'" in reason
+    slow = classify(Evidence(device_type="cpu", mfu_measured_peak=0.08, no_trace_reason=reason))
+    assert slow.bottleneck is None and "not compute-bound" in slow.rule
+    assert "profiler window was off" in slow.recommendation and "run with the profiler window enabled" not in \
+        slow.recommendation
+    above = classify(Evidence(device_type="cpu", mfu_measured_peak=1.3))
+    assert above.bottleneck is None and "calibration understates" in above.recommendation
+    untouched = classify(Evidence(device_type="cpu"))  # nothing measured: as before
+    assert untouched.bottleneck is None

@@ -167,15 +167,24 @@ def cmd_status(args) -> int:
         f"{m / 2**20:.1f} MiB" if pd.notna(m) else f"{r / 2**20:.0f} MiB RSS" if pd.notna(r) else "-"
         for m, r in zip(df["peak_mem_bytes"], df["peak_rss_bytes"], strict=False)
     ]
+    against = "the catalog peak"
     if df["mfu"].isna().all() and df["mfu_measured_peak"].notna().any():
         df["mfu"] = df["mfu_measured_peak"]  # no catalog peak (a CPU): against the calibrated peak
+        against = "the calibrated peak (scalebench env --calibrate)"
+    impossible = df["mfu"].astype(float) > 1
     show = df[list(STATUS_COLUMNS)].copy()
     for col, spec in (("params", ".3g"), ("tokens", ".3g"), ("flops", ".3g"), ("eval_loss", ".4f"),
                       ("tokens_per_s", ".3g"), ("mfu", ".3f"), ("energy_j", ".3g"), ("wall_time_s", ".1f")):
         show[col] = show[col].map(lambda v, s=spec: _fmt(v, s))
+    show.loc[impossible, "mfu"] = show.loc[impossible, "mfu"] + "!"  # not a fact: flagged, explained below
     show["bottleneck"] = show["bottleneck"].fillna("-")
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(show.to_string(index=False))
+    if impossible.any():
+        ids = ", ".join(df.loc[impossible, "run_id"])
+        print(f"mfu!: {ids}: MFU above 1 against {against} is impossible, so that peak is understated (a "
+              "calibration taken while the machine was busy?); rerun `scalebench env --calibrate` on an idle "
+              "machine. These MFU values are not measurements of the runs.")
     bad = df[df["status"].isin(["failed", "diverged"])]
     for row in bad.itertuples():
         print(f"{row.run_id} {row.status}: {str(row.error).splitlines()[0] if row.error else ''}")
@@ -212,11 +221,13 @@ def cmd_env(args) -> int:
 
     env = environment()
     if args.calibrate:
+        from scalebench._ticker import working
         from scalebench.hardware.calibrate import calibrate, save_calibration
 
-        cal = calibrate()
+        with working("env: calibrating matmul peak and copy bandwidth (5 rounds)"):
+            cal = calibrate()
         path = save_calibration(cal)
-        env["calibration"] = {**cal.as_dict(), "saved_to": str(path)}
+        env["calibration"] = {**cal.as_dict(), "saved_to": str(path), "noisy": cal.noisy()}
     if args.json:
         print(json.dumps(env, indent=1, default=str))
         return 0
@@ -229,5 +240,23 @@ def cmd_env(args) -> int:
         print("no CUDA device: runs go to the CPU")
     print(f"NVML: {'answers' if env['nvml'] else 'unavailable'}{'' if env['nvml'] else ' (' + env['nvml_reason'] + ')'}")
     if "calibration" in env:
-        print("calibration: " + ", ".join(f"{k}={v}" for k, v in env["calibration"].items()))
+        _print_calibration(env["calibration"])
     return 0
+
+
+def _print_calibration(c: dict) -> None:
+    print(f"calibration of {c['device_name']} ({c['rounds']} rounds of {c['repeats']} timings; robust maximum = "
+          "90th percentile, spread = (p90 - p10) / p90):")
+    for key, label, unit, scale in (("fp32_matmul", "fp32 matmul", "GFLOP/s", 1e9),
+                                    ("bf16_matmul", "bf16 matmul", "GFLOP/s", 1e9),
+                                    ("copy_bandwidth", "copy bandwidth", "GB/s", 1e9)):
+        peak = c.get(f"{key}_flops_per_s", c.get(f"{key}_bytes_per_s"))
+        if peak is None:
+            print(f"  {label:15s} not measured (no kernel for it here)")
+            continue
+        print(f"  {label:15s} {peak / scale:9.1f} {unit}   median {c[f'{key}_median'] / scale:.1f}, "
+              f"spread {c[f'{key}_spread']:.0%}")
+    if c.get("noisy"):
+        print(f"  note: spread above 25% for {', '.join(c['noisy'])}: the machine was busy, so the peak is likely "
+              "understated (MFU against it overstated); calibrate again when it is idle")
+    print(f"  saved to {c['saved_to']}")

@@ -219,6 +219,10 @@ def plan_runs(spec: SweepSpec, *, corpus=None, sweep_dir: str | Path | None = No
         raise ConfigError(f"{where}devices.threads_per_worker = {spec.devices.threads_per_worker} is more than the "
                           f"{cores} CPU cores here; use at most {cores}")
     notes += _check_memory(spec, runs, device, where)
+    if device == "cpu" and t.precision in ("bf16", "fp16"):
+        notes.append(f"train.precision = {t.precision!r}, but the runs go to the CPU, where they train in fp32: "
+                     "scalebench does not autocast on CPU (for these sizes it is slower than fp32 and changes the "
+                     "numbers); the store records precision = 'fp32'")
     for note in notes:
         if "epochs" in note:
             warnings.warn(note, stacklevel=2)
