@@ -179,14 +179,23 @@ class ResultStore:
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         c = self._conn
-        c.execute("BEGIN IMMEDIATE")
         try:
-            yield c
-        except BaseException:
-            c.execute("ROLLBACK")
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                yield c
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):  # a full disk may have rolled it back already
+                    c.execute("ROLLBACK")
+                raise
+            else:
+                c.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if "full" in str(exc) or "disk I/O" in str(exc):
+                raise StoreError(f"{self.path}: cannot write the store: {exc}; free space on that disk and run the "
+                                 "sweep again (what was committed is kept, finished runs are not repeated)") from None
             raise
-        else:
-            c.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            raise damaged(self.path, exc) from None
 
     # --- meta -------------------------------------------------------------------------------------
     def set_meta(self, **items: Any) -> None:

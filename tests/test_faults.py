@@ -552,3 +552,21 @@ def test_cpu_runs_without_a_trace_get_a_verdict_from_step_timing_or_a_true_reaso
     assert above.bottleneck is None and "calibration understates" in above.recommendation
     untouched = classify(Evidence(device_type="cpu"))  # nothing measured: as before
     assert untouched.bottleneck is None
+
+
+@needs_mount
+def test_a_full_disk_under_the_store_is_a_message_not_a_traceback(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    code = ("from scalebench.store import ResultStore\n"
+            "from scalebench.errors import StoreError\n"
+            f"s = ResultStore('{disk}/sweep', create=True)\n"
+            "s.add_runs([('r', 'h', {})])\n"
+            "try:\n"
+            "    for i in range(100000):\n"
+            "        s.add_steps('r', [{'step': i * 50 + j, 'tokens': 1, 'loss': 1.0} for j in range(50)])\n"
+            "except StoreError as exc:\n"
+            "    print('StoreError:', exc)\n")
+    res = in_namespace(f"mount -t tmpfs -o size=512k tmpfs '{disk}'\n{sys.executable} -c \"{code}\"\n")
+    assert "StoreError:" in res.stdout and "database or disk is full" in res.stdout, res.stdout + res.stderr
+    assert "free space" in res.stdout and "Traceback" not in res.stderr
