@@ -8,7 +8,7 @@ import re
 import pytest
 
 from scalebench.report import ReportOptions, build_report_data
-from scalebench.report.figures import budget_words, human, log_ticks, render_figures
+from scalebench.report.figures import render_figures
 from scalebench.report.synthetic import make_synthetic_sweep
 from scalebench.store import ResultStore
 
@@ -20,12 +20,16 @@ from scalebench.store import ResultStore
     (1e9, 1e20, [1e9, 1e11, 1e13, 1e15, 1e17, 1e19]),  # many decades: every other power of ten
 ])
 def test_log_ticks_are_few_and_round(lo, hi, want):
+    from scalebench.report.figures import log_ticks
+
     ticks = log_ticks(lo, hi)
     assert ticks == pytest.approx(want)
     assert 2 <= len(ticks) <= 7
 
 
 def test_numbers_and_budgets_in_words():
+    from scalebench.report.figures import budget_words, human
+
     assert [human(v) for v in (750e3, 1.2e6, 3e9, 33_100, 512)] == ["750k", "1.2M", "3B", "33.1k", "512"]
     assert human(3e15, "sci") == "3e15" and human(1.5e20, "sci") == "1.5e20" and human(2.5, "plain") == "2.5"
     assert budget_words("t7.5e5") == "750k tokens"
