@@ -122,7 +122,9 @@ class DataSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class TrainSpec:
-    optimizer: Literal["adamw", "sgd"] = "adamw"
+    # adamw/adam: Adam with decoupled / L2 weight decay; sgd: with momentum (0 = plain); gd: full-batch
+    # gradient descent (the task's whole training set as the batch, where the task allows it)
+    optimizer: Literal["adamw", "adam", "sgd", "gd"] = "adamw"
     lr: float = 3e-3
     min_lr_ratio: float = 0.1  # cosine decays to lr·min_lr_ratio
     warmup_share: float = 0.05  # share of the run's steps spent warming up linearly
@@ -131,10 +133,12 @@ class TrainSpec:
     betas: tuple[float, ...] = (0.9, 0.95)
     momentum: float = 0.9  # sgd
     grad_clip: float = 1.0  # 0 disables
-    batch_tokens: int = 8192  # global batch in tokens
+    batch_tokens: int = 8192  # global batch in tokens (token families)
+    batch_samples: int | None = None  # global batch in samples (sample families: cnn, mlp)
     seq_len: int = 128
     micro_batch: int | None = None  # sequences per forward pass; None = the whole batch
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
+    # auto: bf16 on GPU, fp32 on CPU; fp16 with loss scaling; fp8 only on hardware that has it
+    precision: Literal["auto", "fp32", "bf16", "fp16", "fp8"] = "auto"
     compile: Literal["auto", "on", "off"] = "auto"
     seed: int = 0
     checkpoint_interval_s: float = 120.0  # 0 disables checkpoints
@@ -150,6 +154,7 @@ class TrainSpec:
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed!r}")
         _positive("micro_batch", self.micro_batch)
+        _positive("batch_samples", self.batch_samples)
         if not 0 <= self.min_lr_ratio <= 1:
             raise ConfigError(f"min_lr_ratio must be within [0, 1], got {self.min_lr_ratio!r}")
         if not 0 <= self.warmup_share < 1:
@@ -232,6 +237,22 @@ class ExecutorSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ParallelSpec:
+    """One run on several ranks: GPUs per run on GPU, gloo processes on CPU (started with torchrun).
+
+    ``strategy = "auto"`` picks DDP when the replicated model states fit the device by the memory model,
+    else FSDP2 (``fully_shard`` per block). The global batch and seed are those of the 1-rank run.
+    """
+
+    ranks: int = 1
+    strategy: Literal["auto", "ddp", "fsdp"] = "auto"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.ranks, int) or self.ranks < 1:
+            raise ConfigError(f"ranks must be a positive integer, got {self.ranks!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class ProfilingSpec:
     enabled: bool = True
     count_flops: bool = True  # one FlopCounterMode step per run -> flops_counted_ratio
@@ -262,6 +283,7 @@ class SweepSpec:
     eval: EvalSpec = field(default_factory=EvalSpec)
     devices: DevicesSpec = field(default_factory=DevicesSpec)
     executor: ExecutorSpec = field(default_factory=ExecutorSpec)
+    parallel: ParallelSpec = field(default_factory=ParallelSpec)
     profiling: ProfilingSpec = field(default_factory=ProfilingSpec)
 
     def __post_init__(self) -> None:
@@ -302,9 +324,29 @@ class RunSpec:
     eval: EvalSpec
     data: DataSpec
     profiling: ProfilingSpec
-    device: str = "cpu"  # "cpu" or "cuda" (the GPU is pinned by CUDA_VISIBLE_DEVICES)
+    device: str = "cpu"  # "cpu" or "cuda" (the GPUs are pinned by CUDA_VISIBLE_DEVICES)
     threads: int = 1
     run_dir: str = ""
+    unit: Literal["tokens", "samples"] = "tokens"  # what `tokens` and `flops_per_token` count for the family
+    parallel: ParallelSpec = field(default_factory=ParallelSpec)
+    axes: dict[str, Any] = field(default_factory=dict)  # grid-axis values of this run (optimizer, lr, ...)
+
+    @property
+    def batch_rows(self) -> int:
+        """Rows (sequences or samples) in one global batch."""
+        if self.unit == "samples":
+            if self.train.batch_samples is None:
+                raise ConfigError(f"run {self.run_id}: a {self.family} run needs train.batch_samples")
+            return self.train.batch_samples
+        return self.train.batch_seqs
+
+    @property
+    def units_per_row(self) -> int:
+        return self.train.seq_len if self.unit == "tokens" else 1
+
+    @property
+    def batch_units(self) -> int:
+        return self.batch_rows * self.units_per_row
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
@@ -318,6 +360,15 @@ class RunSpec:
         d = self.to_dict()
         for volatile in ("run_dir", "threads", "device", "profiling"):
             d.pop(volatile)
+        # fields added after stores were written: at their defaults they leave the hash as it was
+        if d["unit"] == "tokens":
+            d.pop("unit")
+        if d["parallel"]["ranks"] == 1:
+            d.pop("parallel")
+        if not d["axes"]:
+            d.pop("axes")
+        if d["train"]["batch_samples"] is None:
+            d["train"].pop("batch_samples")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -110,8 +110,10 @@ def _optimizer(model, spec: RunSpec, device_type: str):
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if t.optimizer == "sgd":
+    if t.optimizer in ("sgd", "gd"):  # gd: the task makes the batch the whole training set
         return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum)
+    if t.optimizer == "adam":  # L2 weight decay inside the gradient (Kingma & Ba), not decoupled
+        return torch.optim.Adam(groups, lr=t.lr, betas=tuple(t.betas), fused=device_type == "cuda")
     return torch.optim.AdamW(groups, lr=t.lr, betas=tuple(t.betas), fused=device_type == "cuda")
 
 
@@ -119,6 +121,9 @@ def resolve_precision(spec: RunSpec, device_type: str) -> str:
     import torch
 
     p = spec.train.precision
+    if p == "fp8":
+        raise DeviceError(f"run {spec.run_id}: precision 'fp8' is not supported by this trainer yet; "
+                          "use bf16 or fp16")
     if p == "auto":
         if device_type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):
             return "bf16"

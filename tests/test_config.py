@@ -21,7 +21,7 @@ BAD = [
     # (TOML, fragments the message must contain)
     (BASE + "[train]\nlr = -1\n", ["[train]", "lr must be positive", "-1"]),
     (BASE + "[train]\noptimzer = 'adamw'\n", ["unknown key 'train.optimzer'", "optimizer"]),
-    (BASE + "[train]\noptimizer = 'adam'\n", ["train.optimizer", "'adamw', 'sgd'"]),
+    (BASE + "[train]\noptimizer = 'lion'\n", ["train.optimizer", "'adamw', 'adam', 'sgd', 'gd'"]),
     (BASE + "[train]\nseq_len = 'long'\n", ["train.seq_len", "expected an integer"]),
     (BASE + "[train]\nbatch_tokens = 1000\nseq_len = 128\n", ["batch_tokens (1000)", "multiple of seq_len"]),
     (BASE + "[train]\ncompile = 'maybe'\n", ["train.compile", "'auto', 'on', 'off'"]),

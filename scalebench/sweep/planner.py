@@ -167,6 +167,9 @@ def plan_runs(spec: SweepSpec, *, corpus=None, sweep_dir: str | Path | None = No
         if n_tokens <= window:
             raise ConfigError(f"{where}data.source: the {split} split has {n_tokens} tokens, fewer than one "
                               f"window of train.seq_len + 1 = {window}; {fix}")
+    if spec.parallel.ranks > 1:
+        raise ConfigError(f"{where}parallel.ranks = {spec.parallel.ranks}: runs on several ranks are not "
+                          "supported yet; set parallel.ranks = 1")
     b = spec.budget
     device = resolve_device(spec)
     runs, notes = [], []
@@ -203,6 +206,7 @@ def plan_runs(spec: SweepSpec, *, corpus=None, sweep_dir: str | Path | None = No
                 params=n, params_total=family.params_total(shape), flops_per_token=fpt, tokens=tokens_int,
                 flops=fpt * tokens_int, steps=steps, budget_label=blabel, train=t, eval=spec.eval,
                 data=spec.data, profiling=spec.profiling, device=device, threads=spec.devices.threads_per_worker,
+                parallel=spec.parallel,
                 run_dir=str(Path(sweep_dir) / "runs" / run_id) if sweep_dir else "",
             ))
     for b_value in (getattr(b, b.kind) if b.kind == "flops" else ()):
