@@ -76,6 +76,11 @@ def device_memory_bytes(spec: SweepSpec, device: str) -> tuple[float, str] | Non
     return ram / workers, f"this machine's RAM ({ram / 2**30:.1f} GiB) / devices.cpu_workers = {workers}"
 
 
+# the estimator's optimizer-state models: Adam and AdamW keep two moments, SGD (momentum) one, GD none (the
+# nearest model, SGD, errs towards more memory, so a refusal is never wrong)
+_ESTIMATOR_OPTIMIZER = {"adamw": "adamw", "adam": "adamw", "sgd": "sgd", "gd": "sgd"}
+
+
 def _check_memory(spec: SweepSpec, runs: list, device: str, where: str) -> list[str]:
     """Refuse sizes whose training memory (the estimator's model) cannot fit the device even at a
     micro-batch of one sequence (the trainer halves the micro-batch on OOM down to one); note sizes that
@@ -95,7 +100,7 @@ def _check_memory(spec: SweepSpec, runs: list, device: str, where: str) -> list[
     micro = spec.train.micro_batch or spec.train.batch_seqs
     frame = pd.DataFrame([{**{k: r.shape[k] for k in ("n_layer", "d_model", "n_head", "vocab_size", "d_ff") if k in r.shape},
                            "family": "gpt", "seq_len": spec.train.seq_len, "micro_batch": m, "precision": prec,
-                           "optimizer": spec.train.optimizer, "gpu": "H100-SXM", "num_gpus": 1, "zero": 0,
+                           "optimizer": _ESTIMATOR_OPTIMIZER.get(spec.train.optimizer, "adamw"), "gpu": "H100-SXM", "num_gpus": 1, "zero": 0,
                            "checkpointing": "none", "tokens": float(r.tokens),
                            "context_bytes": 0.0 if device == "cpu" else None}
                           for r in sizes.values() for m in (1, micro)])
