@@ -85,8 +85,9 @@ def _check_folder(sweep_dir: Path, spec: SweepSpec, source: str) -> None:
         make_folder(sweep_dir)
     except OSError as exc:
         raise file_error(exc, sweep_dir, "--out (the sweep folder)") from None
-    if store_path(sweep_dir).is_file():
-        with ResultStore(sweep_dir, readonly=True) as store:
+    path = store_path(sweep_dir)
+    if path.is_file() and path.stat().st_size > 0:  # 0 bytes: being created by a sweep that holds the lock,
+        with ResultStore(sweep_dir, readonly=True) as store:  # or truly empty: both are reported under the lock
             _check_same_sweep(store.meta(), spec, sweep_dir, source)
 
 
