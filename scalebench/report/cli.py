@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-
 MAX_BOOTSTRAP = 100_000  # as scalebench fit allows
 MAX_BOOTSTRAP_TIME_S = 3600.0
 

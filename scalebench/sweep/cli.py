@@ -127,10 +127,9 @@ def cmd_run(args) -> int:
 def cmd_validate(args) -> int:
     import pandas as pd
 
+    from scalebench._ticker import working
     from scalebench.config import load_sweep
     from scalebench.sweep.planner import plan_runs
-
-    from scalebench._ticker import working
 
     spec = load_sweep(args.sweep)
     with working("validate: preparing the corpus (built once, then cached) and planning"):
