@@ -9,8 +9,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from scalebench.errors import ConfigError
-from scalebench.families import get_family
-from scalebench.families import cnn, lstm, mlp
+from scalebench.families import cnn, get_family, lstm
 
 CONTEXTS = {
     "lstm": dict(vocab_size=256, seq_len=16, tie_embeddings=True),

@@ -101,7 +101,7 @@ def test_status_and_export(write_sweep, tmp_path, capsys):
     assert main(["export", str(out), "--steps", "--out", str(tmp_path / "s.parquet")]) == 0
     assert len(pd.read_parquet(tmp_path / "s.parquet")) == 32
     assert main(["export", str(out), "--out", str(tmp_path / "r.xlsx")]) == 2
-    assert main(["status", str(tmp_path / "nowhere")]) == 1
+    assert main(["status", str(tmp_path / "nowhere")]) == 2  # bad input: no sweep there
 
 
 def test_ctrl_c_leaves_the_store_consistent_and_the_sweep_resumable(write_sweep, tmp_path, sweep_cli, wait_until,

@@ -68,7 +68,7 @@ class TeacherInfo:
 def _teacher_weights(spec_seed: int, d: int, hidden: int, layers: int, k: int):
     rng = np.random.default_rng((spec_seed, 0))
     dims = [d] + [hidden] * layers
-    ws = [(rng.normal(0, 1 / np.sqrt(a), (a, b)), rng.normal(0, 0.1, b)) for a, b in zip(dims[:-1], dims[1:])]
+    ws = [(rng.normal(0, 1 / np.sqrt(a), (a, b)), rng.normal(0, 0.1, b)) for a, b in zip(dims[:-1], dims[1:], strict=True)]
     return ws, rng.normal(0, 1 / np.sqrt(hidden), (hidden, k))
 
 

@@ -370,7 +370,7 @@ def _check(name: str, arr: np.ndarray, *, positive: bool, integer: bool, at_most
         if at_most_one:
             kind += " no larger than 1"
         where = f" (row {i})" if len(arr) > 1 else ""
-        raise ConfigError(f"{name} must be {kind}, got {arr[i]!r}{where}")
+        raise ConfigError(f"{name} must be {kind}, got {float(arr[i]):g}{where}")  # a number, not np.float64(...)
 
 
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
@@ -440,6 +440,11 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
     m_codes, archs = _categorical(values["model"], n, get_architecture)
     for i, arch in enumerate(archs):
         rows = m_codes == i
+        given = params[rows]
+        clash = ~np.isnan(given) & (np.abs(given / arch.params - 1) > 0.01)
+        if clash.any():  # the preset's shape fixes its parameter count; a different one cannot also hold
+            raise ConfigError(f"params = {float(given[clash][0]):g} contradicts model {arch.name!r}, which has "
+                              f"{arch.params:.4g} parameters; give the preset or params, not both")
         for arr, v in ((params, arch.params), (tokens, arch.tokens), (L, arch.n_layer), (d, arch.d_model),
                        (heads, arch.n_head), (kv, arch.n_kv_head), (ff, arch.mlp_width_active),
                        (vocab, arch.vocab_size), (seq, arch.seq_len), (active, arch.params_active),
