@@ -145,7 +145,8 @@ lr = 0.05
     a = by_id["mlp-debug-t4.1e3-adamw-b64"]
     assert a.axes == {"optimizer": "adamw", "momentum": None, "batch": 64} and a.train.lr == 3e-3
     table = plan.table()
-    assert {"optimizer", "momentum", "batch"} <= set(table.columns)  # `scalebench validate` prints these
+    assert {"optimizer", "momentum", "batch", "lr"} <= set(table.columns)  # `scalebench validate` prints these
+    assert set(table.lr) == {3e-3, 0.05}  # the per-optimizer lr is shown though lr is no axis
     assert len({r.spec_hash() for r in plan.runs}) == len(plan.runs)
 
 

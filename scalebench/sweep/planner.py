@@ -32,6 +32,9 @@ class SweepPlan:
         rows = [{"run_id": r.run_id, "family": r.family, "size": r.size, "shape": shape_label(r.family, r.shape),
                  **r.axes, "params": r.params, "params_total": r.params_total, "unit": r.unit, "tokens": r.tokens,
                  "steps": r.steps, "flops": r.flops, "epochs": r.tokens / max(1, train_units)} for r in self.runs]
+        if len({r.train.lr for r in self.runs}) > 1 and not any("lr" in r.axes for r in self.runs):
+            for row, r in zip(rows, self.runs, strict=True):  # set per family or per optimizer: show it
+                row["lr"] = r.train.lr
         return pd.DataFrame(rows)
 
 
