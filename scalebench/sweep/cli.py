@@ -13,6 +13,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("sweep", help="sweep spec (TOML), e.g. sweeps/quickstart.toml")
     p.add_argument("--out", help="sweep directory (default: reports/<sweep name>/)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--backend", choices=("local", "ray", "slurm"),
+                   help="how runs are started (overrides executor.kind): worker processes here, Ray tasks, "
+                        "or Slurm job arrays")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print what would be started (for slurm: the sbatch script of the job array) and "
+                        "start, submit and write nothing")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", help="check a sweep spec and print its planned runs without training")
@@ -45,6 +51,11 @@ def _fmt(x, spec: str = ".3g") -> str:
 
 
 def cmd_run(args) -> int:
+    if args.dry_run:
+        from scalebench.sweep.runner import describe_sweep
+
+        sys.stdout.write(describe_sweep(args.sweep, args.out, backend=args.backend))
+        return 0
     from tqdm import tqdm
 
     from scalebench.sweep.runner import run_sweep
@@ -64,7 +75,7 @@ def cmd_run(args) -> int:
         bar.update(p.flops_finished - bar.n)
 
     try:
-        outcome = run_sweep(args.sweep, args.out, progress=progress)
+        outcome = run_sweep(args.sweep, args.out, progress=progress, backend=args.backend)
     finally:
         if bar is not None:
             bar.close()
