@@ -200,10 +200,13 @@ def _alive_with(text: str) -> list[int]:
 @pytest.mark.slow
 def test_killing_the_driver_as_its_first_worker_starts_leaves_no_worker(write_sweep, tmp_path, sweep_cli):
     spec = write_sweep(tokens="[8192]", workers=1)
-    for attempt, delay_s in enumerate((0.0, 0.0, 0.003)):
+    # and through submitit's local executor, whose controller process would outlive the sweep
+    slurm = write_sweep(name="viaslurm", tokens="[16384]", workers=1,
+                        extra='[executor]\nkind = "slurm"\n[executor.slurm]\ncluster = "local"\n')
+    for attempt, (delay_s, spec_path) in enumerate(((0.0, spec), (0.0, spec), (0.003, spec), (2.0, slurm))):
         out = tmp_path / f"sweep{attempt}"
-        driver = sweep_cli(spec, out)
-        first_job = out / "runs" / "gpt-100k-t8.19e3" / "job.json"  # written just before its worker is spawned
+        driver = sweep_cli(spec_path, out)
+        first_job = next(iter(plan_dirs(spec_path, out))) / "job.json"  # written just before its worker starts
         deadline = time.monotonic() + 120
         while not (first_job.exists() and _children(driver.pid)) and time.monotonic() < deadline:
             time.sleep(0.001)  # poll hard: kill within a millisecond or so of the fork
@@ -218,11 +221,18 @@ def test_killing_the_driver_as_its_first_worker_starts_leaves_no_worker(write_sw
     # a restart trains every run once: no step recorded twice, none lost
     from scalebench.sweep.runner import run_sweep
 
-    assert run_sweep(spec, out).counts == {"done": 2}
+    assert run_sweep(spec_path, out).counts == {"done": 2}  # the last try: the submitit one
     steps = load_steps(out)
     with ResultStore(out) as store:
         for row in store.runs():
             assert steps[steps.run_id == row["run_id"]]["step"].tolist() == list(range(row["spec"]["steps"]))
+
+
+def plan_dirs(spec_path: Path, out: Path) -> list[Path]:
+    """The run folders of the sweep, in launch order (largest first)."""
+    from scalebench.sweep.planner import plan_runs
+
+    return [Path(r.run_dir) for r in plan_runs(load_sweep(spec_path), sweep_dir=out).runs]
 
 
 def test_a_worker_whose_parent_is_gone_trains_nothing(tmp_path):

@@ -148,3 +148,23 @@ def test_ray_tasks_ask_for_ranks_over_runs_per_gpu(write_sweep):
     two = dataclasses.replace(spec, parallel=dataclasses.replace(spec.parallel, ranks=2))
     assert task_resources(dataclasses.replace(run, threads=3), two) == {"num_cpus": 6.0, "num_gpus": 2.0}
     assert task_resources(dataclasses.replace(run, device="cpu"), spec)["num_gpus"] == 0.0
+
+
+def test_dry_runs_of_ray_and_local_start_nothing(write_sweep, tmp_path, capsys):
+    import sys
+
+    from scalebench.cli import main
+
+    spec = write_sweep(extra="[executor.ray]\naddress = 'head:6379'\n")
+    out = tmp_path / "sweep"
+    assert main(["run", str(spec), "--out", str(out), "--backend", "ray", "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("# ray: 4 tasks on the Ray cluster at head:6379; nothing started")
+    tasks = [line for line in text.splitlines() if line.startswith("task ")]
+    assert len(tasks) == 4 and all("num_cpus=1 num_gpus=0 runs " in t for t in tasks)
+    assert all(t.endswith("job.json") and " -I -m scalebench.sweep.worker " in t for t in tasks)
+    assert main(["run", str(spec), "--out", str(out), "--dry-run"]) == 0  # the spec's kind: local
+    text = capsys.readouterr().out
+    assert text.startswith("# local: 4 runs, 2 at a time on this machine; nothing started")
+    assert f"OMP_NUM_THREADS=1 {sys.executable} -I -m scalebench.sweep.worker " in text
+    assert not out.exists()

@@ -176,3 +176,25 @@ def test_gpu_jobs_ask_for_their_ranks(submitit, write_sweep):
     fixed = dataclasses.replace(spec, executor=dataclasses.replace(
         spec.executor, slurm=dataclasses.replace(spec.executor.slurm, gpus_per_job=4)))
     assert sbatch_parameters(fixed, runs)["gpus_per_node"] == 4
+
+
+def test_a_restarted_sweep_cancels_the_slurm_job_a_killed_sweep_left_running(submitit, write_sweep, tmp_path,
+                                                                             monkeypatch):
+    # Slurm jobs outlive the sweep that submitted them; restarting their runs must not train them twice at once
+    from scalebench.sweep.executors.slurm import SubmititExecutor
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "scancel.calls"
+    (bin_dir / "scancel").write_text(f"#!/bin/sh\necho \"$@\" >> {calls}\n")
+    (bin_dir / "scancel").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    spec = load_sweep(write_sweep(extra='[executor.slurm]\ncluster = "slurm"\n'))
+    executor = SubmititExecutor(spec.executor, tmp_path / "sweep")
+    run_dir = tmp_path / "sweep" / "runs" / "r"
+    run_dir.mkdir(parents=True)
+    executor.abandon(run_dir)  # no job recorded: nothing to cancel
+    assert not calls.exists()
+    (run_dir / "slurm_job_id").write_text("4242_3")
+    executor.abandon(run_dir)
+    assert calls.read_text().split() == ["4242_3"] and not (run_dir / "slurm_job_id").exists()

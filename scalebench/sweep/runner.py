@@ -108,7 +108,7 @@ def _check_unchanged(store: ResultStore, plan: SweepPlan, source: str) -> None:
                 "sweep a new name")
 
 
-def _reconcile(store: ResultStore, plan: SweepPlan) -> list[str]:
+def _reconcile(store: ResultStore, plan: SweepPlan, executor: Executor) -> list[str]:
     """Reset runs a previous sweep left unfinished; return the run ids to start, in plan order."""
     for run in plan.runs:  # reports a killed sweep had not applied yet (remote workers' outboxes)
         drain(store, run.run_id, run.run_dir)
@@ -119,6 +119,7 @@ def _reconcile(store: ResultStore, plan: SweepPlan) -> list[str]:
         if row["status"] in ("done", "diverged"):
             continue
         if row["status"] == "running":
+            executor.abandon(Path(run.run_dir))  # e.g. cancel a Slurm job the dead sweep left behind
             store.add_event(run.run_id, "interrupted", "found running from an earlier sweep process; restarting")
         if row["spec_hash"] != run.spec_hash():
             store.update_spec(run.run_id, run.spec_hash(), run.to_dict())
@@ -184,7 +185,7 @@ def run_sweep(spec: SweepSpec | str | Path, out_dir: str | Path | None = None, *
         store.set_meta(spec=spec.to_dict(), env=environment(), corpus=corpus.as_dict(), plan_notes=list(plan.notes),
                        sweep_name=spec.name)
         store.add_runs((r.run_id, r.spec_hash(), r.to_dict()) for r in plan.runs)
-        todo = _reconcile(store, plan)
+        todo = _reconcile(store, plan, executor)
         by_id = {r.run_id: r for r in plan.runs}
         try:
             _execute(store, plan, todo, corpus.as_dict(), sweep_dir, progress, executor)

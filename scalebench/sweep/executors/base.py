@@ -71,6 +71,7 @@ class Executor(Protocol):
     def start(self, launches: Sequence[Launch]) -> list[JobHandle]: ...  # one handle per launch, in order
     def describe(self, runs: Sequence[RunSpec], spec: Any, sweep_dir: Path) -> str: ...  # --dry-run
     def notes(self) -> tuple[str, ...]: ...
+    def abandon(self, run_dir: Path) -> None: ...  # a run an earlier sweep left running is about to restart
     def close(self) -> None: ...
 
 
@@ -248,13 +249,35 @@ def die_with_parent() -> None:
         prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def wait_forwarding_stop(proc: subprocess.Popen, grace_s: float = 10.0) -> int:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, dead but not yet reaped, counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def wait_forwarding_stop(proc: subprocess.Popen, grace_s: float = 10.0, watch_pid: int | None = None) -> int:
     """Wait for a worker this job started; a stop request (KeyboardInterrupt here) goes on as SIGTERM.
 
-    The worker then leaves its run pending with its checkpoint; SIGKILL after ``grace_s``.
+    The worker then leaves its run pending with its checkpoint; SIGKILL after ``grace_s``. With
+    ``watch_pid`` (a sweep process on this machine that is not our parent), the worker is killed as soon
+    as that process is gone: a job must not outlive the sweep that submitted it.
     """
     try:
-        return proc.wait()
+        while True:
+            try:
+                return proc.wait(timeout=0.5 if watch_pid else None)
+            except subprocess.TimeoutExpired:
+                if not pid_alive(watch_pid):
+                    proc.kill()
+                    return proc.wait()
     except KeyboardInterrupt:
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGTERM)

@@ -66,5 +66,8 @@ class LocalExecutor:
     def notes(self) -> tuple[str, ...]:
         return self._notes
 
+    def abandon(self, run_dir: Path) -> None:
+        pass  # its workers died with the sweep process that started them
+
     def close(self) -> None:
         pass

@@ -123,6 +123,9 @@ class _RayHandle:
     def log_tail(self, lines: int = 8) -> str:
         return tail(self._log_path, lines)
 
+    def abandon(self, run_dir: Path) -> None:
+        pass  # its workers died with the sweep process that started them
+
     def close(self) -> None:
         pass
 
@@ -173,6 +176,10 @@ class RayExecutor:
                                   f"{need['num_gpus']:g} GPUs, but the Ray cluster has {have['num_cpus']:g} CPUs and "
                                   f"{have['num_gpus']:g} GPUs in all; lower devices.threads_per_worker, "
                                   "parallel.ranks or executor.ray.cpus_per_run, or add nodes")
+        if runs and runs[0].device == "cpu" and spec.devices.device == "auto" and cluster.get("GPU", 0) > 0:
+            self._notes = ("executor.kind = 'ray': devices.device = 'auto' found no GPU on this machine, so the "
+                           f"runs trained on CPU although the Ray cluster has {cluster['GPU']:g} GPUs; set "
+                           "devices.device = 'cuda' for GPU tasks",)
         # every run in flight at once: Ray queues the tasks until their resources are free
         return [Slot(label=f"ray:{i}") for i in range(max(1, len(runs)))]
 

@@ -39,6 +39,9 @@ from scalebench.sweep.executors.base import (
 )
 
 
+_JOB_ID_FILE = "slurm_job_id"
+
+
 def _import_submitit():
     try:
         import submitit
@@ -83,12 +86,13 @@ def _gpus_from_env() -> list[int | str]:
     return [int(v) if v.isdigit() else v for v in ids]
 
 
-def submitit_entry(job_path: str, gpus: list[str] | None) -> int:
+def submitit_entry(job_path: str, gpus: list[str] | None, driver_pid: int | None = None) -> int:
     """What a submitit job runs: the run's worker as a child process; returns its exit code.
 
     ``gpus``: the slot's devices on submitit's local executor; on Slurm (None) the allocation's
     CUDA_VISIBLE_DEVICES. scancel and preemption (SIGTERM) are forwarded to the worker, which leaves its
-    run pending with its checkpoint, as a signal to a local worker does.
+    run pending with its checkpoint, as a signal to a local worker does. ``driver_pid`` (local executor
+    only): the sweep process, whose death ends the job (submitit's local controller would outlive it).
     """
     signal.signal(signal.SIGTERM, _raise_interrupt)  # submitit itself ignores SIGTERM (Slurm's warning)
     signal.signal(signal.SIGINT, _raise_interrupt)
@@ -109,7 +113,7 @@ def submitit_entry(job_path: str, gpus: list[str] | None) -> int:
         proc = spawn_worker(worker_command(run, path), env)  # output goes to the job's own log
         sink.set_pid(run.run_id, proc.pid)
         sink.add_event(run.run_id, "job", f"job {job_id} started on {socket.gethostname()}, worker pid {proc.pid}")
-    return wait_forwarding_stop(proc)
+    return wait_forwarding_stop(proc, watch_pid=driver_pid)
 
 
 # --- the sweep's side ---------------------------------------------------------------------------------
@@ -239,14 +243,32 @@ class SubmititExecutor:
         local = self.cluster != "slurm"
         try:
             with self._executor.batch():  # one job array for everything started together
-                jobs = [self._executor.submit(submitit_entry, str(item.job_path),
-                                              list(item.slot.gpus) if local else None) for item in launches]
+                jobs = [self._executor.submit(submitit_entry, str(item.job_path), list(item.slot.gpus) if local else None,
+                                              os.getpid() if local else None) for item in launches]
         except (subprocess.CalledProcessError, OSError) as exc:
             out = getattr(exc, "output", b"") or b""
             raise ConfigError(f"sbatch refused the job array: {exc} {out.decode(errors='replace').strip()}; check "
                               "executor.slurm.partition, account, time_min and sbatch_extra "
                               "(`scalebench run SWEEP --backend slurm --dry-run` shows the script)") from None
+        if not local:  # a later sweep process cancels it if it restarts the run (see abandon)
+            for item, job in zip(launches, jobs, strict=True):
+                (item.job_path.parent / _JOB_ID_FILE).write_text(str(job.job_id))
         return [_SubmititHandle(job, label, local) for job in jobs]
+
+    def abandon(self, run_dir: Path) -> None:
+        """A run an earlier (killed) sweep process left running: cancel its Slurm job before it restarts.
+
+        Slurm jobs do not end with the sweep that submitted them; without this a restarted sweep would
+        train the run twice at once. (Jobs of submitit's local executor end with their sweep.)
+        """
+        path = Path(run_dir) / _JOB_ID_FILE
+        if (self.cluster or self._resolve_cluster()) != "slurm" or not path.is_file():
+            return
+        submitit = _import_submitit()
+        job = submitit.SlurmJob(folder=self.folder, job_id=path.read_text().strip())
+        with contextlib.suppress(Exception):  # already ended, or scancel unreachable: nothing more to do
+            job.cancel(check=False)
+        path.unlink(missing_ok=True)
 
     def describe(self, runs: Sequence[RunSpec], spec: Any, sweep_dir: Path) -> str:
         return dry_run_submission(runs, spec, sweep_dir, self.python)
