@@ -38,7 +38,6 @@ from scalebench.sweep.executors.base import (
     worker_env,
 )
 
-
 _JOB_ID_FILE = "slurm_job_id"
 
 
