@@ -169,6 +169,23 @@ def test_a_stray_module_in_the_working_directory_does_not_run_in_a_worker(tmp_pa
     assert "missing-job.json" in isolated.stderr  # it got as far as reading its job file
 
 
+def test_where_the_isolated_interpreter_lacks_scalebench_a_bootstrap_loads_this_one(tmp_path):
+    # an interpreter whose isolated path has neither scalebench nor its dependencies (here: no site
+    # directory at all, as where both come from PYTHONPATH): the worker still runs this scalebench
+    python = tmp_path / "python"
+    python.write_text(f"#!/bin/sh\nexec {sys.executable} -S \"$@\"\n")
+    python.chmod(0o755)
+    marker = tmp_path / "imported"
+    (tmp_path / "json.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    cmd = worker_command(_run(), tmp_path / "missing-job.json", str(python))
+    assert cmd[1:3] == ["-I", "-c"]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+    import scalebench.sweep.worker as ours
+
+    assert ours.__file__ in proc.stderr and "missing-job.json" in proc.stderr, proc.stderr  # this worker module ran
+    assert not marker.exists()
+
+
 # --- workers never outlive their driver ---------------------------------------------------------------
 
 def _children(pid: int) -> list[int]:

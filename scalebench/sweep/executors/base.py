@@ -151,9 +151,11 @@ def _isolated_module_args(python: str) -> list[str]:
     """``-I -m scalebench.sweep.worker`` where the isolated interpreter finds this scalebench; else a bootstrap.
 
     ``-I`` keeps the current directory (and PYTHONPATH, user site) off ``sys.path``, so a stray ``json.py``
-    there cannot run inside a worker. Where scalebench is importable only through PYTHONPATH (a source
-    checkout), the bootstrap *appends* the absolute, existing entries of this process's path that the
-    isolated interpreter lacks: they cannot shadow the standard library, and the current folder is not one.
+    there cannot run inside a worker. Where the isolated interpreter finds no scalebench or another one
+    (a source checkout used through PYTHONPATH), the bootstrap loads this scalebench package from its
+    file location, without putting its folder on ``sys.path``, and *appends* the absolute, existing
+    entries of this process's path that the isolated one lacks, for its dependencies: appended entries
+    cannot shadow the standard library, and the current folder is never one of them.
     """
     if python in _isolated_entry:
         return _isolated_entry[python]
@@ -167,14 +169,20 @@ def _isolated_module_args(python: str) -> list[str]:
         found, isolated_path = json.loads(out.stdout.strip().splitlines()[-1])
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
         found, isolated_path = None, []
-    ours = str(Path(scalebench.__file__).resolve())
-    if found is not None and str(Path(found).resolve()) == ours:
+    init = str(Path(scalebench.__file__).resolve())
+    if found is not None and str(Path(found).resolve()) == init:
         args = ["-I", "-m", "scalebench.sweep.worker"]
     else:
         cwd = os.getcwd()
         extra = [p for p in sys.path if p and os.path.isabs(p) and os.path.isdir(p) and p != cwd
                  and p not in isolated_path]
-        boot = (f"import sys; sys.path.extend({extra!r}); from scalebench.sweep.worker import main; "
+        boot = ("import importlib.util as u, sys\n"
+                f"sys.path.extend({extra!r})\n"
+                f"s = u.spec_from_file_location('scalebench', {init!r}, "
+                f"submodule_search_locations=[{str(Path(init).parent)!r}])\n"
+                "m = sys.modules['scalebench'] = u.module_from_spec(s)\n"
+                "s.loader.exec_module(m)\n"
+                "from scalebench.sweep.worker import main\n"
                 "sys.exit(main(sys.argv[1:]))")
         args = ["-I", "-c", boot]
     _isolated_entry[python] = args
