@@ -154,6 +154,25 @@ def test_several_ranks_run_under_torchrun_with_isolated_ranks():
     assert args.training_script_args == ["-I", "-m", "scalebench.sweep.worker", "/x/job.json"]
 
 
+@pytest.mark.slow
+def test_torchrun_starts_the_ranks_isolated_and_they_check_their_executor(tmp_path):
+    from scalebench.sweep.executors import spawn_worker
+
+    marker = tmp_path / "imported"
+    (tmp_path / "json.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    cmd = worker_command(_run(ranks=2), tmp_path / "missing-job.json", sys.executable)
+    log = tmp_path / "log"
+    with open(log, "wb") as f:  # started as executors start it: each rank finds the executor above torchrun
+        assert spawn_worker(cmd, dict(os.environ), stdout=f, cwd=tmp_path).wait(timeout=300) != 0
+    text = log.read_text()
+    assert text.count("missing-job.json") >= 2 and "rank      : 1" in text, text  # both ranks got to their job
+    assert not marker.exists()
+    # started by someone else than the executor it names: every rank stops before reading its job
+    orphan = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "SCALEBENCH_PARENT_PID": "1"})
+    assert "exitcode  : 3" in orphan.stderr and "missing-job.json" not in orphan.stderr, orphan.stderr
+
+
 def test_a_stray_module_in_the_working_directory_does_not_run_in_a_worker(tmp_path):
     # a json.py in the current folder: a plain `python -m` would import it in place of the standard library's
     marker = tmp_path / "imported"
