@@ -223,7 +223,7 @@ class RayExecutorSpec:
     """``[executor.ray]``: each run a Ray task asking for its GPUs (``parallel.ranks / devices.runs_per_gpu``)
     and CPUs; the task starts the same worker process a local run uses (``pip install 'scalebench[ray]'``)."""
 
-    address: str = ""  # "" = start a Ray instance on this machine; "auto", "HOST:6379" or "ray://HOST:10001"
+    address: str = ""  # "auto", "HOST:6379" or "ray://HOST:10001"; "" = $RAY_ADDRESS, else start Ray here
     num_cpus: int | None = None  # the started instance's CPUs (None: all of this machine's)
     num_gpus: int | None = None  # the started instance's GPUs (None: what Ray detects)
     cpus_per_run: float | None = None  # a task's CPU request; None = devices.threads_per_worker x parallel.ranks

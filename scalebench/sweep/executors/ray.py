@@ -15,6 +15,7 @@ CPU request: ``executor.ray.cpus_per_run``, else ``devices.threads_per_worker x 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
 from collections.abc import Sequence
@@ -192,7 +193,8 @@ class RayExecutor:
         return handles
 
     def describe(self, runs: Sequence[RunSpec], spec: Any, sweep_dir: Path) -> str:
-        where = (f"the Ray cluster at {self.spec.address}" if self.spec.address else
+        address = self.spec.address or os.environ.get("RAY_ADDRESS", "")  # ray.init's own order
+        where = (f"the Ray cluster at {address}" if address else
                  f"a Ray instance started here (num_cpus={self.spec.num_cpus}, num_gpus={self.spec.num_gpus})")
         lines = [f"# ray: {len(runs)} tasks on {where}; nothing started"]
         for run in runs:
