@@ -319,3 +319,18 @@ def test_outbox_lines_reach_the_store_once_and_partial_lines_wait(tmp_path):
         assert int((run_dir / "outbox.offset").read_text()) == (run_dir / "outbox.jsonl").stat().st_size
         retire(run_dir)
         assert (run_dir / "outbox.1.jsonl").is_file() and not (run_dir / "outbox.jsonl").exists()
+
+
+def test_the_readme_cluster_snippets_are_valid_specs(tmp_path):
+    import re
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("## Running on a cluster", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```toml\n(.*?)```", section, flags=re.S)
+    assert len(blocks) == 3  # a multi-GPU node, a Ray cluster, a Slurm cluster
+    kinds = []
+    for i, block in enumerate(blocks):
+        path = tmp_path / f"readme{i}.toml"
+        path.write_text('name = "r"\n[model]\nsizes = ["debug", "100k"]\n[budget]\ntokens = [8192]\n' + block)
+        kinds.append(load_sweep(path).executor.kind)
+    assert kinds == ["local", "local", "slurm"]
