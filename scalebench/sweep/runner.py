@@ -154,12 +154,13 @@ def describe_sweep(spec: SweepSpec | str | Path, out_dir: str | Path | None = No
                    backend: str | None = None, python: str | None = None) -> str:
     """What ``run_sweep`` would start, as text (for ``--dry-run``): the Slurm array's sbatch script, the Ray
     tasks' requests, or the local worker commands. Starts, submits and writes nothing (but the corpus cache)."""
-    from scalebench.data import prepare_corpus
+    from scalebench.data.tasks import get_task
+    from scalebench.families import get_family
 
     spec, source = _load(spec, backend)
     sweep_dir = Path(out_dir) if out_dir else default_sweep_dir(spec)
     executor = make_executor(spec.executor, sweep_dir, python)
-    corpus = prepare_corpus(spec.data, spec.eval.held_out_share)
+    corpus = get_task(get_family(spec.family).task).prepare(spec.data, spec.eval.held_out_share)
     plan = plan_runs(spec, corpus=corpus, sweep_dir=sweep_dir, source=source)
     return executor.describe(plan.runs, spec, sweep_dir)
 
@@ -171,14 +172,15 @@ def run_sweep(spec: SweepSpec | str | Path, out_dir: str | Path | None = None, *
 
     ``backend`` ("local", "ray", "slurm") overrides ``executor.kind`` of the spec.
     """
-    from scalebench.data import prepare_corpus
+    from scalebench.data.tasks import get_task
+    from scalebench.families import get_family
     from scalebench.hardware.devices import environment
 
     spec, source = _load(spec, backend)
     sweep_dir = Path(out_dir) if out_dir else default_sweep_dir(spec)
     t0 = time.monotonic()
     executor = make_executor(spec.executor, sweep_dir, python)  # first: a missing ray or submitit fails fast
-    corpus = prepare_corpus(spec.data, spec.eval.held_out_share)
+    corpus = get_task(get_family(spec.family).task).prepare(spec.data, spec.eval.held_out_share)
     plan = plan_runs(spec, corpus=corpus, sweep_dir=sweep_dir, source=source)
     with _sweep_lock(sweep_dir), _sigterm_as_interrupt(), ResultStore(sweep_dir, create=True) as store:
         _check_unchanged(store, plan, source)
