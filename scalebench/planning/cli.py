@@ -24,6 +24,17 @@ def _positive(kind):
 
 _FLOAT, _INT = _positive(float), _positive(int)
 
+MFU_RANGE = (1e-3, 1.0)  # MFU is a share of the peak: above 1 is impossible, below 0.1% a typo (a percentage?)
+
+
+def _mfu(text: str) -> float:
+    value = _FLOAT(text)
+    lo, hi = MFU_RANGE
+    if not lo <= value <= hi:
+        hint = f" (a percentage? {value:g}% is --mfu {value / 100:g})" if 1 < value <= 100 else ""
+        raise argparse.ArgumentTypeError(f"must be a fraction of the peak from {lo:g} to {hi:g}, got {text!r}{hint}")
+    return value
+
 
 def _common(p: argparse.ArgumentParser) -> None:
     """Every estimate() option (defaults None: the library's defaults apply and the output names them)."""
@@ -55,7 +66,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     lay.add_argument("--ep", type=_INT, help="expert-parallel size (MoE)")
     lay.add_argument("--zero", choices=["auto", "0", "1", "2", "3", "fsdp"], help="ZeRO stage over data parallelism (default auto)")
     ef = p.add_argument_group("efficiency, energy, memory")
-    ef.add_argument("--mfu", type=_FLOAT, help="model FLOPs utilisation 0-1 as PaLM defines it "
+    ef.add_argument("--mfu", type=_mfu, help="model FLOPs utilisation 0-1 as PaLM defines it "
                                                "(default: the published-runs table for the GPU generation)")
     ef.add_argument("--calibrate", metavar="SWEEP_DIR", help="take MFU (and power) from a sweep's measurements")
     ef.add_argument("--scaling-efficiency", type=_FLOAT, help="a further multiplier on throughput (default 1)")
