@@ -124,9 +124,6 @@ class _RayHandle:
     def log_tail(self, lines: int = 8) -> str:
         return tail(self._log_path, lines)
 
-    def abandon(self, run_dir: Path) -> None:
-        pass  # its workers died with the sweep process that started them
-
     def close(self) -> None:
         pass
 
@@ -206,6 +203,9 @@ class RayExecutor:
 
     def notes(self) -> tuple[str, ...]:
         return self._notes
+
+    def abandon(self, run_dir: Path) -> None:
+        pass  # Ray ended a dead driver's tasks, and their workers died with them
 
     def close(self) -> None:
         if self._owned and self._ray.is_initialized():
