@@ -90,6 +90,9 @@ def test_executor_defaults_and_tables(write_sweep):
     assert ex.slurm.sbatch_extra == {"qos": "high"} and spec.devices.runs_per_gpu == 1
     assert list_executors() == ["local", "ray", "slurm"]
     assert [executor_class(k).kind for k in list_executors()] == ["local", "ray", "slurm"]
+    for kind in list_executors():  # every kind answers the whole protocol the runner calls
+        for method in ("slots", "start", "describe", "notes", "abandon", "close"):
+            assert callable(getattr(executor_class(kind), method, None)), (kind, method)
 
 
 def test_backend_overrides_the_spec_and_is_recorded(write_sweep, tmp_path):
