@@ -73,7 +73,7 @@ def main() -> None:
     idx = torch.randint(0, shape.vocab_size, (a.batch, a.seq_len))
 
     def step() -> None:
-        _, loss = model(idx, idx)
+        loss = get_family("gpt").loss(model(idx), idx)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)

@@ -262,6 +262,7 @@ class ProfilingSpec:
     profiler_warmup: int = 2
     profiler_active: int = 3
     warmup_steps: int = 3  # excluded from throughput statistics
+    telemetry: bool = True  # sample NVML (GPU runs)
 
     def __post_init__(self) -> None:
         _positive("telemetry_interval_s", self.telemetry_interval_s)

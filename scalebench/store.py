@@ -5,7 +5,8 @@ Tables:
   runs(run_id, ...)           one row per planned run: status, spec, summary record (JSON), error text
   steps(run_id, step, ...)    per-step metrics (the training curves)
   events(run_id, t, kind, message)   OOM back-offs, retries, interruptions
-  telemetry(run_id, t_s, ...) GPU samples; t_s is Unix time in seconds, so runs share one timeline
+  telemetry(run_id, t_s, ..., gpu, rank) GPU samples (every GPU of a multi-rank run); t_s is Unix time,
+                               so runs share one timeline
 
 Every write is one short ``BEGIN IMMEDIATE`` transaction with a generous busy timeout, so the sweep
 process and its run processes can write concurrently; a process killed mid-write leaves the last committed
@@ -46,20 +47,21 @@ CREATE TABLE IF NOT EXISTS steps (
 CREATE TABLE IF NOT EXISTS events (run_id TEXT, t REAL NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS telemetry (
     run_id TEXT NOT NULL, t_s REAL NOT NULL, gpu_util REAL, mem_used_bytes REAL, power_w REAL,
-    sm_clock_mhz REAL, temp_c REAL, throttle_reasons INTEGER
+    sm_clock_mhz REAL, temp_c REAL, throttle_reasons INTEGER, gpu INTEGER, rank INTEGER
 );
 """
 
 # The columns load_results always has, in this order (DESIGN.md's names first).
 RESULT_COLUMNS = (
-    "run_id", "status", "family", "size", "budget", "n_layer", "d_model", "n_head", "seq_len",
+    "run_id", "status", "family", "size", "budget", "shape", "unit",
     "params", "params_total", "tokens", "flops", "flops_per_token", "flops_counted_ratio",
     "train_loss", "eval_loss", "tokens_per_s", "samples_per_s", "step_time_s", "step_time_p90_s",
     "data_wait_share", "mfu", "mfu_measured_peak", "peak_mem_bytes", "peak_reserved_bytes", "peak_rss_bytes",
     "alloc_retries", "oom_count", "energy_j", "avg_power_w", "gpu_util_mean", "bottleneck",
-    "epochs", "micro_batch", "grad_accum", "precision", "compiled", "device", "steps", "wall_time_s",
-    "error", "attempts",
+    "epochs", "micro_batch", "grad_accum", "precision", "compiled", "device", "world_size", "strategy",
+    "steps", "wall_time_s", "error", "attempts",
 )
+# then: the shape's own fields (n_layer, d_model, ... for GPT), and the grid-axis values of each run
 
 
 def _dumps(value: Any) -> str:
@@ -139,6 +141,10 @@ class ResultStore:
                 for stmt in filter(str.strip, _SCHEMA.split(";")):
                     c.execute(stmt)
                 c.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                have = {row[1] for row in c.execute("PRAGMA table_info(telemetry)")}
+                for col in ("gpu", "rank"):  # stores written before per-GPU telemetry
+                    if col not in have:
+                        c.execute(f"ALTER TABLE telemetry ADD COLUMN {col} INTEGER")
         return conn
 
     def _create_whole(self) -> None:
@@ -314,7 +320,8 @@ class ResultStore:
                                   (run_id, kind)).fetchone()[0]
 
     def add_telemetry(self, run_id: str, samples: Iterable[Mapping[str, Any]]) -> None:
-        cols = ("t_s", "gpu_util", "mem_used_bytes", "power_w", "sm_clock_mhz", "temp_c", "throttle_reasons")
+        cols = ("t_s", "gpu_util", "mem_used_bytes", "power_w", "sm_clock_mhz", "temp_c", "throttle_reasons",
+                "gpu", "rank")
         data = [(run_id, *(s.get(k) for k in cols)) for s in samples]
         if data:
             with self._tx() as c:
@@ -337,13 +344,16 @@ def load_results(sweep_dir: str | Path):
             shape = spec.get("shape", {})
             row = {
                 "run_id": r["run_id"], "status": r["status"], "family": spec.get("family"),
-                "size": spec.get("size"), "budget": spec.get("budget_label"),
-                "n_layer": shape.get("n_layer"), "d_model": shape.get("d_model"), "n_head": shape.get("n_head"),
-                "seq_len": shape.get("seq_len"), "params": spec.get("params"),
+                "size": spec.get("size"), "budget": spec.get("budget_label"), "shape": _label(spec),
+                "unit": spec.get("unit", "tokens"), "params": spec.get("params"),
                 "params_total": spec.get("params_total"), "tokens": spec.get("tokens"),
                 "flops": spec.get("flops"), "flops_per_token": spec.get("flops_per_token"),
-                "error": r["error"], "attempts": r["attempts"],
+                "world_size": spec.get("parallel", {}).get("ranks", 1), "error": r["error"],
+                "attempts": r["attempts"],
             }
+            for k, v in {**shape, **spec.get("axes", {})}.items():
+                if k not in row and not isinstance(v, (dict, list)):
+                    row[k] = v
             for k, v in rec.items():
                 if k not in ("run_id", "status") and not isinstance(v, (dict, list)):
                     row[k] = v
@@ -356,12 +366,27 @@ def load_results(sweep_dir: str | Path):
             df[col] = None
     extra = [c for c in df.columns if c not in RESULT_COLUMNS]
     df = df[list(RESULT_COLUMNS) + extra]
-    numeric = [c for c in df.columns if c not in ("run_id", "status", "family", "size", "budget", "bottleneck",
-                                                   "precision", "device", "error", "bottleneck_detail")]
+    text = ("run_id", "status", "family", "size", "budget", "shape", "unit", "strategy", "bottleneck",
+            "precision", "device", "error", "bottleneck_detail", "precision_note")
+    numeric = [c for c in df.columns if c not in text]
     for c in numeric:
-        if df[c].dtype == object:
-            df[c] = pd.to_numeric(df[c], errors="coerce") if c not in ("compiled",) else df[c]
+        if df[c].dtype == object and c != "compiled":
+            converted = pd.to_numeric(df[c], errors="coerce")
+            if converted.notna().sum() == df[c].notna().sum():  # a text axis (optimizer = "sgd") stays text
+                df[c] = converted
     return df
+
+
+def _label(spec: dict[str, Any]) -> str | None:
+    """The family's label of a stored shape; None when the family is not installed here."""
+    from scalebench.errors import ConfigError
+    from scalebench.families import get_family
+
+    try:
+        fam = get_family(spec.get("family") or "gpt")
+        return fam.label(fam.make_shape(**spec.get("shape", {})))
+    except (ConfigError, TypeError):
+        return None
 
 
 def load_steps(sweep_dir: str | Path):

@@ -7,7 +7,7 @@ import torch
 
 from scalebench.families import get_family
 from scalebench.families.gpt import FLAVOURS, flops_per_token, params, params_total, shape_for_params
-from scalebench.profiling.flops import count_gpt_flops_per_token
+from scalebench.profiling.flops import count_flops_per_unit
 
 FAMILY = get_family("gpt")
 
@@ -26,7 +26,7 @@ def test_param_counts_are_exact(flavour, tied):
 def test_analytic_flops_agree_with_flop_counter_within_5_percent(flavour, seq_len):
     shape = FAMILY.shape_from_flavour(flavour, vocab_size=256, seq_len=seq_len)
     torch.manual_seed(0)
-    counted = count_gpt_flops_per_token(FAMILY.build(shape), batch=2, seq_len=seq_len)
+    counted = count_flops_per_unit(FAMILY, shape, FAMILY.build(shape), rows=2)
     assert counted / flops_per_token(shape) == pytest.approx(1.0, abs=0.05)
 
 

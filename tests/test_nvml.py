@@ -236,3 +236,18 @@ def test_strict_sampler_raises_device_error(monkeypatch):
     with warnings.catch_warnings(), pytest.raises(DeviceError, match="nvmlDeviceGetUtilizationRates"):
         warnings.simplefilter("error")
         s.stop()
+
+
+def test_slot_telemetry_watches_every_gpu_of_a_multi_rank_run(fake):
+    from scalebench.profiling.telemetry import SlotTelemetry
+
+    with SlotTelemetry([0, 1], interval_s=0.005) as slot:
+        time.sleep(0.03)
+    rows = slot.samples
+    assert {(r["gpu"], r["rank"]) for r in rows} == {(0, 0), (1, 1)}
+    s = slot.summary()
+    # the fake's counter advances 1 J per read, shared by both boards: start 0, start 1, stop 0, stop 1
+    assert s.available and s.energy_source == "counter" and s.energy_j == pytest.approx(4.0)
+    assert s.gpu_util_mean == 87 and s.n_samples == len(rows)
+    parts = [x.summary() for x in slot.samplers]
+    assert s.avg_power_w == pytest.approx(sum(p.avg_power_w for p in parts))  # power adds up over the GPUs

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from scalebench.families import get_family
+
 from scalebench.profiling.timing import DATA_WAIT_LABEL, StepTimer
 from scalebench.profiling.trace import CATEGORIES, ProfilerWindow, analyze_trace, categorize
 
@@ -32,7 +34,7 @@ def test_window_writes_a_gzipped_chrome_trace_of_the_active_steps(tmp_path):
         for _ in range(6):  # more steps than the window: the profiler detaches after it
             with timer.data_wait():
                 idx = torch.randint(0, shape.vocab_size, (2, 16))
-            _, loss = model(idx, idx)
+            loss = get_family("gpt").loss(model(idx), idx)
             loss.backward()
             opt.step()
             opt.zero_grad()

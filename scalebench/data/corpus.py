@@ -55,6 +55,14 @@ class CorpusInfo:
     n_val_files: int
     fingerprint: str  # sha256 of the token content and the split
 
+    @property
+    def train_units(self) -> int:  # the task-generic names (scalebench.data.tasks)
+        return self.train_tokens
+
+    @property
+    def val_units(self) -> int:
+        return self.val_tokens
+
     def as_dict(self) -> dict:
         return asdict(self)
 

@@ -137,15 +137,47 @@ def build(s: GPTShape):
     return GPT(s)
 
 
-GPT_FAMILY = register_family(
+def loss(logits, targets):
+    from scalebench.families.gpt_model import next_token_loss
+
+    return next_token_loss(logits, targets)
+
+
+def shape_context(info: Any, train: Any, model: Any) -> dict[str, Any]:
+    """Fixed for the whole sweep: the corpus vocabulary, the training context, tied embeddings."""
+    return {"vocab_size": info.vocab_size, "seq_len": train.seq_len, "tie_embeddings": model.tie_embeddings}
+
+
+def example_batch(s: GPTShape, rows: int):
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    idx = torch.randint(0, s.vocab_size, (rows, s.seq_len + 1), generator=g)
+    return idx[:, :-1], idx[:, 1:]
+
+
+def fsdp_blocks(model) -> list:
+    return list(model.blocks)
+
+
+FLOPS_FORMULA = "6·N_matmul + 12·L·T·d per token (PaLM, Chowdhery et al. 2022, app. B; causal attention not halved)"
+
+FAMILY = GPT_FAMILY = register_family(
     Family(
         name="gpt",
+        unit="tokens",
+        task="text",
         flavours=FLAVOURS,
         make_shape=make_shape,
         shape_for_params=shape_for_params,
+        shape_context=shape_context,
         build=build,
+        loss=loss,
         params=params,
         params_total=params_total,
         flops_per_token=flops_per_token,
+        flops_formula=FLOPS_FORMULA,
+        example_batch=example_batch,
+        fsdp_blocks=fsdp_blocks,
     )
 )

@@ -55,15 +55,17 @@ class GPT(nn.Module):
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Logits (batch, seq, vocab); the loss is the family's (``gpt.loss``)."""
         t = idx.shape[1]
         pos = torch.arange(t, device=idx.device)
         x = self.wte(idx) + self.wpe(pos)
         for block in self.blocks:
             x = block(x)
         x = self.ln_f(x)
-        logits = self.head(x) if self.head is not None else x @ self.wte.weight.t()
-        if targets is None:
-            return logits
-        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1))
-        return logits, loss
+        return self.head(x) if self.head is not None else x @ self.wte.weight.t()
+
+
+def next_token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy in nats per token, computed in fp32 whatever the autocast dtype."""
+    return F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1))

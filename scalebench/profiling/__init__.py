@@ -28,7 +28,7 @@ _LAZY = {
     "MFUResult": "scalebench.profiling.mfu",
     "mfu_for": "scalebench.profiling.mfu",
     "count_training_step_flops": "scalebench.profiling.flops",
-    "count_gpt_flops_per_token": "scalebench.profiling.flops",
+    "count_flops_per_unit": "scalebench.profiling.flops",
     "ProfileReport": "scalebench.profiling.standalone",
     "profile_config": "scalebench.profiling.standalone",
 }

@@ -32,16 +32,17 @@ def count_training_step_flops(step: Callable[[], torch.Tensor], device_type: str
     return int(counter.get_total_flops())
 
 
-def count_gpt_flops_per_token(model: torch.nn.Module, batch: int, seq_len: int, device: str = "cpu") -> float:
-    """Counted training FLOPs per token of a model mapping (idx, targets) -> (logits, loss)."""
-    vocab = model.wte.num_embeddings  # type: ignore[union-attr]
-    idx = torch.randint(0, vocab, (batch, seq_len), device=device)
+def count_flops_per_unit(family, shape, model: torch.nn.Module, device: str = "cpu", rows: int = 1) -> float:
+    """Counted training FLOPs per unit (token or sample) of one step on the family's example batch."""
+    x, y = family.example_batch(shape, rows)
+    x, y = x.to(device), y.to(device)
 
     def step() -> torch.Tensor:
-        _, loss = model(idx, idx)
+        loss = family.loss(model(x), y)
         loss.backward()
         return loss
 
     total = count_training_step_flops(step, torch.device(device).type)
     model.zero_grad(set_to_none=True)
-    return total / (batch * seq_len)
+    units = y.numel() if family.unit == "tokens" else x.shape[0]
+    return total / units

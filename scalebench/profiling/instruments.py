@@ -32,7 +32,7 @@ from typing import Any
 from scalebench.profiling.bottleneck import Evidence, Verdict, classify
 from scalebench.profiling.memory import MemoryStats, MemoryTracker
 from scalebench.profiling.mfu import MFUResult, mfu_for
-from scalebench.profiling.telemetry import TelemetrySampler, TelemetrySummary
+from scalebench.profiling.telemetry import SlotTelemetry, TelemetrySampler, TelemetrySummary
 from scalebench.profiling.timing import StepTimer, ThroughputStats
 from scalebench.profiling.trace import ProfilerWindow, TraceBreakdown, analyze_trace
 
@@ -102,6 +102,7 @@ class Instruments:
         device_name: str | None = None,
         micro_batch: int | None = None,
         calibration_path: str | Path | None = None,
+        slot_gpus: int = 1,
     ) -> None:
         import torch
 
@@ -117,7 +118,10 @@ class Instruments:
         self._device_name = device_name
         self.timer = StepTimer(self.device_type, warmup_steps=warmup_steps)
         cuda_index = (self.device.index if self.device.index is not None else 0) if cuda else None
-        self.sampler = TelemetrySampler(cuda_index if telemetry else None, telemetry_interval_s)
+        if telemetry and cuda and slot_gpus > 1:  # rank 0 watches every GPU of a multi-rank run's slot
+            self.sampler = SlotTelemetry(list(range(slot_gpus)), telemetry_interval_s)
+        else:
+            self.sampler = TelemetrySampler(cuda_index if telemetry else None, telemetry_interval_s)
         wait, warmup, active = profiler_schedule
         self.profiler = ProfilerWindow(
             self.run_dir, wait, warmup, active, self.device_type, enabled=cuda if profile is None else profile

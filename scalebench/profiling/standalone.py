@@ -117,7 +117,7 @@ def _gib(x: int | None) -> str:
     return "n/a" if x is None else f"{x / 2**30:.2f} GiB"
 
 
-def _shape(fam: Any, size: str, seq_len: int | None) -> Any:
+def _shape(fam: Any, size: str, seq_len: int | None) -> Any:  # the family's own defaults
     ctx = {} if seq_len is None else {"seq_len": int(seq_len)}
     if _NUMBER.match(str(size)):
         return fam.shape_for_params(float(size), **ctx)
@@ -170,15 +170,16 @@ def profile_config(
     telemetry: bool = True,
     count_flops: bool = True,
 ) -> ProfileReport:
-    """Run ``steps`` training steps of one configuration under the instruments and report.
+    """Run ``steps`` training steps of one configuration through the trainer and report.
 
-    ``size`` is a flavour name (``124m``, ``debug``) or a parameter count (``3e6``); ``seq_len`` defaults
-    to the family's. The trace goes to ``out_dir`` (default ``reports/profile/<family>-<size>-b<batch>``).
+    ``size`` is a flavour name (``124m``, ``debug``) or a parameter count (``3e6``); ``batch`` is rows
+    (sequences or samples) per step; ``seq_len`` defaults to the family's. The trace goes to ``out_dir``
+    (default ``reports/profile/<family>-<size>-b<batch>``).
     """
     import torch
 
     from scalebench.families import get_family
-    from scalebench.profiling.flops import count_gpt_flops_per_token
+    from scalebench.train import train
 
     if steps < 2:
         raise ConfigError(f"profile: steps must be at least 2, got {steps}")
@@ -187,80 +188,75 @@ def profile_config(
     if len(profiler) != 3:
         raise ConfigError(f"profile: profiler schedule is (wait, warmup, active), got {profiler!r}")
     fam = get_family(family)
-    shape = _shape(fam, size, seq_len)
     dev = _resolve_device(device)
     prec = _resolve_precision(precision, dev)
-    warmup_steps = min(warmup_steps, steps - 1)
     run_dir = (
         Path(out_dir) if out_dir is not None else Path("reports") / "profile" / f"{family}-{size}-b{batch}"
     )
-
-    torch.manual_seed(seed)
-    model = fam.build(shape).to(dev)
-    vocab, t = shape.vocab_size, shape.seq_len
-    counted = count_gpt_flops_per_token(model, 1, t, str(dev)) if count_flops else None
-    cuda = dev.type == "cuda"
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, fused=cuda)
-    fwd = torch.compile(model) if compile else model
-    autocast = (
-        torch.autocast(device_type=dev.type, dtype=torch.bfloat16)
-        if prec == "bf16"
-        else contextlib.nullcontext()
-    )
-    gen = torch.Generator().manual_seed(seed)
-
-    def batches():
-        while True:
-            x = torch.randint(0, vocab, (batch, t + 1), generator=gen)
-            if cuda:
-                x = x.pin_memory()
-            x = x.to(dev, non_blocking=True)
-            yield x[:, :-1], x[:, 1:]
-
-    it = batches()
+    run = _run_spec(fam, str(size), batch=batch, seq_len=seq_len, steps=steps, dev=dev, prec=prec,
+                    compile=compile, profiler=tuple(profiler), warmup_steps=min(warmup_steps, steps - 1), lr=lr,
+                    seed=seed, telemetry=telemetry, count_flops=count_flops, run_dir=run_dir)
     old_tf32 = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = prec == "tf32" or (old_tf32 and prec != "fp32")
+    got: list = []
     try:
-        inst = Instruments(
-            run_dir=run_dir,
-            device=dev,
-            warmup_steps=warmup_steps,
-            profile=True,
-            profiler_schedule=tuple(profiler),  # type: ignore[arg-type]
-            telemetry=telemetry,
-            flops_per_token=fam.flops_per_token(shape),
-            dtype=prec,
-            micro_batch=batch,
-        )
-        inst.record_counted_flops(counted)
-        with inst:
-            for _ in range(steps):
-                with inst.data_wait():
-                    x, y = next(it)
-                with autocast:
-                    _, loss = fwd(x, y)
-                loss.backward()
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-                inst.on_step(tokens=x.numel(), samples=x.shape[0])
-        metrics = inst.finish()
+        if dev.type == "cuda":
+            torch.cuda.set_device(dev)
+        rec = train(run, run_dir=run_dir, instruments_out=got)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = old_tf32
-    assert inst.result is not None
+    inst = got[0]
+    shape = fam.make_shape(**run.shape)
     config = {
-        "family": family,
-        "size": str(size),
-        "shape": shape.as_dict(),
-        "shape_label": getattr(shape, "label", str(shape)),
-        "params": fam.params(shape),
-        "batch": batch,
-        "seq_len": t,
-        "steps": steps,
-        "device": str(dev),
-        "device_name": inst.device_name,
-        "precision": prec,
-        "compile": compile,
-        "profiler": list(profiler),
-        "warmup_steps": warmup_steps,
+        "family": fam.name, "size": str(size), "shape": run.shape, "shape_label": fam.label(shape),
+        "params": fam.params(shape), "batch": batch, "seq_len": getattr(shape, "seq_len", None), "steps": steps,
+        "device": str(dev), "device_name": inst.device_name, "precision": prec, "compile": compile,
+        "profiler": list(profiler), "warmup_steps": run.profiling.warmup_steps, "unit": fam.unit,
+        "eval_loss": rec.eval_loss,
     }
-    return ProfileReport(config=config, result=inst.result, metrics=metrics)
+    return ProfileReport(config=config, result=inst.result, metrics=dict(inst.result.metrics))
+
+
+def _run_spec(fam: Any, size: str, *, batch: int, seq_len: int | None, steps: int, dev: Any, prec: str,
+              compile: bool, profiler: tuple[int, int, int], warmup_steps: int, lr: float, seed: int,
+              telemetry: bool, count_flops: bool, run_dir: Path):
+    """The RunSpec a sweep would plan for this configuration (constant lr, no checkpoints, one eval)."""
+    import torch
+
+    from scalebench.config import DataSpec, EvalSpec, ProfilingSpec, RunSpec, TrainSpec
+    from scalebench.data.tasks import get_task
+
+    data = DataSpec()
+    info = get_task(fam.task).prepare(data, 0.05)
+    train_kw: dict[str, Any] = dict(optimizer="adamw", lr=lr, warmup_share=0.0, schedule="constant",
+                                    precision="fp32" if prec == "tf32" else prec, compile="on" if compile else "off",
+                                    seed=seed, checkpoint_interval_s=0.0)
+    if fam.unit == "tokens":
+        seq = int(seq_len) if seq_len is not None else _shape(fam, size, None).seq_len
+        train_kw.update(seq_len=seq, batch_tokens=batch * seq)
+    else:
+        train_kw.update(batch_samples=batch)
+    t = TrainSpec(**train_kw)
+
+    class _Model:  # the model table's one sweep-wide field the families read
+        tie_embeddings = True
+
+    shape = _shape_in_context(fam, size, fam.shape_context(info, t, _Model))
+    units_per_step = batch * (t.seq_len if fam.unit == "tokens" else 1)
+    prof = ProfilingSpec(profiler="on", profiler_wait=profiler[0], profiler_warmup=profiler[1],
+                         profiler_active=profiler[2], warmup_steps=warmup_steps, telemetry=telemetry,
+                         count_flops=count_flops)
+    return RunSpec(
+        run_id=f"profile-{fam.name}-{size}", sweep="profile", family=fam.name, size=size, shape=shape.as_dict(),
+        params=fam.params(shape), params_total=fam.params_total(shape), flops_per_token=fam.flops_per_token(shape),
+        tokens=steps * units_per_step, flops=fam.flops_per_token(shape) * steps * units_per_step, steps=steps,
+        budget_label=f"steps{steps}", train=t, eval=EvalSpec(interval_steps=steps + 1, eval_tokens=units_per_step),
+        data=data, profiling=prof, device=dev.type, threads=torch.get_num_threads(), run_dir=str(run_dir),
+        unit=fam.unit,
+    )
+
+
+def _shape_in_context(fam: Any, size: str, context: dict[str, Any]) -> Any:
+    if _NUMBER.match(size):
+        return fam.shape_for_params(float(size), **context)
+    return fam.shape_from_flavour(size, **context)

@@ -214,3 +214,62 @@ def _integrated_mean(points: list[tuple[float, float]]) -> float | None:
         return sum(v for _, v in points) / len(points)
     area = sum((t1 - t0) * (v0 + v1) / 2 for (t0, v0), (t1, v1) in zip(points, points[1:], strict=False))
     return area / span
+
+
+class SlotTelemetry:
+    """Every GPU of a run's slot (a multi-rank run's GPUs), one :class:`TelemetrySampler` each.
+
+    Samples carry ``gpu`` (the CUDA index within the slot) and ``rank`` (the rank that trains on it: rank r
+    uses the slot's r-th GPU). The summary sums energy and power over the GPUs, averages utilisation and
+    clocks, and takes the maxima of memory and temperature.
+    """
+
+    def __init__(self, device_indices: list[int], interval_s: float = 0.1, *, strict: bool = False) -> None:
+        self.samplers = [TelemetrySampler(i, interval_s, strict=strict) for i in device_indices]
+        self.device_indices = list(device_indices)
+
+    def __enter__(self) -> SlotTelemetry:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        for s in self.samplers:
+            s.start()
+
+    def stop(self) -> None:
+        for s in self.samplers:
+            s.stop()
+
+    @property
+    def samples(self) -> list[dict[str, Any]]:
+        return [{**x, "gpu": i, "rank": rank} for rank, (i, s) in enumerate(zip(self.device_indices, self.samplers))
+                for x in s.samples]
+
+    def summary(self) -> TelemetrySummary:
+        parts = [s.summary() for s in self.samplers]
+        ok = [p for p in parts if p.available]
+        if not ok:
+            return TelemetrySummary(available=False, reason=parts[0].reason if parts else "no GPU in the slot")
+        missing = len(parts) - len(ok)
+
+        def total(key: str) -> float | None:
+            values = [getattr(p, key) for p in ok]
+            return None if any(v is None for v in values) else sum(values)
+
+        def pick(key: str, fn):
+            values = [getattr(p, key) for p in ok if getattr(p, key) is not None]
+            return fn(values) if values else None
+
+        return TelemetrySummary(
+            available=True,
+            reason=f"{missing} of {len(parts)} GPUs unavailable" if missing else "; ".join(p.reason for p in ok if p.reason),
+            energy_j=total("energy_j"), avg_power_w=total("avg_power_w"),
+            gpu_util_mean=pick("gpu_util_mean", _mean), mem_used_max_bytes=pick("mem_used_max_bytes", max),
+            sm_clock_mean_mhz=pick("sm_clock_mean_mhz", _mean), temp_max_c=pick("temp_max_c", max),
+            throttled_share=pick("throttled_share", _mean), n_samples=sum(p.n_samples for p in ok),
+            duration_s=max(p.duration_s for p in ok),
+            energy_source=ok[0].energy_source if len({p.energy_source for p in ok}) == 1 else "mixed",
+        )

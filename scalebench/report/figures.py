@@ -172,6 +172,29 @@ def _pct(data: ReportData) -> str:
 
 
 # ------------------------------------------------------------------------------------------ scaling
+def fig_groups(data: ReportData, fig: Figure) -> None:
+    """Loss against compute per group of the grouping axis, each with its own fitted frontier."""
+    import seaborn as sns
+
+    g = data.groups
+    if g is None:
+        raise NoFigure("the runs have no grouping axis with two or more values")
+    df = _done(data, "flops", data.loss_col, g.by)
+    ax = fig.subplots()
+    pal = sns.color_palette("colorblind", max(1, df[g.by].nunique()))
+    fr = data.group_frontiers
+    for color, (value, sub) in zip(pal, df.groupby(g.by, sort=True), strict=False):
+        ax.plot(sub["flops"], sub[data.loss_col], "o", color=color, ms=5, label=_text(f"{g.by} = {value}"))
+        if fr is not None:
+            line = fr[fr["group"] == value]
+            if len(line):
+                ax.plot(line["flops"], line["loss"], "-", color=color, lw=1.4)
+    ax.set(xscale="log", yscale="log", xlabel="training compute C (FLOPs)",
+           ylabel=f"{data.loss_col.replace('_', ' ')} (nats/token)")
+    _plain_y(ax)
+    _legend(ax, loc="upper right", fontsize=8)
+
+
 def fig_loss_compute(data: ReportData, fig: Figure) -> None:
     import seaborn as sns
 
@@ -535,6 +558,9 @@ NOTES: dict[str, Callable[[ReportData], str | None]] = {
 
 # key -> (title, caption, function, figure size in inches (w, h) or a function of the data)
 FIGURES: dict[str, tuple[str, str, Callable, Callable[[ReportData], tuple[float, float]]]] = {
+    "groups": ("Loss against compute by group",
+               "Each group's runs (points) and its own fitted compute-optimal frontier (line).",
+               fig_groups, lambda d: (7.5, 4.2)),
     "loss_compute": ("Loss against compute",
                      "Every finished run, coloured by model size; the line is the fitted law's compute-optimal "
                      "frontier with its bootstrap band; diamonds are the predictions at 10× and 100× the sweep's "

@@ -92,6 +92,14 @@ def device_slots(runs: list[RunSpec], spec: Any) -> list[str]:
     return [f"cpu:{i}" for i in range(spec.devices.cpu_workers)]
 
 
+def worker_command(run: RunSpec, job_path: Path, python: str) -> list[str]:
+    """The worker's command line: one process, or torchrun with one process per rank (gloo on CPU)."""
+    if run.parallel.ranks > 1:
+        return [python, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={run.parallel.ranks}",
+                "-m", "scalebench.sweep.worker", str(job_path)]
+    return [python, "-m", "scalebench.sweep.worker", str(job_path)]
+
+
 # --- local: one subprocess per run --------------------------------------------------------------------
 
 class _ProcessHandle:
@@ -144,7 +152,7 @@ class LocalExecutor:
             env["CUDA_VISIBLE_DEVICES"] = cuda_visible_for(slot)
         log_path = job_path.parent / "worker.log"
         log = open(log_path, "ab")  # noqa: SIM115 - closed when the worker is reaped
-        proc = subprocess.Popen([self.python, "-m", "scalebench.sweep.worker", str(job_path)],
+        proc = subprocess.Popen(worker_command(run, job_path, self.python),
                                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         return _ProcessHandle(proc, log_path, log)
 

@@ -28,14 +28,19 @@ class SweepPlan:
     def table(self):
         import pandas as pd
 
-        rows = [{"run_id": r.run_id, "size": r.size, "shape": _shape_label(r.shape), "params": r.params,
-                 "params_total": r.params_total, "tokens": r.tokens, "steps": r.steps, "flops": r.flops,
-                 "epochs": r.tokens / max(1, self.corpus["train_tokens"])} for r in self.runs]
+        train_units = self.corpus.get("train_units", self.corpus.get("train_tokens", 0))
+        rows = [{"run_id": r.run_id, "family": r.family, "size": r.size, "shape": shape_label(r.family, r.shape),
+                 **r.axes, "params": r.params, "params_total": r.params_total, "unit": r.unit, "tokens": r.tokens,
+                 "steps": r.steps, "flops": r.flops, "epochs": r.tokens / max(1, train_units)} for r in self.runs]
         return pd.DataFrame(rows)
 
 
-def _shape_label(shape: dict) -> str:
-    return f"L{shape['n_layer']}-d{shape['d_model']}-h{shape['n_head']}"
+def shape_label(family: str, shape: dict) -> str:
+    """The family's short label of a stored shape (``L4-d96-h3`` for GPT)."""
+    from scalebench.families import get_family
+
+    fam = get_family(family)
+    return fam.label(fam.make_shape(**shape))
 
 
 def _num_label(x: float) -> str:
@@ -45,6 +50,17 @@ def _num_label(x: float) -> str:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")
+
+
+def _batch_units(spec: SweepSpec, family, where: str) -> tuple[int, str]:
+    """Units in one global batch and the key that sets it (batch_tokens or batch_samples)."""
+    t = spec.train
+    if family.unit == "tokens":
+        return t.batch_tokens, "train.batch_tokens"
+    if t.batch_samples is None:
+        raise ConfigError(f"{where}train.batch_samples: the {family.name} family counts samples; set "
+                          "train.batch_samples (the global batch in samples)")
+    return t.batch_samples, "train.batch_samples"
 
 
 def resolve_device(spec: SweepSpec) -> str:
@@ -120,11 +136,12 @@ def _check_memory(spec: SweepSpec, runs: list, device: str, where: str) -> list[
 
 
 def prepare_sweep_corpus(spec: SweepSpec, source: str = ""):
-    """The sweep's corpus; its errors name the spec file they come from."""
-    from scalebench.data import prepare_corpus
+    """The data of the sweep's family task; its errors name the spec file they come from."""
+    from scalebench.data.tasks import get_task
+    from scalebench.families import get_family
 
     try:
-        return prepare_corpus(spec.data, spec.eval.held_out_share)
+        return get_task(get_family(spec.family).task).prepare(spec.data, spec.eval.held_out_share)
     except ConfigError as exc:
         if not source or str(exc).startswith(source):
             raise
@@ -139,7 +156,7 @@ def plan_runs(spec: SweepSpec, *, corpus=None, sweep_dir: str | Path | None = No
     corpus = corpus or prepare_sweep_corpus(spec, source)
     family = get_family(spec.family)
     t = spec.train
-    context = {"vocab_size": corpus.vocab_size, "seq_len": t.seq_len, "tie_embeddings": spec.model.tie_embeddings}
+    context = family.shape_context(corpus, t, spec.model)
     ladder = []
     m = spec.model
     for i, name in enumerate(m.sizes):
@@ -150,15 +167,16 @@ def plan_runs(spec: SweepSpec, *, corpus=None, sweep_dir: str | Path | None = No
     for i, shape in enumerate(m.shapes):
         fixed = sorted(set(shape) & set(context))
         if fixed:
-            raise ConfigError(f"{where}model.shapes[{i}]: {fixed[0]!r} is set for the whole sweep "
-                              "(train.seq_len, the corpus vocabulary, model.tie_embeddings); remove it here")
+            raise ConfigError(f"{where}model.shapes[{i}]: {fixed[0]!r} is set for the whole sweep (by the "
+                              f"{family.name} family from the data and the train table: "
+                              f"{', '.join(sorted(context))}); remove it here")
         try:
             s = family.make_shape(**{**context, **shape})
         except TypeError as exc:
             raise ConfigError(f"{where}model.shapes[{i}]: {exc}") from None
         except ConfigError as exc:
             raise ConfigError(f"{where}model.shapes[{i}]: {exc}") from None
-        ladder.append((s.label, s))
+        ladder.append((family.label(s), s))
     for target in m.params:
         ladder.append((f"p{_num_label(target)}", family.shape_for_params(target, **context)))
     labels = [label for label, _ in ladder]
@@ -166,15 +184,17 @@ def plan_runs(spec: SweepSpec, *, corpus=None, sweep_dir: str | Path | None = No
         dup = [lab for lab in labels if labels.count(lab) > 1] or labels
         raise ConfigError(f"{where}model: the ladder has two entries of the same size ({dup[0]}); list distinct sizes")
 
-    window = t.seq_len + 1
-    for split, n_tokens, fix in (("held-out", corpus.val_tokens, "raise eval.held_out_share or add data"),
-                                 ("training", corpus.train_tokens, "add data")):
-        if n_tokens <= window:
-            raise ConfigError(f"{where}data.source: the {split} split has {n_tokens} tokens, fewer than one "
-                              f"window of train.seq_len + 1 = {window}; {fix}")
-    if spec.parallel.ranks > 1:
-        raise ConfigError(f"{where}parallel.ranks = {spec.parallel.ranks}: runs on several ranks are not "
-                          "supported yet; set parallel.ranks = 1")
+    window = t.seq_len + 1 if family.unit == "tokens" else 1
+    for split, n_units, fix in (("held-out", corpus.val_units, "raise eval.held_out_share or add data"),
+                                ("training", corpus.train_units, "add data")):
+        if n_units < window + (family.unit == "tokens"):
+            need = f"one window of train.seq_len + 1 = {window}" if family.unit == "tokens" else "one sample"
+            raise ConfigError(f"{where}data.source: the {split} split has {n_units} {family.unit}, fewer than "
+                              f"{need}; {fix}")
+    batch_units, batch_key = _batch_units(spec, family, where)
+    if spec.parallel.ranks > 1 and t.batch_seqs % spec.parallel.ranks and family.unit == "tokens":
+        raise ConfigError(f"{where}parallel.ranks = {spec.parallel.ranks}: the global batch of {t.batch_seqs} "
+                          "sequences (train.batch_tokens / seq_len) must split evenly over the ranks")
     b = spec.budget
     device = resolve_device(spec)
     runs, notes = [], []
@@ -187,16 +207,16 @@ def plan_runs(spec: SweepSpec, *, corpus=None, sweep_dir: str | Path | None = No
                 tokens, blabel = value * n, f"tpp{_num_label(value)}"
             else:
                 tokens, blabel = value / fpt, f"C{_num_label(value)}"
-            steps = round(tokens / t.batch_tokens)
+            steps = round(tokens / batch_units)
             if steps < b.min_steps:
-                msg = (f"size {label} with budget {b.kind}={value:g} is {tokens:.3g} tokens, under "
-                       f"budget.min_steps={b.min_steps} batches of train.batch_tokens={t.batch_tokens}")
+                msg = (f"size {label} with budget {b.kind}={value:g} is {tokens:.3g} {family.unit}, under "
+                       f"budget.min_steps={b.min_steps} batches of {batch_key}={batch_units}")
                 if b.kind == "flops":
                     notes.append(msg + ": dropped from this isoFLOP budget")
                     continue
-                raise ConfigError(f"{where}budget.{b.kind}: {msg}; raise the budget or lower batch_tokens")
-            tokens_int = steps * t.batch_tokens
-            epochs = tokens_int / max(1, corpus.train_tokens)
+                raise ConfigError(f"{where}budget.{b.kind}: {msg}; raise the budget or lower {batch_key}")
+            tokens_int = steps * batch_units
+            epochs = tokens_int / max(1, corpus.train_units)
             if epochs > b.max_epochs:
                 raise ConfigError(
                     f"{where}budget.{b.kind}: size {label} would see the corpus {epochs:.1f} times, over "
@@ -211,7 +231,7 @@ def plan_runs(spec: SweepSpec, *, corpus=None, sweep_dir: str | Path | None = No
                 params=n, params_total=family.params_total(shape), flops_per_token=fpt, tokens=tokens_int,
                 flops=fpt * tokens_int, steps=steps, budget_label=blabel, train=t, eval=spec.eval,
                 data=spec.data, profiling=spec.profiling, device=device, threads=spec.devices.threads_per_worker,
-                parallel=spec.parallel,
+                parallel=spec.parallel, unit=family.unit,
                 run_dir=str(Path(sweep_dir) / "runs" / run_id) if sweep_dir else "",
             ))
     for b_value in (getattr(b, b.kind) if b.kind == "flops" else ()):

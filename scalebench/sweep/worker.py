@@ -7,6 +7,8 @@ a worker that died without writing (killed, segfault) and mark that run failed.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
 import sys
 import traceback
@@ -32,15 +34,24 @@ def _raise_interrupt(signum, frame):  # noqa: ARG001
 
 def run_job(job: dict) -> int:
     from scalebench.config import RunSpec
-    from scalebench.data import CorpusInfo
+    from scalebench.data.tasks import get_task
+    from scalebench.families import get_family
     from scalebench.store import ResultStore
     from scalebench.sweep.outbox import OutboxSink
     from scalebench.train import train
 
     spec = RunSpec.from_dict(job["run"])
-    corpus = CorpusInfo(**job["corpus"])
+    corpus = get_task(get_family(spec.family).task).info_from_dict(job["corpus"])
     run_dir = Path(spec.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 writes
+        from scalebench.train.record import NullSink
+
+        try:
+            train(spec, corpus=corpus, sink=NullSink(), run_dir=run_dir, remove_checkpoint=False)
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
+        return 0
     # a job on another machine must not write SQLite over a network file system: it reports through
     # its outbox, which the sweep process applies to the store (see sweep/outbox.py)
     with (OutboxSink(run_dir) if job.get("outbox") else ResultStore(job["sweep_dir"])) as store:
@@ -57,7 +68,12 @@ def run_job(job: dict) -> int:
             return 1
         store.set_status(spec.run_id, rec.status, record=rec.to_dict(), error=rec.error)
     if rec.status == "done":  # only once the record is committed: a kill before this resumes, not restarts
-        (run_dir / "checkpoint.pt").unlink(missing_ok=True)
+        for name in ("checkpoint.pt", "checkpoint.dcp"):
+            path = run_dir / name
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
     return 0
 
 
@@ -67,7 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     signal.signal(signal.SIGINT, _raise_interrupt)
     job = json.loads(Path(argv[0]).read_text())
-    return run_job(job)
+    try:
+        return run_job(job)
+    finally:  # after the record is written: a teardown fault must not fail a run that reported
+        from scalebench.train.context import shutdown
+
+        shutdown()
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def _gpt(flavour_or_shape: dict, batch: int, seq: int, sleep_s: float = 0.0):
             if sleep_s:
                 time.sleep(sleep_s)  # a slow data iterator
             idx = torch.randint(0, shape.vocab_size, (batch, seq))
-        _, loss = model(idx, idx)
+        loss = get_family("gpt").loss(model(idx), idx)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)

@@ -1,0 +1,87 @@
+"""Data tasks: what a family trains on, behind one small interface the trainer and the sweep use.
+
+A task prepares its data once per sweep (cached, deterministic) and describes it with a frozen *info*
+object (``as_dict()``, ``train_units``, ``val_units``, ``fingerprint`` and the task's specifics, which
+``Family.shape_context`` reads). The sweep passes ``info.as_dict()`` to every worker, which rebuilds it with
+``info_from_dict`` and opens batches: ``batch(seed, step, micro_index, rows)`` is deterministic in its
+arguments (so a resumed run sees the same data) and ``eval_batches(eval_units, rows)`` walks the same
+held-out rows for every run (so eval losses are comparable).
+
+Built-in: ``text`` (token streams: the embedded corpus, text files, ``.bin`` tokens). Families with other
+data register their task with :func:`register_task`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from scalebench.errors import ConfigError
+
+
+class Batches(Protocol):
+    def batch(self, seed: int, step: int, micro: int, rows: int) -> tuple[Any, Any]: ...
+    def eval_batches(self, eval_units: int, rows: int) -> Iterator[tuple[Any, Any]]: ...
+
+
+class Task(Protocol):
+    name: str
+
+    def prepare(self, data: Any, held_out_share: float) -> Any: ...
+    def info_from_dict(self, d: dict[str, Any]) -> Any: ...
+    def open(self, info: Any, run: Any) -> Batches: ...
+
+
+class _TextBatches:
+    """Token windows of the run's context length over a prepared corpus."""
+
+    def __init__(self, info: Any, run: Any) -> None:
+        from scalebench.data.corpus import TokenData
+
+        self._data, self._seq_len = TokenData(info, run.data), run.train.seq_len
+
+    def batch(self, seed: int, step: int, micro: int, rows: int):
+        return self._data.batch(seed, step, micro, rows, self._seq_len)
+
+    def eval_batches(self, eval_units: int, rows: int):
+        return self._data.eval_batches(eval_units, self._seq_len, rows)
+
+
+class TextTask:
+    """Token streams for language models (GPT, LSTM): ``scalebench.data.corpus``."""
+
+    name = "text"
+
+    def prepare(self, data: Any, held_out_share: float):
+        from scalebench.data.corpus import prepare_corpus
+
+        return prepare_corpus(data, held_out_share)
+
+    def info_from_dict(self, d: dict[str, Any]):
+        from scalebench.data.corpus import CorpusInfo
+
+        return CorpusInfo(**d)
+
+    def open(self, info: Any, run: Any) -> _TextBatches:
+        return _TextBatches(info, run)
+
+
+_TASKS: dict[str, Task] = {"text": TextTask()}
+# Tasks that live beside the families that use them; imported when first asked for.
+_LAZY = {"images": "scalebench.data.images", "teacher": "scalebench.data.teacher"}
+
+
+def register_task(task: Task) -> Task:
+    _TASKS[task.name] = task
+    return task
+
+
+def get_task(name: str) -> Task:
+    if name not in _TASKS and name in _LAZY:
+        importlib.import_module(_LAZY[name])
+    try:
+        return _TASKS[name]
+    except KeyError:
+        raise ConfigError(f"unknown data task {name!r}; known tasks: {', '.join(sorted(_TASKS))}") from None
+

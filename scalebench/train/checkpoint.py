@@ -1,0 +1,155 @@
+"""Atomic checkpoints a run resumes from, loaded with ``weights_only=True``.
+
+One rank or DDP: rank 0 writes ``checkpoint.pt`` (a temp file, fsync, rename: a kill mid-save leaves the
+previous checkpoint). FSDP2: every rank writes its shards with ``torch.distributed.checkpoint`` into a temp
+folder that rank 0 renames to ``checkpoint.dcp`` once all ranks are done. A checkpoint that cannot be read,
+was written under other settings, or loads but has the wrong structure is set aside (renamed
+``*.unusable``) with an event, and the run starts from scratch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+_TRAINER_KEYS = {"step": int, "micro_batch": int, "ema": (float, type(None)), "best_ema": float,
+                 "backoffs": int, "trained_s": float, "spec_hash": str}
+
+
+class Checkpointer:
+    def __init__(self, run_dir: Path, *, spec_hash: str, run_id: str, sink: Any, ctx: Any, strategy: str) -> None:
+        self.dir, self.spec_hash, self.run_id, self.sink = Path(run_dir), spec_hash, run_id, sink
+        self.ctx, self.strategy = ctx, strategy
+        self.path = self.dir / ("checkpoint.dcp" if strategy == "fsdp" else "checkpoint.pt")
+
+    # --- save ------------------------------------------------------------------------------------------
+    def save(self, model: Any, optimizer: Any, scaler: Any, trainer: dict[str, Any]) -> None:
+        trainer = {**trainer, "spec_hash": self.spec_hash}
+        if self.strategy == "fsdp":
+            self._save_dcp(model, optimizer, trainer)
+        elif self.ctx.is_main:
+            self._save_file(model, optimizer, scaler, trainer)
+        self.ctx.barrier()
+
+    def _save_file(self, model: Any, optimizer: Any, scaler: Any, trainer: dict[str, Any]) -> None:
+        import torch
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        module = getattr(model, "module", model)  # DDP keeps the model in .module
+        torch.save({"model": module.state_dict(), "optimizer": optimizer.state_dict(), "trainer": trainer,
+                    "scaler": scaler.state_dict() if scaler else {}}, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    def _save_dcp(self, model: Any, optimizer: Any, trainer: dict[str, Any]) -> None:
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import get_state_dict
+
+        tmp = self.dir / "checkpoint.dcp.tmp"
+        if self.ctx.is_main:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        self.ctx.barrier()
+        msd, osd = get_state_dict(model, optimizer)
+        dcp.save({"model": msd, "optimizer": osd}, checkpoint_id=str(tmp))
+        self.ctx.barrier()
+        if self.ctx.is_main:
+            (tmp / "trainer.json").write_text(json.dumps(trainer))
+            old = self.dir / "checkpoint.dcp.old"
+            shutil.rmtree(old, ignore_errors=True)
+            if self.path.exists():
+                os.replace(self.path, old)
+            os.replace(tmp, self.path)
+            shutil.rmtree(old, ignore_errors=True)
+
+    # --- load ------------------------------------------------------------------------------------------
+    def load(self, model: Any, optimizer: Any, device: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """Restore model and optimizer in place; returns (trainer state, scaler state) or None."""
+        if not self.path.exists():
+            return None
+        try:
+            if self.strategy == "fsdp":
+                return self._load_dcp(model, optimizer)
+            return self._load_file(model, optimizer, device)
+        except _Unusable as why:
+            self._set_aside(why.kind, str(why))
+            return None
+
+    def _load_file(self, model: Any, optimizer: Any, device: Any):
+        import torch
+
+        try:
+            state = torch.load(self.path, map_location=device, weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - a torn or foreign file must not make every retry fail
+            raise _Unusable("checkpoint-unreadable", f"{self.path.name}: {exc}") from None
+        if not isinstance(state, dict) or not isinstance(state.get("trainer"), dict):
+            raise _Unusable("checkpoint-unusable", f"{self.path.name}: not a scalebench checkpoint")
+        trainer = state["trainer"]
+        if trainer.get("spec_hash") != self.spec_hash:
+            raise _Unusable("checkpoint-stale", "checkpoint written under other settings")
+        _check_trainer(trainer, self.path.name)
+        module = getattr(model, "module", model)
+        try:
+            module.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise _Unusable("checkpoint-unusable", f"{self.path.name} does not match the model: "
+                                                   f"{str(exc).splitlines()[0]}") from None
+        return trainer, state.get("scaler") or {}
+
+    def _load_dcp(self, model: Any, optimizer: Any):
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+        try:
+            trainer = json.loads((self.path / "trainer.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise _Unusable("checkpoint-unreadable", f"{self.path.name}: {exc}") from None
+        if trainer.get("spec_hash") != self.spec_hash:
+            raise _Unusable("checkpoint-stale", "checkpoint written under other settings")
+        _check_trainer(trainer, self.path.name)
+        msd, osd = get_state_dict(model, optimizer)
+        state = {"model": msd, "optimizer": osd}
+        try:
+            dcp.load(state, checkpoint_id=str(self.path))
+            set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
+        except Exception as exc:  # noqa: BLE001 - shards missing or of another model
+            raise _Unusable("checkpoint-unusable", f"{self.path.name}: {str(exc).splitlines()[0]}") from None
+        return trainer, {}
+
+    def _set_aside(self, kind: str, message: str) -> None:
+        self.ctx.barrier()  # every rank has decided before rank 0 moves the file
+        if self.ctx.is_main:
+            aside = self.path.with_name(self.path.name + ".unusable")
+            with contextlib.suppress(OSError):
+                if aside.is_dir():
+                    shutil.rmtree(aside)
+                os.replace(self.path, aside)
+            self.sink.add_event(self.run_id, kind, f"{message}; set aside as {aside.name}, starting from scratch")
+        self.ctx.barrier()
+
+    def remove(self) -> None:
+        if not self.ctx.is_main:
+            return
+        if self.path.is_dir():
+            shutil.rmtree(self.path, ignore_errors=True)
+        else:
+            self.path.unlink(missing_ok=True)
+
+
+class _Unusable(Exception):
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def _check_trainer(trainer: dict[str, Any], name: str) -> None:
+    for key, types in _TRAINER_KEYS.items():
+        if not isinstance(trainer.get(key), types):
+            raise _Unusable("checkpoint-unusable", f"{name}: trainer state {key!r} is missing or malformed")

@@ -1,0 +1,42 @@
+"""The optimizer and the learning-rate schedule of a run."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def lr_at(step: int, steps: int, train: Any) -> float:
+    """Linear warm-up over ``warmup_share`` of the steps, then cosine to lr·min_lr_ratio (or constant)."""
+    warmup = int(train.warmup_share * steps)
+    if step < warmup:
+        return train.lr * (step + 1) / warmup
+    if train.schedule == "constant":
+        return train.lr
+    progress = (step - warmup) / max(1, steps - warmup)
+    return train.lr * (train.min_lr_ratio + (1 - train.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def build_optimizer(model: Any, train: Any, device_type: str):
+    """Weight decay on matrices only (not on norms and biases), as in GPT-2/nanoGPT.
+
+    adamw: decoupled decay (Loshchilov & Hutter); adam: L2 decay in the gradient (Kingma & Ba); sgd and
+    gd: SGD with ``momentum`` (0 = plain); gd is full-batch only because the planner makes the batch the
+    whole training split.
+    """
+    import torch
+
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    fused = device_type == "cuda"
+    if train.optimizer in ("sgd", "gd"):
+        return torch.optim.SGD(groups, lr=train.lr, momentum=train.momentum)
+    if train.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=train.lr, betas=tuple(train.betas), fused=fused)
+    return torch.optim.AdamW(groups, lr=train.lr, betas=tuple(train.betas), fused=fused)
+
+
+def set_lr(optimizer: Any, lr: float) -> None:
+    for g in optimizer.param_groups:
+        g["lr"] = lr
