@@ -189,6 +189,11 @@ def handle(args: argparse.Namespace) -> int:
     if sweep and not args.no_save:
         from scalebench.laws.result import save_fit
 
-        saved = save_fit(result, path)
-        print(f"fit saved to {saved} (scalebench report uses it)", file=sys.stderr)
+        from scalebench.errors import ConfigError
+
+        try:
+            saved = save_fit(result, path)
+            print(f"fit saved to {saved} (scalebench report uses it)", file=sys.stderr)
+        except ConfigError as exc:  # a read-only sweep folder (an archive): the fit is printed, not kept there
+            print(f"note: fit not saved ({exc}); pass --no-save to skip saving", file=sys.stderr)
     return 0 if result.success else 1
