@@ -187,9 +187,8 @@ def handle(args: argparse.Namespace) -> int:
     else:
         _print(result, args.json)
     if sweep and not args.no_save:
-        from scalebench.laws.result import save_fit
-
         from scalebench.errors import ConfigError
+        from scalebench.laws.result import save_fit
 
         try:
             saved = save_fit(result, path)
