@@ -22,9 +22,16 @@ def _store_rows(sweep_dir):
 
 
 def _one_done_one_running(out) -> bool:
+    import sqlite3
+
+    from scalebench.errors import StoreError
+
     if not (out / "scalebench.sqlite").exists():
         return False
-    statuses = [r["status"] for r in _store_rows(out).values()]
+    try:  # the file exists a moment before its tables do (a loaded machine widens the window)
+        statuses = [r["status"] for r in _store_rows(out).values()]
+    except (sqlite3.Error, StoreError):
+        return False
     return "done" in statuses and "running" in statuses
 
 

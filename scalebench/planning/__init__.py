@@ -4,6 +4,7 @@
 * :func:`plan` — from one constraint (FLOPs, dollars, GPU-hours, deadline, target loss) to params, tokens
   and the estimate, under a scaling law.
 * :func:`calibrate` — MFU against model size (and power draw) from a sweep's measurements.
+* :func:`estimate_inference` (also ``estimate(mode="inference")``) — memory, speed and price of serving.
 """
 
 from scalebench._util import lazy_attributes
@@ -17,6 +18,8 @@ _LAZY = {
     "estimate": "scalebench.planning.estimate",
     "Plan": "scalebench.planning.plan",
     "plan": "scalebench.planning.plan",
+    "InferenceEstimate": "scalebench.planning.inference",
+    "estimate_inference": "scalebench.planning.inference",
     "Architecture": "scalebench.planning.presets",
     "get_architecture": "scalebench.planning.presets",
     "list_architectures": "scalebench.planning.presets",
@@ -24,6 +27,7 @@ _LAZY = {
 
 __all__ = [
     "Estimate", "MemoryBreakdown", "estimate",
+    "InferenceEstimate", "estimate_inference",
     "Plan", "plan",
     "Calibration", "calibrate",
     "Architecture", "get_architecture", "list_architectures",

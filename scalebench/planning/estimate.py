@@ -7,9 +7,12 @@ as a DataFrame. The formulas live in :mod:`~scalebench.planning.memory` (memory,
 :mod:`~scalebench.planning.timing` (time, energy) and :mod:`~scalebench.planning.presets` (published shapes).
 
 Training FLOPs: ``6·N·D`` (Kaplan et al. 2020, §2.1) when only a parameter count is known; with a shape
-(a preset, or a family plus its shape) the PaLM count ``(6·N + 12·L·T·d)·D`` (Chowdhery et al. 2022,
-appendix B; the family's own formula for families; the 12·L·T·d term whenever n_layer and d_model are
-given). Shape fields not given are inferred from the ones that are: d_model/n_layer = 128 (GPT-3 175B and
+(a preset, or a family plus its shape) the PaLM count ``(6·N + 12·L·T·H·Q)·D`` (Chowdhery et al. 2022,
+appendix B; H·Q = n_head · head_dim, = d_model unless a preset says otherwise; the family's own formula
+for families; the attention term whenever n_layer and d_model are given). For a mixture of experts N is
+the active parameter count (FLOPs), while memory counts every parameter. Layouts, time and the default
+MFU: :mod:`~scalebench.planning.layout`, :mod:`~scalebench.planning.timing`,
+:mod:`~scalebench.planning.evidence`. Shape fields not given are inferred from the ones that are: d_model/n_layer = 128 (GPT-3 175B and
 Llama-2 7B have exactly 128, Llama-2 70B 102), N ≈ 12·L·d², head dimension 128, GPT-2's 50,257-token
 vocabulary. Given fields are kept; the result says ``shape_inferred`` and lists ``inferred_fields``.
 """
@@ -671,13 +674,11 @@ def _defaults(values: dict[str, Any], num: dict[str, np.ndarray], n: int) -> np.
     for k in ("precision", "zero", "checkpointing", "optimizer", "flash_attention"):
         missing[k] = np.full(n, k not in values.get("_given", ()))
     names = list(missing)
+    code = sum(missing[k].astype(np.int64) << i for i, k in enumerate(names))  # one bit per input
+    uniq, inv = np.unique(code, return_inverse=True)
+    table = [tuple(k for i, k in enumerate(names) if int(c) >> i & 1) for c in uniq]
     out = np.empty(n, dtype=object)
-    out[:] = [tuple(k for k in names if missing[k][i]) for i in range(n)] if n < 64 else None
-    if n >= 64:
-        code = sum(missing[k].astype(np.int64) << i for i, k in enumerate(names))
-        uniq, inv = np.unique(code, return_inverse=True)
-        table = [tuple(k for i, k in enumerate(names) if int(c) >> i & 1) for c in uniq]
-        out[:] = [table[i] for i in inv]
+    out[:] = [table[i] for i in inv.ravel()]
     return out
 
 
