@@ -55,6 +55,8 @@ _LAZY = {
     "get_preset": "scalebench.laws",
     "list_presets": "scalebench.laws",
     "get_law": "scalebench.laws",
+    "advise": "scalebench.laws.advise",
+    "Advice": "scalebench.laws.advise",
     "register_law": "scalebench.laws",
     "write_report": "scalebench.report",
     "profile_config": "scalebench.profiling",

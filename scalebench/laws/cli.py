@@ -58,6 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--huber-delta", type=float, default=1e-3, help="Huber delta on log-loss residuals")
     p.add_argument("--no-save", action="store_true", help="do not save the fit in the sweep directory")
     p.add_argument("--json", action="store_true", help="print the JSON summary instead of the text report")
+    p.add_argument("--at-flops", type=float, default=None, metavar="C",
+                   help="also report the compute-optimal point at C FLOPs with intervals (JSON: optimum)")
     p.set_defaults(func=handle)
 
 
@@ -172,7 +174,18 @@ def handle(args: argparse.Namespace) -> int:
     with bar:
         result = fit_frame(frame, form, source=describe_source(args.source), backtest_below=args.backtest_below,
                            progress=lambda done, total: bar.update(1), **options)
-    _print(result, args.json)
+    if args.at_flops is not None:  # scalebench next's target, with its intervals
+        import json
+
+        from scalebench._util import json_safe
+        from scalebench.laws.advise import format_optimum, optimum_at
+
+        summary, text = result.summary(), result.report()
+        summary["optimum"] = optimum_at(result, args.at_flops, confidence=args.confidence)
+        text += "\n" + format_optimum(summary["optimum"])
+        print(json.dumps(json_safe(summary), indent=2, allow_nan=False) if args.json else text)
+    else:
+        _print(result, args.json)
     if sweep and not args.no_save:
         from scalebench.laws.result import save_fit
 

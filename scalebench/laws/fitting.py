@@ -34,6 +34,9 @@ def _integer(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
+MAX_BOOTSTRAP = 100_000  # each resample is a full multi-start fit; more is hours for no better interval
+
+
 def _check_options(
     huber_delta: float, confidence: float, bootstrap: int, n_refine: int | None, seed: object = 0
 ) -> None:
@@ -41,8 +44,9 @@ def _check_options(
         raise ConfigError(f"huber_delta must be a positive number, not {huber_delta!r}")
     if not (_real(confidence) and 0 < confidence < 1):
         raise ConfigError(f"confidence must be a number in (0, 1), e.g. 0.95, not {confidence!r}")
-    if not (_integer(bootstrap) and bootstrap >= 0):
-        raise ConfigError(f"bootstrap must be a non-negative integer count of resamples, not {bootstrap!r}")
+    if not (_integer(bootstrap) and 0 <= bootstrap <= MAX_BOOTSTRAP):
+        raise ConfigError(f"bootstrap must be a non-negative integer count of resamples, at most {MAX_BOOTSTRAP:,} "
+                          f"(1000 already gives stable 95% intervals), not {bootstrap!r}")
     if n_refine is not None and not (_integer(n_refine) and n_refine >= 1):
         raise ConfigError(f"n_refine must be an integer >= 1 (or None to refine every start), not {n_refine!r}")
     if seed is not None and not (_integer(seed) and seed >= 0):

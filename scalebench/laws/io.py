@@ -125,8 +125,15 @@ def load_data(
     return out.reset_index(drop=True)
 
 
+# Above these a value is not a measurement: a loss in nats per token starts near ln(vocabulary) (< 15 for
+# any real vocabulary), so 1e4 is a diverged run or a perplexity left in; 1e35 params, tokens or FLOPs
+# (far beyond any run) would overflow the laws' powers.
+MAX_LOSS = 1e4
+MAX_COUNT = 1e35
+
+
 def validate(frame: pd.DataFrame, columns: Sequence[str], where: str = "data") -> None:
-    """Raise FitError naming the column and how many rows are NaN, infinite or not positive."""
+    """Raise FitError naming the column and how many rows are NaN, infinite, not positive or absurdly large."""
     for col in columns:
         values = frame[col].to_numpy(dtype=float)
         bad_nan = int(np.sum(~np.isfinite(values)))
@@ -134,6 +141,13 @@ def validate(frame: pd.DataFrame, columns: Sequence[str], where: str = "data") -
             raise FitError(
                 f"{where}: column {col!r} has {bad_nan} NaN or infinite value(s); drop or fix those rows"
             )
+        limit = MAX_LOSS if col == "loss" else MAX_COUNT
+        huge = values > limit
+        if huge.any():
+            what = ("losses are nats per token; is it a diverged run, or a perplexity?" if col == "loss"
+                    else "no training run is that large")
+            raise FitError(f"{where}: column {col!r} has {int(huge.sum())} value(s) above {limit:g} (the largest is "
+                           f"{float(values.max()):.3g}): {what} Drop or fix those rows")
         bad_pos = int(np.sum(values <= 0))
         if bad_pos:
             raise FitError(

@@ -1,0 +1,694 @@
+"""`advise`: the runs that most narrow the interval on a compute-optimal target, per unit of cost.
+
+Given the runs already done, a law, a target compute C* and what the user wants to know there — the
+compute-optimal size N_opt(C*) (``params``), its token count D_opt(C*) (``tokens``; the same relative width,
+since N·D = C*/6) or the loss it reaches (``loss``) — and a budget in FLOPs, GPU-hours or dollars, the
+advisor proposes new runs and says how much narrower the target's interval should become.
+
+Method (details and citations in ``design.py`` and ``advise_space.py``):
+
+1. Fit the law (``laws.fit``) with a small bootstrap; the fit and its refits form an ensemble of parameter
+   values. σ, the noise of log loss per run, comes from the fit's residuals.
+2. Candidates are *sweep extensions*: a set of new sizes crossed with a set of budget values of one kind
+   (``tokens``, ``tokens_per_param`` or isoFLOP ``flops``), because that is what a sweep spec runs (and what
+   ``--write`` writes). Sizes come from the family's shape rule; cells that would exceed the epochs cap, train
+   fewer than ``min_steps`` batches or not fit the device's memory are excluded (see ``advise_space``).
+3. The design criterion is the c-optimal variance of the target, linearised at each ensemble member and
+   averaged as mean log variance (pseudo-Bayesian design), with a weak prior so it is finite before the law
+   is identified. A greedy sequential search adds the size or budget value (all its cells) with the largest
+   drop of the criterion per unit cost (also per √cost and per run, keeping the best of the three, a guard
+   against the ratio rule's known failure on knapsacks), until nothing more fits the budget or ``max_runs``.
+   The proposal never costs more than the budget.
+4. Expected width: the current width (bootstrap percentile when there are refits, delta method otherwise)
+   times the predicted ratio of standard deviations.
+
+When the current data do not identify the law (a parameter whose variance the data barely shrink below the
+prior's, or a fit that cannot be made at all) the advice says so and proposes the *smallest* design that
+settles it: the greedy search on the D-criterion (all parameters) stops at the first design that identifies
+every parameter; without any fit, the cheapest product design that gives at least three sizes, three token
+counts and two points per parameter.
+
+Assumptions: independent noise of equal variance in log loss for every run (small runs are often noisier);
+the law's form is right (a misspecified law is narrowed to the wrong answer); the linearisation holds over
+the ensemble's spread; costs scale as measured (see ``advise_space``). ``benchmarks/advisor_sim.py`` checks
+the method by simulation against the designs a person would pick.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scalebench._util import json_safe
+from scalebench.errors import ConfigError, FitError
+from scalebench.laws import design
+from scalebench.laws.advise_space import (
+    BUDGET_KINDS,
+    Cells,
+    CostModel,
+    Space,
+    build_cells,
+    default_axes,
+    flops_cost_model,
+    measured_cost_model,
+    sweep_space,
+    to_toml,
+)
+from scalebench.laws.forms import get_law
+from scalebench.laws.result import FitResult
+
+ENSEMBLE = 16  # ensemble members: the fit plus up to 15 bootstrap refits
+IDENTIFIED = 0.01  # posterior/prior variance at or below which a parameter counts as identified
+SETTLED = 1.5  # the target is determined when a 10x wider prior grows its variance less than this
+DEFAULT_MIN_RUNS = 6  # max_runs defaults to max(this, the runs done)
+RATIO_SPAN = 3.0  # default trusted tokens per parameter: the runs' range widened this factor each way
+SCORES = (1.0, 0.5, 0.0)  # greedy gain / cost**λ for each λ; the best final design wins
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProposedRun:
+    params: float
+    tokens: float
+    flops: float
+    cost: float
+    size: float  # the target parameter count written to the spec (model.params)
+    shape: dict[str, Any]
+    epochs: float
+    memory_bytes: float
+
+    def summary(self) -> dict[str, Any]:
+        return json_safe({"params": self.params, "tokens": self.tokens, "flops": self.flops, "cost": self.cost,
+                          "size": self.size, "shape": self.shape, "epochs": self.epochs,
+                          "memory_bytes": self.memory_bytes})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Advice:
+    """The advisor's proposal. ``summary()`` is JSON-safe; ``report()`` is text; ``extension_toml()`` the
+    sweep extension that runs the proposal (sweep folders only)."""
+
+    law: str
+    target: str
+    target_flops: float
+    confidence: float
+    budget: float
+    cost_unit: str
+    cost_source: str
+    runs: tuple[ProposedRun, ...]
+    design_kind: str | None  # budget kind of the extension: tokens | tokens_per_param | flops
+    design_sizes: tuple[float, ...]
+    design_budgets: tuple[float, ...]
+    estimate: float  # the target's current point estimate at C*
+    current_interval: tuple[float, float]
+    current_width: float
+    expected_width: float
+    width_method: str  # bootstrap | delta
+    verdict: str  # determined | undetermined
+    reasons: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    spec: dict[str, Any] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.target not in design.TARGETS:
+            raise ConfigError(f"target must be one of {design.TARGETS}, not {self.target!r}")
+        if self.verdict not in ("determined", "undetermined"):
+            raise ConfigError(f"verdict must be determined or undetermined, not {self.verdict!r}")
+
+    @property
+    def total_cost(self) -> float:
+        return float(sum(r.cost for r in self.runs))
+
+    @property
+    def total_flops(self) -> float:
+        return float(sum(r.flops for r in self.runs))
+
+    def summary(self) -> dict[str, Any]:
+        return json_safe({
+            "law": self.law, "target": self.target, "target_flops": self.target_flops,
+            "confidence": self.confidence, "verdict": self.verdict, "reasons": list(self.reasons),
+            "estimate": self.estimate, "current_interval": list(self.current_interval),
+            "current_width": self.current_width, "expected_width": self.expected_width,
+            "width_ratio": self.current_width / self.expected_width if self.expected_width else None,
+            "width_method": self.width_method,
+            "budget": self.budget, "cost_unit": self.cost_unit, "cost_source": self.cost_source,
+            "total_cost": self.total_cost, "total_flops": self.total_flops,
+            "design": {"kind": self.design_kind, "sizes": list(self.design_sizes),
+                       "budgets": list(self.design_budgets)},
+            "runs": [r.summary() for r in self.runs], "notes": list(self.notes),
+        })
+
+    def report(self) -> str:
+        pct = f"{100 * self.confidence:g}%"
+        lo, hi = self.current_interval
+        lines = [f"advice for {self.law}: {self.target} at C* = {self.target_flops:.3g} FLOPs"]
+        if math.isfinite(self.estimate):
+            band = (f"[{lo:.4g}, {hi:.4g}] ({pct}, {self.width_method}), width {self.current_width:.4g}"
+                    if math.isfinite(self.current_width) else "[no interval: undetermined]")
+            lines.append(f"  now: {self.estimate:.4g}  {band}")
+        else:
+            lines.append("  now: no fit")
+        if self.verdict == "undetermined":
+            lines.append("  the current data do NOT determine the law: " + "; ".join(self.reasons))
+        if not self.runs:
+            lines.append(f"  no admissible design fits the budget of {self.budget:.4g} {self.cost_unit}")
+        else:
+            if math.isfinite(self.expected_width) and self.expected_width > 0:
+                lines.append(f"  expected width after the runs below: {self.expected_width:.4g} "
+                             f"({self.current_width / self.expected_width:.2f}x narrower)")
+            lines.append(f"  {len(self.runs)} runs ({self.design_kind} design), cost {self.total_cost:.4g} of "
+                         f"{self.budget:.4g} {self.cost_unit} ({self.cost_source})")
+            lines.append(f"  {'params':>10} {'tokens':>10} {'flops':>10} {'cost':>10} {'epochs':>7}")
+            for r in self.runs:
+                lines.append(f"  {r.params:>10.4g} {r.tokens:>10.4g} {r.flops:>10.4g} {r.cost:>10.4g} {r.epochs:>7.2f}")
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def extension_spec(self) -> dict[str, Any]:
+        """The sweep spec (a dict) that adds the proposed runs to the same sweep: the same name and settings
+        with ``model.params`` = the new sizes and the budget of the design's kind."""
+        if self.spec is None:
+            raise ConfigError("a sweep extension needs a sweep folder as the source (this advice came from a "
+                              "file of runs); write the runs yourself from summary()['runs']")
+        if not self.runs:
+            raise ConfigError("nothing to write: the advice proposes no runs")
+        spec = {k: v for k, v in self.spec.items()}
+        model = {k: v for k, v in (spec.get("model") or {}).items() if k not in ("sizes", "shapes", "params")}
+        spec["model"] = {"params": list(self.design_sizes), **model}
+        budget = {k: v for k, v in (spec.get("budget") or {}).items() if k not in BUDGET_KINDS}
+        spec["budget"] = {self.design_kind: list(self.design_budgets), **budget}
+        return spec
+
+    def extension_toml(self) -> str:
+        from scalebench.config import SweepSpec
+
+        spec = self.extension_spec()
+        header = (f"Sweep extension from `scalebench next` ({self.law}, {self.target} at {self.target_flops:.3g} "
+                  f"FLOPs):\n{len(self.runs)} runs, {self.total_cost:.4g} {self.cost_unit}. Run it into the same "
+                  f"folder: scalebench run THIS.toml --out SWEEP_DIR")
+        text = to_toml(spec, header)
+        import tomllib
+
+        SweepSpec.from_dict(tomllib.loads(text), "<extension>")  # what we write must load
+        return text
+
+    def write_extension(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(self.extension_toml(), encoding="utf-8")
+        return path
+
+
+# --- inputs -----------------------------------------------------------------------------------------------
+def _budget(budget_flops, budget_gpu_hours, budget_usd) -> tuple[str, float]:
+    given = {k: v for k, v in (("flops", budget_flops), ("gpu_hours", budget_gpu_hours), ("usd", budget_usd))
+             if v is not None}
+    if len(given) != 1:
+        raise ConfigError("give exactly one budget: budget_flops, budget_gpu_hours or budget_usd "
+                          f"(got {sorted(given) or 'none'})")
+    kind, value = next(iter(given.items()))
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"budget_{kind} must be a positive number, not {value!r}")
+    return kind, float(value)
+
+
+def _load(source, form, loss_col, kind, options) -> tuple[pd.DataFrame, Space, CostModel]:
+    from scalebench.laws.io import SWEEP_STORE_FILE, load_data
+
+    frame = load_data(source, form.variables, loss_col=loss_col)
+    is_sweep = isinstance(source, (str, Path)) and (Path(source) / SWEEP_STORE_FILE).exists()
+    if is_sweep:
+        from scalebench.store import load_results
+
+        results = load_results(source)
+        done = results[results["status"] == "done"]
+        space = sweep_space(Path(source), done, memory_bytes=options.get("memory_bytes"))
+        overrides = {k: options[k] for k in ("corpus_tokens", "max_epochs") if options.get(k) is not None}
+        if overrides:
+            space = _replace(space, **overrides)
+        ranks = int(((space.spec or {}).get("parallel") or {}).get("ranks", 1))
+        cost = measured_cost_model(done, kind, env=_env(source), price_usd_per_hour=options.get("price_usd_per_hour"),
+                                   ranks=ranks)
+        return frame, space, cost
+    space = Space(family=options.get("family"), shape_context=dict(options.get("shape_context") or {}),
+                  batch_tokens=int(options.get("batch_tokens") or 1), min_steps=int(options.get("min_steps") or 1),
+                  max_epochs=float(options.get("max_epochs") or math.inf), corpus_tokens=options.get("corpus_tokens"),
+                  memory_bytes=options.get("memory_bytes"))
+    cost = flops_cost_model(kind, gpu=options.get("gpu"), mfu=options.get("mfu"),
+                            price_usd_per_hour=options.get("price_usd_per_hour"))
+    return frame, space, cost
+
+
+def _env(source) -> dict:
+    from scalebench.store import load_meta
+
+    return load_meta(source).get("env") or {}
+
+
+def _replace(space: Space, **changes) -> Space:
+    import dataclasses
+
+    return dataclasses.replace(space, **changes)
+
+
+def _check_target(target: str, target_flops: object, form) -> float:
+    if target not in design.TARGETS:
+        raise ConfigError(f"target must be one of {', '.join(design.TARGETS)}, not {target!r}")
+    if isinstance(target_flops, bool) or not isinstance(target_flops, (int, float)) or not target_flops > 0 \
+            or not math.isfinite(target_flops):
+        raise ConfigError(f"target_flops must be a positive FLOP count, e.g. 1e21, not {target_flops!r}")
+    if not form.has_frontier:
+        raise ConfigError(f"law {form.name!r} has no compute-optimal frontier; advise needs a law in params and "
+                          "tokens: 'chinchilla' or 'kaplan-joint'")
+    return float(target_flops)
+
+
+# --- the search -------------------------------------------------------------------------------------------
+@dataclass
+class _State:
+    sizes: list[int]
+    budgets: list[int]
+    cells: list[int]
+    cost: float
+    value: float
+
+
+def _move_cells(cells: Cells, sizes: list[int], budgets: list[int]) -> list[int] | None:
+    """Flat indices of the runs of sizes × budgets; None when one of them is not admissible."""
+    out, n_j = [], cells.budget_values.size
+    for i, j in itertools.product(sizes, budgets):
+        if cells.valid[i, j]:
+            out.append(i * n_j + j)
+        elif not cells.dropped[i, j]:
+            return None
+    return out
+
+
+def _moves(cells: Cells, state: _State) -> list[tuple[list[int], list[int], list[int]]]:
+    """(new sizes, new budgets, their new runs) for every extension of the state by one size or budget."""
+    n_i, n_j = cells.params.size, cells.budget_values.size
+    moves = []
+    if not state.sizes:
+        for j in range(n_j):
+            for i1, i2 in itertools.combinations(range(n_i), 2):
+                runs = _move_cells(cells, [i1, i2], [j])
+                if runs:
+                    moves.append(([i1, i2], [j], runs))
+        return moves
+    for i in set(range(n_i)) - set(state.sizes):
+        runs = _move_cells(cells, [i], state.budgets)
+        if runs:
+            moves.append(([i], [], runs))
+    for j in set(range(n_j)) - set(state.budgets):
+        runs = _move_cells(cells, state.sizes, [j])
+        if runs:
+            moves.append(([], [j], runs))
+    return moves
+
+
+def _greedy(crit: design.Criterion, cells: Cells, budget: float, max_runs: int, lam: float, objective,
+            stop=None) -> _State:
+    flat_cost = cells.cost.ravel()
+    state = _State(sizes=[], budgets=[], cells=[], cost=0.0, value=float(objective(crit.base)))
+    while stop is None or not stop(state):
+        moves = [m for m in _moves(cells, state)
+                 if state.cost + flat_cost[m[2]].sum() <= budget and len(state.cells) + len(m[2]) <= max_runs]
+        if not moves:
+            break
+        current = crit.info_of(state.cells)
+        infos = np.stack([current + crit.cell_info[:, m[2]].sum(axis=1) for m in moves])
+        values = objective(infos)
+        costs = np.array([flat_cost[m[2]].sum() for m in moves])
+        gains = state.value - values
+        if not np.any(gains > 1e-9):
+            break
+        score = np.where(gains > 1e-9, gains / np.maximum(costs, 1e-300) ** lam, -np.inf)
+        if lam == 0.0:
+            score = np.where(gains > 1e-9, gains / np.array([len(m[2]) for m in moves]), -np.inf)
+        k = int(np.argmax(score))
+        sizes, budgets, runs = moves[k]
+        state = _State(sizes=state.sizes + sizes, budgets=state.budgets + budgets, cells=state.cells + runs,
+                       cost=state.cost + float(costs[k]), value=float(values[k]))
+    return state
+
+
+def _settled(crit: design.Criterion, cells: list[int]) -> bool:
+    return crit.prior_sensitivity(crit.info_of(cells)) <= SETTLED
+
+
+def _unidentified(crit: design.Criterion, info: np.ndarray, form) -> list[str]:
+    rel = crit.relative_variance(info)
+    return _public(form, [n for n, r in zip(form.raw_names, rel, strict=True) if r > IDENTIFIED])
+
+
+# --- the advisor ----------------------------------------------------------------------------------------
+def advise(
+    source: object,
+    *,
+    law: str = "chinchilla",
+    target_flops: float,
+    target: str = "params",
+    budget_flops: float | None = None,
+    budget_gpu_hours: float | None = None,
+    budget_usd: float | None = None,
+    candidates: Mapping[str, Any] | None = None,
+    max_runs: int | None = None,
+    seed: int = 0,
+    confidence: float = 0.95,
+    bootstrap: int = 32,
+    fit: FitResult | None = None,
+    loss_col: str | None = None,
+    kinds: tuple[str, ...] = BUDGET_KINDS,
+    **context: Any,
+) -> Advice:
+    """Propose the runs that most narrow the ``target`` interval at ``target_flops`` within the budget.
+
+    ``source``: a sweep folder (costs from its measured throughput, candidates within its corpus, memory and
+    family) or a CSV/DataFrame of runs (costs from FLOPs; for GPU-hours or dollars give ``gpu=`` and
+    ``mfu=``). Exactly one of ``budget_flops``, ``budget_gpu_hours``, ``budget_usd``. ``candidates``: axis
+    values to choose from instead of the default grids, ``{"params": [...], "tokens": [...]}`` (or
+    ``"tokens_per_param"`` / ``"flops"`` as the budget axis). ``max_runs`` caps the number of new runs.
+    ``fit``: an already fitted result of the same data (skips the fit). Further keywords describe the space
+    for file sources or override a sweep's: ``family`` (file sources: None = sizes are exact counts costing
+    6·N·D; a family name = sizes from its shape rule and FLOPs per token), ``shape_context``, ``corpus_tokens``, ``max_epochs``,
+    ``memory_bytes``, ``batch_tokens``, ``min_steps``, ``gpu``, ``mfu``, ``price_usd_per_hour``.
+    """
+    form = get_law(law)
+    target_flops = _check_target(target, target_flops, form)
+    kind, budget = _budget(budget_flops, budget_gpu_hours, budget_usd)
+    unknown = set(context) - {"family", "shape_context", "corpus_tokens", "max_epochs", "memory_bytes",
+                              "batch_tokens", "min_steps", "gpu", "mfu", "price_usd_per_hour",
+                              "tokens_per_param_range"}
+    if unknown:
+        raise ConfigError(f"advise: unknown option(s) {sorted(unknown)}")
+    if max_runs is not None and (isinstance(max_runs, bool) or not isinstance(max_runs, int) or max_runs < 2):
+        raise ConfigError(f"max_runs must be an integer >= 2 (a sweep has at least two sizes), not {max_runs!r}")
+    frame, space, cost_model = _load(source, form, loss_col, kind, context)
+    space = _replace(space, tokens_per_param_range=_ratio_range(frame, context.get("tokens_per_param_range")))
+    if max_runs is None:
+        max_runs = max(DEFAULT_MIN_RUNS, len(frame))
+    axes = _axes(candidates, kinds)
+    log_c = math.log(target_flops)
+    try:
+        result = fit if fit is not None else _fit(frame, form, bootstrap, seed, confidence)
+    except FitError as exc:
+        return _unfittable(frame, form, space, cost_model, axes, str(exc), law=form.name, target=target,
+                           target_flops=target_flops, confidence=confidence, budget=budget,
+                           max_runs=max_runs)
+    return _advise_fitted(result, frame, form, space, cost_model, axes, target=target, log_c=log_c,
+                          target_flops=target_flops, confidence=confidence, budget=budget,
+                          max_runs=max_runs, seed=seed)
+
+
+def _ratio_range(frame: pd.DataFrame, given) -> tuple[float, float]:
+    if given is not None:
+        try:
+            lo, hi = (float(x) for x in given)
+        except (TypeError, ValueError):
+            raise ConfigError(f"tokens_per_param_range must be two numbers (low, high), not {given!r}") from None
+        if not 0 <= lo < hi:
+            raise ConfigError(f"tokens_per_param_range must have 0 <= low < high, not {given!r}")
+        return lo, hi
+    ratio = frame["tokens"].to_numpy(dtype=float) / frame["params"].to_numpy(dtype=float)
+    return float(ratio.min() / RATIO_SPAN), float(ratio.max() * RATIO_SPAN)
+
+
+def _axes(candidates, kinds) -> dict[str, tuple[np.ndarray | None, np.ndarray | None]]:
+    for k in kinds:
+        if k not in BUDGET_KINDS:
+            raise ConfigError(f"kinds: {k!r} is not a budget kind ({', '.join(BUDGET_KINDS)})")
+    if candidates is None:
+        return {k: (None, None) for k in kinds}
+    if not isinstance(candidates, Mapping) or "params" not in candidates:
+        raise ConfigError("candidates must map 'params' (sizes) and one of 'tokens', 'tokens_per_param', 'flops' "
+                          "to lists of values")
+    given = [k for k in BUDGET_KINDS if k in candidates]
+    extra = set(candidates) - {"params", *BUDGET_KINDS}
+    if len(given) != 1 or extra:
+        raise ConfigError(f"candidates: give 'params' and exactly one of {BUDGET_KINDS}; got {sorted(candidates)}")
+    values = {}
+    for key in ("params", given[0]):
+        arr = np.asarray(candidates[key], dtype=float).ravel()
+        if arr.size == 0 or not np.all(np.isfinite(arr) & (arr > 0)):
+            raise ConfigError(f"candidates[{key!r}] must be a non-empty list of positive numbers")
+        values[key] = arr
+    return {given[0]: (values["params"], values[given[0]])}
+
+
+def _fit(frame: pd.DataFrame, form, bootstrap: int, seed: int, confidence: float) -> FitResult:
+    from scalebench.laws.fitting import fit_frame
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fit_frame(frame, form, bootstrap=bootstrap, seed=seed, confidence=confidence)
+
+
+def _ensemble(result: FitResult, seed: int) -> np.ndarray:
+    members = [np.asarray(result.theta, dtype=float)]
+    boot = result.bootstrap_thetas
+    if boot is not None and len(boot):
+        rng = np.random.default_rng(seed)
+        pick = rng.choice(len(boot), size=min(ENSEMBLE - 1, len(boot)), replace=False)
+        members += [boot[i] for i in pick]
+    return np.array(members)
+
+
+def _current(result: FitResult, frame, form, target, log_c, confidence) -> tuple[float, tuple, str]:
+    logx = np.log(frame[list(form.variables)].to_numpy(dtype=float).T)
+    resid = result.residuals["residual"].to_numpy() if result.residuals is not None else np.array([])
+    point, lo, hi = design.delta_interval(form, result.theta, logx, resid, delta=result.huber_delta,
+                                          target=target, log_c=log_c, confidence=confidence)
+    boot = result.bootstrap_thetas
+    if boot is not None and len(boot) >= 20:
+        with np.errstate(all="ignore"):
+            samples = np.exp(design.target_log(form, boot, target, log_c))
+        tail = 50.0 * (1.0 - confidence)
+        blo, bhi = np.nanpercentile(samples, [tail, 100.0 - tail])
+        return point, (float(blo), float(bhi)), "bootstrap"
+    return point, (lo, hi), "delta"
+
+
+def _advise_fitted(result, frame, form, space, cost_model, axes, *, target, log_c, target_flops, confidence,
+                   budget, max_runs, seed) -> Advice:
+    logx_old = np.log(frame[list(form.variables)].to_numpy(dtype=float).T)
+    resid = result.residuals["residual"].to_numpy() if result.residuals is not None else np.array([])
+    sigma = design.noise_sigma(resid, form.n_params)
+    notes = list(space.notes)
+    if not (math.isfinite(sigma) and sigma > 0):
+        sigma = 0.01
+        notes.append("no spare points to estimate the noise: assumed σ = 0.01 in log loss")
+    v = design.huber_variance(sigma, result.huber_delta)
+    ensemble = _ensemble(result, seed)
+    n_opt = float(np.exp(design.target_log(form, result.theta, "params", log_c)[0]))
+    d_opt = target_flops / (6.0 * n_opt)
+    point, interval, method = _current(result, frame, form, target, log_c, confidence)
+    if not result.success:
+        notes.append(f"the fit did not converge ({result.message}); the advice linearises it all the same")
+    best, reasons = None, []
+    for kind, (sizes, values) in axes.items():
+        if sizes is None:
+            sizes, values = default_axes(kind, frame, n_opt, d_opt, target_flops, _flops_hint(cost_model, budget),
+                                         space)
+        cells = build_cells(space, kind, sizes, values, cost_model, done=frame)
+        cells_logx = np.log(np.vstack([np.repeat(cells.params, cells.budget_values.size),
+                                       np.maximum(cells.tokens.ravel(), 1.0)]))  # 0-token cells are invalid
+        crit = design.Criterion(form, ensemble, logx_old, cells_logx, v=v, target=target, log_c=log_c)
+        reasons = _undetermined_reasons(crit, form, target)
+        for key, state in _search(crit, cells, budget, max_runs, settle=bool(reasons)):
+            if best is None or key < best[0]:
+                best = (key, state, float(crit.value(crit.base)), float(crit.value(crit.info_of(state.cells))),
+                        cells, crit)
+    _, state, v0, v1, best_cells, best_crit = best
+    width = interval[1] - interval[0]
+    expected = width * math.exp(0.5 * (v1 - v0)) if state.cells else width
+    verdict = "undetermined" if reasons else "determined"
+    if reasons:
+        if state.cells and _settled(best_crit, state.cells):
+            notes.append("the proposal is the cheapest design found that determines the target; fit again "
+                         "after it and ask for more")
+        else:
+            notes.append("no design within the budget determines the target; this one helps most")
+    return _make_advice(result.law, target, target_flops, confidence, budget, cost_model, best_cells, state,
+                        point, interval, width, expected, method, verdict, reasons, notes, space)
+
+
+def _undetermined_reasons(crit: design.Criterion, form, target: str) -> list[str]:
+    """Why the runs done do not determine the target (empty when they do)."""
+    if _settled(crit, []):
+        return []
+    loose = _unidentified(crit, crit.base, form)
+    return [f"the {target} target at C* rests on the prior, not the runs (a 10x wider prior widens it "
+            f"{math.sqrt(crit.prior_sensitivity(crit.base)):.3g}x)"
+            + (f"; parameters left undetermined: {', '.join(loose)}" if loose else "")]
+
+
+def _search(crit: design.Criterion, cells: Cells, budget: float, max_runs: int, *, settle: bool):
+    """(sort key, state) of the candidate designs of one budget kind; the lowest key wins over all kinds.
+
+    Determined: the greedy search per cost^λ for each λ in SCORES, keyed by the criterion. Undetermined: the
+    greedy search per unit cost stopped once the target is settled, keyed by cost when it settles (the
+    cheapest such design) and by the criterion when nothing in the budget settles it."""
+    if not settle:
+        for lam in SCORES:
+            state = _greedy(crit, cells, budget, max_runs, lam, crit.value)
+            yield (0, float(crit.value(crit.info_of(state.cells))), state.cost), state
+        return
+    state = _greedy(crit, cells, budget, max_runs, 1.0, crit.value,
+                    stop=lambda st: bool(st.cells) and _settled(crit, st.cells))
+    value = float(crit.value(crit.info_of(state.cells)))
+    settled = bool(state.cells) and _settled(crit, state.cells)
+    yield ((0, state.cost, value) if settled else (1, value, state.cost)), state
+
+
+def _flops_hint(cost_model: CostModel, budget: float) -> float:
+    """The most FLOPs one run could buy with the budget (the top of the isoFLOP axis)."""
+    if cost_model.kind == "flops":
+        return budget
+    lo, hi = cost_model.log_params_range
+    ends = np.exp(np.clip(np.array([lo, hi]), -700.0, 700.0))
+    per_flop = float(np.min(cost_model.cost(ends, np.ones(2))))
+    return budget / per_flop if per_flop > 0 else budget
+
+
+def _public(form, raw: list[str]) -> list[str]:
+    mapping = dict(zip(form.raw_names, form.param_names, strict=False))
+    return [mapping.get(n, n) for n in raw]
+
+
+def _make_advice(law, target, target_flops, confidence, budget, cost_model, cells, state, point, interval,
+                 width, expected, method, verdict, reasons, notes, space) -> Advice:
+    n_j = cells.budget_values.size
+    runs = []
+    for flat in sorted(state.cells, key=lambda f: (cells.params[f // n_j], cells.tokens.ravel()[f])):
+        i, j = divmod(flat, n_j)
+        runs.append(ProposedRun(params=float(cells.params[i]), tokens=float(cells.tokens[i, j]),
+                                flops=float(cells.flops[i, j]), cost=float(cells.cost[i, j]),
+                                size=float(cells.size_targets[i]),
+                                shape=cells.shapes[i].as_dict() if cells.shapes[i] is not None else {},
+                                epochs=float(cells.epochs[i, j]), memory_bytes=float(cells.memory_bytes[i])))
+    if state.cost > budget * (1 + 1e-9):  # pragma: no cover - the search never admits such a move
+        raise AssertionError("proposal over budget")
+    return Advice(law=law, target=target, target_flops=target_flops, confidence=confidence, budget=budget,
+                  cost_unit=cost_model.unit, cost_source=cost_model.source, runs=tuple(runs),
+                  design_kind=cells.kind if runs else None,
+                  design_sizes=tuple(float(cells.size_targets[i]) for i in sorted(state.sizes)),
+                  design_budgets=tuple(float(cells.budget_values[j]) for j in sorted(state.budgets)),
+                  estimate=point, current_interval=(float(interval[0]), float(interval[1])),
+                  current_width=float(width), expected_width=float(expected), width_method=method,
+                  verdict=verdict, reasons=tuple(reasons), notes=tuple(notes), spec=space.spec)
+
+
+def _unfittable(frame, form, space, cost_model, axes, reason, *, law, target, target_flops, confidence, budget,
+                max_runs) -> Advice:
+    """No fit possible: the cheapest sizes × tokens design that gives >= 3 sizes, >= 3 token counts and two
+    points per parameter together with the runs already done."""
+    sizes, values = axes.get("tokens", (None, None))
+    if sizes is None:
+        n0, d0 = float(frame["params"].median()), float(frame["tokens"].median())
+        sizes = n0 * np.geomspace(1 / 8, 8, 7)
+        values = d0 * np.geomspace(1 / 8, 8, 7)
+    cells = build_cells(space, "tokens", sizes, values, cost_model)
+    have_n, have_d = set(frame["params"].round()), set(frame["tokens"].round())
+    best = None
+    n_i, n_j = cells.params.size, cells.budget_values.size
+    for k in range(2, min(n_i, 5) + 1):
+        for m in range(1, min(n_j, 5) + 1):
+            for si in itertools.combinations(range(n_i), k):
+                for tj in itertools.combinations(range(n_j), m):
+                    runs = _move_cells(cells, list(si), list(tj))
+                    if not runs or len(runs) > max_runs:
+                        continue
+                    n_all = have_n | {round(cells.params[i]) for i in si}
+                    d_all = have_d | {round(cells.tokens[i, j]) for i in si for j in tj}
+                    if len(n_all) < 3 or len(d_all) < 3 or len(frame) + len(runs) < 2 * form.n_params:
+                        continue
+                    cost = float(cells.cost.ravel()[runs].sum())
+                    if cost <= budget and (best is None or cost < best[0]):
+                        best = (cost, list(si), list(tj), runs)
+    state = _State(sizes=best[1], budgets=best[2], cells=best[3], cost=best[0], value=math.nan) if best else \
+        _State(sizes=[], budgets=[], cells=[], cost=0.0, value=math.nan)
+    notes = [*space.notes, "no fit is possible yet, so no interval: run these, fit, then ask again"]
+    if best is None:
+        notes.append("no design within the budget makes the law fittable; raise the budget")
+    return _make_advice(law, target, target_flops, confidence, budget, cost_model, cells, state, math.nan,
+                        (math.nan, math.nan), math.nan, math.nan, "none", "undetermined", [reason], notes, space)
+
+
+REPORT_TARGET_FACTOR = 100.0  # the report's proposal targets this multiple of the sweep's largest run
+
+
+def sweep_proposal(sweep_dir: str | Path, *, law: str = "chinchilla", target: str = "params",
+                   factor: float = REPORT_TARGET_FACTOR, seed: int = 0, bootstrap: int = 32,
+                   fit: FitResult | None = None, loss_col: str | None = None) -> Advice:
+    """The proposal the report shows: the runs that most narrow ``target`` at ``factor`` times the sweep's
+    largest run, for a budget of as many FLOPs again as the sweep's done runs took (doubling the sweep).
+    ``fit``: the report's own fit of the same runs and ``loss_col`` (used, not redone, when it is ``law``'s)."""
+    from scalebench.laws.io import load_data
+
+    form = get_law(law)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        frame = load_data(sweep_dir, form.variables, loss_col=loss_col)
+        if fit is not None and (fit.law != form.name or fit.residuals is None or len(fit.residuals) != len(frame)):
+            fit = None
+        return advise(sweep_dir, law=law, target=target, target_flops=factor * float(frame["flops"].max()),
+                      budget_flops=float(frame["flops"].sum()), seed=seed, bootstrap=bootstrap, fit=fit,
+                      loss_col=loss_col)
+
+
+# --- the target itself: `scalebench fit --at-flops` --------------------------------------------------------
+def optimum_at(result: FitResult, flops: float, *, confidence: float | None = None,
+               data: pd.DataFrame | None = None) -> dict[str, Any]:
+    """The compute-optimal point at ``flops`` with intervals: ``{flops, params, tokens, loss, ci: {params,
+    tokens, loss}, ci_method}``, JSON-safe. Percentile bootstrap intervals when the fit has refits; the delta
+    method (see ``design``) on the fitted runs otherwise (``data`` = the fitted frame; the fit's residuals
+    carry its points)."""
+    if isinstance(flops, bool) or not isinstance(flops, (int, float)) or not flops > 0 or not math.isfinite(flops):
+        raise ConfigError(f"--at-flops must be a positive FLOP count, e.g. 1e21, not {flops!r}")
+    form = result.form
+    if not form.has_frontier:
+        raise FitError(f"law {result.law!r} has no compute-optimal frontier; fit 'chinchilla' or 'kaplan-joint'")
+    conf = result.confidence if confidence is None else confidence
+    if not 0 < conf < 1:
+        raise ConfigError(f"confidence must be in (0, 1), not {conf!r}")
+    log_c = math.log(flops)
+    point = {t: float(np.exp(design.target_log(form, result.theta, t, log_c)[0])) for t in design.TARGETS}
+    ci, method = {}, "none"
+    if result.bootstrap_thetas is not None and len(result.bootstrap_thetas):
+        tail = 50.0 * (1.0 - conf)
+        for t in design.TARGETS:
+            with np.errstate(all="ignore"):
+                s = np.exp(design.target_log(form, result.bootstrap_thetas, t, log_c))
+            lo, hi = np.nanpercentile(s, [tail, 100.0 - tail])
+            ci[t] = [float(lo), float(hi)]
+        method = "bootstrap"
+    elif result.residuals is not None and len(result.residuals):
+        frame = result.residuals if data is None else data
+        logx = np.log(frame[list(form.variables)].to_numpy(dtype=float).T)
+        resid = result.residuals["residual"].to_numpy()
+        for t in design.TARGETS:
+            _, lo, hi = design.delta_interval(form, result.theta, logx, resid, delta=result.huber_delta, target=t,
+                                              log_c=log_c, confidence=conf)
+            ci[t] = [lo, hi]
+        method = "delta"
+    return json_safe({"flops": float(flops), **point, "ci": ci, "ci_method": method, "confidence": conf})
+
+
+def format_optimum(opt: Mapping[str, Any]) -> str:
+    """One text line per quantity of ``optimum_at``'s dict."""
+    pct = f"{100 * opt['confidence']:g}%"
+    lines = [f"compute-optimal at {opt['flops']:.4g} FLOPs ({opt['ci_method']} {pct} intervals):"]
+    for t in design.TARGETS:
+        lo, hi = opt["ci"].get(t, [None, None])
+        band = f"   [{lo:.4g}, {hi:.4g}]" if lo is not None and hi is not None else "   [undetermined]"
+        lines.append(f"  {t:>8} = {opt[t]:.4g}{band if opt['ci'] else ''}")
+    return "\n".join(lines)
+
+
+__all__ = ["Advice", "ProposedRun", "advise", "format_optimum", "optimum_at", "sweep_proposal"]

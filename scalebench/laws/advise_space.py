@@ -1,0 +1,405 @@
+"""What the advisor may propose and what it costs: the sweep's context, candidate cells, a cost model.
+
+A *cell* is one run a sweep spec can express: a size (a target parameter count, turned into a shape by the
+family's own rule, ``Family.shape_for_params``) crossed with one data budget of one of the three kinds a
+sweep knows (``tokens``, ``tokens_per_param``, ``flops``). Its token count is rounded to whole batches as
+the planner does (``sweep/planner.py``). A cell is admissible when it trains for at least ``min_steps``
+batches, repeats the corpus at most ``max_epochs`` times, keeps its tokens per parameter within
+``tokens_per_param_range`` (where the law is trusted: a fitted form says nothing reliable about runs far
+more or less trained than any it was fitted on, and a design criterion would otherwise exploit exactly
+those), and its training memory at micro-batch 1 (the
+OOM policy's floor) fits the device: model states and activations from ``planning.memory`` (ZeRO table,
+Korthikanti et al. 2022), for families whose shape has transformer fields; model states alone otherwise.
+
+Costs. From a sweep folder the cost of a run is its FLOPs over the FLOP/s the sweep *measured*: a power law
+log(FLOP/s) = a + b·log N fitted to the done runs' ``tokens_per_s · flops_per_token``, held at the measured
+edge outside the measured sizes (no extrapolated speed-up: a larger model is never assumed cheaper per FLOP
+than the largest one measured). GPU-hours multiply by the GPUs of a run (``world_size``, 1 when absent);
+dollars by the price per GPU-hour (the catalog's for the sweep's GPU, or given). Without a sweep (a CSV or
+DataFrame) the cost is the FLOPs themselves, or FLOPs over (peak · MFU) of a named GPU for hours and dollars.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scalebench.errors import ConfigError
+
+BUDGET_KINDS = ("tokens", "tokens_per_param", "flops")
+COST_KINDS = {"flops": "FLOPs", "gpu_hours": "GPU-hours", "usd": "USD"}
+GRID_POINTS = 14  # candidate values per axis
+
+
+def sig3(x: float) -> float:
+    """``x`` to 3 significant digits: the planner labels runs with 3 digits, so values written to a spec
+    are rounded first and the label, the shape and the budget all come from the same number."""
+    return float(f"{x:.3g}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CostModel:
+    """Cost of a run from its size and FLOPs, in ``unit`` (FLOPs, GPU-hours or USD)."""
+
+    kind: str  # flops | gpu_hours | usd
+    log_speed: tuple[float, float] | None = None  # (a, b): log FLOP/s = a + b·log N, within the range below
+    log_params_range: tuple[float, float] = (-math.inf, math.inf)
+    gpus_per_run: int = 1
+    price_usd_per_hour: float | None = None
+    source: str = "FLOPs"
+
+    def __post_init__(self) -> None:
+        if self.kind not in COST_KINDS:
+            raise ConfigError(f"cost kind must be one of {', '.join(COST_KINDS)}, not {self.kind!r}")
+        if self.kind != "flops" and self.log_speed is None:
+            raise ConfigError(f"costs in {COST_KINDS[self.kind]} need a throughput (a sweep folder, or gpu= and mfu=)")
+        if self.kind == "usd" and not (self.price_usd_per_hour and self.price_usd_per_hour > 0):
+            raise ConfigError("costs in USD need a price: price_usd_per_hour=... (the GPU is not in the catalog "
+                              "or has no price)")
+
+    @property
+    def unit(self) -> str:
+        return COST_KINDS[self.kind]
+
+    def flops_per_s(self, params: np.ndarray) -> np.ndarray:
+        a, b = self.log_speed
+        lo, hi = self.log_params_range
+        return np.exp(a + b * np.clip(np.log(np.asarray(params, dtype=float)), lo, hi))
+
+    def cost(self, params: np.ndarray, flops: np.ndarray) -> np.ndarray:
+        flops = np.asarray(flops, dtype=float)
+        if self.kind == "flops":
+            return flops
+        hours = flops / self.flops_per_s(params) / 3600.0 * self.gpus_per_run
+        return hours if self.kind == "gpu_hours" else hours * self.price_usd_per_hour
+
+
+def measured_cost_model(done: pd.DataFrame, kind: str, *, env: Mapping[str, Any],
+                        price_usd_per_hour: float | None, ranks: int = 1) -> CostModel:
+    """Cost model from a sweep's done runs (their measured tokens/s); a FLOP budget costs FLOPs."""
+    if kind == "flops":
+        return CostModel(kind="flops")
+    speed = pd.to_numeric(done.get("tokens_per_s"), errors="coerce") * pd.to_numeric(
+        done.get("flops_per_token"), errors="coerce")
+    ok = np.isfinite(speed.to_numpy(dtype=float)) & (speed.to_numpy(dtype=float) > 0)
+    if not ok.any():
+        if kind == "flops":
+            return CostModel(kind="flops")
+        raise ConfigError("the sweep has no measured throughput (tokens_per_s) in its done runs; "
+                          "give the budget in FLOPs (budget_flops=...)")
+    log_n = np.log(done["params"].to_numpy(dtype=float)[ok])
+    log_s = np.log(speed.to_numpy(dtype=float)[ok])
+    if np.ptp(log_n) > 0:
+        b, a = np.polyfit(log_n, log_s, 1)
+    else:
+        a, b = float(np.median(log_s)), 0.0
+    gpus = pd.to_numeric(done.get("world_size", pd.Series(dtype=float)), errors="coerce").dropna()
+    price = price_usd_per_hour
+    if kind == "usd" and price is None:
+        price = _catalog_price(env)
+    return CostModel(kind=kind, log_speed=(float(a), float(b)), log_params_range=(float(log_n.min()), float(log_n.max())),
+                     gpus_per_run=int(gpus.max()) if len(gpus) else max(1, int(ranks)), price_usd_per_hour=price,
+                     source=f"measured throughput of {int(ok.sum())} done runs")
+
+
+def _catalog_price(env: Mapping[str, Any]) -> float | None:
+    from scalebench.hardware.catalog import match_device_name
+
+    for dev in env.get("devices") or []:
+        spec = match_device_name(str(dev.get("name", "")))
+        if spec is not None and spec.price_usd_per_hour:
+            return float(spec.price_usd_per_hour)
+    return None
+
+
+def flops_cost_model(kind: str, *, gpu: str | None, mfu: float | None,
+                     price_usd_per_hour: float | None) -> CostModel:
+    """Cost model without measurements: FLOPs, or FLOPs over (peak bf16 · MFU) of a catalog GPU."""
+    if kind == "flops":
+        return CostModel(kind="flops")
+    if gpu is None or mfu is None:
+        raise ConfigError(f"a budget in {COST_KINDS[kind]} from a file of runs (no measured throughput) needs "
+                          "gpu='H100-SXM' (a catalog name) and mfu=0.4 (the utilisation you expect)")
+    if not (isinstance(mfu, (int, float)) and 0 < mfu <= 1):
+        raise ConfigError(f"mfu must be a fraction in (0, 1], not {mfu!r}")
+    from scalebench.hardware.catalog import get_gpu
+
+    spec = get_gpu(gpu)
+    peak = spec.peak_for("bf16")
+    if not peak:
+        raise ConfigError(f"GPU {spec.name} has no bf16 peak in the catalog; add one (SCALEBENCH_GPU_CATALOG)")
+    price = price_usd_per_hour if price_usd_per_hour is not None else spec.price_usd_per_hour
+    return CostModel(kind=kind, log_speed=(math.log(peak * mfu), 0.0), price_usd_per_hour=price,
+                     source=f"{spec.name} bf16 peak x MFU {mfu:g}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Space:
+    """What a proposal must respect, and how to turn a size into a shape."""
+
+    family: str | None = "gpt"  # None: sizes are exact parameter counts and a run costs 6·N·D FLOPs
+    shape_context: dict[str, Any] = field(default_factory=dict)  # vocab_size, seq_len, tie_embeddings
+    batch_tokens: int = 1
+    min_steps: int = 1
+    max_epochs: float = math.inf
+    corpus_tokens: float | None = None  # training tokens of the corpus; None: no epochs cap
+    memory_bytes: float | None = None  # per run; None: no memory cap
+    precision: str = "fp32"
+    optimizer: str = "adamw"
+    tokens_per_param_range: tuple[float, float] = (0.0, math.inf)  # where the law is trusted (see advise)
+    copies: int = 1  # runs per cell: the sweep's grid-axis combinations, each trains every (size, budget)
+    spec: dict[str, Any] | None = None  # the sweep's resolved spec (to write an extension); None for files
+    notes: tuple[str, ...] = ()
+
+    def shape(self, target: float):
+        from scalebench.families import get_family
+
+        return get_family(self.family).shape_for_params(target, **self.shape_context)
+
+    def memory(self, shape) -> float:
+        """Training bytes of one run at micro-batch 1 (the floor the OOM policy reaches)."""
+        from scalebench.families import get_family
+        from scalebench.planning.memory import (
+            DEFAULT_CONTEXT_BYTES,
+            activation_bytes,
+            memory_per_gpu,
+            parse_optimizer,
+        )
+
+        fam = get_family(self.family)
+        fields = shape.as_dict()
+        acts = 0.0
+        if all(k in fields for k in ("n_layer", "d_model", "n_head", "seq_len", "vocab_size")):
+            acts = activation_bytes(n_layer=fields["n_layer"], d_model=fields["d_model"], n_head=fields["n_head"],
+                                    seq_len=fields["seq_len"], micro_batch=1, vocab_size=fields["vocab_size"],
+                                    checkpointing="none", d_ff=fields.get("d_ff"))
+        try:
+            optimizer = parse_optimizer(self.optimizer)
+        except ConfigError:  # an optimizer the memory table does not know: AdamW's state is the largest
+            optimizer = "adamw"
+        cuda = self.precision in ("bf16", "fp16")
+        mem = memory_per_gpu(params_total=fam.params_total(shape), num_gpus=1, precision=self.precision,
+                             optimizer=optimizer, zero=0, activations=acts,
+                             context_bytes=DEFAULT_CONTEXT_BYTES if cuda else 0.0)
+        return float(mem["total"])
+
+
+def sweep_space(path: Path, done: pd.DataFrame, *, memory_bytes: float | None) -> Space:
+    """The space of a sweep folder: its family, shape context, batch, corpus, device memory and spec."""
+    from scalebench.store import load_meta
+
+    meta = load_meta(path)
+    spec, corpus, env = meta.get("spec") or {}, meta.get("corpus") or {}, meta.get("env") or {}
+    if not spec:
+        raise ConfigError(f"{path}: the sweep's store has no resolved spec; re-run it with `scalebench run`")
+    from scalebench.config import BudgetSpec, TrainSpec
+
+    train, budget, model = spec.get("train") or {}, spec.get("budget") or {}, spec.get("model") or {}
+    seq_len = int(train.get("seq_len", TrainSpec.seq_len))
+    context = {"seq_len": seq_len, "tie_embeddings": bool(model.get("tie_embeddings", True))}
+    if corpus.get("vocab_size"):
+        context["vocab_size"] = int(corpus["vocab_size"])
+    precision = "fp32"
+    if "precision" in done and done["precision"].notna().any():
+        precision = str(done["precision"].dropna().iloc[0])
+    notes = []
+    copies = grid_copies(spec)
+    if copies > 1:
+        notes.append(f"the sweep crosses every run with {copies} grid-axis combinations: each proposed (size, "
+                     "budget) costs that many runs, and the law is fitted to all of them together")
+    if memory_bytes is None:
+        memory_bytes, where = _device_memory(env, done, spec)
+        notes.append(f"memory cap {memory_bytes / 2**30:.1f} GiB per run ({where})")
+    return Space(family=spec.get("family", "gpt"), shape_context=context,
+                 batch_tokens=int(train.get("batch_tokens", TrainSpec.batch_tokens)),
+                 min_steps=int(budget.get("min_steps", BudgetSpec.min_steps)),
+                 max_epochs=float(budget.get("max_epochs", BudgetSpec.max_epochs)),
+                 corpus_tokens=float(corpus["train_tokens"]) if corpus.get("train_tokens") else None,
+                 memory_bytes=memory_bytes, precision=precision if precision in ("fp32", "bf16", "fp16") else "fp32",
+                 optimizer=str(train.get("optimizer", "adamw")), spec=spec, notes=tuple(notes), copies=copies)
+
+
+def grid_copies(spec: Mapping[str, Any]) -> int:
+    """How many runs a sweep trains per (size, budget): the product of its ``[grid]`` axes' lengths."""
+    grid = spec.get("grid")
+    if not isinstance(grid, Mapping):
+        return 1
+    out = 1
+    for values in grid.values():
+        if isinstance(values, (list, tuple)) and values:
+            out *= len(values)
+    return out
+
+
+def _device_memory(env: Mapping[str, Any], done: pd.DataFrame, spec: Mapping[str, Any]) -> tuple[float, str]:
+    devices = env.get("devices") or []
+    on_gpu = "device" in done and (done["device"].dropna().astype(str) != "cpu").any()
+    if on_gpu and devices:
+        mem = min(float(d["memory_bytes"]) for d in devices if d.get("memory_bytes"))
+        return mem, f"the sweep's GPU, {devices[0].get('name', 'cuda')}"
+    try:
+        ram = float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        ram = 16 * 2.0**30
+    workers = max(1, int((spec.get("devices") or {}).get("cpu_workers", 1)))
+    return ram / workers, f"this machine's RAM shared by devices.cpu_workers={workers}"
+
+
+# --- candidate cells --------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class Cells:
+    """The candidate grid of one budget kind: sizes × budget values, with each cell's run and cost."""
+
+    kind: str
+    size_targets: np.ndarray  # (I,) target parameter counts as written to the spec
+    shapes: tuple[Any, ...]  # (I,)
+    budget_values: np.ndarray  # (J,)
+    params: np.ndarray  # (I,) the family's exact count
+    tokens: np.ndarray  # (I, J) whole batches
+    flops: np.ndarray  # (I, J)
+    cost: np.ndarray  # (I, J)
+    valid: np.ndarray  # (I, J) admissible
+    dropped: np.ndarray  # (I, J) flops kind only: too few steps, the planner drops it (no run, no cost)
+    memory_bytes: np.ndarray  # (I,)
+    epochs: np.ndarray  # (I, J)
+
+
+def size_axis(space: Space, targets: np.ndarray) -> tuple[np.ndarray, tuple, np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct family shapes for the targets: (targets, shapes, params, flops_per_token, memory), by size."""
+    from scalebench.families import get_family
+
+    if space.family is None:  # no family: the size is the count, C = 6·N·D, memory = model states only
+        t = np.array(sorted({sig3(t) for t in targets if t > 0}))
+        if not t.size:
+            raise ConfigError("no candidate sizes: give positive parameter counts")
+        return t, (None,) * t.size, t, 6.0 * t, _states_bytes(space, t)
+    fam = get_family(space.family)
+    seen, rows = set(), []
+    for t in sorted({sig3(t) for t in targets if t > 0}):
+        shape = space.shape(t)
+        n = fam.params(shape)
+        if n in seen:
+            continue
+        seen.add(n)
+        rows.append((t, shape, float(n), float(fam.flops_per_token(shape)), space.memory(shape)))
+    if not rows:
+        raise ConfigError("no candidate sizes: give positive parameter counts")
+    t, s, n, f, m = zip(*rows, strict=True)
+    return np.array(t), tuple(s), np.array(n), np.array(f), np.array(m)
+
+
+def _states_bytes(space: Space, params: np.ndarray) -> np.ndarray:
+    from scalebench.planning.memory import memory_per_gpu
+
+    return np.asarray(memory_per_gpu(params_total=params, num_gpus=1, precision=space.precision,
+                                     optimizer="adamw", zero=0, context_bytes=0.0)["total"], dtype=float)
+
+
+def build_cells(space: Space, kind: str, size_targets: np.ndarray, budget_values: np.ndarray,
+                cost_model: CostModel, done: pd.DataFrame | None = None) -> Cells:
+    """The grid of one budget kind. A cell equal to a run in ``done`` (same params and tokens) is not
+    admissible: the sweep would keep the finished run rather than train it again."""
+    targets, shapes, params, fpt, mem = size_axis(space, size_targets)
+    values = np.array(sorted({sig3(v) for v in budget_values if v > 0}))
+    if kind == "tokens":
+        raw = np.broadcast_to(values[None, :], (params.size, values.size))
+    elif kind == "tokens_per_param":
+        raw = params[:, None] * values[None, :]
+    else:
+        raw = values[None, :] / fpt[:, None]
+    steps = np.round(raw / space.batch_tokens)
+    tokens = steps * space.batch_tokens
+    flops = fpt[:, None] * tokens
+    epochs = tokens / space.corpus_tokens if space.corpus_tokens else np.zeros_like(tokens)
+    short = steps < space.min_steps
+    fits = np.ones_like(params, dtype=bool) if space.memory_bytes is None else mem <= space.memory_bytes
+    lo, hi = space.tokens_per_param_range
+    ratio = tokens / params[:, None]
+    valid = ~short & (epochs <= space.max_epochs) & fits[:, None] & (ratio >= lo) & (ratio <= hi)
+    if done is not None and len(done):
+        have = set(zip(done["params"].round().astype(np.int64), done["tokens"].round().astype(np.int64),
+                       strict=True))
+        repeat = np.array([[(int(round(n)), int(round(t))) in have for t in row]
+                           for n, row in zip(params, tokens, strict=True)])
+        valid &= ~repeat
+    dropped = short if kind == "flops" else np.zeros_like(short)
+    cost = np.where(valid, space.copies * cost_model.cost(np.broadcast_to(params[:, None], tokens.shape), flops),
+                    np.inf)
+    return Cells(kind=kind, size_targets=targets, shapes=shapes, budget_values=values, params=params,
+                 tokens=tokens, flops=flops, cost=cost, valid=valid, dropped=dropped, memory_bytes=mem, epochs=epochs)
+
+
+def default_axes(kind: str, done: pd.DataFrame, n_opt: float, d_opt: float, target_flops: float,
+                 budget_flops_hint: float, space: Space) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate sizes and budget values: geometric grids from below the smallest run to the target's
+    compute-optimal point (runs there are usually unaffordable; the cost filter decides)."""
+    n_lo = float(done["params"].min()) / 4.0
+    n_hi = max(float(done["params"].max()) * 4.0, min(n_opt, float(done["params"].max()) * 256.0))
+    sizes = np.geomspace(n_lo, max(n_hi, 2 * n_lo), GRID_POINTS)
+    d_lo = max(float(done["tokens"].min()) / 4.0, space.min_steps * space.batch_tokens)
+    d_cap = space.max_epochs * space.corpus_tokens if space.corpus_tokens else math.inf
+    d_hi = min(max(float(done["tokens"].max()) * 16.0, min(d_opt, float(done["tokens"].max()) * 256.0)), d_cap)
+    if kind == "tokens":
+        values = np.geomspace(d_lo, max(d_hi, 2 * d_lo), GRID_POINTS)
+    elif kind == "tokens_per_param":
+        lo, hi = space.tokens_per_param_range
+        ratios = done["tokens"].to_numpy(dtype=float) / done["params"].to_numpy(dtype=float)
+        lo, hi = max(lo, ratios.min() / 4.0), min(hi, ratios.max() * 4.0)
+        values = np.geomspace(lo, max(hi, 2 * lo), GRID_POINTS)
+    else:
+        c_lo = float(done["flops"].min()) / 2.0
+        c_hi = min(target_flops, max(budget_flops_hint, 2 * c_lo))
+        values = np.geomspace(c_lo, max(c_hi, 2 * c_lo), GRID_POINTS)
+    return sizes, values
+
+
+# --- writing a sweep extension ------------------------------------------------------------------------
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)  # a TOML basic string: JSON's escapes are TOML's
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, Mapping):
+        return "{" + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items() if x is not None) + "}"
+    raise ConfigError(f"cannot write {v!r} ({type(v).__name__}) to TOML")
+
+
+def to_toml(table: Mapping[str, Any], header: str = "") -> str:
+    """A TOML document for a sweep spec dict: scalars first, then one [table] per sub-dict. None is left
+    out (every optional key of a sweep defaults to None)."""
+    lines = [f"# {line}" for line in header.splitlines()]
+    tables = []
+    for key, value in table.items():
+        if value is None:
+            continue
+        if isinstance(value, Mapping):
+            tables.append((key, value))
+        else:
+            lines.append(f"{key} = {_toml_value(value)}")
+    for key, sub in tables:
+        lines.append("")
+        lines.append(f"[{key}]")
+        for k, v in sub.items():
+            if v is None or (isinstance(v, (list, tuple)) and not v and k in ("sizes", "shapes", "params", "tokens",
+                                                                               "tokens_per_param", "flops")):
+                continue
+            lines.append(f"{k} = {_toml_value(v)}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,344 @@
+"""`scalebench.advise` / `scalebench next` and `fit --at-flops`: budgets, admissible candidates, identification,
+interval coverage and sweep extensions (the end-to-end extension run is in test_advise_sweep.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+import tomllib
+
+import scalebench
+from scalebench.cli import main
+from scalebench.config import SweepSpec
+from scalebench.errors import ConfigError
+from scalebench.laws import fit_frame, get_law, load_data
+from scalebench.laws.advise import advise, optimum_at
+from scalebench.laws.design import huber_variance, target_log
+
+FORM = get_law("chinchilla")
+TRUTH = {"E": 1.8, "A": 400.0, "B": 2000.0, "alpha": 0.35, "beta": 0.37}
+THETA = FORM.from_public(TRUTH)
+
+
+def runs(params, tokens, *, sigma=0.01, seed=0) -> pd.DataFrame:
+    n, d = np.asarray(params, dtype=float), np.asarray(tokens, dtype=float)
+    rng = np.random.default_rng(seed)
+    log_l = FORM.log_predict(THETA, np.log(np.vstack([n, d])))[0] + rng.normal(0, sigma, n.size)
+    return pd.DataFrame({"params": n, "tokens": d, "flops": 6 * n * d, "loss": np.exp(log_l)})
+
+
+def ladder(seed=0, sigma=0.01) -> pd.DataFrame:
+    sizes = np.repeat(np.geomspace(2e6, 2e7, 4), 3)
+    return runs(sizes, sizes * np.tile([5.0, 20.0, 80.0], 4), sigma=sigma, seed=seed)
+
+
+def quick_fit(frame: pd.DataFrame, bootstrap: int = 0, seed: int = 0):
+    # start from the truth and a coarse grid: these tests are about the advisor, not the optimiser
+    starts = np.vstack([THETA, FORM.init_grid({"e": (0.0, 1.0), "a": (5.0, 10.0), "b": (5.0, 10.0),
+                                               "alpha": (0.3, 0.5), "beta": (0.3, 0.5)})])
+    return fit_frame(frame, FORM, grid=starts, n_refine=4, bootstrap=bootstrap, seed=seed)
+
+
+# --- basic properties ------------------------------------------------------------------------------------
+def test_huber_variance_limits():
+    # least squares when delta >> sigma, least absolute deviations ((pi/2) sigma^2) when delta << sigma
+    assert huber_variance(0.01, 10.0) == pytest.approx(1e-4, rel=1e-6)
+    assert huber_variance(0.01, 1e-7) == pytest.approx(0.5 * math.pi * 1e-4, rel=1e-3)
+
+
+@pytest.mark.parametrize("budget", [3e14, 3e15, 3e16, 3e17])
+def test_proposal_never_exceeds_the_budget(budget):
+    data = ladder()
+    res = quick_fit(data, bootstrap=8)
+    advice = advise(data, fit=res, target_flops=1e20, budget_flops=budget, max_runs=40)
+    assert advice.runs, "a budget this size buys some runs"
+    assert advice.total_cost <= budget
+    assert all(r.cost > 0 and r.flops == pytest.approx(6 * r.params * r.tokens) for r in advice.runs)
+    summary = json.loads(json.dumps(advice.summary(), allow_nan=False))
+    assert {"runs", "current_width", "expected_width", "target"} <= set(summary)
+    assert set(summary["runs"][0]) >= {"params", "tokens", "flops", "cost"}
+    assert summary["expected_width"] < summary["current_width"]
+
+
+_LADDER_FIT: dict[str, object] = {}
+
+
+@settings(max_examples=12, deadline=None)
+@given(log_budget=st.floats(12.0, 18.0), max_runs=st.integers(2, 30),
+       kinds=st.sets(st.sampled_from(["tokens", "tokens_per_param", "flops"]), min_size=1),
+       target=st.sampled_from(["params", "tokens", "loss"]))
+def test_no_budget_max_runs_or_kind_makes_a_proposal_overspend(log_budget, max_runs, kinds, target):
+    if not _LADDER_FIT:
+        _LADDER_FIT["fit"] = quick_fit(ladder(), bootstrap=8)
+    budget = 10.0**log_budget
+    advice = advise(ladder(), fit=_LADDER_FIT["fit"], target_flops=1e20, target=target, budget_flops=budget,
+                    max_runs=max_runs, kinds=tuple(sorted(kinds)))
+    assert advice.total_cost <= budget and len(advice.runs) <= max_runs
+    assert advice.design_kind in (kinds if advice.runs else {None})
+    assert len(advice.runs) == 0 or len(advice.design_sizes) >= 2  # a sweep ladder has two sizes at least
+
+
+def test_advice_narrows_more_than_a_larger_size_in_expectation():
+    """The criterion the advisor maximises, checked against the person's design it is benchmarked on: the
+    advisor's predicted width must beat what the same linearisation predicts for one larger size."""
+    data = ladder()
+    res = quick_fit(data, bootstrap=8)
+    big = 2e7 * 10 ** (1 / 3)
+    budget = sum(6 * big * big * r for r in (5, 20, 80))
+    advice = advise(data, fit=res, target_flops=1e20, budget_flops=budget)
+    person = pd.concat([data, runs([big] * 3, [big * r for r in (5, 20, 80)], seed=1)], ignore_index=True)
+    mine = pd.concat([data, runs([r.params for r in advice.runs], [r.tokens for r in advice.runs], seed=1)],
+                     ignore_index=True)
+
+    def width(frame):
+        lo, hi = optimum_at(quick_fit(frame), 1e20)["ci"]["params"]
+        return math.log(hi / lo)
+
+    assert width(mine) < width(person)
+
+
+def test_bad_inputs_are_config_errors():
+    data = ladder()
+    with pytest.raises(ConfigError, match="exactly one budget"):
+        advise(data, target_flops=1e20, budget_flops=1e15, budget_usd=10)
+    with pytest.raises(ConfigError, match="exactly one budget"):
+        advise(data, target_flops=1e20)
+    with pytest.raises(ConfigError, match="target must be"):
+        advise(data, target_flops=1e20, target="width", budget_flops=1e15)
+    with pytest.raises(ConfigError, match="frontier"):
+        advise(data, law="power-params", target_flops=1e20, budget_flops=1e15)
+    with pytest.raises(ConfigError, match="gpu="):
+        advise(data, target_flops=1e20, budget_gpu_hours=3.0)
+    with pytest.raises(ConfigError, match="max_runs"):
+        advise(data, target_flops=1e20, budget_flops=1e15, max_runs=1)
+    with pytest.raises(ConfigError, match="sweep folder"):
+        advise(data, fit=quick_fit(data), target_flops=1e20, budget_flops=1e16).extension_toml()
+
+
+def test_gpu_hours_from_a_file_use_the_catalog_peak():
+    data = ladder()
+    advice = advise(data, fit=quick_fit(data), target_flops=1e20, budget_gpu_hours=0.5, gpu="H100-SXM", mfu=0.4)
+    peak = scalebench.get_gpu("H100-SXM").peak_for("bf16")
+    for r in advice.runs:
+        assert r.cost == pytest.approx(r.flops / (peak * 0.4) / 3600)
+    assert advice.total_cost <= 0.5 and advice.cost_unit == "GPU-hours"
+
+
+def test_candidates_respect_family_shapes_memory_and_epochs():
+    data = ladder()
+    res = quick_fit(data, bootstrap=8)
+    family = scalebench.get_family("gpt")
+    context = {"vocab_size": 256, "seq_len": 256}
+    free = advise(data, fit=res, target_flops=1e20, budget_flops=3e17, family="gpt", shape_context=context)
+    biggest = max(r.params for r in free.runs)
+    cap = 16 * biggest * 0.3  # fp32 AdamW model states alone of the free proposal's largest run exceed this
+    max_epochs = 2.0
+    corpus = max(r.tokens for r in free.runs) / (2 * max_epochs)  # its longest run would repeat it 4 times
+    assert any(r.memory_bytes > cap for r in free.runs)
+    advice = advise(data, fit=res, target_flops=1e20, budget_flops=3e17, family="gpt", shape_context=context,
+                    memory_bytes=cap, corpus_tokens=corpus, max_epochs=max_epochs)
+    assert advice.runs
+    for r in advice.runs:
+        shape = family.shape_for_params(r.size, **context)
+        assert r.params == family.params(shape) and r.shape == shape.as_dict()  # the family's own rule
+        assert r.flops == pytest.approx(family.flops_per_token(shape) * r.tokens)
+        assert r.memory_bytes <= cap
+        assert r.tokens / corpus <= max_epochs and r.epochs == pytest.approx(r.tokens / corpus)
+    assert max(r.params for r in advice.runs) < biggest
+
+
+def test_unidentified_parameter_gets_runs_that_identify_it():
+    """Two token budgets cannot separate E, B and beta (E + B/D^beta at two D): the advisor must say so and
+    propose runs at other token counts; after them the target is determined and beta is found."""
+    sizes = np.repeat(np.geomspace(1e6, 1e7, 4), 2)
+    data = runs(sizes, np.tile([2e7, 6e7], 4), sigma=0.003)
+    advice = advise(data, target_flops=1e20, budget_flops=float(data["flops"].sum()), bootstrap=16)
+    assert advice.verdict == "undetermined" and "beta" in advice.reasons[0]
+    new_tokens = {r.tokens for r in advice.runs}
+    assert new_tokens - {2e7, 6e7}, "it must add token counts"
+    more = pd.concat([data, runs([r.params for r in advice.runs], [r.tokens for r in advice.runs], sigma=0.003,
+                                 seed=1)], ignore_index=True)
+    again = advise(more, target_flops=1e20, budget_flops=float(data["flops"].sum()), bootstrap=16)
+    assert again.verdict == "determined"
+    refit = quick_fit(more)
+    assert refit.params["beta"] == pytest.approx(TRUTH["beta"], abs=0.1)
+
+
+def test_unfittable_data_get_the_smallest_design_that_makes_a_fit():
+    given = [1e7, 2e7, 4e7, 8e7, 1.6e8, 3.2e8]
+    data = runs([1e6] * 6, given)  # one size: the law cannot be fitted at all
+    advice = advise(data, target_flops=1e20, budget_flops=1e17)
+    assert advice.verdict == "undetermined" and "single model size" in advice.reasons[0]
+    sizes = {r.params for r in advice.runs} | {1e6}
+    tokens = {r.tokens for r in advice.runs} | set(given)
+    assert len(sizes) >= 3 and len(tokens) >= 3 and len(advice.runs) + 6 >= 10
+    assert advice.total_cost <= 1e17
+    fit_frame(pd.concat([data, runs([r.params for r in advice.runs], [r.tokens for r in advice.runs])]), FORM,
+              n_refine=4)  # now it fits
+
+
+# --- the target itself: fit --at-flops -------------------------------------------------------------------
+def test_at_flops_delta_intervals_cover_the_truth_at_about_their_rate():
+    """40 seeded repetitions at 80%: 32 expected, sd 2.5; accept 24-38 (a 3-sd band below, and an upper
+    bound that fails if the intervals are so wide that nearly every one covers)."""
+    c_star, reps, confidence = 1e20, 40, 0.8
+    truth = {t: float(np.exp(target_log(FORM, THETA, t, math.log(c_star))[0])) for t in ("params", "loss")}
+    covered = {t: 0 for t in truth}
+    for seed in range(reps):
+        opt = optimum_at(quick_fit(ladder(seed=seed)), c_star, confidence=confidence)
+        assert opt["ci_method"] == "delta" and opt["tokens"] == pytest.approx(c_star / (6 * opt["params"]))
+        for t in truth:
+            lo, hi = opt["ci"][t]
+            covered[t] += lo <= truth[t] <= hi
+    for t, k in covered.items():
+        assert 24 <= k <= 38, f"{t}: {k} of {reps} intervals cover the truth"
+
+
+def test_at_flops_bootstrap_intervals_and_confidence():
+    res = quick_fit(ladder(), bootstrap=30)
+    wide, narrow = optimum_at(res, 1e20, confidence=0.95), optimum_at(res, 1e20, confidence=0.5)
+    assert wide["ci_method"] == "bootstrap"
+    for t in ("params", "tokens", "loss"):
+        assert wide["ci"][t][0] < narrow["ci"][t][0] <= narrow["ci"][t][1] < wide["ci"][t][1]
+    samples = np.exp(target_log(FORM, res.bootstrap_thetas, "params", math.log(1e20)))
+    np.testing.assert_allclose(wide["ci"]["params"], np.percentile(samples, [2.5, 97.5]))
+
+
+def test_fit_cli_at_flops_json(tmp_path, capsys):
+    path = tmp_path / "runs.csv"
+    ladder().to_csv(path, index=False)
+    assert main(["fit", str(path), "--at-flops", "1e20", "--confidence", "0.9", "--json"]) == 0
+    opt = json.loads(capsys.readouterr().out)["optimum"]
+    assert opt["flops"] == 1e20 and opt["confidence"] == 0.9
+    assert set(opt["ci"]) == {"params", "tokens", "loss"}
+    for t in ("params", "tokens", "loss"):
+        lo, hi = opt["ci"][t]
+        assert lo < opt[t] < hi
+    assert main(["fit", str(path), "--at-flops", "-1"]) == 2
+
+
+def test_next_cli_on_a_csv(tmp_path, capsys):
+    path = tmp_path / "runs.csv"
+    ladder().to_csv(path, index=False)
+    assert main(["next", str(path), "--target-flops", "1e20", "--budget-flops", "1e16", "--json",
+                 "--bootstrap", "8"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["target"] == "params" and out["runs"] and out["total_cost"] <= 1e16
+    assert main(["next", str(path), "--target-flops", "1e20", "--budget-flops", "1e16", "--write",
+                 str(tmp_path / "x.toml")]) == 2  # a CSV has no sweep to extend
+    assert main(["next", str(path), "--target-flops", "1e20"]) == 2  # a budget is required
+
+
+# --- sweep folders -----------------------------------------------------------------------------------------
+SPEC = """
+name = "adv"
+family = "gpt"
+[model]
+sizes = ["debug", "100k", "200k"]
+[budget]
+tokens = [16384, 49152]
+max_epochs = 8
+[data]
+source = "{corpus}"
+[train]
+batch_tokens = 512
+seq_len = 32
+compile = "off"
+[devices]
+device = "cpu"
+cpu_workers = 1
+"""
+
+
+def fake_sweep(tmp_path, spec_text=SPEC):
+    """A sweep folder planned by the real planner, its runs 'done' with losses from TRUTH and a measured
+    throughput of 1e9 FLOP/s, so advise reads it as it reads a real one."""
+    from scalebench.data import prepare_corpus
+    from scalebench.store import ResultStore
+    from scalebench.sweep.planner import plan_runs
+
+    corpus_file = tmp_path / "corpus.txt"
+    corpus_file.write_text("".join(f"line {i}: the quick brown fox jumps over the lazy dog\n" for i in range(4000)))
+    toml = tmp_path / "adv.toml"
+    toml.write_text(spec_text.format(corpus=corpus_file))
+    spec = scalebench.load_sweep(toml)
+    corpus = prepare_corpus(spec.data, spec.eval.held_out_share)
+    out = tmp_path / "sweep"
+    plan = plan_runs(spec, corpus=corpus, sweep_dir=out)
+    rng = np.random.default_rng(0)
+    with ResultStore(out, create=True) as store:
+        store.set_meta(spec=spec.to_dict(), env={"devices": [], "cuda_available": False},
+                       corpus=corpus.as_dict(), plan_notes=[], sweep_name=spec.name)
+        store.add_runs((r.run_id, r.spec_hash(), r.to_dict()) for r in plan.runs)
+        for r in plan.runs:
+            loss = float(runs([r.params], [r.tokens], seed=int(rng.integers(1e6)))["loss"][0])
+            store.set_status(r.run_id, "running")
+            store.set_status(r.run_id, "done", record={"eval_loss": loss, "tokens_per_s": 1e9 / r.flops_per_token,
+                                                      "device": "cpu", "precision": "fp32"})
+    return toml, out, corpus
+
+
+def test_sweep_costs_come_from_measured_throughput(tmp_path):
+    _, out, _ = fake_sweep(tmp_path)  # every run measured 1e9 FLOP/s (tokens_per_s = 1e9 / flops_per_token)
+    res = quick_fit(load_data(out), bootstrap=8)
+    advice = advise(out, fit=res, target_flops=1e15, budget_gpu_hours=0.5)
+    assert advice.cost_unit == "GPU-hours" and "measured" in advice.cost_source
+    assert advice.runs and advice.total_cost <= 0.5
+    for r in advice.runs:
+        assert r.cost == pytest.approx(r.flops / 1e9 / 3600, rel=1e-6)
+    with pytest.raises(ConfigError, match="price"):
+        advise(out, fit=res, target_flops=1e15, budget_usd=10.0)
+    priced = advise(out, fit=res, target_flops=1e15, budget_usd=0.5, price_usd_per_hour=2.0)
+    assert priced.total_cost <= 0.5 and priced.cost_unit == "USD"
+    for r in priced.runs:
+        assert r.cost == pytest.approx(2.0 * r.flops / 1e9 / 3600, rel=1e-6)
+
+
+def test_extension_is_the_same_sweep_with_the_proposed_runs(tmp_path):
+    from scalebench.sweep.planner import plan_runs
+
+    toml, out, corpus = fake_sweep(tmp_path)
+    advice = advise(out, fit=quick_fit(load_data(out), bootstrap=8), target_flops=1e15, budget_flops=3e12,
+                    max_runs=4)
+    assert advice.runs and advice.total_flops <= 3e12
+    path = advice.write_extension(tmp_path / "ext.toml")
+    ext = scalebench.load_sweep(path)
+    original = scalebench.load_sweep(toml)
+    assert ext.name == original.name
+    assert ext.to_dict() | {"model": None, "budget": None} == original.to_dict() | {"model": None, "budget": None}
+    planned = plan_runs(ext, corpus=corpus, sweep_dir=out)
+    got = sorted((r.params, r.tokens, r.flops) for r in planned.runs)
+    want = sorted((r.params, r.tokens, r.flops) for r in advice.runs)
+    np.testing.assert_allclose(np.array(got, dtype=float), np.array(want, dtype=float), rtol=1e-9)
+    assert len(set(r.run_id for r in planned.runs) & set(scalebench.load_results(out)["run_id"])) == 0
+    assert tomllib.loads(path.read_text())["model"]["params"] == list(advice.design_sizes)
+    assert SweepSpec.from_dict(tomllib.loads(path.read_text())).budget.kind == advice.design_kind
+
+
+def test_next_cli_on_a_sweep_folder(tmp_path, capsys):
+    _, out, _ = fake_sweep(tmp_path)
+    ext = tmp_path / "next.toml"
+    assert main(["next", str(out), "--target-flops", "1e15", "--budget-flops", "3e12", "--target", "loss",
+                 "--bootstrap", "8", "--write", str(ext)]) == 0
+    text = capsys.readouterr().out
+    assert "advice for chinchilla: loss" in text and ext.exists()
+
+
+def test_report_advice_context(tmp_path):
+    from scalebench.report import narrative
+    from scalebench.report.advice import advice_context
+
+    _, out, _ = fake_sweep(tmp_path)
+    done = scalebench.load_results(out)
+    ctx = advice_context(out)  # the proposal for 100x the largest run, a budget of the sweep's FLOPs again
+    assert ctx["missing"] is None and ctx["rows"]
+    assert ctx["target_flops"] == narrative.si(100 * done["flops"].max())
+    assert ctx["budget"] == narrative.si(done["flops"].sum())
+    assert ctx["command"].startswith(f"scalebench next {out} --target-flops")
+    assert advice_context(tmp_path)["missing"].startswith("no proposal")  # not a sweep: a reason, no crash
