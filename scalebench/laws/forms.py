@@ -506,3 +506,7 @@ for _form in (
     *(PowerLaw(variable=v, saturating=False) for v in ("params", "tokens", "flops")),
 ):
     register_law(_form)
+
+# The other registered forms live in their own modules; importing them here registers them whichever
+# module is imported first (the package's names load lazily).
+from scalebench.laws import broken, datalimited  # noqa: E402,F401
