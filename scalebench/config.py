@@ -35,6 +35,10 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+MAX_THREADS_PER_WORKER = 1024  # a sanity bound; on this machine the planner also caps it at its core count
+MAX_NAME_BYTES = 100  # sweep names become folder names and prefixes of Slurm job names; NAME_MAX is 255
+
+
 def _positive(name: str, value: float | int | None) -> None:
     if value is not None and not value > 0:
         raise ConfigError(f"{name} must be positive, got {value!r}")
@@ -198,6 +202,9 @@ class DevicesSpec:
     def __post_init__(self) -> None:
         _positive("cpu_workers", self.cpu_workers)
         _positive("threads_per_worker", self.threads_per_worker)
+        if self.threads_per_worker > MAX_THREADS_PER_WORKER or self.cpu_workers > MAX_THREADS_PER_WORKER:
+            raise ConfigError(f"cpu_workers and threads_per_worker must be at most {MAX_THREADS_PER_WORKER}, got "
+                              f"{self.cpu_workers} and {self.threads_per_worker}")
         if any(g < 0 for g in self.gpus):
             raise ConfigError(f"gpus must be device indices >= 0, got {list(self.gpus)!r}")
 
@@ -283,6 +290,9 @@ class SweepSpec:
     def __post_init__(self) -> None:
         if not self.name or any(c in self.name for c in "/\\\0") or self.name in (".", ".."):
             raise ConfigError(f"name must be a plain folder name (no slashes), got {self.name!r}")
+        if len(self.name.encode("utf-8")) > MAX_NAME_BYTES:
+            raise ConfigError(f"name must be at most {MAX_NAME_BYTES} bytes (it names the sweep's folder), got "
+                              f"{len(self.name.encode('utf-8'))}: {self.name[:40]!r}...")
         from scalebench.families import get_family
 
         get_family(self.family)

@@ -21,3 +21,7 @@ class FitError(ScalebenchError, ValueError):
 
 class StoreError(ScalebenchError, RuntimeError):
     """The results store is missing, unreadable, or would be made inconsistent."""
+
+
+class StoreInputError(StoreError, ConfigError):
+    """The folder named holds no usable store (none there, zero bytes, damaged): bad input, exit 2."""

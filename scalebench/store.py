@@ -20,12 +20,13 @@ import contextlib
 import json
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from scalebench._util import json_safe
-from scalebench.errors import StoreError
+from scalebench._util import file_error, json_safe
+from scalebench.errors import StoreError, StoreInputError
 
 STORE_NAME = "scalebench.sqlite"
 STATUSES = ("pending", "running", "done", "failed", "diverged")
@@ -70,35 +71,107 @@ def store_path(sweep_dir: str | Path) -> Path:
     return Path(sweep_dir) / STORE_NAME
 
 
-class ResultStore:
-    """A connection to one sweep's store. Cheap to open; open one per process."""
+_RECOVER = ("restore the folder from a backup, or move the store aside (mv scalebench.sqlite "
+            "scalebench.sqlite.damaged) and run the sweep again to retrain its runs")
 
-    def __init__(self, sweep_dir: str | Path, *, create: bool = False) -> None:
+
+def damaged(path: Path, why: object) -> StoreInputError:
+    """The message for a store SQLite cannot read or check: what is wrong, and what to do."""
+    return StoreInputError(f"{path}: not a readable scalebench store: damaged, or another kind of file ({why}); {_RECOVER}")
+
+
+@contextlib.contextmanager
+def _reading(sweep_dir: str | Path) -> Iterator[ResultStore]:
+    """A read-only store whose SQLite errors (damage found while reading) become one clear message."""
+    store = ResultStore(sweep_dir, readonly=True)
+    try:
+        yield store
+    except sqlite3.DatabaseError as exc:
+        raise damaged(store.path, exc) from None
+    finally:
+        store.close()
+
+
+class ResultStore:
+    """A connection to one sweep's store. Cheap to open; open one per process.
+
+    ``create``: make the folder and the tables if absent (a sweep starting). ``readonly``: never write, so a
+    finished sweep in an archive or on a read-only mount can be read. ``check``: run SQLite's quick
+    integrity check first (a sweep about to write), so a damaged file is reported before anything is
+    recorded into it.
+    """
+
+    def __init__(self, sweep_dir: str | Path, *, create: bool = False, readonly: bool = False,
+                 check: bool = False) -> None:
         self.sweep_dir = Path(sweep_dir)
         self.path = store_path(sweep_dir)
-        if not create and not self.path.is_file():
-            raise StoreError(
+        self.readonly = readonly
+        if create and not readonly:
+            try:
+                self.sweep_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise file_error(exc, self.sweep_dir, "sweep folder") from None
+        exists = self.path.is_file()
+        if not exists and not (create and not readonly):
+            raise StoreInputError(
                 f"{self.sweep_dir}: no scalebench store ({STORE_NAME}) here; run `scalebench run SWEEP.toml "
                 f"--out {self.sweep_dir}` first, or pass the folder a sweep wrote"
             )
-        if create:
-            self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        if exists and self.path.stat().st_size == 0:  # SQLite would take it for a new, empty database
+            raise StoreInputError(f"{self.path}: the store is empty (0 bytes), so the sweep's records are lost "
+                                  f"(a full disk or an interrupted copy does this); {_RECOVER}")
         try:
-            self._conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("PRAGMA busy_timeout=60000")
-            if create:
-                with self._tx() as c:
-                    for stmt in filter(str.strip, _SCHEMA.split(";")):
-                        c.execute(stmt)
-                    c.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                    have = {row[1] for row in c.execute("PRAGMA table_info(telemetry)")}
-                    for col in ("gpu", "rank"):  # stores written before per-GPU telemetry
-                        if col not in have:
-                            c.execute(f"ALTER TABLE telemetry ADD COLUMN {col} INTEGER")
+            self._conn = self._connect_readonly() if readonly else self._connect(create)
+            if exists:
+                self._check_schema(quick_check=check and not readonly)
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: not a readable scalebench store ({exc})") from None
+            raise damaged(self.path, exc) from None
+
+    def _connect(self, create: bool) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        self._conn = conn
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=60000")
+        if create:
+            with self._tx() as c:
+                for stmt in filter(str.strip, _SCHEMA.split(";")):
+                    c.execute(stmt)
+                c.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                have = {row[1] for row in c.execute("PRAGMA table_info(telemetry)")}
+                for col in ("gpu", "rank"):  # stores written before per-GPU telemetry
+                    if col not in have:
+                        c.execute(f"ALTER TABLE telemetry ADD COLUMN {col} INTEGER")
+        return conn
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        uri = "file:" + urllib.parse.quote(str(self.path.resolve())) + "?mode=ro"
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            pass  # a WAL store in a folder we cannot write: SQLite cannot make its -shm file there
+        wal = self.path.with_name(self.path.name + "-wal")
+        if wal.is_file() and wal.stat().st_size > 0:
+            raise StoreInputError(
+                f"{self.path}: the folder cannot be written and the store's last writes are still in {wal.name} "
+                "(the sweep did not close it); copy the folder somewhere writable and read it there")
+        # nothing can change a store in a folder no one can write: read it as immutable (no locks, no -shm)
+        conn = sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+
+    def _check_schema(self, *, quick_check: bool) -> None:
+        tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        missing = {"meta", "runs", "steps", "events"} - tables
+        if missing:
+            raise StoreInputError(f"{self.path}: an SQLite file, but not a scalebench store (no table "
+                                  f"{sorted(missing)[0]!r}); pass the folder a sweep wrote")
+        if quick_check:
+            problems = [r[0] for r in self._conn.execute("PRAGMA quick_check(3)")]
+            if problems != ["ok"]:
+                raise damaged(self.path, "; ".join(" ".join(p.split()) for p in problems))
 
     def close(self) -> None:
         self._conn.close()
@@ -112,14 +185,23 @@ class ResultStore:
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         c = self._conn
-        c.execute("BEGIN IMMEDIATE")
         try:
-            yield c
-        except BaseException:
-            c.execute("ROLLBACK")
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                yield c
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):  # a full disk may have rolled it back already
+                    c.execute("ROLLBACK")
+                raise
+            else:
+                c.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if "full" in str(exc) or "disk I/O" in str(exc):
+                raise StoreError(f"{self.path}: cannot write the store: {exc}; free space on that disk and run the "
+                                 "sweep again (what was committed is kept, finished runs are not repeated)") from None
             raise
-        else:
-            c.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            raise damaged(self.path, exc) from None
 
     # --- meta -------------------------------------------------------------------------------------
     def set_meta(self, **items: Any) -> None:
@@ -206,6 +288,10 @@ class ResultStore:
         with self._tx() as c:
             c.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (run_id, time.time(), kind, message))
 
+    def count_events(self, run_id: str, kind: str) -> int:
+        return self._conn.execute("SELECT COUNT(*) FROM events WHERE run_id = ? AND kind = ?",
+                                  (run_id, kind)).fetchone()[0]
+
     def add_telemetry(self, run_id: str, samples: Iterable[Mapping[str, Any]]) -> None:
         cols = ("t_s", "gpu_util", "mem_used_bytes", "power_w", "sm_clock_mhz", "temp_c", "throttle_reasons",
                 "gpu", "rank")
@@ -224,7 +310,7 @@ def load_results(sweep_dir: str | Path):
     """One row per run with DESIGN.md's column names (``RESULT_COLUMNS`` first, then any extra fields)."""
     import pandas as pd
 
-    with ResultStore(sweep_dir) as store:
+    with _reading(sweep_dir) as store:
         rows = []
         for r in store.runs():
             spec, rec = r["spec"], r["record"] or {}
@@ -278,21 +364,21 @@ def _label(spec: dict[str, Any]) -> str | None:
 
 def load_steps(sweep_dir: str | Path):
     """The training curves: one row per (run_id, step) with tokens, loss, lr, step_time_s, eval_loss."""
-    with ResultStore(sweep_dir) as store:
+    with _reading(sweep_dir) as store:
         return store.query("SELECT * FROM steps ORDER BY run_id, step")
 
 
 def load_events(sweep_dir: str | Path):
-    with ResultStore(sweep_dir) as store:
+    with _reading(sweep_dir) as store:
         return store.query("SELECT * FROM events ORDER BY t")
 
 
 def load_telemetry(sweep_dir: str | Path):
-    with ResultStore(sweep_dir) as store:
+    with _reading(sweep_dir) as store:
         return store.query("SELECT * FROM telemetry ORDER BY run_id, t_s")
 
 
 def load_meta(sweep_dir: str | Path) -> dict[str, Any]:
     """The resolved spec (``spec``), environment (``env``) and corpus (``corpus``) of a sweep."""
-    with ResultStore(sweep_dir) as store:
+    with _reading(sweep_dir) as store:
         return store.meta()

@@ -114,6 +114,7 @@ def both_runs_training(out: Path) -> bool:
 
     import pandas as pd
 
+    from scalebench.errors import StoreError
     from scalebench.store import ResultStore, load_steps
 
     if not (out / "scalebench.sqlite").exists():
@@ -123,7 +124,7 @@ def both_runs_training(out: Path) -> bool:
             return False
         with ResultStore(out) as store:
             return all(r["status"] == "running" for r in store.runs())
-    except (sqlite3.OperationalError, pd.errors.DatabaseError):
+    except (sqlite3.Error, pd.errors.DatabaseError, StoreError):
         return False
 
 

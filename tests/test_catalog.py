@@ -9,7 +9,9 @@ from scalebench.hardware import catalog as cat
 from scalebench.hardware.catalog import GPUSpec, get_gpu, list_gpus, load_catalog, match_device_name
 
 REQUIRED = ["A100-40GB", "A100-80GB", "A100-PCIe-40GB", "A100-PCIe-80GB", "H100-SXM", "H100-PCIe", "H100-NVL",
-            "H200", "B200", "GH200", "L4", "L40S", "A10G", "V100-32GB", "V100-16GB", "T4", "RTX-4090", "MI300X"]
+            "H200", "B200", "GH200", "L4", "L40S", "A10G", "V100-32GB", "V100-16GB", "T4", "RTX-4090", "MI300X",
+            "H800", "H20", "GB200", "MI325X", "TPU-v4", "TPU-v5e", "TPU-v5p", "Trainium2"]  # issue 12
+NO_POWER = {"TPU-v4", "TPU-v5e", "TPU-v5p", "Trainium2"}  # vendors publish no chip power
 
 
 def test_required_entries_present_and_sane():
@@ -17,11 +19,27 @@ def test_required_entries_present_and_sane():
     assert set(REQUIRED) <= set(names)
     for name in names:
         spec = get_gpu(name)
-        assert spec.memory_bytes > 2**30 and spec.bandwidth_bytes_per_s > 1e11 and spec.tdp_w > 0
-        assert spec.source and (spec.price_usd_per_hour is None or spec.price_source)
+        assert spec.memory_bytes > 2**30 and spec.bandwidth_bytes_per_s > 1e11
+        assert (spec.tdp_w is None) == (name in NO_POWER) and (spec.tdp_w is None or spec.tdp_w > 0)
+        assert spec.source and spec.price_source  # a price, or the reason there is none
         assert set(spec.peak_flops) == set(cat.DTYPES)
-        fp32, tensor16 = spec.peak_for("fp32"), spec.peak_for("fp16")
-        assert fp32 and tensor16 and tensor16 >= fp32  # 16-bit tensor units are never slower than fp32
+        fp32, tensor16 = spec.peak_for("fp32"), spec.peak_for("bf16") or spec.peak_for("fp16")
+        assert tensor16 and (fp32 is None or tensor16 >= fp32)  # 16-bit tensor units never slower than fp32
+        # interconnect and sparsity, each with its source (issue 12)
+        assert spec.generation and spec.node_size >= 1 and spec.interconnect_source and spec.sparsity_source
+        assert spec.intra_node_bandwidth_bytes_per_s and spec.intra_node_bandwidth_bytes_per_s > 1e9
+        assert spec.inter_node_bandwidth_bytes_per_s is None or spec.inter_node_bandwidth_bytes_per_s > 1e9
+
+
+def test_new_entries_known_figures():
+    # datasheet facts (dense): H800 = H100 compute with NVLink cut to 400 GB/s (200 GB/s per direction)
+    assert get_gpu("H800").peak_for("bf16") == get_gpu("H100-SXM").peak_for("bf16")
+    assert get_gpu("H800").intra_node_bandwidth_bytes_per_s == pytest.approx(200e9)
+    assert get_gpu("GB200").node_size == 72 and get_gpu("GB200").peak_for("bf16") == pytest.approx(2.5e15)
+    assert get_gpu("MI325X").memory_bytes == 256 * 2**30 and get_gpu("TPU-v5p").peak_for("bf16") == 459e12
+    assert get_gpu("TPU-v4").peak_for("fp32") is None and get_gpu("TPU-v4").peak_for("fp16") is None
+    assert get_gpu("A100-80GB").sparsity_2_4 and not get_gpu("V100-32GB").sparsity_2_4
+    assert not get_gpu("TPU-v5e").sparsity_2_4
 
 
 def test_dense_not_sparse_peaks():

@@ -123,6 +123,7 @@ def test_non_convergence_is_flagged_not_raised(monkeypatch):
 def test_analytic_gradient_matches_finite_differences(name):
     form = get_law(name)
     frame = synth("chinchilla", EPOCH, n=50, seed=6)
+    frame["unique_tokens"] = frame["tokens"] / np.random.default_rng(8).uniform(0.5, 40.0, len(frame))
     logx = np.log(frame[list(form.variables)].to_numpy().T)
     logy = np.log(frame["loss"].to_numpy())
     rng = np.random.default_rng(7)

@@ -47,11 +47,46 @@ def test_approach2_groups_budgets_from_flops_with_tolerance():
     assert_allclose(result.a, TRUTH.a, atol=0.01)
 
 
-def test_approach2_warns_when_the_minimum_is_outside_the_grid():
-    frame = isoflop_grid(np.logspace(18, 20, 3), half_width_dex=0.3, offset_dex=0.8, noise=0.0)
-    with pytest.warns(UserWarning, match="outside the sampled sizes"):
-        result = isoflop_approach2(frame)
-    assert not result.profiles["vertex_inside"].any()
+def test_approach2_drops_budgets_whose_optimum_is_at_the_grid_edge_naming_them():
+    centred = isoflop_grid(np.logspace(18, 20, 3), noise=0.0)
+    off = isoflop_grid([1e21], half_width_dex=0.3, offset_dex=0.8, noise=0.0)  # every size too big
+    with pytest.warns(UserWarning, match=r"budget 1e\+21 FLOPs dropped: its lowest loss is at the smallest size"):
+        result = isoflop_approach2(pd.concat([centred, off], ignore_index=True))
+    assert result.n_budgets == 3 and [c for c, _ in result.dropped] == [pytest.approx(1e21)]
+    assert result.summary()["dropped"][0]["flops"] == pytest.approx(1e21)
+    with pytest.warns(UserWarning, match="dropped"), pytest.raises(FitError, match="2 or more compute levels"):
+        isoflop_approach2(off)
+
+
+def wide_asymmetric_grid(budgets, seed=0, noise=0.001):
+    """Public-style grids: 21 sizes over 2.5 decades per budget, reaching far up the undertrained (large-
+    model) side of every profile, and placed off-centre by an amount that drifts with the budget."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i, c in enumerate(budgets):
+        n_opt = TRUTH.compute_optimal(c)["params"].iloc[0]
+        shift = 0.8 * (i / (len(budgets) - 1) - 0.5)
+        for n in n_opt * 10 ** (np.linspace(-0.5, 2.0, 21) + shift):
+            d = c / (6 * n)
+            rows.append({"params": n, "tokens": d, "loss": TRUTH.predict(n, d) * np.exp(rng.normal(0, noise))})
+    return pd.DataFrame(rows)
+
+
+def test_approach2_recovers_a_on_wide_asymmetric_grids():
+    exact = wide_asymmetric_grid(np.logspace(18, 22, 5), noise=0.0)
+    assert abs(isoflop_approach2(exact, window=None).a - TRUTH.a) > 0.04  # a parabola through every point
+    assert_allclose(isoflop_approach2(exact).a, TRUTH.a, atol=1e-3)  # local fits: no bias left
+    robust = isoflop_approach2(wide_asymmetric_grid(np.logspace(18, 22, 7)), bootstrap=100, seed=1)
+    assert_allclose(robust.a, TRUTH.a, atol=0.01)
+    lo, hi = robust.intervals["a"]
+    assert lo < robust.a < hi and hi - lo < 0.1
+    assert robust.n_bootstrap == 100 and robust.summary()["ci"]["a"] == [lo, hi]
+    assert robust.verdict == "reliable", robust.diagnostics.reasons
+
+
+def test_approach2_on_two_budgets_is_weak_and_says_so():
+    result = isoflop_approach2(isoflop_grid([1e18, 1e19], noise=0.0))
+    assert result.verdict == "weak" and "2 budgets" in result.diagnostics.reasons[0]
 
 
 def test_approach2_needs_two_budgets_with_three_sizes():
@@ -82,6 +117,12 @@ def test_approach1_recovers_the_exponent_from_training_curves():
         TRUTH.predict(result.frontier["params"], result.frontier["tokens"]),
         rtol=1e-3,
     )
+
+
+def test_approach1_bootstrap_gives_intervals():
+    result = isoflop_approach1(training_curves(np.logspace(7, 10, 20), n_checkpoints=30), bootstrap=40)
+    lo, hi = result.intervals["a"]
+    assert lo <= result.a <= hi and "b" in result.intervals
 
 
 def test_approach1_needs_curves():

@@ -61,7 +61,7 @@ def test_plan_bad_budget(capsys):
 
 @pytest.mark.parametrize("argv", [
     ["estimate", "--params", "1e15", "--tokens", "1e12", "--gpu", "H100-SXM", "--json"],
-    ["estimate", "--model", "llama3-70b", "--gpu", "L4", "--micro-batch", "2", "--json"],
+    ["estimate", "--model", "llama3-70b", "--gpu", "L4", "--micro-batch", "64", "--json"],
     ["plan", "--params", "1e15", "--tokens-per-param", "20", "--gpu", "H100-SXM", "--json"],
 ])
 def test_json_when_no_gpu_count_fits(capsys, argv):
@@ -80,3 +80,35 @@ def test_text_when_no_gpu_count_fits(capsys):
 def test_plan_budget_beyond_what_fits_exits_2(capsys):
     assert main(["plan", "--budget-usd", "1e40", "--gpu", "H100-SXM"]) == 2
     assert "buys more than any configuration that fits" in capsys.readouterr().err
+
+
+def test_readme_cost_estimate_commands_run(capsys):
+    import re
+    import shlex
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Cost estimates"):readme.index("## On a GPU")]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    commands = [shlex.split(line.split("#")[0]) for line in block.splitlines() if line.strip()]
+    assert len(commands) >= 4 and all(c[0] == "scalebench" for c in commands)
+    for argv in commands:
+        assert main(argv[1:]) == 0, argv
+    out = capsys.readouterr().out
+    assert "layout" in out and "tokens/s" in out and "chinchilla-epoch" in out
+
+
+def test_every_estimate_option_is_on_the_cli():
+    import argparse
+
+    from scalebench.planning.cli import register
+    from scalebench.planning.estimate import ARGUMENTS
+    from scalebench.planning.inference import _ARGS as INFERENCE_ARGS
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    sub = parser._subparsers._group_actions[0].choices["estimate"]
+    dests = {a.dest for a in sub._actions}
+    renamed = {"context_bytes": "reserve_gib"}  # given in GiB on the command line
+    missing = [k for k in (*ARGUMENTS, *INFERENCE_ARGS) if renamed.get(k, k) not in dests]
+    assert missing == []

@@ -25,8 +25,10 @@ def _reduced_quickstart(tmp_path: Path) -> Path:
     """sweeps/quickstart.toml with a smaller ladder and budgets, everything else as shipped."""
     text = (ROOT / "sweeps" / "quickstart.toml").read_text()
     spec = tomllib.loads(text)
-    assert len(spec["model"]["sizes"]) >= 4 and len(spec["budget"]["tokens"]) >= 2  # issue 2's floor
-    text = re.sub(r"(?m)^sizes = .*$", 'sizes = ["debug", "100k", "200k"]', text)
+    # issue 11: enough runs for a five-parameter law to be checked (3 per parameter), on 3+ budgets
+    assert len(spec["model"]["shapes"]) >= 5 and len(spec["budget"]["tokens"]) >= 3
+    assert len(spec["model"]["shapes"]) * len(spec["budget"]["tokens"]) >= 15
+    text = re.sub(r"(?ms)^shapes = \[.*?^\]$", 'sizes = ["debug", "100k", "200k"]', text)
     text = re.sub(r"(?m)^tokens = .*$", "tokens = [16384, 32768]", text)
     text = re.sub(r"(?m)^interval_steps = .*$", "interval_steps = 8", text)
     text = re.sub(r"(?m)^eval_tokens = .*$", "eval_tokens = 4096", text)
@@ -56,5 +58,14 @@ def test_readme_quickstart_end_to_end(tmp_path, monkeypatch, capsys):
     assert (by.iloc[:, -1] <= by.iloc[:, 0] + 0.05).all()  # more data does not hurt
     assert main(["status", str(out)]) == 0
     assert "6 done" in capsys.readouterr().out
+    # the fit step is not wasted: it saves its diagnosed fit, and the page shows that fit and its verdict
+    import json
+
+    saved = json.loads((out / "fit.json").read_text())
+    verdict = saved["summary"]["diagnostics"]["verdict"]
+    assert verdict == "undetermined"  # 6 runs for 5 parameters, on two budgets: and it says so
+    assert any("6 points for 5 free parameters" in r for r in saved["summary"]["diagnostics"]["reasons"])
+    assert saved["summary"]["n_bootstrap"] > 0
     if any(c[0] == "report" for c in scalebench_cmds):
-        assert (out / "index.html").is_file()
+        html = (out / "index.html").read_text()
+        assert f'<span id="verdict">{verdict}</span>' in html and "Fit from <code>fit.json</code>" in html

@@ -16,7 +16,7 @@ from scalebench.report.data import FAR_EXTRAPOLATION, ReportData, _plan_targets
 from scalebench.report.narrative import bottleneck_summary
 from scalebench.report.synthetic import TRUE_LAW, make_synthetic_sweep
 
-FAST = ReportOptions(bootstrap=20, bootstrap_time_s=2.0)
+FAST = ReportOptions(bootstrap=20)
 XSS = "<script>alert(1)</script>"
 
 
@@ -74,7 +74,10 @@ def test_data_recovers_the_law_and_computes_every_part(full):
     assert data.predictions["flops"].iloc[0] == pytest.approx(10 * data.max_flops)
     assert (data.predictions["loss_low"] <= data.predictions["loss"]).all()
     assert data.backtest is not None and data.backtest.mape < 0.05
-    assert data.isoflop_source == "runs" and len(data.isoflop_minima) == 3
+    # the last budget lost its two largest runs (failed, diverged): its optimum is at the edge, so dropped
+    assert data.isoflop_source == "runs" and len(data.isoflop_minima) == 2
+    assert [round(c) for c, _ in data.isoflop.dropped] == [round(10**18)]
+    assert any("dropped" in n for n in data.notes_fit)
     assert data.calibration is not None and data.plan_gpu == "H100-SXM"
     assert set(data.kernel_time["category"]) >= {"matmul", "attention", "idle"}
     assert data.spend.by_status == {"done": 13, "failed": 1, "diverged": 1}
@@ -275,3 +278,75 @@ def test_write_report_default_path(tmp_path):
     folder = make_synthetic_sweep(tmp_path / "w", n_sizes=3, n_budgets=3)
     path = write_report(folder, options=ReportOptions(bootstrap=0))
     assert path == Path(folder) / "index.html"
+
+
+# --- one analysis: the page uses the laws' results, and the fit `scalebench fit DIR` saved -------------------
+def test_fit_and_report_give_the_same_numbers(tmp_path, capsys):
+    import json as _json
+
+    from scalebench.cli import main
+
+    folder = make_synthetic_sweep(tmp_path / "s", n_sizes=5, n_budgets=3)
+    assert main(["fit", str(folder), "--bootstrap", "30", "--json"]) == 0
+    printed = _json.loads(capsys.readouterr().out)
+    assert (folder / "fit.json").is_file()
+    data = build_report_data(folder, ReportOptions(bootstrap=7))  # the saved fit wins over the option
+    assert data.fit_origin == "saved" and data.n_bootstrap == 30
+    assert data.fit.params == pytest.approx(printed["params"])
+    assert {k: list(v) for k, v in data.fit.intervals.items()} == pytest.approx(printed["ci"])
+    assert data.fit.verdict == printed["diagnostics"]["verdict"]
+    html = render_html(data)
+    dom = Dom(html)
+    assert dom.text_by_id["verdict"] == printed["diagnostics"]["verdict"]
+    lo, hi = printed["ci"]["a"]
+    assert f"[{lo:.3f}, {hi:.3f}]" in " ".join(narrative_fit(data))
+    # without the saved fit the report fits the same way and gets the same numbers
+    refit = build_report_data(folder, ReportOptions(bootstrap=30, use_saved_fit=False))
+    assert refit.fit_origin.startswith("refit") and refit.fit.params == pytest.approx(printed["params"])
+    assert {k: list(v) for k, v in refit.fit.intervals.items()} == pytest.approx(printed["ci"])
+
+
+def narrative_fit(data):
+    from scalebench.report.narrative import fit_summary
+
+    return fit_summary(data)
+
+
+def test_a_stale_saved_fit_is_not_used(tmp_path):
+    from scalebench.laws import fit, save_fit
+
+    folder = make_synthetic_sweep(tmp_path / "s", n_sizes=5, n_budgets=3)
+    other = make_synthetic_sweep(tmp_path / "o", n_sizes=4, n_budgets=3, seed=3)
+    save_fit(fit(other), folder)
+    data = build_report_data(folder, ReportOptions(bootstrap=0))
+    assert data.fit_origin.startswith("refit") and "other runs" in data.fit_origin
+
+
+def test_weak_fit_is_led_by_its_verdict_and_marks_predictions_and_plan(tmp_path):
+    folder = make_synthetic_sweep(tmp_path / "s", n_sizes=4, n_budgets=2)  # 8 runs, two budgets
+    data = build_report_data(folder, ReportOptions(bootstrap=20))
+    assert data.fit.verdict == "undetermined"
+    html = render_html(data)
+    dom = Dom(html)
+    assert html.index('id="diagnosis"') < html.index('id="law-params"')
+    assert "8 points for 5 free parameters" in dom.text_by_id["verdict-reasons"]
+    assert "add at least 7 runs" in dom.text_by_id["verdict-suggestions"]
+    assert "predictions-warning" in dom.text_by_id and "plan-warning" in dom.text_by_id
+    assert any(s.startswith("If the undetermined fit held") for s in narrative_fit(data))
+
+
+def test_grouping_axis_gets_a_comparison_section(tmp_path):
+    folder = make_synthetic_sweep(tmp_path / "s", n_sizes=5, n_budgets=3,
+                                  families={"gpt": {}, "lstm": {"alpha": 0.5}})
+    data = build_report_data(folder, ReportOptions(bootstrap=20))
+    assert data.groups is not None and data.groups.by == "family"
+    assert set(data.groups.results) == {"gpt", "lstm"}
+    assert data.groups.results["lstm"].params["alpha"] > data.groups.results["gpt"].params["alpha"]
+    assert set(data.group_frontiers["group"]) == {"gpt", "lstm"}
+    html = render_html(data)
+    dom = Dom(html)
+    assert "comparison" in dom.text_by_id and dom.find("figure", id="fig-groups")
+    cells = _cells(html, "group-table")
+    assert [c[0] for c in cells[1:]] == ["gpt", "lstm"] and any("[" in c for c in cells[1])
+    single = build_report_data(make_synthetic_sweep(tmp_path / "one", n_sizes=5, n_budgets=3), FAST)
+    assert single.groups is None and 'id="comparison"' not in render_html(single)

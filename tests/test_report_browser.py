@@ -185,7 +185,7 @@ def _screenshot_path(tmp_path: Path, name: str) -> Path:
     return tmp_path / name
 
 
-FAST = ReportOptions(bootstrap=20, bootstrap_time_s=2.0)
+FAST = ReportOptions(bootstrap=20)
 
 
 def test_report_in_chromium(tmp_path):

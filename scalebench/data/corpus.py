@@ -1,7 +1,12 @@
 """Corpora as token memmaps: the embedded default (installed Python sources), text files, or .bin tokens.
 
 Every corpus is materialised once into ``$SCALEBENCH_HOME/corpus/<key>/`` as ``train.bin`` and
-``val.bin`` plus ``meta.json``; runs open the memmaps and never re-read the sources.
+``val.bin`` plus ``meta.json``; runs open the memmaps and never re-read the sources. ``checksums.json``
+records each file's size and sha256, checked whenever a sweep uses the cache: a truncated, emptied, missing
+or altered file, or a garbage ``meta.json``, makes the cache be rebuilt from its sources, with a warning,
+instead of training on what is left (a cache from before checksums is checked by size, then its checksums
+are recorded). Workers check the sizes again as they open the memmaps. The checksums live beside
+``meta.json``, not in it, so older scalebench versions sharing ``$SCALEBENCH_HOME`` still read the cache.
 
 * Default corpus: the ``*.py`` files of the standard library found through ``sysconfig`` (optionally
   site-packages too), in sorted relative-path order, deduplicated by content. Byte-level: one token per
@@ -16,19 +21,21 @@ Every corpus is materialised once into ``$SCALEBENCH_HOME/corpus/<key>/`` as ``t
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
 import os
 import sysconfig
-from dataclasses import asdict, dataclass
+import warnings
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
-from scalebench._util import scalebench_home
+from scalebench._util import file_error, make_folder, open_nofollow, scalebench_home, write_bytes_atomic
 from scalebench.config import DataSpec
-from scalebench.errors import ConfigError
+from scalebench.errors import ConfigError, StoreError
 
 SEPARATOR = b"\0"
 BYTE_VOCAB = 256
@@ -58,6 +65,10 @@ class CorpusInfo:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def expected_bytes(self) -> tuple[int, int]:
+        size = np.dtype(self.dtype).itemsize
+        return self.train_tokens * size, self.val_tokens * size
 
 
 def _held_out(rel_path: str, share: float) -> bool:
@@ -105,19 +116,21 @@ def _cache_key(spec: DataSpec, held_out_share: float, files: list[tuple[str, Pat
     return h.hexdigest()[:20]
 
 
-def _write_atomic_array(path: Path, chunks: list[bytes]) -> int:
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    n = 0
-    with open(tmp, "wb") as f:
-        for c in chunks:
-            f.write(c)
-            n += len(c)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return n
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
+def _write_atomic_array(path: Path, chunks: list[bytes]) -> tuple[int, str]:
+    """Write the split whole or not at all (a full disk leaves no temp file behind); its size and sha256."""
+    h = hashlib.sha256()
+    for c in chunks:
+        h.update(c)
+    n = write_bytes_atomic(path, chunks, what=f"corpus cache {path.parent}")
+    return n, h.hexdigest()
 def _build_byte_corpus(files: list[tuple[str, Path]], held_out_share: float, out: Path, source: str) -> CorpusInfo:
     seen: set[bytes] = set()
     docs: list[tuple[str, bytes, bytes]] = []
@@ -148,41 +161,56 @@ def _build_byte_corpus(files: list[tuple[str, Path]], held_out_share: float, out
             f"data.source {source!r}: {len(docs)} usable files give an empty "
             f"{'held-out' if train else 'training'} split; add files or change eval.held_out_share"
         )
-    n_train = _write_atomic_array(out / "train.bin", train)
-    n_valt = _write_atomic_array(out / "val.bin", val)
+    n_train, train_sha = _write_atomic_array(out / "train.bin", train)
+    n_valt, val_sha = _write_atomic_array(out / "val.bin", val)
+    _write_checksums(out, {"train.bin": (n_train, train_sha), "val.bin": (n_valt, val_sha)})
     return CorpusInfo(source=source, path=str(out), dtype="uint8", vocab_size=BYTE_VOCAB, train_tokens=n_train,
                       val_tokens=n_valt, n_files=len(docs) if len(files) > 1 else 1, n_val_files=n_val,
                       fingerprint=fp.hexdigest()[:16])
 
 
+def _check_token_file(key: str, name: str, dtype: str, vocab_size: int) -> np.ndarray:
+    """A .bin token file that exists, is not empty, is whole tokens, and holds only ids below vocab_size."""
+    path = Path(name).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"data.{key}: token file {name!r} does not exist")
+    size = path.stat().st_size
+    itemsize = np.dtype(dtype).itemsize
+    if size == 0:
+        raise ConfigError(f"data.{key}: token file {name!r} is empty (0 bytes); give a file of {dtype} tokens")
+    if size % itemsize:
+        raise ConfigError(f"data.{key}: {name!r} is not a whole number of {dtype} tokens "
+                          f"({size} bytes); check data.dtype")
+    tokens = np.memmap(path, dtype=dtype, mode="r")
+    top = int(tokens.max())  # one pass; cheap beside training
+    if top >= vocab_size:
+        raise ConfigError(f"data.vocab_size: {name!r} holds token id {top}, not below vocab_size = {vocab_size}; "
+                          "set vocab_size above the largest id")
+    return tokens
+
+
 def _bin_corpus(spec: DataSpec, held_out_share: float) -> CorpusInfo:
     path = Path(spec.source).expanduser()
-    if not path.is_file():
-        raise ConfigError(f"data.source: token file {spec.source!r} does not exist")
-    itemsize = np.dtype(spec.dtype).itemsize
-    if path.stat().st_size % itemsize:
-        raise ConfigError(f"data.source: {spec.source!r} is not a whole number of {spec.dtype} tokens")
-    tokens = np.memmap(path, dtype=spec.dtype, mode="r")
-    if len(tokens) and int(tokens.max()) >= int(spec.vocab_size or 0):  # one pass; cheap beside training
-        raise ConfigError(f"data.vocab_size: {spec.source!r} holds token id {int(tokens.max())}, not below "
-                          f"vocab_size = {spec.vocab_size}; set vocab_size above the largest id")
+    vocab = int(spec.vocab_size or 0)
+    tokens = _check_token_file("source", spec.source, spec.dtype, vocab)
     if spec.val_source:
-        val_path = Path(spec.val_source)
-        if not val_path.is_file():
-            raise ConfigError(f"data.val_source: token file {spec.val_source!r} does not exist")
-        n_train, n_val = len(tokens), len(np.memmap(val_path, dtype=spec.dtype, mode="r"))
+        n_train = len(tokens)
+        n_val = len(_check_token_file("val_source", spec.val_source, spec.dtype, vocab))
     else:
         n_val = int(len(tokens) * held_out_share)
         n_train = len(tokens) - n_val
-    st = path.stat()
-    fp = hashlib.sha256(f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{n_val}".encode()).hexdigest()[:16]
+    ident = ""
+    for f in filter(None, (spec.source, spec.val_source)):  # either file changed: another corpus
+        st = Path(f).expanduser().stat()
+        ident += f"{Path(f).expanduser().resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0"
+    fp = hashlib.sha256(f"{ident}{n_val}".encode()).hexdigest()[:16]
     return CorpusInfo(source=spec.source, path=str(path.parent), dtype=spec.dtype,
                       vocab_size=int(spec.vocab_size or 0), train_tokens=n_train, val_tokens=n_val,
                       n_files=1 + bool(spec.val_source), n_val_files=int(bool(spec.val_source)), fingerprint=fp)
 
 
 def prepare_corpus(spec: DataSpec, held_out_share: float) -> CorpusInfo:
-    """Materialise (once) and describe the corpus a sweep trains on."""
+    """Materialise (once) and describe the corpus a sweep trains on; a damaged cache is rebuilt."""
     if spec.source.endswith(".bin"):
         return _bin_corpus(spec, held_out_share)
     if spec.source == "default":
@@ -192,17 +220,87 @@ def prepare_corpus(spec: DataSpec, held_out_share: float) -> CorpusInfo:
         files = text_source_files(Path(spec.source).expanduser(), spec.patterns)
         label = spec.source
     out = scalebench_home() / "corpus" / _cache_key(spec, held_out_share, files)
-    meta = out / "meta.json"
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".lock", "w") as lock:
+    try:
+        make_folder(out)
+        lock_fd = open_nofollow(out / ".lock")
+    except OSError as exc:
+        raise _home_error(exc, out) from None
+    with os.fdopen(lock_fd, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two sweeps preparing the same corpus: one builds, one waits
-        if meta.is_file():
-            return CorpusInfo(**json.loads(meta.read_text()))
-        info = _build_byte_corpus(files, held_out_share, out, label)
-        tmp = meta.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(info.as_dict(), indent=1))
-        os.replace(tmp, meta)  # meta last: a half-built cache is never mistaken for a finished one
+        info, problem = _cached(out)
+        if info is not None:
+            return info
+        if problem:
+            warnings.warn(f"corpus cache {out}: {problem}; rebuilding it from its sources", stacklevel=2)
+        for name in ("meta.json", CHECKSUMS, "train.bin", "val.bin"):  # meta first: never a meta beside other files
+            (out / name).unlink(missing_ok=True)
+        try:
+            info = _build_byte_corpus(files, held_out_share, out, label)
+            # meta last: a half-built cache is never mistaken for a finished one
+            write_bytes_atomic(out / "meta.json", json.dumps(info.as_dict(), indent=1).encode(),
+                               what=f"corpus cache {out}")
+        except (StoreError, ConfigError) as exc:
+            if getattr(exc, "errno", None) not in _HOME_ERRNOS:
+                raise
+            for name in (CHECKSUMS, "train.bin", "val.bin"):  # a full disk: give back what the half-done build took
+                (out / name).unlink(missing_ok=True)
+            raise _home_error(exc, out) from None
         return info
+
+
+_HOME_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR)
+
+
+def _home_error(exc: Exception, out: Path) -> Exception:
+    """An unwritable or full cache folder, with the way out: SCALEBENCH_HOME."""
+    err = file_error(exc, out, "corpus cache") if isinstance(exc, OSError) else exc
+    if getattr(exc, "errno", None) in _HOME_ERRNOS:
+        where = "$SCALEBENCH_HOME" if os.environ.get("SCALEBENCH_HOME") else "the default ~/.cache/scalebench"
+        return type(err)(f"{err}. Corpus caches and calibrations live in {where}; set SCALEBENCH_HOME to a "
+                         "folder you can write (export SCALEBENCH_HOME=/path/with/room)")
+    return err
+
+
+CHECKSUMS = "checksums.json"
+
+
+def _write_checksums(out: Path, sums: dict[str, tuple[int, str]]) -> None:
+    doc = {name: {"bytes": n, "sha256": digest} for name, (n, digest) in sums.items()}
+    write_bytes_atomic(out / CHECKSUMS, json.dumps(doc, indent=1).encode(), what=f"corpus cache {out}")
+
+
+def _cached(out: Path) -> tuple[CorpusInfo | None, str]:
+    """The cache's description if its files are whole (sizes and sha256 as recorded), else why not."""
+    meta = out / "meta.json"
+    if not meta.is_file():
+        return None, ""
+    try:
+        raw = json.loads(meta.read_text(encoding="utf-8"))
+        known = {f.name for f in fields(CorpusInfo)}
+        info = CorpusInfo(**{k: v for k, v in raw.items() if k in known})
+        want = dict(zip(("train.bin", "val.bin"), info.expected_bytes(), strict=True))
+    except (ValueError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        return None, f"meta.json is not a corpus description ({type(exc).__name__})"
+    try:
+        sums = json.loads((out / CHECKSUMS).read_text(encoding="utf-8"))
+        recorded = {name: (int(sums[name]["bytes"]), str(sums[name]["sha256"])) for name in want}
+    except FileNotFoundError:
+        recorded = None  # built before checksums were kept: check sizes, then record them
+    except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError):
+        return None, f"{CHECKSUMS} is not a list of checksums"
+    for name, size in want.items():
+        path = out / name
+        if not path.is_file():
+            return None, f"{name} is missing"
+        if path.stat().st_size != size:
+            return None, f"{name} holds {path.stat().st_size:,} bytes, not the {size:,} recorded"
+        if recorded is not None and (recorded[name][0] != size or _sha256(path) != recorded[name][1]):
+            return None, f"{name} does not match its recorded sha256 (altered since it was built)"
+    if recorded is None:
+        _write_checksums(out, {name: (size, _sha256(out / name)) for name, size in want.items()})
+    if info.path != str(out):  # the cache folder was moved or SCALEBENCH_HOME renamed: it is here now
+        info = CorpusInfo(**{**info.as_dict(), "path": str(out)})
+    return info, ""
 
 
 class TokenData:
@@ -217,9 +315,18 @@ class TokenData:
             else:
                 val, train = train[info.train_tokens:], train[: info.train_tokens]
         else:
-            train = np.memmap(Path(info.path) / "train.bin", dtype=info.dtype, mode="r")
-            val = np.memmap(Path(info.path) / "val.bin", dtype=info.dtype, mode="r")
+            train, val = (self._open_cached(Path(info.path) / name, size)
+                          for name, size in zip(("train.bin", "val.bin"), info.expected_bytes(), strict=True))
         self.train, self.val = train, val
+
+    def _open_cached(self, path: Path, size: int) -> np.ndarray:
+        """A cache file as the sweep recorded it, or a clear error (never training on what is left of it)."""
+        got = path.stat().st_size if path.is_file() else None
+        if got != size:
+            found = "is missing" if got is None else f"holds {got:,} bytes, not the {size:,} the sweep recorded"
+            raise ConfigError(f"corpus cache {path.parent}: {path.name} {found}; run the sweep again to "
+                              "rebuild the cache (finished runs are kept)")
+        return np.memmap(path, dtype=self.info.dtype, mode="r")
 
     def batch(self, seed: int, step: int, micro: int, n_seqs: int, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
         """Micro-batch ``micro`` of step ``step``: ``n_seqs`` random windows of seq_len + 1 tokens."""

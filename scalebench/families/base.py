@@ -43,7 +43,7 @@ class Family:
     in nats per unit, so the trainer, the profiler and the FLOP counter call the same pieces.
     """
 
-    name: str
+    name: str  # found case-insensitively
     unit: Literal["tokens", "samples"]
     task: str  # the data task (scalebench.data.tasks): "text", "images", "teacher"
     flavours: Mapping[str, Mapping[str, Any]]
@@ -61,8 +61,8 @@ class Family:
     fsdp_blocks: Callable[[Any], list[Any]] | None = None  # module -> the submodules FSDP2 shards one by one
 
     def __post_init__(self) -> None:
-        if self.name != self.name.lower() or not self.name:
-            raise ValueError(f"family name must be lower case and non-empty, got {self.name!r}")
+        if not self.name or not self.name.strip():
+            raise ValueError(f"family name must be non-empty, got {self.name!r}")
         if self.unit not in ("tokens", "samples"):
             raise ValueError(f"family {self.name}: unit must be 'tokens' or 'samples', got {self.unit!r}")
         if "debug" not in self.flavours:
@@ -99,12 +99,14 @@ def _load_all() -> None:
         _LOADED = True
         import importlib
 
-        for module in BUILTIN_MODULES:
+        for module in BUILTIN_MODULES:  # each defines FAMILY; registered here, not by import side effects
             try:
-                importlib.import_module(module)
+                fam = importlib.import_module(module).FAMILY
             except ModuleNotFoundError as exc:
                 if exc.name != module:  # the module exists but something it needs is missing
                     raise
+                continue
+            _REGISTRY.setdefault(fam.name.lower(), fam)
         from importlib.metadata import entry_points
 
         for ep in entry_points(group=ENTRY_POINT_GROUP):

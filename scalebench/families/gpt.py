@@ -162,7 +162,7 @@ def fsdp_blocks(model) -> list:
 
 FLOPS_FORMULA = "6·N_matmul + 12·L·T·d per token (PaLM, Chowdhery et al. 2022, app. B; causal attention not halved)"
 
-GPT_FAMILY = register_family(
+FAMILY = GPT_FAMILY = register_family(
     Family(
         name="gpt",
         unit="tokens",

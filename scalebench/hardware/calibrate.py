@@ -6,8 +6,12 @@ build can actually reach — a datasheet peak is rarely reachable (the H200 in D
 989 TFLOP/s bf16).
 
 Method: square ``size``×``size`` matmuls (2·n³ FLOPs each) and a ``copy_`` of a ``copy_bytes`` buffer
-(read + write = 2·bytes moved), each timed ``repeats`` times after one warm-up call; the *best* repeat is
-kept, because a peak is the least-disturbed measurement, not a typical one. On CUDA the device is
+(read + write = 2·bytes moved), each timed ``repeats`` times after one warm-up call, in ``rounds`` rounds
+spaced ``pause_s`` apart (other processes come and go between rounds). A peak is the least-disturbed
+measurement, not a typical one, so the kept figure is a *robust maximum*: the 90th percentile of all
+timings' rates (the single fastest can be a timer artefact; a median is what contention leaves). The
+spread is kept beside it (``*_spread``: (p90 − p10) / p90; ``*_median``), so a calibration taken on a busy
+machine says so: two single-shot calibrations on a shared 2-core machine once gave 197.5 and 67.6 GFLOP/s. On CUDA the device is
 synchronised around each timed call; TF32 is disabled for the fp32 figure so it is true fp32. On CPU the
 bf16 figure is measured too (it runs, often slowly, without bf16 units) and says what a CPU bf16 run
 would reach.
@@ -56,6 +60,20 @@ class Calibration:
     torch_version: str
     date: str  # ISO 8601, UTC
     threads: int | None = None  # CPU: torch threads during the measurement (runs may use fewer)
+    rounds: int = 1
+    fp32_matmul_median: float | None = None  # the median rate of all timings, beside the robust maximum
+    bf16_matmul_median: float | None = None
+    copy_bandwidth_median: float | None = None
+    fp32_matmul_spread: float | None = None  # (p90 - p10) / p90 of the rates: 0 on a quiet machine
+    bf16_matmul_spread: float | None = None
+    copy_bandwidth_spread: float | None = None
+
+    SPREAD_WARN = 0.25  # a spread above this: the machine was busy, the peak is likely understated
+
+    def noisy(self) -> list[str]:
+        """The measurements whose spread says the machine was busy while calibrating."""
+        return [k for k in ("fp32_matmul", "bf16_matmul", "copy_bandwidth")
+                if (getattr(self, f"{k}_spread") or 0) > self.SPREAD_WARN]
 
     def peak_for(self, dtype: str) -> float | None:
         """Measured matmul FLOP/s for a catalog dtype key: bf16 (and fp16, same units), fp32/tf32."""
@@ -106,20 +124,36 @@ def _resolve(device: Any) -> Any:
     return dev
 
 
-def _best_time_s(fn: Any, sync: Any, repeats: int) -> float:
+def _times_s(fn: Any, sync: Any, repeats: int, rounds: int, pause_s: float) -> list[float]:
+    """Every timed call's seconds, over ``rounds`` rounds of ``repeats`` calls (one warm-up first)."""
     fn()  # warm-up: kernel selection, allocation, page faults
     sync()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    times = []
+    for r in range(rounds):
+        if r and pause_s:
+            time.sleep(pause_s)
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times.append(time.perf_counter() - t0)
+    return times
+
+
+def _summary(work: float, times: list[float]) -> tuple[float | None, float | None, float | None]:
+    """(robust maximum, median, spread) of the rates ``work / t``; see the module docstring."""
+    import numpy as np
+
+    rates = np.array([work / t for t in times if t > 0])
+    if rates.size == 0:
+        return None, None, None
+    p10, p50, p90 = (float(np.percentile(rates, q)) for q in (10, 50, 90))
+    return p90, p50, (p90 - p10) / p90 if p90 > 0 else None
 
 
 def calibrate(
-    device: Any = "auto", *, size: int | None = None, copy_bytes: int | None = None, repeats: int = 10
+    device: Any = "auto", *, size: int | None = None, copy_bytes: int | None = None, repeats: int = 10,
+    rounds: int = 5, pause_s: float = 0.2,
 ) -> Calibration:
     """Measure matmul FLOP/s (fp32, bf16) and copy bandwidth on ``device`` ("auto": CUDA if present).
 
@@ -132,28 +166,29 @@ def calibrate(
     cuda = dev.type == "cuda"
     n = int(size if size is not None else (8192 if cuda else 1024))
     nbytes = int(copy_bytes if copy_bytes is not None else (1 << 30 if cuda else 64 << 20))
-    if n < 1 or nbytes < 4 or repeats < 1:
-        raise ConfigError(
-            f"calibrate: size, copy_bytes and repeats must be positive; got {n}, {nbytes}, {repeats}"
-        )
+    if n < 1 or nbytes < 4 or repeats < 1 or rounds < 1 or not 0 <= pause_s <= 60:
+        raise ConfigError(f"calibrate: size, copy_bytes, repeats and rounds must be positive and pause_s within "
+                          f"[0, 60]; got {n}, {nbytes}, {repeats}, {rounds}, {pause_s}")
 
     def sync() -> None:
         if cuda:
             torch.cuda.synchronize(dev)
 
-    def matmul_rate(dtype: Any) -> float | None:
+    none = (None, None, None)
+
+    def matmul_rate(dtype: Any) -> tuple[float | None, float | None, float | None]:
         try:
             a = torch.randn(n, n, device=dev).to(dtype)
             b = torch.randn(n, n, device=dev).to(dtype)
             out = torch.empty(n, n, device=dev, dtype=dtype)
-            t = _best_time_s(lambda: torch.mm(a, b, out=out), sync, repeats)
+            times = _times_s(lambda: torch.mm(a, b, out=out), sync, repeats, rounds, pause_s)
         except (RuntimeError, TypeError) as exc:  # dtype without a kernel on this device
             if isinstance(exc, torch.cuda.OutOfMemoryError):
                 raise DeviceError(
                     f"calibrate: {n}x{n} matmul does not fit on {dev}; pass a smaller size"
                 ) from exc
-            return None
-        return 2.0 * n**3 / t if t > 0 else None
+            return none
+        return _summary(2.0 * n**3, times)
 
     tf32 = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False  # a true fp32 figure
@@ -165,15 +200,17 @@ def calibrate(
 
     src = torch.empty(nbytes // 4, dtype=torch.float32, device=dev).fill_(1.0)
     dst = torch.empty_like(src)
-    t_copy = _best_time_s(lambda: dst.copy_(src), sync, repeats)
-    bandwidth = 2.0 * src.numel() * 4 / t_copy if t_copy > 0 else None
+    copy = _summary(2.0 * src.numel() * 4, _times_s(lambda: dst.copy_(src), sync, repeats, rounds, pause_s))
 
     return Calibration(
         device_name=current_device_name(dev),
         device_type=dev.type,
-        fp32_matmul_flops_per_s=fp32,
-        bf16_matmul_flops_per_s=bf16,
-        copy_bandwidth_bytes_per_s=bandwidth,
+        fp32_matmul_flops_per_s=fp32[0],
+        bf16_matmul_flops_per_s=bf16[0],
+        copy_bandwidth_bytes_per_s=copy[0],
+        fp32_matmul_median=fp32[1], bf16_matmul_median=bf16[1], copy_bandwidth_median=copy[1],
+        fp32_matmul_spread=fp32[2], bf16_matmul_spread=bf16[2], copy_bandwidth_spread=copy[2],
+        rounds=rounds,
         matmul_size=n,
         copy_bytes=src.numel() * 4,
         repeats=repeats,
@@ -205,10 +242,10 @@ def save_calibration(cal: Calibration, path: str | Path | None = None) -> Path:
     data = _read(p)
     data["format"] = _FORMAT
     data["devices"][cal.device_name] = cal.as_dict()
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
-    tmp.replace(p)  # atomic: a reader never sees half a file
+    from scalebench._util import write_text_atomic
+
+    # atomic: a reader never sees half a file
+    write_text_atomic(p, json.dumps(data, indent=2, sort_keys=True), what="calibration", make_parents=True)
     return p
 
 

@@ -46,7 +46,7 @@ else:  # pragma: no cover
 __all__ = ["GPUSpec", "get_gpu", "match_device_name", "list_gpus", "load_catalog", "DTYPES", "ENV_VAR"]
 
 ENV_VAR = "SCALEBENCH_GPU_CATALOG"
-DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8")
+DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
 _BUILTIN = Path(__file__).with_name("catalog.toml")
 
 # dtype spellings (ours, torch's, numpy's) -> catalog key
@@ -57,6 +57,7 @@ _DTYPE_ALIASES = {
     "fp16": "fp16", "float16": "fp16", "half": "fp16", "f16": "fp16",
     "fp8": "fp8", "float8": "fp8", "float8_e4m3fn": "fp8", "float8_e5m2": "fp8",
     "float8_e4m3fnuz": "fp8", "float8_e5m2fnuz": "fp8", "e4m3": "fp8", "e5m2": "fp8",
+    "int8": "int8", "i8": "int8", "qint8": "int8",
 }
 
 
@@ -71,18 +72,33 @@ def normalize_dtype(dtype: Any) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class GPUSpec:
-    """One accelerator: dense peak FLOP/s per dtype, memory, bandwidth, power and an on-demand price."""
+    """One accelerator: dense peak FLOP/s per dtype, memory, bandwidth, power, interconnect and a price.
+
+    ``tdp_w`` is None where the vendor publishes no board power (Google TPUs, Trainium2): energy is then
+    unknown rather than guessed. Interconnect: ``node_size`` accelerators share the fast domain (NVLink,
+    Infinity Fabric, TPU ICI, NeuronLink) at ``intra_node_bandwidth_bytes_per_s`` per accelerator and
+    direction; ``inter_node_bandwidth_bytes_per_s`` is the scale-out network per accelerator and direction
+    (None when unpublished). ``sparsity_2_4`` says whether the matrix units run 2:4 structured-sparse
+    weights at twice the dense rate.
+    """
 
     name: str
     vendor: str
     peak_flops: Mapping[str, float | None]
     memory_bytes: int
     bandwidth_bytes_per_s: float
-    tdp_w: float
+    tdp_w: float | None
     price_usd_per_hour: float | None
     price_source: str
     source: str
     aliases: tuple[str, ...] = ()
+    generation: str = ""
+    node_size: int = 8
+    intra_node_bandwidth_bytes_per_s: float | None = None
+    inter_node_bandwidth_bytes_per_s: float | None = None
+    interconnect_source: str = ""
+    sparsity_2_4: bool = False
+    sparsity_source: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -93,9 +109,17 @@ class GPUSpec:
         for dtype, value in self.peak_flops.items():
             if value is not None and not _positive(value):
                 raise ConfigError(f"GPUSpec {self.name}: peak_flops.{dtype} must be a positive number or None, got {value!r}")
-        for attr in ("memory_bytes", "bandwidth_bytes_per_s", "tdp_w"):
+        for attr in ("memory_bytes", "bandwidth_bytes_per_s", "node_size"):
             if not _positive(getattr(self, attr)):
                 raise ConfigError(f"GPUSpec {self.name}: {attr} must be a positive number, got {getattr(self, attr)!r}")
+        for attr in ("tdp_w", "intra_node_bandwidth_bytes_per_s", "inter_node_bandwidth_bytes_per_s"):
+            if getattr(self, attr) is not None and not _positive(getattr(self, attr)):
+                raise ConfigError(f"GPUSpec {self.name}: {attr} must be a positive number or omitted, got {getattr(self, attr)!r}")
+        if int(self.node_size) != self.node_size:
+            raise ConfigError(f"GPUSpec {self.name}: node_size must be a whole number, got {self.node_size!r}")
+        if not isinstance(self.sparsity_2_4, bool):
+            raise ConfigError(f"GPUSpec {self.name}: sparsity_2_4 must be true or false, got {self.sparsity_2_4!r}")
+        object.__setattr__(self, "node_size", int(self.node_size))
         if self.price_usd_per_hour is not None and not _positive(self.price_usd_per_hour):
             raise ConfigError(f"GPUSpec {self.name}: price_usd_per_hour must be positive or None, got {self.price_usd_per_hour!r}")
         object.__setattr__(self, "memory_bytes", int(self.memory_bytes))
@@ -124,7 +148,7 @@ def _norm_name(name: str) -> str:
 
 
 _FIELDS = {f.name for f in fields(GPUSpec)}
-_REQUIRED_NEW = {"vendor", "peak_flops", "memory_bytes", "bandwidth_bytes_per_s", "tdp_w", "source"}
+_REQUIRED_NEW = {"vendor", "peak_flops", "memory_bytes", "bandwidth_bytes_per_s", "source"}
 
 
 def _entry(name: str, table: Any, base: GPUSpec | None, path: Path) -> GPUSpec:
@@ -145,8 +169,9 @@ def _entry(name: str, table: Any, base: GPUSpec | None, path: Path) -> GPUSpec:
         merged = dict(base.peak_flops) if base else dict.fromkeys(DTYPES)
         merged.update({k: None if isinstance(v, str) and v.lower() == "none" else v for k, v in peaks.items()})
         values["peak_flops"] = merged
-    if isinstance(values.get("price_usd_per_hour"), str) and values["price_usd_per_hour"].lower() == "none":
-        values["price_usd_per_hour"] = None
+    for key in ("price_usd_per_hour", "tdp_w", "intra_node_bandwidth_bytes_per_s", "inter_node_bandwidth_bytes_per_s"):
+        if isinstance(values.get(key), str) and values[key].lower() == "none":
+            values[key] = None
     if "aliases" in values:
         values["aliases"] = tuple(values["aliases"])
     try:
@@ -157,6 +182,7 @@ def _entry(name: str, table: Any, base: GPUSpec | None, path: Path) -> GPUSpec:
             raise ConfigError(f"{where}: a new entry needs key(s) {', '.join(sorted(missing))}")
         values.setdefault("price_usd_per_hour", None)
         values.setdefault("price_source", "")
+        values.setdefault("tdp_w", None)
         return GPUSpec(name=name, **values)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None

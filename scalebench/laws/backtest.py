@@ -51,7 +51,7 @@ def backtest_frame(frame: pd.DataFrame, form: LawForm, below_flops: float, **opt
         raise FitError(
             f"backtest: no runs at or above {below_flops:.3g} FLOPs to predict (max is {frame['flops'].max():.3g})"
         )
-    result = fit_frame(train, form, **options)
+    result = fit_frame(train, form, diagnostics=False, **options)
     predicted = np.asarray(result.predict(**{v: test[v].to_numpy() for v in form.variables}))
     errors = test[[c for c in ("params", "tokens", "flops", "loss") if c in test]].copy()
     errors["predicted"] = predicted

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from scalebench.errors import ConfigError, FitError
-from scalebench.laws.forms import LawForm, get_law
+from scalebench.laws.forms import LawForm
 from scalebench.laws.io import describe_source, load_data
 from scalebench.laws.objective import huber
 from scalebench.laws.optimize import multistart
@@ -34,6 +34,9 @@ def _integer(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
+MAX_BOOTSTRAP = 100_000  # each resample is a full multi-start fit; more is hours for no better interval
+
+
 def _check_options(
     huber_delta: float, confidence: float, bootstrap: int, n_refine: int | None, seed: object = 0
 ) -> None:
@@ -41,8 +44,9 @@ def _check_options(
         raise ConfigError(f"huber_delta must be a positive number, not {huber_delta!r}")
     if not (_real(confidence) and 0 < confidence < 1):
         raise ConfigError(f"confidence must be a number in (0, 1), e.g. 0.95, not {confidence!r}")
-    if not (_integer(bootstrap) and bootstrap >= 0):
-        raise ConfigError(f"bootstrap must be a non-negative integer count of resamples, not {bootstrap!r}")
+    if not (_integer(bootstrap) and 0 <= bootstrap <= MAX_BOOTSTRAP):
+        raise ConfigError(f"bootstrap must be a non-negative integer count of resamples, at most {MAX_BOOTSTRAP:,} "
+                          f"(1000 already gives stable 95% intervals), not {bootstrap!r}")
     if n_refine is not None and not (_integer(n_refine) and n_refine >= 1):
         raise ConfigError(f"n_refine must be an integer >= 1 (or None to refine every start), not {n_refine!r}")
     if seed is not None and not (_integer(seed) and seed >= 0):
@@ -82,18 +86,27 @@ def fit_frame(
     grid: Mapping[str, Sequence[float]] | np.ndarray | None = None,
     source: str = "",
     progress: Callable[[int, int], None] | None = None,
+    backtest_below: float | None = None,
+    diagnostics: bool = True,
+    other_exponents: Mapping[str, float] | None = None,
 ) -> FitResult:
-    """Fit ``form`` to a canonical, validated frame (see ``io.load_data``)."""
+    """Fit ``form`` to a canonical, validated frame (see ``io.load_data``). Exact duplicate runs are
+    dropped with a warning (they would count twice and narrow the intervals). With ``diagnostics`` the
+    result carries a verdict (see ``diagnostics.diagnose``)."""
     from scalebench.laws.bootstrap import bootstrap_thetas, intervals
+    from scalebench.laws.io import drop_duplicate_runs
 
     _check_options(huber_delta, confidence, bootstrap, n_refine, seed)
+    frame = drop_duplicate_runs(frame, form.variables, source or "data")
     _check_data(frame, form)
     logx = np.log(frame[list(form.variables)].to_numpy(dtype=float).T)
     logy = np.log(frame["loss"].to_numpy(dtype=float))
-    outcome = multistart(form, logx, logy, delta=huber_delta, starts=form.init_grid(grid), n_refine=n_refine)
+    starts = form.init_grid(grid, logx=logx if not isinstance(grid, np.ndarray) else None)
+    outcome = multistart(form, logx, logy, delta=huber_delta, starts=starts, n_refine=n_refine)
 
     log_pred = form.log_predict(outcome.theta, logx)[0]
-    residuals = frame[[c for c in ("run_id", "params", "tokens", "flops", "loss") if c in frame]].copy()
+    keep = [c for c in ("run_id", *dict.fromkeys(("params", "tokens", "flops", *form.variables)), "loss") if c in frame]
+    residuals = frame[keep].copy()
     residuals["predicted"] = np.exp(log_pred)
     residuals["residual"] = log_pred - logy  # in log loss, the fitted quantity
     residuals["huber"] = huber(residuals["residual"].to_numpy(), huber_delta)
@@ -101,13 +114,12 @@ def fit_frame(
     thetas, cis = None, {}
     if bootstrap:
         groups = frame["run_id"].to_numpy() if "run_id" in frame else np.arange(len(frame))
-        starts = outcome.optima[: 1 + BOOTSTRAP_EXTRA_STARTS]
         thetas = bootstrap_thetas(
             form,
             logx,
             logy,
             groups,
-            starts=starts,
+            starts=outcome.optima[: 1 + BOOTSTRAP_EXTRA_STARTS],
             n_resamples=int(bootstrap),
             seed=seed,
             delta=huber_delta,
@@ -115,8 +127,7 @@ def fit_frame(
         )
         cis = dict(intervals(form, thetas, confidence))
 
-    to_public = dict(zip(form.raw_names, form.param_names, strict=False))
-    return FitResult(
+    result = FitResult(
         law=form.name,
         form=form,
         theta=outcome.theta,
@@ -130,13 +141,45 @@ def fit_frame(
         n_starts=outcome.n_grid,
         n_refined=outcome.n_refined,
         n_at_best=outcome.n_at_best,
-        on_bound=tuple(to_public.get(n, n) for n in outcome.on_bound),
+        on_bound=tuple(form.public_name(n) for n in outcome.on_bound),
         huber_delta=huber_delta,
         residuals=residuals.reset_index(drop=True),
         bootstrap_thetas=thetas,
         source=source,
-        metadata={"seed": seed, "reach_rtol": outcome.reach_rtol, "n_local_optima": len(outcome.optima)},
+        metadata={"seed": seed, "reach_rtol": outcome.reach_rtol, "n_local_optima": len(outcome.optima),
+                  "n_refine": n_refine, "data_fingerprint": data_fingerprint(frame, form.variables)},
     )
+    if backtest_below is not None:
+        from scalebench.laws.backtest import backtest_frame
+
+        options = {"huber_delta": huber_delta, "n_refine": n_refine, "grid": grid, "seed": seed,
+                   "confidence": confidence}
+        result = dataclasses.replace(result, backtest=backtest_frame(frame, form, backtest_below, **options))
+    if diagnostics:
+        from scalebench.laws.diagnostics import diagnose
+
+        others = dict(other_exponents or {})
+        if not others and form.has_frontier and set(form.variables) == {"params", "tokens"}:
+            others = _approach2_exponent(frame)
+        result = dataclasses.replace(result, diagnostics=diagnose(result, frame, other_exponents=others))
+    return result
+
+
+def _approach2_exponent(frame: pd.DataFrame) -> dict[str, float]:
+    """Approach 2's a on the same runs, when they form isoFLOP profiles (else nothing to compare)."""
+    from scalebench.laws.isoflop import approach_exponents
+
+    return approach_exponents(frame)
+
+
+def data_fingerprint(frame: pd.DataFrame, variables: Sequence[str]) -> str:
+    """A short hash of the fitted points (sorted), so a saved fit can tell whether its data changed."""
+    import hashlib
+
+    cols = [c for c in (*variables, "loss") if c in frame]
+    values = np.round(frame[cols].to_numpy(dtype=float), 12)
+    order = np.lexsort(values.T[::-1]) if len(values) else np.arange(0)
+    return hashlib.sha256(np.ascontiguousarray(values[order]).tobytes()).hexdigest()[:16]
 
 
 def fit(
@@ -154,23 +197,29 @@ def fit(
     huber_delta: float = 1e-3,
     n_refine: int | None = 64,
     grid: Mapping[str, Sequence[float]] | np.ndarray | None = None,
+    fix: Mapping[str, float] | None = None,
+    tie: Mapping[str, str] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> FitResult:
     """Fit a scaling law to runs.
 
     ``source``: a DataFrame, a CSV/Parquet path (columns ``params``, ``tokens``, ``loss``; tokens =
-    flops/(6·params) when only ``flops`` is given; other names via ``*_col``) or a sweep directory (done
-    runs only, loss ``eval_loss`` by default). ``law``: a registered name (``chinchilla``, ``kaplan-joint``,
-    ``power-params``/``-tokens``/``-flops``, ``kaplan-params``/``-tokens``/``-flops`` with E = 0) or a
-    ``LawForm``. ``bootstrap``: resamples over runs for percentile intervals at ``confidence``.
-    ``backtest_below``: also fit on runs below this many FLOPs and score predictions of the rest.
-    ``n_refine``: grid starts refined after screening (None: all); ``grid``: per-raw-parameter start values
-    or an (S, P) array replacing the form's grid. ``progress(done, total)`` is called after each bootstrap
-    resample (the CLI drives a progress bar with it).
+    flops/(6·params) when only ``flops`` is given; other names via ``*_col``; a law's other variables,
+    such as ``unique_tokens``, by their own names) or a sweep directory (done runs only, loss ``eval_loss``
+    by default). ``law``: a registered name (``chinchilla``, ``kaplan-joint``, ``power-*``, ``kaplan-*``
+    with E = 0, ``broken-power-*``, ``data-constrained``) or a ``LawForm``. ``fix`` holds public
+    parameters at given values (``{"E": 1.8}``); ``tie`` makes one equal another (``{"alpha": "beta"}``).
+    ``bootstrap``: resamples over runs for percentile intervals at ``confidence``. ``backtest_below``:
+    also fit on runs below this many FLOPs and score predictions of the rest. ``n_refine``: grid starts
+    refined after screening (None: all); ``grid``: per-raw-parameter start values or an (S, P) array
+    replacing the form's grid. ``progress(done, total)`` is called after each bootstrap resample.
 
-    A fit that does not converge returns with ``success=False``; unusable data raise ``FitError``.
+    The result carries ``diagnostics`` (verdict, reasons, suggestions). A fit that does not converge
+    returns with ``success=False``; unusable data raise ``FitError``.
     """
-    form = get_law(law)
+    from scalebench.laws.constraints import constrain
+
+    form = constrain(law, fix, tie)
     _check_options(huber_delta, confidence, bootstrap, n_refine, seed)
     if backtest_below is not None:
         backtest_below = check_backtest_below(backtest_below)
@@ -182,19 +231,16 @@ def fit(
         tokens_col=tokens_col,
         flops_col=flops_col,
     )
-    options = {
-        "huber_delta": huber_delta,
-        "n_refine": n_refine,
-        "grid": grid,
-        "seed": seed,
-        "confidence": confidence,
-    }
-    result = fit_frame(
-        frame, form, bootstrap=bootstrap, source=describe_source(source), progress=progress, **options
+    return fit_frame(
+        frame,
+        form,
+        bootstrap=bootstrap,
+        source=describe_source(source),
+        progress=progress,
+        huber_delta=huber_delta,
+        n_refine=n_refine,
+        grid=grid,
+        seed=seed,
+        confidence=confidence,
+        backtest_below=backtest_below,
     )
-    if backtest_below is not None:
-        from scalebench.laws.backtest import backtest_frame
-
-        bt = backtest_frame(frame, form, backtest_below, **options)
-        result = dataclasses.replace(result, backtest=bt)
-    return result

@@ -28,6 +28,10 @@ from scalebench.errors import ConfigError, FitError
 LOG6 = math.log(6.0)  # C = 6·N·D: forward + backward FLOPs per parameter per token
 
 
+def _finite_real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
+
+
 def _lse(*terms: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     """Stable log(Σ exp(u_i)) and the softmax weights exp(u_i)/Σ exp(u_j) (the LSE gradient)."""
     m = terms[0]
@@ -67,11 +71,58 @@ class LawForm:
 
     # --- prediction -------------------------------------------------------------------------------
     def log_predict_grad(self, theta: np.ndarray, logx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(log L̂ of shape (S, n), Jacobian d log L̂ / d theta of shape (S, P, n))."""
-        raise NotImplementedError
+        """(log L̂ of shape (S, n), Jacobian d log L̂ / d theta of shape (S, P, n)).
+
+        The default differentiates ``log_predict`` by central differences (step 1e-6 relative), so a law
+        that only writes ``log_predict`` can be fitted; write the analytic Jacobian where it is simple."""
+        if type(self).log_predict is LawForm.log_predict:
+            raise NotImplementedError(f"law {self.name!r} implements neither log_predict nor log_predict_grad")
+        theta = np.atleast_2d(np.asarray(theta, dtype=float))
+        f = self.log_predict(theta, logx)
+        jac = np.empty((theta.shape[0], theta.shape[1], f.shape[1]))
+        for i in range(theta.shape[1]):
+            h = 1e-6 * np.maximum(1.0, np.abs(theta[:, i]))
+            up, down = theta.copy(), theta.copy()
+            up[:, i] += h
+            down[:, i] -= h
+            jac[:, i] = (self.log_predict(up, logx) - self.log_predict(down, logx)) / (2.0 * h[:, None])
+        return f, jac
 
     def log_predict(self, theta: np.ndarray, logx: np.ndarray) -> np.ndarray:
+        if type(self).log_predict_grad is LawForm.log_predict_grad:
+            raise NotImplementedError(f"law {self.name!r} implements neither log_predict nor log_predict_grad")
         return self.log_predict_grad(theta, logx)[0]
+
+    def adapt_grid(self, logx: np.ndarray) -> dict[str, tuple[float, ...]]:
+        """Start values that depend on the data (e.g. a break placed inside the data's range), replacing the
+        static ``grid`` for those raw parameters; the default has none."""
+        return {}
+
+    def public_name(self, raw: str) -> str:
+        """The public parameter that raw parameter ``raw`` sets (raw and public lists align by position)."""
+        return self.param_names[self.raw_names.index(raw)]
+
+    def is_log_scaled(self, name: str) -> bool:
+        """Whether public parameter ``name`` is exp(raw) (a scale fitted as its logarithm) rather than the
+        raw value itself; found by evaluating ``to_public`` at raw 0 and 1."""
+        i = self.param_names.index(name)
+        zero = np.zeros(self.n_params)
+        one = zero.copy()
+        one[i] = 1.0
+        at0, at1 = float(self.to_public(zero)[name]), float(self.to_public(one)[name])
+        return math.isclose(at0, 1.0) and math.isclose(at1, math.e)
+
+    def raw_value(self, name: str, value: float) -> float:
+        """The raw parameter value for public parameter ``name`` = ``value`` (used to fix parameters)."""
+        if name not in self.param_names:
+            raise ConfigError(f"law {self.name!r} has no parameter {name!r}; parameters are {list(self.param_names)}")
+        if not _finite_real(value):
+            raise ConfigError(f"law {self.name!r}: parameter {name!r} must be a finite number, not {value!r}")
+        if self.is_log_scaled(name):
+            if not value > 0:
+                raise ConfigError(f"law {self.name!r}: parameter {name!r} is a positive scale, not {value!r}")
+            return math.log(value)
+        return float(value)
 
     # --- parameters -------------------------------------------------------------------------------
     def to_public(self, theta: np.ndarray) -> dict[str, np.ndarray]:
@@ -112,8 +163,11 @@ class LawForm:
         self.check_public(params)
         return np.array([float(params[n]) for n in self.raw_names])
 
-    def init_grid(self, grid: Mapping[str, Sequence[float]] | np.ndarray | None = None) -> np.ndarray:
-        """Start points, shape (S, P): the cartesian product of per-parameter values (or an explicit array)."""
+    def init_grid(
+        self, grid: Mapping[str, Sequence[float]] | np.ndarray | None = None, logx: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Start points, shape (S, P): the cartesian product of per-parameter values (or an explicit array).
+        With ``logx`` the data-dependent values of ``adapt_grid`` replace the static ones."""
         if isinstance(grid, np.ndarray):
             try:
                 starts = np.atleast_2d(np.asarray(grid, dtype=float))
@@ -128,6 +182,8 @@ class LawForm:
                 raise ConfigError(f"law {self.name!r}: grid (a start array) has NaN or infinite values")
             return starts
         values = dict(self.grid)
+        if logx is not None:
+            values.update(self.adapt_grid(logx))
         if grid is not None:
             if not isinstance(grid, Mapping):
                 raise ConfigError(

@@ -100,6 +100,9 @@ def load_data(
     out["loss"] = pd.to_numeric(raw[loss_name], errors="coerce").astype(float)
     if "run_id" in raw.columns:
         out["run_id"] = raw["run_id"].to_numpy()
+    for var in variables:  # a law's own variables (e.g. unique_tokens) come by their own names
+        if var not in out and var in raw.columns:
+            out[var] = pd.to_numeric(raw[var], errors="coerce").astype(float)
     for col in extra_cols:
         if col not in out:
             out[col] = raw[col].to_numpy()
@@ -110,15 +113,27 @@ def load_data(
     needed = [*variables, "loss"]
     missing = [c for c in needed if c not in out]
     if missing:
+        mapped = {"params": params_col, "tokens": tokens_col, "flops": flops_col, "loss": loss_name}
+        names = [f"{c!r}" + (f" (from column {mapped[c]!r})" if mapped.get(c, c) != c else "") for c in missing]
+        hint = ("; map other names with params_col/tokens_col/flops_col (CLI: --params-col, --tokens-col, "
+                "--flops-col)") if set(missing) & {"params", "tokens", "flops"} else ""
         raise FitError(
-            f"{where}: missing column(s) {missing} needed by the law; columns are {list(raw.columns)}"
+            f"{where}: missing column(s) {', '.join(names)} needed by the law; columns are "
+            f"{list(raw.columns)}{hint}"
         )
     validate(out, needed, where)
     return out.reset_index(drop=True)
 
 
+# Above these a value is not a measurement: a loss in nats per token starts near ln(vocabulary) (< 15 for
+# any real vocabulary), so 1e4 is a diverged run or a perplexity left in; 1e35 params, tokens or FLOPs
+# (far beyond any run) would overflow the laws' powers.
+MAX_LOSS = 1e4
+MAX_COUNT = 1e35
+
+
 def validate(frame: pd.DataFrame, columns: Sequence[str], where: str = "data") -> None:
-    """Raise FitError naming the column and how many rows are NaN, infinite or not positive."""
+    """Raise FitError naming the column and how many rows are NaN, infinite, not positive or absurdly large."""
     for col in columns:
         values = frame[col].to_numpy(dtype=float)
         bad_nan = int(np.sum(~np.isfinite(values)))
@@ -126,8 +141,32 @@ def validate(frame: pd.DataFrame, columns: Sequence[str], where: str = "data") -
             raise FitError(
                 f"{where}: column {col!r} has {bad_nan} NaN or infinite value(s); drop or fix those rows"
             )
+        limit = MAX_LOSS if col == "loss" else MAX_COUNT
+        huge = values > limit
+        if huge.any():
+            what = ("losses are nats per token; is it a diverged run, or a perplexity?" if col == "loss"
+                    else "no training run is that large")
+            raise FitError(f"{where}: column {col!r} has {int(huge.sum())} value(s) above {limit:g} (the largest is "
+                           f"{float(values.max()):.3g}): {what} Drop or fix those rows")
         bad_pos = int(np.sum(values <= 0))
         if bad_pos:
             raise FitError(
                 f"{where}: column {col!r} has {bad_pos} non-positive value(s); every value must be > 0"
             )
+
+
+def drop_duplicate_runs(frame: pd.DataFrame, variables: Sequence[str], where: str = "data") -> pd.DataFrame:
+    """``frame`` without exact duplicate runs (same law variables and loss), with a warning that counts them.
+    A run listed twice would count twice in the fit and in every bootstrap resample, narrowing the intervals
+    as if it had been measured twice; the first copy is kept."""
+    cols = [c for c in (*variables, "loss") if c in frame]
+    dup = frame.duplicated(subset=cols, keep="first")
+    if not dup.any():
+        return frame
+    n = int(dup.sum())
+    warnings.warn(
+        f"{where}: {n} duplicate row(s) (same {', '.join(cols)} as an earlier row) dropped; each run is fitted "
+        "and resampled once",
+        stacklevel=3,
+    )
+    return frame[~dup].reset_index(drop=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from scalebench.laws.cli import LAW_CHOICES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "budget. Costs come from the sweep's measured throughput (a sweep folder) or from FLOPs (a CSV).",
     )
     p.add_argument("source", help="sweep directory or CSV/Parquet file of runs")
-    p.add_argument("--law", default="chinchilla", choices=[c for c in LAW_CHOICES if c in ("chinchilla", "kaplan-joint")])
+    p.add_argument("--law", default="chinchilla", choices=("chinchilla", "kaplan-joint"))
     p.add_argument("--target-flops", type=float, required=True, metavar="C", help="the compute budget of interest")
     p.add_argument("--target", default="params", choices=("params", "tokens", "loss"),
                    help="what to know at C: compute-optimal params (default), tokens, or the loss reached")

@@ -16,6 +16,9 @@ from scalebench.laws.frontier import log_flops_for_loss, optimal_log
 
 if TYPE_CHECKING:
     from scalebench.laws.backtest import BacktestResult
+    from scalebench.laws.diagnostics import Diagnostics
+
+FIT_FILE = "fit.json"  # where `scalebench fit DIR` saves its result in a sweep folder
 
 ArrayLike = Any  # scalars, sequences or arrays; broadcast together
 
@@ -65,6 +68,12 @@ class FitResult:
     backtest: BacktestResult | None = field(default=None, repr=False)
     source: str = ""
     metadata: dict[str, Any] = field(default_factory=dict, repr=False)
+    diagnostics: Diagnostics | None = field(default=None, repr=False)
+
+    @property
+    def verdict(self) -> str | None:
+        """``reliable``, ``weak`` or ``undetermined`` (None for laws given, not fitted)."""
+        return None if self.diagnostics is None else self.diagnostics.verdict
 
     # --- construction -----------------------------------------------------------------------------
     @classmethod
@@ -111,10 +120,15 @@ class FitResult:
 
     # --- prediction ---------------------------------------------------------------------------------
     def _logx(
-        self, params: ArrayLike, tokens: ArrayLike, flops: ArrayLike
+        self, params: ArrayLike, tokens: ArrayLike, flops: ArrayLike, extra: Mapping[str, ArrayLike] | None = None
     ) -> tuple[np.ndarray, tuple[int, ...]]:
         variables = self.form.variables
-        given = {"params": params, "tokens": tokens, "flops": flops}
+        given = {"params": params, "tokens": tokens, "flops": flops, **dict(extra or {})}
+        unknown = [k for k in (extra or {}) if k not in variables]
+        if unknown:
+            raise FitError(f"law {self.law!r} predicts from {list(variables)}; unknown {unknown}")
+        for v in variables:
+            given.setdefault(v, None)
         if "tokens" in variables and tokens is None and flops is not None and params is not None:
             given["tokens"] = np.asarray(flops, dtype=float) / (6.0 * np.asarray(params, dtype=float))
         if "flops" in variables and flops is None and params is not None and tokens is not None:
@@ -132,10 +146,13 @@ class FitResult:
         with np.errstate(over="ignore", invalid="ignore"):
             return self.form.log_predict(np.atleast_2d(thetas), logx)
 
-    def predict(self, params: ArrayLike = None, tokens: ArrayLike = None, flops: ArrayLike = None) -> Any:
+    def predict(
+        self, params: ArrayLike = None, tokens: ArrayLike = None, flops: ArrayLike = None, **variables: ArrayLike
+    ) -> Any:
         """Predicted loss, broadcast over the inputs (a float for scalar inputs). For two-variable laws,
-        ``tokens`` may be replaced by ``flops`` (tokens = flops / (6·params))."""
-        logx, shape = self._logx(params, tokens, flops)
+        ``tokens`` may be replaced by ``flops`` (tokens = flops / (6·params)); a law's other variables are
+        given by name (``unique_tokens=...``)."""
+        logx, shape = self._logx(params, tokens, flops, variables)
         out = np.exp(self._log_predict_samples(self.theta, logx)[0]).reshape(shape)
         return float(out) if out.ndim == 0 else out
 
@@ -151,10 +168,11 @@ class FitResult:
         flops: ArrayLike = None,
         *,
         confidence: float | None = None,
+        **variables: ArrayLike,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Percentile bootstrap interval (low, high) of the predicted loss."""
         thetas = self._need_bootstrap()
-        logx, shape = self._logx(params, tokens, flops)
+        logx, shape = self._logx(params, tokens, flops, variables)
         low, high = _percentiles(
             np.exp(self._log_predict_samples(thetas, logx)), confidence or self.confidence
         )
@@ -211,9 +229,13 @@ class FitResult:
     # --- output -------------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         """JSON-safe dict: ``law``, ``params``, ``a``, ``b``, ``objective``, ``n_points``, ``ci``,
-        ``backtest`` and fit diagnostics. NaN/inf are written as null."""
+        ``backtest``, ``diagnostics`` (``verdict``, ``reasons``, ``suggestions``) and optimiser details.
+        NaN/inf are written as null."""
+        constraints = getattr(self.form, "constraints", None)
         return {
             "law": self.law,
+            "diagnostics": None if self.diagnostics is None else self.diagnostics.summary(),
+            **({"constraints": constraints()} if constraints is not None else {}),
             "formula": self.form.formula,
             "params": {k: json_float(v) for k, v in self.params.items()},
             "a": json_float(self.a),
@@ -237,7 +259,10 @@ class FitResult:
 
     def report(self) -> str:
         """A short human-readable account of the fit."""
-        lines = [f"law: {self.law}   {self.form.formula}"]
+        lines = []
+        if self.diagnostics is not None:
+            lines += [self.diagnostics.text(), ""]
+        lines.append(f"law: {self.law}   {self.form.formula}")
         if self.source:
             lines.append(f"source: {self.source}")
         pct = f"{100 * self.confidence:g}%"
@@ -272,3 +297,87 @@ class FitResult:
         if "citation" in self.metadata:
             lines.append(f"citation: {self.metadata['citation']}")
         return "\n".join(lines)
+
+
+# --- saving and loading ---------------------------------------------------------------------------------
+def _form_spec(form: LawForm) -> dict[str, Any]:
+    from scalebench.laws.constraints import ConstrainedLaw
+
+    if isinstance(form, ConstrainedLaw):
+        return {"law": form.base.name, **form.constraints()}
+    return {"law": form.name, "fixed": {}, "tied": {}}
+
+
+def save_fit(result: FitResult, path: Any) -> Any:
+    """Write ``result`` as JSON (its summary plus the raw parameters and bootstrap samples, so that
+    :func:`load_fit` gives back the same intervals and predictions). Returns the path."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / FIT_FILE
+    doc = {
+        "format": "scalebench-fit/1",
+        "summary": result.summary(),
+        "form": _form_spec(result.form),
+        "theta": [float(x) for x in result.theta],
+        "bootstrap_thetas": None if result.bootstrap_thetas is None else [
+            [float(x) for x in row] for row in result.bootstrap_thetas],
+        "metadata": {k: v for k, v in result.metadata.items() if isinstance(v, (str, int, float, bool))},
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1, allow_nan=False), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def load_fit(path: Any) -> FitResult:
+    """A `FitResult` saved by :func:`save_fit` (a file, or a sweep folder holding ``fit.json``). Residuals
+    and the backtest are not stored (the summary keeps the backtest's numbers)."""
+    import json
+    from pathlib import Path
+
+    from scalebench.laws.constraints import constrain
+    from scalebench.laws.diagnostics import Diagnostics
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / FIT_FILE
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        spec, summary = doc["form"], doc["summary"]
+        form = constrain(spec["law"], spec.get("fixed") or None, spec.get("tied") or None)
+        theta = np.asarray(doc["theta"], dtype=float)
+        boot = doc.get("bootstrap_thetas")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise FitError(f"{path}: not a saved scalebench fit ({exc}); refit with `scalebench fit`") from exc
+    if theta.shape != (form.n_params,):
+        raise FitError(f"{path}: {theta.size} raw parameters for law {form.name!r}, which has {form.n_params}")
+    diag = summary.get("diagnostics")
+    return FitResult(
+        law=form.name,
+        form=form,
+        theta=theta,
+        params={k: float(v) for k, v in form.to_public(theta).items()},
+        intervals={k: (json_nan(v[0]), json_nan(v[1])) for k, v in (summary.get("ci") or {}).items()},
+        confidence=float(summary.get("confidence", 0.95)),
+        objective=json_nan(summary.get("objective")),
+        success=bool(summary.get("success", True)),
+        message=str(summary.get("message", "")),
+        n_points=int(summary.get("n_points", 0)),
+        n_starts=int(summary.get("n_starts", 0)),
+        n_refined=int(summary.get("n_refined", 0)),
+        n_at_best=int(summary.get("n_at_best", 0)),
+        on_bound=tuple(summary.get("on_bound") or ()),
+        huber_delta=float(summary.get("huber_delta", 1e-3)),
+        bootstrap_thetas=None if boot is None else np.asarray(boot, dtype=float).reshape(-1, form.n_params),
+        source=str(summary.get("source", "")),
+        metadata={**dict(doc.get("metadata") or {}), "saved_backtest": summary.get("backtest"),
+                  "loaded_from": str(path)},
+        diagnostics=None if diag is None else Diagnostics.from_summary(diag),
+    )
+
+
+def json_nan(x: Any) -> float:
+    return math.nan if x is None else float(x)

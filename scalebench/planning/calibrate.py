@@ -57,6 +57,18 @@ class Calibration:
         mfu = np.clip(self.mfu_intercept + self.mfu_slope * x, 0.5 * self.mfu_min_observed, self.mfu_cap)
         return mfu, extrapolated
 
+    def residual_range(self) -> tuple[float, float]:
+        """(low, high) ratios measured/fitted MFU over the sweep's runs: the estimate's range. Without the
+        runs (a Calibration built by hand), ±15%."""
+        if self.runs is None or "mfu" not in self.runs or "params" not in self.runs or self.runs.empty:
+            return 0.85, 1.15
+        fitted, _ = self.predict_mfu(self.runs["params"].to_numpy(float))
+        ratio = self.runs["mfu"].to_numpy(float) / fitted
+        ratio = ratio[np.isfinite(ratio) & (ratio > 0)]
+        if not ratio.size:
+            return 0.85, 1.15
+        return float(min(1.0, ratio.min())), float(max(1.0, ratio.max()))
+
     def summary(self) -> dict[str, Any]:
         keys = ("gpu", "n_runs", "mfu_intercept", "mfu_slope", "params_min", "params_max", "mfu_min_observed",
                 "mfu_max_observed", "mfu_cap", "extrapolation_limit", "power_fraction", "memory_ratio")
@@ -113,7 +125,7 @@ def calibrate(
     else:
         slope, intercept = 0.0, float(y.mean())
     power = None
-    if "avg_power_w" in df:
+    if "avg_power_w" in df and spec.tdp_w:
         frac = pd.to_numeric(df["avg_power_w"], errors="coerce") / spec.tdp_w
         frac = frac[np.isfinite(frac) & (frac > 0)]
         power = float(np.clip(frac.median(), 0.05, 1.0)) if len(frac) else None

@@ -24,33 +24,89 @@ def _positive(kind):
 
 _FLOAT, _INT = _positive(float), _positive(int)
 
+MFU_RANGE = (1e-3, 1.0)  # MFU is a share of the peak: above 1 is impossible, below 0.1% a typo (a percentage?)
+
+
+def _mfu(text: str) -> float:
+    value = _FLOAT(text)
+    lo, hi = MFU_RANGE
+    if not lo <= value <= hi:
+        hint = f" (a percentage? {value:g}% is --mfu {value / 100:g})" if 1 < value <= 100 else ""
+        raise argparse.ArgumentTypeError(f"must be a fraction of the peak from {lo:g} to {hi:g}, got {text!r}{hint}")
+    return value
+
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--gpu", required=True, help="catalog name, e.g. H100-SXM, A100-80GB (an unknown name lists all)")
-    p.add_argument("--num-gpus", type=_INT, help="GPUs (data-parallel size); default: the least that fits")
-    p.add_argument("--precision", default="bf16", choices=["fp32", "tf32", "bf16", "fp16", "fp8"])
-    p.add_argument("--optimizer", default="adamw", choices=["adamw", "sgd"])
-    p.add_argument("--zero", default="3", choices=["0", "1", "2", "3", "fsdp"], help="ZeRO stage (default 3 = FSDP)")
-    p.add_argument("--checkpointing", default="auto", choices=["auto", "none", "selective", "full"])
-    p.add_argument("--seq-len", type=_INT, help="sequence length (default 2048, or the preset's)")
-    p.add_argument("--micro-batch", type=_INT, default=1, help="sequences per GPU per micro-step")
-    p.add_argument("--global-batch", type=_INT, help="sequences per optimizer step")
-    p.add_argument("--mfu", type=_FLOAT, help="model FLOPs utilisation 0-1 (default 0.40; fp8 0.30)")
-    p.add_argument("--calibrate", metavar="SWEEP_DIR", help="take MFU (and power) from a sweep's measurements")
-    p.add_argument("--price", type=_FLOAT, dest="price_usd_per_hour", help="USD per GPU-hour (default: catalog)")
-    p.add_argument("--grid-intensity", type=_FLOAT, dest="grid_gco2_per_kwh", help="g CO2e per kWh, for CO2")
-    p.add_argument("--pue", type=_FLOAT, help="data-centre PUE (default 1)")
+    """Every estimate() option (defaults None: the library's defaults apply and the output names them)."""
+    hw = p.add_argument_group("hardware and price")
+    hw.add_argument("--gpu", required=True, help="catalog name, e.g. H100-SXM, A100-80GB (an unknown name lists all)")
+    hw.add_argument("--num-gpus", type=_INT, help="GPUs; default: the fewest that fit at full efficiency")
+    hw.add_argument("--price", type=_FLOAT, dest="price_usd_per_hour", help="USD per GPU-hour (default: catalog)")
+    shape = p.add_argument_group("model shape (a preset supplies these)")
+    for flag, what in (("--n-layer", "layers"), ("--d-model", "model width"), ("--n-head", "attention heads"),
+                       ("--n-kv-head", "key/value heads (GQA/MQA)"), ("--d-ff", "MLP width"),
+                       ("--vocab-size", "vocabulary"), ("--n-experts", "routed experts (MoE)"),
+                       ("--top-k", "experts per token (MoE)"), ("--head-dim", "attention head width (default d_model / n_head)")):
+        shape.add_argument(flag, type=_INT, help=what)
+    shape.add_argument("--params-active", type=_FLOAT, help="parameters one token passes through (MoE; FLOPs)")
+    shape.add_argument("--expert-params", type=_FLOAT, help="parameters in routed experts (MoE; default derived)")
+    shape.add_argument("--family", help="a model family (e.g. gpt) whose own formulas count params and FLOPs")
+    tr = p.add_argument_group("training")
+    tr.add_argument("--precision", choices=["fp32", "tf32", "bf16", "fp16", "fp8"], help="default bf16")
+    tr.add_argument("--optimizer", choices=["adamw", "sgd"], help="default adamw")
+    tr.add_argument("--checkpointing", choices=["auto", "none", "selective", "full"], help="default auto")
+    tr.add_argument("--flash-attention", choices=["true", "false"], help="default true")
+    tr.add_argument("--seq-len", type=_INT, help="sequence length (default 2048, or the preset's)")
+    tr.add_argument("--micro-batch", type=_INT, help="sequences per GPU per micro-step (default 1)")
+    tr.add_argument("--global-batch", type=_INT, help="sequences per optimizer step (default 4M tokens' worth, at least one micro-batch per GPU)")
+    lay = p.add_argument_group("parallel layout (each searched when not given)")
+    lay.add_argument("--tp", type=_INT, help="tensor-parallel size")
+    lay.add_argument("--pp", type=_INT, help="pipeline-parallel size")
+    lay.add_argument("--cp", type=_INT, help="context (sequence) parallel size")
+    lay.add_argument("--ep", type=_INT, help="expert-parallel size (MoE)")
+    lay.add_argument("--zero", choices=["auto", "0", "1", "2", "3", "fsdp"], help="ZeRO stage over data parallelism (default auto)")
+    ef = p.add_argument_group("efficiency, energy, memory")
+    ef.add_argument("--mfu", type=_mfu, help="model FLOPs utilisation 0-1 as PaLM defines it "
+                                               "(default: the published-runs table for the GPU generation)")
+    ef.add_argument("--calibrate", metavar="SWEEP_DIR", help="take MFU (and power) from a sweep's measurements")
+    ef.add_argument("--scaling-efficiency", type=_FLOAT, help="a further multiplier on throughput (default 1)")
+    ef.add_argument("--goodput", type=_FLOAT, help="share of reserved GPU time spent training (default 1)")
+    ef.add_argument("--power-fraction", type=_FLOAT, help="average power as a fraction of TDP (default 1)")
+    ef.add_argument("--pue", type=_FLOAT, help="data-centre PUE (default 1)")
+    ef.add_argument("--grid-intensity", type=_FLOAT, dest="grid_gco2_per_kwh", help="g CO2e per kWh, for CO2")
+    ef.add_argument("--allocator-overhead", type=float, help="allocator/fragmentation fraction (default 0.10)")
+    ef.add_argument("--reserve-gib", type=float, help="per-GPU memory reserve in GiB (default 1): usable = card - reserve")
     p.add_argument("--json", action="store_true", help="print to_dict() as JSON")
 
 
+_PASS = ("gpu", "num_gpus", "price_usd_per_hour", "n_layer", "d_model", "n_head", "n_kv_head", "d_ff", "vocab_size",
+         "n_experts", "top_k", "params_active", "expert_params", "head_dim", "family", "precision", "optimizer", "checkpointing", "flash_attention",
+         "seq_len", "micro_batch", "global_batch", "tp", "pp", "cp", "ep", "zero", "mfu", "scaling_efficiency",
+         "goodput", "power_fraction", "pue", "grid_gco2_per_kwh", "allocator_overhead")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    e = subparsers.add_parser("estimate", help="FLOPs, memory, GPUs, time, cost and energy of a training run",
-                              description="Estimate one training run. Give --params and --tokens, or --model.")
-    e.add_argument("--params", type=_FLOAT, help="parameter count, e.g. 7e9")
+    e = subparsers.add_parser("estimate", help="FLOPs, memory, layout, GPUs, time, cost and energy of a training "
+                                               "run, or the memory, speed and price of serving a model",
+                              description="Estimate one training run (give --params and --tokens, or --model), "
+                                          "or, with --mode inference, serving it.")
+    e.add_argument("--mode", choices=["training", "inference"], default="training")
+    e.add_argument("--params", type=_FLOAT, help="parameter count, e.g. 7e9 (all weights for a mixture of experts)")
     e.add_argument("--tokens", type=_FLOAT, help="training tokens, e.g. 1.4e12")
-    e.add_argument("--model", help="an architecture preset: gpt3-175b, bert-large, llama2-7b, llama2-70b, "
-                                   "llama3-8b, llama3-70b, chinchilla-70b")
+    e.add_argument("--model", help="an architecture preset, e.g. llama3-405b, deepseek-v3, mixtral-8x7b, "
+                                   "gpt3-175b, llama2-70b, llama3-8b, bloom-176b, palm-540b")
     e.add_argument("--law", help="a scaling-law preset for the predicted loss (chinchilla, chinchilla-epoch)")
+    inf = e.add_argument_group("inference (--mode inference)")
+    inf.add_argument("--context", type=_INT, help="tokens per sequence, prompt plus output (default 4096)")
+    inf.add_argument("--batch", type=_INT, help="sequences decoded together (default: the largest that fits)")
+    inf.add_argument("--output-tokens", type=_INT, help="generated tokens per request, for latency (default 256)")
+    inf.add_argument("--weights", choices=["bf16", "fp16", "fp8", "int8", "int4"], help="weight storage (default bf16)")
+    inf.add_argument("--activations", choices=["bf16", "fp16", "fp8", "int8"],
+                     help="matmul type: fp8/int8 = weight-and-activation quantization (default fp8 for fp8 weights, else bf16)")
+    inf.add_argument("--kv-dtype", choices=["bf16", "fp16", "fp8"], help="KV-cache type (default bf16)")
+    inf.add_argument("--sparsity", choices=["2:4"], help="2:4 structured sparsity (cards whose catalog entry accelerates it)")
+    inf.add_argument("--decode-efficiency", type=_FLOAT, help="fraction of memory bandwidth decode reaches (default 0.8)")
+    inf.add_argument("--prefill-mfu", type=_FLOAT, help="MFU of the prefill (default 0.5)")
     _common(e)
     e.set_defaults(func=handle_estimate)
 
@@ -62,7 +118,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--gpu-hours", type=_FLOAT, help="GPU-hour budget")
     c.add_argument("--deadline-days", type=_FLOAT, help="wall-clock deadline in days (needs --num-gpus)")
     c.add_argument("--target-loss", type=_FLOAT, help="the loss to reach")
-    p.add_argument("--law", default="chinchilla", help="law preset (chinchilla, chinchilla-epoch); default chinchilla")
+    p.add_argument("--law", default="chinchilla-epoch",
+                   help="law preset: chinchilla-epoch (Besiroglu et al. 2024 refit, default) or chinchilla "
+                        "(Hoffmann et al. 2022 rounded constants)")
     p.add_argument("--params", type=_FLOAT, help="fix the model size (over-trained plans)")
     p.add_argument("--tokens-per-param", type=_FLOAT, help="fix the tokens-per-parameter ratio")
     _common(p)
@@ -70,10 +128,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _estimate_kwargs(args: argparse.Namespace) -> dict:
-    kw = dict(gpu=args.gpu, num_gpus=args.num_gpus, precision=args.precision, optimizer=args.optimizer,
-              zero=args.zero, checkpointing=args.checkpointing, seq_len=args.seq_len, micro_batch=args.micro_batch,
-              global_batch=args.global_batch, price_usd_per_hour=args.price_usd_per_hour,
-              grid_gco2_per_kwh=args.grid_gco2_per_kwh, pue=args.pue, mfu=args.mfu)
+    kw = {k: getattr(args, k) for k in _PASS}
+    if args.reserve_gib is not None:
+        kw["context_bytes"] = args.reserve_gib * 2**30
     if args.calibrate:
         if args.mfu is not None:
             from scalebench.errors import ConfigError
@@ -85,13 +142,39 @@ def _estimate_kwargs(args: argparse.Namespace) -> dict:
     return {k: v for k, v in kw.items() if v is not None}
 
 
+_INFERENCE = ("context", "batch", "output_tokens", "weights", "activations", "kv_dtype", "sparsity",
+              "decode_efficiency", "prefill_mfu")
+_TRAINING_ONLY = ("tokens", "law", "precision", "optimizer", "checkpointing", "flash_attention", "seq_len",
+                  "micro_batch", "global_batch", "pp", "cp", "ep", "zero", "mfu", "calibrate", "scaling_efficiency",
+                  "goodput", "power_fraction", "pue", "grid_gco2_per_kwh", "allocator_overhead", "family", "d_ff", "vocab_size")
+
+
 def _emit(result, as_json: bool) -> None:
     print(json.dumps(result.to_dict(), indent=2) if as_json else result.report())
 
 
 def handle_estimate(args: argparse.Namespace) -> int:
+    from scalebench.errors import ConfigError
     from scalebench.planning.estimate import estimate
 
+    if args.mode == "inference":
+        wrong = [k for k in _TRAINING_ONLY if getattr(args, k, None) not in (None, False)]
+        if wrong:
+            raise ConfigError(f"--mode inference does not take {', '.join('--' + k.replace('_', '-') for k in wrong)}")
+        kw = {k: getattr(args, k) for k in ("gpu", "num_gpus", "price_usd_per_hour", "n_layer", "d_model", "n_head",
+                                            "n_kv_head", "n_experts", "top_k", "params_active", "expert_params",
+                                            "head_dim", "params", "model", *_INFERENCE)}
+        if args.tp is not None:
+            if args.num_gpus is not None and args.num_gpus != args.tp:
+                raise ConfigError("--mode inference serves with tensor parallelism only: give --tp or --num-gpus")
+            kw["num_gpus"] = args.tp
+        if args.reserve_gib is not None:
+            kw["context_bytes"] = args.reserve_gib * 2**30
+        _emit(estimate(mode="inference", **{k: v for k, v in kw.items() if v is not None}), args.json)
+        return 0
+    wrong = [k for k in _INFERENCE if getattr(args, k, None) is not None]
+    if wrong:
+        raise ConfigError(f"{', '.join('--' + k.replace('_', '-') for k in wrong)} need --mode inference")
     kw = _estimate_kwargs(args)
     for k in ("params", "tokens", "model", "law"):
         if getattr(args, k) is not None:

@@ -7,9 +7,12 @@ as a DataFrame. The formulas live in :mod:`~scalebench.planning.memory` (memory,
 :mod:`~scalebench.planning.timing` (time, energy) and :mod:`~scalebench.planning.presets` (published shapes).
 
 Training FLOPs: ``6·N·D`` (Kaplan et al. 2020, §2.1) when only a parameter count is known; with a shape
-(a preset, or a family plus its shape) the PaLM count ``(6·N + 12·L·T·d)·D`` (Chowdhery et al. 2022,
-appendix B; the family's own formula for families; the 12·L·T·d term whenever n_layer and d_model are
-given). Shape fields not given are inferred from the ones that are: d_model/n_layer = 128 (GPT-3 175B and
+(a preset, or a family plus its shape) the PaLM count ``(6·N + 12·L·T·H·Q)·D`` (Chowdhery et al. 2022,
+appendix B; H·Q = n_head · head_dim, = d_model unless a preset says otherwise; the family's own formula
+for families; the attention term whenever n_layer and d_model are given). For a mixture of experts N is
+the active parameter count (FLOPs), while memory counts every parameter. Layouts, time and the default
+MFU: :mod:`~scalebench.planning.layout`, :mod:`~scalebench.planning.timing`,
+:mod:`~scalebench.planning.evidence`. Shape fields not given are inferred from the ones that are: d_model/n_layer = 128 (GPT-3 175B and
 Llama-2 7B have exactly 128, Llama-2 70B 102), N ≈ 12·L·d², head dimension 128, GPT-2's 50,257-token
 vocabulary. Given fields are kept; the result says ``shape_inferred`` and lists ``inferred_fields``.
 """
@@ -19,7 +22,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -28,13 +31,16 @@ import pandas as pd
 from scalebench._util import json_safe
 from scalebench.errors import ConfigError, FitError
 from scalebench.hardware.catalog import get_gpu
+from scalebench.planning import evidence, layout, timing
 from scalebench.planning import memory as mem
-from scalebench.planning import timing
+from scalebench.planning.layout import DEFAULT_GLOBAL_BATCH_TOKENS
 from scalebench.planning.presets import get_architecture
 
 __all__ = ["Estimate", "MemoryBreakdown", "estimate", "ARGUMENTS", "MEMORY_KEYS"]
 
 MEMORY_KEYS = ("weights", "gradients", "optimizer", "activations", "overhead", "total")
+MEMORY_WARN_FRACTION = 0.95
+LONG_RUN_DAYS = 180
 INFER_ASPECT_RATIO = 128
 INFER_HEAD_DIM = 128
 INFER_VOCAB = 50257
@@ -44,19 +50,21 @@ DEFAULT_SEQ_LEN = 2048
 ARGUMENTS: dict[str, Any] = dict(
     params=None, tokens=None, model=None, family=None, n_layer=None, d_model=None, n_head=None,
     n_kv_head=None, d_ff=None, vocab_size=None, seq_len=None, gpu=None, num_gpus=None, precision="bf16",
-    optimizer="adamw", zero=3, checkpointing="auto", flash_attention=True, micro_batch=1, global_batch=None,
+    optimizer="adamw", zero="auto", checkpointing="auto", flash_attention=True, micro_batch=1, global_batch=None,
     mfu=None, price_usd_per_hour=None, grid_gco2_per_kwh=None, power_fraction=None, pue=1.0,
     allocator_overhead=mem.DEFAULT_ALLOCATOR_OVERHEAD, context_bytes=mem.DEFAULT_CONTEXT_BYTES,
-    scaling_efficiency=None, law=None,
+    scaling_efficiency=None, law=None, tp=None, pp=None, cp=None, ep=None, params_active=None,
+    n_experts=None, top_k=None, expert_params=None, goodput=None, head_dim=None,
 )
 _STRINGS = ("model", "family", "gpu", "precision", "optimizer", "zero", "checkpointing", "law")
 _POSITIVE = ("params", "tokens", "n_layer", "d_model", "n_head", "n_kv_head", "d_ff", "vocab_size", "seq_len",
              "num_gpus", "micro_batch", "global_batch", "mfu", "price_usd_per_hour", "power_fraction", "pue",
-             "scaling_efficiency")
-_NONNEG = ("grid_gco2_per_kwh", "allocator_overhead", "context_bytes")
+             "scaling_efficiency", "tp", "pp", "cp", "ep", "params_active", "n_experts", "top_k", "goodput",
+             "head_dim")
+_NONNEG = ("grid_gco2_per_kwh", "allocator_overhead", "context_bytes", "expert_params")
 _INTEGER = ("n_layer", "d_model", "n_head", "n_kv_head", "d_ff", "vocab_size", "seq_len", "num_gpus",
-            "micro_batch", "global_batch")
-_AT_MOST_ONE = ("mfu", "power_fraction", "scaling_efficiency")
+            "micro_batch", "global_batch", "tp", "pp", "cp", "ep", "n_experts", "top_k", "head_dim")
+_AT_MOST_ONE = ("mfu", "power_fraction", "scaling_efficiency", "goodput")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,6 +81,10 @@ class MemoryBreakdown:
     def to_dict(self) -> dict[str, int | None]:
         """Whole bytes; None (JSON null) where a value is unknown, e.g. when no GPU count fits."""
         return {k: _round_or_none(getattr(self, k)) for k in MEMORY_KEYS}
+
+
+def _pair(band: tuple[float, float] | None) -> list[float] | None:
+    return None if band is None else [band[0], band[1]]
 
 
 def _round_or_none(x: float) -> int | None:
@@ -119,6 +131,26 @@ class Estimate:
     law: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
     inferred_fields: tuple[str, ...] = ()  # which of n_layer, d_model, n_head were inferred, not given
+    params_active: float | None = None  # parameters one token passes through (FLOPs); params_total: memory
+    expert_params: float = 0.0
+    hfu: float | None = None  # hardware FLOPs utilisation: mfu x (hardware / model FLOPs), 4/3 under full recompute
+    layout: Mapping[str, int] | None = None  # {"tp", "pp", "cp", "ep", "dp"}
+    layout_overheads: Mapping[str, float] | None = None  # fractions of compute time (see planning.layout)
+    usable_memory_bytes: int | None = None
+    mfu_range: tuple[float, float] | None = None
+    wall_clock_s_range: tuple[float, float] | None = None
+    gpu_hours_range: tuple[float, float] | None = None
+    cost_usd_range: tuple[float, float] | None = None
+    energy_kwh_range: tuple[float, float] | None = None
+    defaults: tuple[str, ...] = ()  # the inputs that took a default value
+    price_source: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("wall_clock_s", "gpu_hours", "cost_usd", "energy_kwh", "mfu"):
+            band = getattr(self, f"{name}_range")
+            value = getattr(self, name)
+            if band is not None and math.isfinite(value) and not (band[0] <= value * (1 + 1e-9) and value <= band[1] * (1 + 1e-9)):
+                raise ValueError(f"Estimate.{name}_range {band} does not contain {name} = {value}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: NaN becomes None. The first keys are the stable interface."""
@@ -139,8 +171,20 @@ class Estimate:
             "mfu_source": self.mfu_source,
             "scaling_efficiency": self.scaling_efficiency,
             "gpu_memory_bytes": self.gpu_memory_bytes,
+            "usable_memory_bytes": self.usable_memory_bytes,
+            "layout": dict(self.layout) if self.layout else None,
+            "layout_overheads": dict(self.layout_overheads) if self.layout_overheads else None,
+            "hfu": self.hfu,
+            "mfu_range": _pair(self.mfu_range),
+            "wall_clock_s_range": _pair(self.wall_clock_s_range),
+            "gpu_hours_range": _pair(self.gpu_hours_range),
+            "cost_usd_range": _pair(self.cost_usd_range),
+            "energy_kwh_range": _pair(self.energy_kwh_range),
+            "price_source": self.price_source,
+            "defaults": list(self.defaults),
             "inputs": {
                 "model": self.model, "gpu": self.gpu, "params": self.params, "params_total": self.params_total,
+                "params_active": self.params_active, "expert_params": self.expert_params,
                 "tokens": self.tokens, "precision": self.precision, "optimizer": self.optimizer,
                 "zero": self.zero, "checkpointing": self.checkpointing, "seq_len": self.seq_len,
                 "micro_batch": self.micro_batch, "global_batch": self.global_batch, "n_layer": self.n_layer,
@@ -168,38 +212,73 @@ class Estimate:
                       f"(weights {m.weights / gib:.1f}, gradients {m.gradients / gib:.1f}, "
                       f"optimizer {m.optimizer / gib:.1f}, activations {m.activations / gib:.1f}, "
                       f"overhead {m.overhead / gib:.1f})" + ("" if self.fits else "  DOES NOT FIT"))
+        gib_text = ""
         if not math.isfinite(self.cost_usd):
             cost = "n/a (no GPU count fits)" if self.num_gpus is None else "n/a"
         elif self.price_usd_per_hour:
-            cost = f"${self.cost_usd:,.0f} at ${self.price_usd_per_hour:.2f}/GPU-hour"
+            cost = f"${self.cost_usd:,.0f}{_band(self.cost_usd_range, '${:,.0f}')} at ${self.price_usd_per_hour:.2f}/GPU-hour"
+            if self.price_source:
+                cost += f" ({self.price_source})"
         else:
             cost = "unknown (no price: pass price_usd_per_hour)"
-        energy = f"{self.energy_kwh:,.0f} kWh" if math.isfinite(self.energy_kwh) else "n/a"
+        energy = (f"{self.energy_kwh:,.0f}{_band(self.energy_kwh_range, '{:,.0f}')} kWh"
+                  if math.isfinite(self.energy_kwh) else "n/a")
         if self.co2_kg is not None:
             energy += f", {self.co2_kg:,.0f} kg CO2e"
-        hours = f"{self.gpu_hours:,.0f} GPU-hours" if math.isfinite(self.gpu_hours) else "GPU-hours n/a"
+        hours = (f"{self.gpu_hours:,.0f}{_band(self.gpu_hours_range, '{:,.0f}')} GPU-hours"
+                 if math.isfinite(self.gpu_hours) else "GPU-hours n/a")
         efficiency = f"{self.scaling_efficiency:.3f}" if math.isfinite(self.scaling_efficiency) else "n/a"
+        wall = _duration(self.wall_clock_s)
+        if self.wall_clock_s_range and math.isfinite(self.wall_clock_s) and \
+                self.wall_clock_s_range[0] != self.wall_clock_s_range[1]:
+            wall += f" [{_duration(self.wall_clock_s_range[0])} - {_duration(self.wall_clock_s_range[1])}]"
+        lay = " ".join(f"{k}={v}" for k, v in (self.layout or {}).items()) or "none fits"
+        if self.usable_memory_bytes:
+            gib_text = f" ({self.usable_memory_bytes / gib:.0f} GiB usable)"
+        mfu = f"{self.mfu:.3f}"
+        if self.mfu_range and self.mfu_range[0] != self.mfu_range[1]:
+            mfu += f" [{self.mfu_range[0]:.3f}-{self.mfu_range[1]:.3f}]"
         lines = [
             f"{what} on {_si(self.tokens)} tokens, {self.gpu} x {self.num_gpus if self.num_gpus else '?'}, "
             f"{self.precision}, {self.optimizer}, ZeRO-{self.zero}, checkpointing {self.checkpointing}",
-            f"  shape            {shape}, seq {self.seq_len}, micro-batch {self.micro_batch}",
+            f"  shape            {shape}, seq {self.seq_len}, micro-batch {self.micro_batch}, "
+            f"global batch {self.global_batch}",
+        ]
+        if self.params_active is not None and self.params_active < self.params_total:
+            lines.append(f"  experts          {_si(self.params_total)} total, {_si(self.params_active)} active per "
+                         f"token ({_si(self.expert_params)} in routed experts)")
+        lines += [
             f"  training FLOPs   {self.flops:.3g}",
-            f"  memory per GPU   {memory}",
+            f"  layout           {lay}" + ("" if self.fits else "  DOES NOT FIT"),
+            f"  memory per GPU   {memory}{gib_text}",
             f"  least GPUs       {self.min_gpus if self.min_gpus is not None else 'none fits'}",
-            f"  MFU              {self.mfu:.3f} ({self.mfu_source}), scaling efficiency {efficiency}",
-            f"  wall clock       {_duration(self.wall_clock_s)}  ({hours})",
+            f"  MFU              {mfu} ({self.mfu_source}), HFU {'n/a' if self.hfu is None else f'{self.hfu:.3f}'}, "
+            f"scaling efficiency {efficiency}",
+            f"  wall clock       {wall}  ({hours})",
             f"  cost             {cost}",
             f"  energy           {energy}",
         ]
+        if self.layout_overheads:
+            o = self.layout_overheads
+            lines.append("  overheads        " + ", ".join(f"{k} {v:.1%}" for k, v in o.items() if v and math.isfinite(v))
+                         or "  overheads        none")
         if self.predicted_loss is not None:
             band = ""
             if self.predicted_loss_interval:
                 band = f" [{self.predicted_loss_interval[0]:.3f}, {self.predicted_loss_interval[1]:.3f}]"
             lines.append(f"  predicted loss   {self.predicted_loss:.3f}{band} ({self.law})")
+        if self.defaults:
+            lines.append(f"  defaults         {', '.join(self.defaults)}")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
     __str__ = report
+
+
+def _band(band: tuple[float, float] | None, fmt: str) -> str:
+    if band is None or not all(map(math.isfinite, band)) or band[0] == band[1]:
+        return ""
+    return f" [{fmt.format(band[0])} - {fmt.format(band[1])}]"
 
 
 def _si(x: float) -> str:
@@ -238,6 +317,7 @@ def _gather(scenarios: pd.DataFrame | None, kwargs: dict[str, Any]) -> tuple[dic
         raise ConfigError(f"estimate: unknown argument(s) {', '.join(sorted(map(str, unknown)))}; known: {', '.join(ARGUMENTS)}")
     values = {k: v for k, v in ARGUMENTS.items()}
     values.update(kwargs)
+    values["_given"] = set(kwargs) | (set(scenarios.columns) if scenarios is not None else set())
     lengths = {k: len(v) for k, v in kwargs.items() if _is_array(v)}
     if scenarios is not None:
         values.update({c: scenarios[c].to_numpy() for c in scenarios.columns})
@@ -293,7 +373,7 @@ def _check(name: str, arr: np.ndarray, *, positive: bool, integer: bool, at_most
         if at_most_one:
             kind += " no larger than 1"
         where = f" (row {i})" if len(arr) > 1 else ""
-        raise ConfigError(f"{name} must be {kind}, got {arr[i]!r}{where}")
+        raise ConfigError(f"{name} must be {kind}, got {float(arr[i]):g}{where}")  # a number, not np.float64(...)
 
 
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
@@ -355,15 +435,26 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
     params_total = np.full(n, np.nan)
     flops_per_token = np.full(n, np.nan)
     swiglu = np.zeros(n, dtype=bool)
+    active, n_exp, top_k = num["params_active"], num["n_experts"], num["top_k"]
+    head_dim, kv_cache = num["head_dim"].copy(), np.full(n, np.nan)
+    expert_params = num["expert_params"].copy()
 
     # published architectures fill what the caller left out
     m_codes, archs = _categorical(values["model"], n, get_architecture)
     for i, arch in enumerate(archs):
         rows = m_codes == i
+        given = params[rows]
+        clash = ~np.isnan(given) & (np.abs(given / arch.params - 1) > 0.01)
+        if clash.any():  # the preset's shape fixes its parameter count; a different one cannot also hold
+            raise ConfigError(f"params = {float(given[clash][0]):g} contradicts model {arch.name!r}, which has "
+                              f"{arch.params:.4g} parameters; give the preset or params, not both")
         for arr, v in ((params, arch.params), (tokens, arch.tokens), (L, arch.n_layer), (d, arch.d_model),
-                       (heads, arch.n_head), (kv, arch.n_kv_head), (ff, arch.d_ff), (vocab, arch.vocab_size),
-                       (seq, arch.seq_len)):
-            arr[rows & np.isnan(arr)] = v
+                       (heads, arch.n_head), (kv, arch.n_kv_head), (ff, arch.mlp_width_active),
+                       (vocab, arch.vocab_size), (seq, arch.seq_len), (active, arch.params_active),
+                       (n_exp, arch.n_experts or None), (top_k, arch.top_k or None), (head_dim, arch.head_dim),
+                       (kv_cache, arch.kv_cache_dim), (expert_params, arch.expert_params or None)):
+            if v is not None:
+                arr[rows & np.isnan(arr)] = v
         swiglu[rows] = arch.mlp == "swiglu"
 
     # a model family and its shape: exact counts from the family's own formulas
@@ -388,9 +479,10 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
     if both.any():
         L[both] = np.maximum(1.0, np.round((params[both] / (12.0 * INFER_ASPECT_RATIO**2)) ** (1.0 / 3.0)))
     only_d = inferred["d_model"]  # n_layer known now (given or just inferred)
-    if only_d.any():
-        d[only_d] = np.maximum(INFER_HEAD_DIM, INFER_HEAD_DIM * np.round(
-            np.sqrt(params[only_d] / (12.0 * L[only_d])) / INFER_HEAD_DIM))
+    if only_d.any():  # a multiple of 128; of 1024 from 1024 on, so that 8 heads divide it (tensor parallelism)
+        raw = np.sqrt(params[only_d] / (12.0 * L[only_d]))
+        step = np.where(raw >= 1024, 8 * INFER_HEAD_DIM, INFER_HEAD_DIM)
+        d[only_d] = np.maximum(INFER_HEAD_DIM, step * np.round(raw / step))
     only_l = np.isnan(L)  # d_model given, n_layer not
     if only_l.any():
         L[only_l] = np.maximum(1.0, np.round(params[only_l] / (12.0 * d[only_l] ** 2)))
@@ -401,8 +493,12 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
     ff = np.where(np.isnan(ff), 4.0 * d, ff)
     vocab = np.where(np.isnan(vocab), INFER_VOCAB, vocab)
     params_total = np.where(np.isnan(params_total), params, params_total)
+    active, expert_params, n_exp, top_k = _experts(active, expert_params, n_exp, top_k, params_total)
+    head_dim = np.where(np.isnan(head_dim), d / heads, head_dim)
+    attn_dim = heads * head_dim
     flops_per_token = np.where(
-        np.isnan(flops_per_token), 6.0 * params + np.where(inferred["n_layer"] | inferred["d_model"], 0.0, 12.0 * L * seq * d),
+        np.isnan(flops_per_token),
+        6.0 * active + np.where(inferred["n_layer"] | inferred["d_model"], 0.0, 12.0 * L * seq * attn_dim),
         flops_per_token
     )
     flops = flops_per_token * tokens
@@ -453,39 +549,56 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
     f_over, ctx = np.where(np.isnan(num["allocator_overhead"]), mem.DEFAULT_ALLOCATOR_OVERHEAD, num["allocator_overhead"]), \
         np.where(np.isnan(num["context_bytes"]), mem.DEFAULT_CONTEXT_BYTES, num["context_bytes"])
     micro = np.where(np.isnan(num["micro_batch"]), 1.0, num["micro_batch"])
-    given_n = num["num_gpus"]
 
-    # memory under each checkpointing mode; "auto" takes the least recompute that fits
-    acts, mins = {}, {}
-    for mode in mem.CHECKPOINTING:
-        acts[mode] = mem.activation_bytes(n_layer=L, d_model=d, n_head=heads, seq_len=seq, micro_batch=micro,
-                                          vocab_size=vocab, checkpointing=mode, n_kv_head=kv, d_ff=ff,
-                                          swiglu=swiglu, flash_attention=flash, scale=act_scale)
-        mins[mode] = mem.min_gpus_to_fit(params_total=params_total, capacity_bytes=capacity, w=w, g=gb, o=o,
-                                         zero=zero, activations=acts[mode], allocator_overhead=f_over, context_bytes=ctx)
+    specs = _take(g_codes, gpus, None, dtype=object)
+    gbatch = num["global_batch"]
+    # default: 4M tokens' worth (Llama 1/2), or one micro-batch per GPU where a given GPU count needs more
+    per_gpu = micro * np.where(np.isnan(num["num_gpus"]), 1.0, num["num_gpus"])
+    gbatch = np.where(np.isnan(gbatch), np.maximum(np.round(DEFAULT_GLOBAL_BATCH_TOKENS / seq), per_gpu), gbatch)
+    mfu_in, mfu_source, extrapolated, calibration = _mfu(values["mfu"], num["mfu"], active, prec_name, specs, n)
     ckpt_req = _take(c_codes, ckpts, None, dtype=object)
-    chosen = ckpt_req.copy()
-    auto = ckpt_req == "auto"
-    if auto.any():
-        pick = np.full(n, "full", dtype=object)
-        for mode in reversed(mem.CHECKPOINTING):  # the last assignment (least recompute) wins
-            fits_mode = np.where(np.isnan(given_n), ~np.isnan(mins[mode]), mins[mode] <= given_n)
-            pick = np.where(fits_mode, mode, pick)
-        chosen = np.where(auto, pick, chosen)
-    act = np.select([chosen == m for m in mem.CHECKPOINTING], [acts[m] for m in mem.CHECKPOINTING])
-    min_gpus = np.select([chosen == m for m in mem.CHECKPOINTING], [mins[m] for m in mem.CHECKPOINTING])
-    num_gpus = np.where(np.isnan(given_n), min_gpus, given_n)
-    memory = mem.memory_from_states(params_total=params_total, num_gpus=num_gpus, w=w, g=gb, o=o, zero=zero,
-                                    activations=act, allocator_overhead=f_over, context_bytes=ctx)
-    fits = memory["total"] <= capacity
+    acts = {mode: mem.activation_bytes(n_layer=L, d_model=d, n_head=heads, seq_len=seq, micro_batch=micro,
+                                       vocab_size=vocab, checkpointing=mode, n_kv_head=kv, d_ff=ff,
+                                       swiglu=swiglu, flash_attention=flash, scale=act_scale)
+            for mode in mem.CHECKPOINTING}
+    # a default MFU is an at-scale figure at (nearly) no recomputation: full recomputation keeps the
+    # hardware rate and spends a quarter of it on the repeated forward pass (Korthikanti et al. 2022, §5)
+    defaulted = mfu_source == "default"
+    mfu_by_mode = {mode: np.where(defaulted, mfu_in / timing.RECOMPUTE_FACTOR[mode], mfu_in) for mode in mem.CHECKPOINTING}
+    zero_arr = zero.astype(float)
+    moe_layers = np.where(n_exp > 0, L, 0.0)
+    kv_dim = kv * head_dim
+    bw_intra = _take(g_codes, [s.intra_node_bandwidth_bytes_per_s or np.inf for s in gpus], np.nan)
+    bw_inter = _take(g_codes, [s.inter_node_bandwidth_bytes_per_s or np.inf for s in gpus], np.nan)
+    node = _take(g_codes, [s.node_size for s in gpus], np.nan)
+    usable = layout.usable_memory_bytes(capacity, ctx)
+    fixed = {k: num[k] for k in ("tp", "pp", "cp", "ep")}
+    inp = layout.LayoutInputs(
+        params_total=params_total, expert_params=expert_params, weight_bpp=w, grad_bpp=gb, optimizer_bpp=o,
+        zero=zero_arr, activations=acts, usable_bytes=usable,
+        allocator_overhead=f_over, flops_per_step=flops_per_token * gbatch * seq, peak=peak,
+        mfu_by_mode=mfu_by_mode, n_layer=L, moe_layers=moe_layers, d_model=d, kv_dim=kv_dim, top_k=top_k,
+        seq_len=seq, micro_batch=micro, global_batch=gbatch, n_head=heads, n_experts=n_exp, node_size=node,
+        bw_intra=bw_intra, bw_inter=bw_inter, num_gpus=num["num_gpus"], fixed=fixed, modes=ckpt_req)
+    grid = layout.candidates(max_tp=int(np.nanmax(np.where(np.isnan(fixed["tp"]), np.minimum(node, heads), fixed["tp"]))),
+                             max_pp=int(np.nanmax(L)), max_cp=int(np.nanmax(seq) // layout.MIN_CP_CHUNK) or 1,
+                             max_ep=int(np.nanmax(n_exp)) or 1, fixed=fixed)
+    best = layout.search(inp, grid)
+    num_gpus, chosen, fits = best["num_gpus"], best["mode"], best["fits"]
+    zero_arr = np.where(np.isnan(best["zero"]), np.where(zero_arr < 0, 3, zero_arr), best["zero"])
+    zero = zero_arr.astype(int)
+    no_layout = np.array([m is None for m in chosen])
+    chosen = np.where(no_layout, np.where(ckpt_req == "auto", "full", ckpt_req), chosen)
+    memory = _breakdown(best, params_total, expert_params, w, gb, o, zero_arr, f_over, num_gpus)
 
-    # time, cost, energy
-    mfu, mfu_source, extrapolated, calibration = _mfu(values["mfu"], num["mfu"], params, prec_name, n)
-    eff = np.where(np.isnan(num["scaling_efficiency"]), timing.default_scaling_efficiency(num_gpus),
-                   num["scaling_efficiency"])
-    recompute = np.select([chosen == m for m in mem.CHECKPOINTING], [timing.RECOMPUTE_FACTOR[m] for m in mem.CHECKPOINTING])
-    wall = timing.wall_clock_s(flops=flops, num_gpus=num_gpus, peak_flops=peak, mfu=mfu, scaling_efficiency=eff,
-                               recompute=recompute)
+    # time, cost, energy: time = model FLOPs / (GPUs · peak · mfu), mfu the effective (reported) value
+    eff = np.where(np.isnan(num["scaling_efficiency"]), 1.0, num["scaling_efficiency"])
+    mfu_mode = np.select([chosen == m for m in mem.CHECKPOINTING], [mfu_by_mode[m] for m in mem.CHECKPOINTING])
+    factor = np.where(np.isnan(best["factor"]), 1.0, best["factor"])
+    mfu = mfu_mode * eff / factor
+    goodput = np.where(np.isnan(num["goodput"]), 1.0, num["goodput"])
+    wall = timing.wall_clock_s(flops=flops, num_gpus=num_gpus, peak_flops=peak, mfu=mfu, scaling_efficiency=goodput)
+    hfu = mfu * np.select([chosen == m for m in mem.CHECKPOINTING], [timing.RECOMPUTE_FACTOR[m] for m in mem.CHECKPOINTING])
     gpu_hours = num_gpus * wall / 3600.0
     cost = gpu_hours * price
     power_fraction = num["power_fraction"]
@@ -495,26 +608,39 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
     pue = np.where(np.isnan(num["pue"]), 1.0, num["pue"])
     energy = timing.energy_kwh(num_gpus=num_gpus, power_w=tdp * power_fraction, wall_clock_s=wall, pue=pue)
     co2 = energy * num["grid_gco2_per_kwh"] / 1000.0
+    lo_ratio, hi_ratio = _mfu_range(values["mfu"], mfu_source, specs, prec_name, active, calibration, n)
 
     loss, lo, hi, law_name = _loss(values["law"], params, tokens, n)
 
     out = {
         "model": _take(m_codes, [a.name for a in archs], None, dtype=object),
-        "gpu": gpu_name, "num_gpus": num_gpus, "min_gpus": min_gpus, "fits": fits,
-        "params": params, "params_total": params_total, "tokens": tokens, "flops": flops,
+        "gpu": gpu_name, "num_gpus": num_gpus, "min_gpus": best["min_gpus"], "fits": fits,
+        "params": params, "params_total": params_total, "params_active": active, "expert_params": expert_params,
+        "tokens": tokens, "flops": flops,
         "precision": prec_name, "optimizer": _take(o_codes, opts, None, dtype=object), "zero": zero,
-        "checkpointing": chosen, "seq_len": seq, "micro_batch": micro, "global_batch": num["global_batch"],
+        "checkpointing": chosen, "seq_len": seq, "micro_batch": micro, "global_batch": gbatch,
         "n_layer": L, "d_model": d, "n_head": heads, "shape_inferred": shape_inferred,
         "inferred_fields": _inferred_fields(inferred, n),
         **{f"memory_{k}_bytes": memory[k] for k in MEMORY_KEYS},
-        "gpu_memory_bytes": capacity,
-        "mfu": mfu, "mfu_source": mfu_source, "scaling_efficiency": eff, "peak_flops": peak,
+        "gpu_memory_bytes": capacity, "usable_memory_bytes": usable,
+        **{k: best[k] for k in ("tp", "pp", "cp", "ep", "dp")}, "micro_batches": best["m"],
+        **{f"{k}_fraction": best[k] for k in ("bubble", "tp_comm", "ep_comm", "pp_comm", "cp_comm", "dp_comm",
+                                               "exposed", "loss")},
+        "layout_factor": factor,
+        "mfu": mfu, "hfu": hfu, "mfu_source": mfu_source, "mfu_low": mfu * lo_ratio, "mfu_high": mfu * hi_ratio,
+        "scaling_efficiency": eff, "goodput": goodput, "peak_flops": peak,
         "wall_clock_s": wall, "gpu_hours": gpu_hours, "price_usd_per_hour": price, "cost_usd": cost,
         "energy_kwh": energy, "co2_kg": co2,
+        **{f"{k}_low": v / hi_ratio for k, v in (("wall_clock_s", wall), ("gpu_hours", gpu_hours),
+                                                  ("cost_usd", cost), ("energy_kwh", energy))},
+        **{f"{k}_high": v / lo_ratio for k, v in (("wall_clock_s", wall), ("gpu_hours", gpu_hours),
+                                                   ("cost_usd", cost), ("energy_kwh", energy))},
+        "price_source": np.where(np.isnan(num["price_usd_per_hour"]),
+                                 _take(g_codes, [s.price_source or None for s in gpus], None, dtype=object), "given"),
         "predicted_loss": loss, "predicted_loss_lo": lo, "predicted_loss_hi": hi, "law": law_name,
+        "defaults": _defaults(values, num, n),
     }
-    unsharded, _ = mem._shard_split(params_total, w, gb, o, zero)
-    notes = _notes(out, extrapolated, calibration, n, no_unit, unsharded * (1.0 + f_over))
+    notes = _notes(out, extrapolated, calibration, n, no_unit, no_layout, specs, strict, values)
     text, lists = np.full(n, "", dtype=object), np.empty(n, dtype=object)
     lists[:] = [()] * n
     for i, msgs in notes.items():
@@ -522,6 +648,70 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
     out["notes"] = text  # one string per row, for tables; split nothing back out of it
     out["note_list"] = lists  # the messages themselves, a tuple per row
     return out
+
+
+def _breakdown(best, P, E, w, g, o, zero, f, num_gpus) -> dict[str, np.ndarray]:
+    """Weights, gradients, optimizer, activations and overhead per GPU for the chosen layouts."""
+    tp, pp, cp, ep, dp = (best[k] for k in ("tp", "pp", "cp", "ep", "dp"))
+    whole = ((P - E) + E / ep) / (tp * pp)
+    shard = P / (tp * pp * cp * dp)
+    parts = {"weights": w * np.where(zero >= 3, shard, whole), "gradients": g * np.where(zero >= 2, shard, whole),
+             "optimizer": o * np.where(zero >= 1, shard, whole)}
+    unknown = np.isnan(num_gpus)
+    out = {k: np.where(unknown, np.nan, v) for k, v in parts.items()}
+    out["activations"] = best["act"]
+    out["overhead"] = f * (out["weights"] + out["gradients"] + out["optimizer"] + out["activations"])
+    out["total"] = out["weights"] + out["gradients"] + out["optimizer"] + out["activations"] + out["overhead"]
+    return out
+
+
+def _defaults(values: dict[str, Any], num: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """Per row, the inputs that took a default (the output says so)."""
+    keys = ("num_gpus", "tp", "pp", "cp", "ep", "mfu", "global_batch", "seq_len", "price_usd_per_hour",
+            "power_fraction", "pue", "scaling_efficiency", "goodput", "micro_batch")
+    missing = {k: (np.isnan(num[k]) if k in num else np.full(n, _missing(values[k])))
+               for k in keys if not (k == "mfu" and hasattr(values["mfu"], "predict_mfu"))}
+    for k in ("precision", "zero", "checkpointing", "optimizer", "flash_attention"):
+        missing[k] = np.full(n, k not in values.get("_given", ()))
+    names = list(missing)
+    code = sum(missing[k].astype(np.int64) << i for i, k in enumerate(names))  # one bit per input
+    uniq, inv = np.unique(code, return_inverse=True)
+    table = [tuple(k for i, k in enumerate(names) if int(c) >> i & 1) for c in uniq]
+    out = np.empty(n, dtype=object)
+    out[:] = [table[i] for i in inv.ravel()]
+    return out
+
+
+def _mfu_range(raw, source, specs, prec, active, calibration, n) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) multipliers of the MFU: the evidence's spread (default), the calibration's residual
+    spread (calibrated), or none (given)."""
+    lo, hi = np.ones(n), np.ones(n)
+    if calibration is not None:
+        a, b = calibration.residual_range()
+        return np.full(n, a), np.full(n, b)
+    rows = np.flatnonzero(source == "default")
+    if rows.size:
+        ratios = evidence.loo_ratio_range()
+        lo[rows], hi[rows] = ratios
+    return lo, hi
+
+
+def _experts(active, expert_params, n_exp, top_k, params_total):
+    """Mixture of experts: active and routed-expert parameters. Dense rows: active = all, no experts.
+
+    Without ``expert_params``, E follows from N_total − N_active = E · (1 − top_k / n_experts)."""
+    moe = ~np.isnan(n_exp) & (n_exp > 0)
+    if (moe & (np.isnan(top_k) | np.isnan(active))).any():
+        raise ConfigError("a mixture of experts (n_experts) needs top_k and params_active")
+    if (moe & (top_k > n_exp)).any():
+        raise ConfigError("top_k must be at most n_experts")
+    if (~np.isnan(active) & (active > params_total)).any():
+        raise ConfigError("params_active must be at most params (the total)")
+    active = np.where(np.isnan(active), params_total, active)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        derived = (params_total - active) / (1.0 - top_k / n_exp)
+    expert_params = np.where(moe, np.where(np.isnan(expert_params), derived, expert_params), 0.0)
+    return active, expert_params, np.where(moe, n_exp, 0.0), np.where(moe, top_k, 0.0)
 
 
 def _inferred_fields(inferred: dict[str, np.ndarray], n: int) -> np.ndarray:
@@ -563,15 +753,18 @@ def _apply_family(fam, rows, L, d, heads, kv, ff, vocab, seq, params, params_tot
     del kv  # families here use full multi-head attention
 
 
-def _mfu(raw: Any, given: np.ndarray, params: np.ndarray, prec: np.ndarray, n: int):
-    default = np.array([timing.DEFAULT_MFU[p] for p in prec]) if n < 64 else \
-        pd.Series(prec).map(timing.DEFAULT_MFU).to_numpy(dtype=float)
+def _mfu(raw: Any, given: np.ndarray, active: np.ndarray, prec: np.ndarray, specs: np.ndarray, n: int):
+    """(mfu, source, extrapolated, calibration): given, calibrated, or the published-runs default."""
     extrapolated = np.zeros(n, dtype=bool)
     if hasattr(raw, "predict_mfu"):
-        mfu, extrapolated = raw.predict_mfu(params)
+        mfu, extrapolated = raw.predict_mfu(active)
         source = np.where(extrapolated, "calibrated (extrapolated, held at the sweep's edge)", "calibrated")
         return np.asarray(mfu, dtype=float), source.astype(object), extrapolated, raw
     source = np.where(np.isnan(given), "default", "given").astype(object)
+    default = np.full(n, np.nan)
+    rows = np.flatnonzero(np.isnan(given))
+    if rows.size:
+        default[rows] = evidence.default_mfu_array([specs[i].generation for i in rows], prec[rows], active[rows])
     return np.where(np.isnan(given), default, given), source, extrapolated, None
 
 
@@ -627,37 +820,58 @@ def _interval_bounds(band: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _notes(out: dict[str, Any], extrapolated: np.ndarray, calibration: Any, n: int,
-           no_unit: list[tuple[np.ndarray, str]], unsharded_bytes: np.ndarray) -> dict[int, tuple[str, ...]]:
+           no_unit: list[tuple[np.ndarray, str]], no_layout: np.ndarray, specs: np.ndarray, strict: bool,
+           values: dict[str, Any]) -> dict[int, tuple[str, ...]]:
     """Row -> its messages, for rows with something to say (a message may itself contain "; ")."""
     notes: dict[int, list[str]] = defaultdict(list)  # only rows with something to say
     for rows, msg in no_unit:
         for i in np.flatnonzero(rows):
             notes[i].append(msg)
     gib = 2.0**30
-    never = np.isnan(out["min_gpus"])
+    given_n = ~np.isnan(_numeric("num_gpus", values["num_gpus"], n))
+    never = np.isnan(out["num_gpus"]) & ~given_n
     for i in np.flatnonzero(never):
-        unsharded = f" and {unsharded_bytes[i] / gib:.1f} GiB of model states that ZeRO-{int(out['zero'][i])} " \
-            "does not shard" if unsharded_bytes[i] > 0 else ""
         fix = "lower micro_batch or seq_len"
         if out["checkpointing"][i] != "full":
             fix += ", or use checkpointing='full'"
-        if unsharded:
+        if int(out["zero"][i]) < 3:
             fix += ", or shard more (zero=3)"
         notes[i].append(
-            f"does not fit on any number of {out['gpu'][i]} ({out['gpu_memory_bytes'][i] / gib:.0f} GiB each): "
-            f"activations need {out['memory_activations_bytes'][i] / gib:.1f} GiB per GPU{unsharded}; "
-            f"{fix} (tensor/pipeline parallelism is not modelled)")
-    for i in np.flatnonzero(~out["fits"] & ~never):
+            f"does not fit on any number of {out['gpu'][i]} ({out['usable_memory_bytes'][i] / gib:.0f} GiB usable "
+            f"each) with any layout the global batch of {int(out['global_batch'][i])} sequences allows "
+            f"(tensor parallelism up to {int(specs[i].node_size)} per node, pipeline and context parallelism): "
+            f"activations need {out['memory_activations_bytes'][i] / gib:.1f} GiB per GPU; {fix}")
+    for i in np.flatnonzero(no_layout & given_n):
         notes[i].append(
-            f"does not fit: {out['memory_total_bytes'][i] / gib:.1f} GiB per GPU needed, "
-            f"{out['gpu_memory_bytes'][i] / gib:.0f} GiB available; use at least {int(out['min_gpus'][i])} GPUs")
-    gb = out["global_batch"]
-    over = ~np.isnan(gb) & (out["num_gpus"] * out["micro_batch"] > gb)
-    for i in np.flatnonzero(over):
-        notes[i].append(f"{int(out['num_gpus'][i])} data-parallel GPUs x micro-batch {int(out['micro_batch'][i])} "
-                        f"exceed the global batch {int(gb[i])}")
+            f"no layout uses {int(_numeric('num_gpus', values['num_gpus'], n)[i])} GPUs: the global batch of "
+            f"{int(out['global_batch'][i])} sequences x micro-batch {int(out['micro_batch'][i])} feeds at most "
+            f"{int(out['global_batch'][i] // out['micro_batch'][i])} data-parallel ranks, and tp x pp x cp must "
+            "divide the GPU count; more GPUs do not help this run (raise global_batch or lower num_gpus)")
+    for i in np.flatnonzero(~out["fits"] & ~never & ~no_layout):
+        notes[i].append(
+            f"does not fit: {out['memory_total_bytes'][i] / gib:.1f} GiB per GPU needed at the best layout "
+            f"{_layout_text(out, i)}, {out['usable_memory_bytes'][i] / gib:.0f} GiB usable; "
+            + (f"use at least {int(out['min_gpus'][i])} GPUs" if np.isfinite(out["min_gpus"][i])
+               else "no GPU count fits"))
     for i in np.flatnonzero(np.isnan(out["price_usd_per_hour"])):
         notes[i].append(f"no catalog price for {out['gpu'][i]}: pass price_usd_per_hour")
+    for i in np.flatnonzero(np.isnan(out["energy_kwh"]) & np.isfinite(out["wall_clock_s"])):
+        notes[i].append(f"no published power for {out['gpu'][i]}: energy unknown")
+    for i in np.flatnonzero(out["fits"] & (out["loss_fraction"] > layout.LOSS_ALLOWANCE)):
+        notes[i].append(
+            f"layout {_layout_text(out, i)} loses {out['loss_fraction'][i]:.0%} of compute time to pipeline bubbles and "
+            f"exposed communication (bubble {out['bubble_fraction'][i]:.0%}, tensor {out['tp_comm_fraction'][i]:.0%}, "
+            f"expert {out['ep_comm_fraction'][i]:.0%}, exposed data/context {out['exposed_fraction'][i]:.0%}), more "
+            f"than the {layout.LOSS_ALLOWANCE:.0%} a published MFU already contains: time x {out['layout_factor'][i]:.2f}")
+    for i in np.flatnonzero(out["fits"] & (out["memory_total_bytes"] > MEMORY_WARN_FRACTION * out["usable_memory_bytes"])):
+        notes[i].append(f"memory at {out['memory_total_bytes'][i] / out['usable_memory_bytes'][i]:.0%} of usable "
+                        f"({MEMORY_WARN_FRACTION:.0%} is the safe limit): allocator spikes may run out of memory")
+    for i in np.flatnonzero(out["wall_clock_s"] > LONG_RUN_DAYS * 86400.0):
+        notes[i].append(f"{out['wall_clock_s'][i] / 86400:,.0f} days on {int(out['num_gpus'][i])} GPUs is past the "
+                        f"{LONG_RUN_DAYS} days a run can reasonably last")
+    unknown_bw = np.array([s.inter_node_bandwidth_bytes_per_s is None for s in specs])
+    for i in np.flatnonzero(unknown_bw & (out["num_gpus"] > np.array([s.node_size for s in specs]))):
+        notes[i].append(f"{out['gpu'][i]} has no published inter-node bandwidth: communication across nodes is not costed")
     if calibration is not None:
         for i in np.flatnonzero(extrapolated):
             notes[i].append(f"MFU extrapolated beyond the calibration sweep ({calibration.params_min:.3g}-"
@@ -669,34 +883,59 @@ def _notes(out: dict[str, Any], extrapolated: np.ndarray, calibration: Any, n: i
     return {i: tuple(lines) for i, lines in notes.items()}
 
 
+def _layout_text(out: dict[str, Any], i: int) -> str:
+    parts = [f"{k}{int(out[k][i])}" for k in ("tp", "pp", "cp", "ep", "dp") if np.isfinite(out[k][i])]
+    return " ".join(parts) or "(none)"
+
+
 # ---------------------------------------------------------------------------------------------- public
 
-def estimate(scenarios: pd.DataFrame | None = None, /, **kwargs: Any) -> Estimate | pd.DataFrame:
-    """Estimate the FLOPs, memory, GPUs, time, cost, energy (and loss) of training runs.
+def estimate(scenarios: pd.DataFrame | None = None, /, *, mode: str = "training",
+             **kwargs: Any) -> Estimate | pd.DataFrame:
+    """Estimate the FLOPs, memory, layout, GPUs, time, cost, energy (and loss) of training runs — or, with
+    ``mode="inference"``, serving (:func:`~scalebench.planning.inference.estimate_inference`).
 
     One scenario: keyword arguments, returns an :class:`Estimate`. Many: a DataFrame whose columns are the
     argument names, or array-valued arguments (scalars broadcast), returns a DataFrame with one row each.
 
-    Model: ``params`` and ``tokens``; or ``model=`` a preset (``"gpt3-175b"``, ``"llama2-70b"``, ...); or
+    Model: ``params`` and ``tokens``; or ``model=`` a preset (``"llama3-405b"``, ``"deepseek-v3"``, ...); or
     ``family="gpt"`` with ``n_layer``, ``d_model``, ``n_head`` (``vocab_size``, ``seq_len``, ``d_ff``).
-    Hardware: ``gpu`` (catalog name, required), ``num_gpus`` (default: the least that fits),
-    ``price_usd_per_hour`` (default: catalog). Training: ``precision`` (fp32, tf32, bf16, fp16, fp8;
-    default bf16), ``optimizer`` (adamw, sgd), ``zero`` (0-3 or "fsdp"; default 3, full sharding),
-    ``checkpointing`` (none, selective, full, or "auto"; default auto), ``flash_attention`` (default True;
-    also "true"/"false"), ``seq_len``, ``micro_batch`` (default 1), ``global_batch``.
-    Efficiency: ``mfu`` (a fraction, or a :class:`~scalebench.planning.calibrate.Calibration`; default
-    0.40, fp8 0.30), ``scaling_efficiency`` (default: :func:`~scalebench.planning.timing.default_scaling_efficiency`).
-    Energy: ``power_fraction`` (of TDP, default 1 or calibrated), ``pue`` (1), ``grid_gco2_per_kwh``.
-    Memory model knobs: ``allocator_overhead`` (0.10), ``context_bytes`` (1 GiB). Loss: ``law`` (a preset
-    name such as ``"chinchilla"`` or a FitResult).
+    Mixture of experts: ``params`` (all weights: memory), ``params_active`` (FLOPs), ``n_experts``,
+    ``top_k`` (``expert_params`` when known; else derived from the three). Hardware: ``gpu`` (catalog
+    name, required), ``num_gpus`` (default: the least that fits), ``price_usd_per_hour`` (default:
+    catalog). Layout: ``tp``, ``pp``, ``cp``, ``ep`` (each searched when not given; see
+    :mod:`~scalebench.planning.layout`), ``zero`` (0-3, "fsdp" = 3, or "auto": searched, the default).
+    Training: ``precision`` (fp32, tf32, bf16, fp16, fp8; default bf16), ``optimizer`` (adamw, sgd),
+    ``checkpointing`` (none, selective, full, or "auto"), ``flash_attention`` (default True),
+    ``seq_len``, ``micro_batch`` (default 1), ``global_batch`` (sequences; default 4M tokens' worth, at least
+    one micro-batch per GPU).
+    Efficiency: ``mfu`` (PaLM's model FLOPs utilisation, or a
+    :class:`~scalebench.planning.calibrate.Calibration`; default from published at-scale runs,
+    :mod:`~scalebench.planning.evidence`), ``scaling_efficiency`` (a multiplier you believe in; default
+    1: the default MFU is already an at-scale figure), ``goodput`` (the share of reserved GPU time spent
+    training — restarts and failures excluded; default 1, since the default MFU comes from published
+    GPU-hours that already include downtime; pass it with a measured throughput MFU). Energy: ``power_fraction`` (of TDP, default 1 or
+    calibrated), ``pue`` (1), ``grid_gco2_per_kwh``. Memory: ``allocator_overhead`` (0.10 of the
+    allocations), ``context_bytes`` (the per-GPU reserve, 1 GiB: usable memory = card memory - reserve).
+    Loss: ``law`` (a preset name such as ``"chinchilla"`` or a FitResult).
 
-    ``checkpointing="auto"`` picks, per scenario, the least recomputation (none, then selective, then full)
-    that fits at the GPU count used (``num_gpus``, or the least that fits under that mode). Within one
-    checkpointing mode more GPUs never raise the memory per GPU; under auto they can raise it slightly,
-    because more GPUs free enough memory for a lighter mode that stores more activations, while the time
-    falls (no recomputation) and the memory stays within the GPU's capacity. When no mode fits on any GPU
-    count, auto reports ``full`` and the estimate's money and time are NaN (None in ``to_dict``).
+    Every estimate carries ``*_range`` values (the default MFU's evidence spread, or the calibration's
+    residual spread), ``hfu`` beside ``mfu``, the ``layout`` and the list of ``defaults`` it used. A single
+    estimate also says when its run is longer than 180 days or fills more than 95% of usable memory
+    (with the next larger layout that does better) and when twice the GPUs would not be faster.
     """
+    if mode == "inference":
+        from scalebench.planning.inference import estimate_inference
+
+        if scenarios is not None:
+            raise ConfigError("estimate(mode='inference') takes keyword arguments, not a DataFrame")
+        return estimate_inference(**kwargs)
+    if mode != "training":
+        raise ConfigError(f"mode must be 'training' or 'inference', got {mode!r}")
+    return _estimate(scenarios, kwargs, advice=True)
+
+
+def _estimate(scenarios: pd.DataFrame | None, kwargs: dict[str, Any], *, advice: bool) -> Estimate | pd.DataFrame:
     values, n, vectorised = _gather(scenarios, kwargs)
     out = _compute(values, n, strict=not vectorised)
     if vectorised:
@@ -704,7 +943,42 @@ def estimate(scenarios: pd.DataFrame | None = None, /, **kwargs: Any) -> Estimat
         if scenarios is not None:
             frame.index = scenarios.index
         return frame
-    return _to_estimate(out)
+    result = _to_estimate(out)
+    return _with_advice(result, kwargs) if advice else result
+
+
+def _with_advice(e: Estimate, kwargs: dict[str, Any]) -> Estimate:
+    """Add the next larger layout to a long or memory-tight run, and say when more GPUs stop helping."""
+    if e.num_gpus is None or not e.fits or not math.isfinite(e.wall_clock_s):
+        return e
+    extra: list[str] = []
+    fixed = {k: v for k, v in kwargs.items() if k != "num_gpus"}
+    node = get_gpu(e.gpu).node_size
+    tight = e.memory_per_gpu.total > MEMORY_WARN_FRACTION * (e.usable_memory_bytes or math.inf)
+    long_run = e.wall_clock_s > LONG_RUN_DAYS * 86400.0
+    if long_run or tight:
+        want = e.num_gpus * max(2.0, e.wall_clock_s / (LONG_RUN_DAYS * 86400.0)) if long_run else 2 * e.num_gpus
+        count = node * 2 ** math.ceil(math.log2(max(1.0, want / node)))
+        for _ in range(6):  # the batch may not feed that many ranks: step down towards the current count
+            bigger = _estimate(None, {**fixed, "num_gpus": int(count)}, advice=False)
+            if bigger.fits or count <= e.num_gpus * 2:
+                break
+            count //= 2
+        if bigger.fits and bigger.layout:
+            lay = " ".join(f"{k}{v}" for k, v in bigger.layout.items())
+            share = bigger.memory_per_gpu.total / bigger.usable_memory_bytes
+            extra.append(f"next larger layout: {bigger.num_gpus} GPUs ({lay}) take {_duration(bigger.wall_clock_s)} "
+                         f"at {share:.0%} of usable memory")
+    if kwargs.get("num_gpus") is not None:
+        double = _estimate(None, {**kwargs, "num_gpus": 2 * e.num_gpus}, advice=False)
+        if not double.fits or not double.wall_clock_s < 0.95 * e.wall_clock_s:
+            why = "no layout of them fits the global batch" if not double.fits else \
+                f"the best layout takes {_duration(double.wall_clock_s)}"
+            extra.append(f"more GPUs stop helping here: {2 * e.num_gpus} GPUs are not faster ({why}); "
+                         "a larger global batch or a shorter pipeline would let them")
+    if not extra:
+        return e
+    return replace(e, notes=(*e.notes, *extra))
 
 
 def _int_or_none(x: float) -> int | None:
@@ -734,4 +1008,15 @@ def _to_estimate(out: dict[str, Any]) -> Estimate:
         cost_usd=float(r["cost_usd"]), energy_kwh=float(r["energy_kwh"]), co2_kg=_opt(r["co2_kg"]),
         predicted_loss=_opt(r["predicted_loss"]), predicted_loss_interval=interval, law=r["law"],
         notes=tuple(r["note_list"]), inferred_fields=tuple(r["inferred_fields"]),
+        params_active=float(r["params_active"]), expert_params=float(r["expert_params"]),
+        hfu=_opt(r["hfu"]),
+        layout=None if not math.isfinite(r["dp"]) else {k: int(r[k]) for k in ("tp", "pp", "cp", "ep", "dp")},
+        layout_overheads=None if not math.isfinite(r["loss_fraction"]) else {
+            k: float(r[f"{k}_fraction"]) for k in ("bubble", "tp_comm", "ep_comm", "pp_comm", "cp_comm", "dp_comm",
+                                                   "exposed", "loss")},
+        usable_memory_bytes=int(r["usable_memory_bytes"]),
+        mfu_range=(float(r["mfu_low"]), float(r["mfu_high"])),
+        **{f"{k}_range": (float(r[f"{k}_low"]), float(r[f"{k}_high"]))
+           for k in ("wall_clock_s", "gpu_hours", "cost_usd", "energy_kwh")},
+        defaults=tuple(r["defaults"]), price_source=r["price_source"],
     )

@@ -14,8 +14,9 @@ for mixed-precision Adam; EleutherAI, "Transformer Math 101", 2023):
 PyTorch autocast keeps fp32 weights and gradients instead (4 + 4 + 8): the same 16 bytes per parameter
 split differently, so the total is right for both styles.
 
-Sharding over the data-parallel size N_d (ZeRO §5; FSDP full-shard = stage 3; tensor and pipeline
-parallelism are not modelled, so N_d = num_gpus):
+Sharding over the data-parallel size N_d (ZeRO §5; FSDP full-shard = stage 3). The functions here are
+the pure data-parallel case (N_d = num_gpus); :mod:`~scalebench.planning.layout` combines them with
+tensor, pipeline, context and expert parallelism:
 
     stage 0: nothing sharded     stage 1: optimizer / N_d
     stage 2: + gradients / N_d   stage 3 (FSDP): + weights / N_d
@@ -89,13 +90,15 @@ def parse_optimizer(value: Any) -> str:
 
 
 def parse_zero(value: Any) -> int:
-    """0–3, ``"zero2"``, or ``"fsdp"`` (= stage 3) -> the ZeRO stage."""
+    """0–3, ``"zero2"``, ``"fsdp"`` (= stage 3) -> the ZeRO stage; ``"auto"`` -> -1 (the layout search picks)."""
     key = str(value).strip().lower().removeprefix("zero").removeprefix("-")
+    if key == "auto":
+        return -1
     if key in ("fsdp", "full_shard", "full-shard"):
         return 3
     if key in ("0", "1", "2", "3", "0.0", "1.0", "2.0", "3.0"):
         return int(float(key))
-    raise ConfigError(f"zero must be a ZeRO stage 0-3 or 'fsdp', got {value!r}")
+    raise ConfigError(f"zero must be a ZeRO stage 0-3, 'fsdp' or 'auto', got {value!r}")
 
 
 def parse_checkpointing(value: Any) -> str:

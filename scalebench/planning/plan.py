@@ -3,7 +3,8 @@
 Constraints (exactly one): ``flops`` (C), ``budget_usd``, ``gpu_hours``, ``deadline_s`` (needs
 ``num_gpus``), or ``target_loss``. The compute C = 6·N·D is then split into N and D:
 
-* compute-optimal under the law (default): ``law.compute_optimal(C)`` — for the Chinchilla form
+* compute-optimal under the law (default ``chinchilla-epoch``, Besiroglu et al.'s refit; Hoffmann's rounded
+  constants stay available as ``chinchilla``): ``law.compute_optimal(C)`` — for the Chinchilla form
   N_opt = G·(C/6)^a, D_opt = G⁻¹·(C/6)^b with a = β/(α+β), b = α/(α+β), G = (αA/βB)^(1/(α+β))
   (Hoffmann et al. 2022, eq. 4); presets ``chinchilla`` (Hoffmann et al. 2022) and ``chinchilla-epoch``
   (Besiroglu et al. 2024), or any ``FitResult`` from ``scalebench.laws.fit``;
@@ -27,7 +28,7 @@ import numpy as np
 
 from scalebench._util import json_safe
 from scalebench.errors import ConfigError, FitError
-from scalebench.planning.estimate import Estimate, _resolve_law, _si, estimate
+from scalebench.planning.estimate import Estimate, _estimate, _resolve_law, _si, estimate
 
 __all__ = ["Plan", "plan", "CONSTRAINTS"]
 
@@ -77,7 +78,7 @@ class Plan:
 
 
 def plan(
-    *, law: Any = "chinchilla", flops: float | None = None, budget_usd: float | None = None,
+    *, law: Any = "chinchilla-epoch", flops: float | None = None, budget_usd: float | None = None,
     gpu_hours: float | None = None, deadline_s: float | None = None, target_loss: float | None = None,
     params: float | None = None, tokens_per_param: float | None = None, **estimate_kwargs: Any,
 ) -> Plan:
@@ -123,7 +124,7 @@ def plan(
 
     def run(c: float) -> Estimate:
         n, d = split(c)
-        return estimate(params=n, tokens=d, law=fit, **estimate_kwargs)
+        return _estimate(None, dict(params=n, tokens=d, law=fit, **estimate_kwargs), advice=False)
 
     constraint = next(iter(given), "params and tokens_per_param")
     if fixed_both:

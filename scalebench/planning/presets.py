@@ -1,5 +1,13 @@
 """Published architectures, with the shape and training tokens their papers give.
 
+Mixture-of-experts presets (``deepseek-v3``, ``mixtral-8x7b``) carry ``params_active`` (the parameters one
+token passes through: FLOPs come from these) beside ``params`` (all weights: memory comes from these), the
+routed experts' total ``expert_params`` (sharded by expert parallelism), ``n_experts`` routed experts of
+width ``d_ff_expert`` with ``top_k`` chosen per token, and ``n_shared_experts`` always-on experts.
+``head_dim`` defaults to d_model / n_head (PaLM and DeepSeek-V3 differ); ``kv_cache_dim`` is the elements
+cached per token and layer when it is not 2·n_kv_head·head_dim (DeepSeek's multi-head latent attention
+caches one 512-wide latent plus a 64-wide RoPE key: 576).
+
 ``params`` is the published parameter count (all weights, embeddings included: the convention of the
 papers these come from and of Hoffmann et al. 2022). Training FLOPs of a preset use the PaLM formula
 (Chowdhery et al. 2022, appendix B) 6·N + 12·L·T·d per token, so they come out 2–4 % above the familiar
@@ -27,16 +35,52 @@ class Architecture:
     d_ff: int
     vocab_size: int
     seq_len: int
-    tokens: float
+    tokens: float | None  # None where the paper publishes no token count (Mixtral)
     mlp: str  # "gelu" (two matrices, d -> d_ff -> d) or "swiglu" (three)
     citation: str
     aliases: tuple[str, ...] = ()
+    head_dim: int | None = None
+    kv_cache_dim: int | None = None
+    params_active: float | None = None
+    expert_params: float = 0.0
+    n_experts: int = 0
+    top_k: int = 0
+    n_shared_experts: int = 0
+    d_ff_expert: int | None = None
 
     def __post_init__(self) -> None:
         if self.mlp not in ("gelu", "swiglu"):
             raise ConfigError(f"Architecture {self.name}: mlp must be 'gelu' or 'swiglu', got {self.mlp!r}")
-        if self.d_model % self.n_head or self.n_head % self.n_kv_head:
-            raise ConfigError(f"Architecture {self.name}: d_model % n_head and n_head % n_kv_head must be 0")
+        if self.n_head % self.n_kv_head or (self.head_dim is None and self.d_model % self.n_head):
+            raise ConfigError(f"Architecture {self.name}: n_head % n_kv_head (and d_model % n_head without head_dim) must be 0")
+        if self.n_experts and not (0 < self.top_k <= self.n_experts and self.expert_params > 0 and self.params_active):
+            raise ConfigError(f"Architecture {self.name}: a mixture of experts needs 0 < top_k <= n_experts, "
+                              "expert_params and params_active")
+
+    @property
+    def attention_dim(self) -> int:
+        """n_head · head_dim: the width of the attention score/value matmuls (PaLM's H·Q)."""
+        return self.n_head * (self.head_dim or self.d_model // self.n_head)
+
+    @property
+    def active(self) -> float:
+        return self.params_active or self.params
+
+    @property
+    def mlp_width_active(self) -> int:
+        """MLP width one token passes through (for activation memory): routed top-k plus shared experts."""
+        if not self.n_experts:
+            return self.d_ff
+        return int((self.d_ff_expert or self.d_ff) * (self.top_k + self.n_shared_experts))
+
+    def flops_per_token(self, seq_len: int | None = None) -> float:
+        """Training FLOPs per token, 6·N_active + 12·L·T·(H·Q) (PaLM appendix B, active parameters for MoE)."""
+        return 6.0 * self.active + 12.0 * self.n_layer * (seq_len or self.seq_len) * self.attention_dim
+
+    def kv_elements_per_token(self) -> int:
+        """Cached elements per token over all layers (K and V, or the MLA latent)."""
+        per_layer = self.kv_cache_dim or 2 * self.n_kv_head * (self.head_dim or self.d_model // self.n_head)
+        return int(self.n_layer * per_layer)
 
 
 def _a(**kw) -> Architecture:
@@ -67,6 +111,47 @@ ARCHITECTURES: dict[str, Architecture] = {
         _a(name="chinchilla-70b", params=70e9, n_layer=80, d_model=8192, n_head=64, n_kv_head=64, d_ff=32768,
            vocab_size=32000, seq_len=2048, tokens=1.4e12, mlp="gelu", aliases=("chinchilla",),
            citation="Hoffmann et al. 2022, Training Compute-Optimal LLMs, table 4 (1.4T tokens)"),
+        _a(name="llama-7b", params=6.7e9, n_layer=32, d_model=4096, n_head=32, n_kv_head=32, d_ff=11008,
+           vocab_size=32000, seq_len=2048, tokens=1.0e12, mlp="swiglu", aliases=("llama1-7b",),
+           citation="Touvron et al. 2023, LLaMA, table 2 (6.7B, 1.0T tokens); FFN width from the released weights"),
+        _a(name="llama-13b", params=13.0e9, n_layer=40, d_model=5120, n_head=40, n_kv_head=40, d_ff=13824,
+           vocab_size=32000, seq_len=2048, tokens=1.0e12, mlp="swiglu", aliases=("llama1-13b",),
+           citation="Touvron et al. 2023, LLaMA, table 2 (13.0B, 1.0T tokens)"),
+        _a(name="llama-33b", params=32.5e9, n_layer=60, d_model=6656, n_head=52, n_kv_head=52, d_ff=17920,
+           vocab_size=32000, seq_len=2048, tokens=1.4e12, mlp="swiglu", aliases=("llama1-33b", "llama-30b"),
+           citation="Touvron et al. 2023, LLaMA, table 2 (32.5B, 1.4T tokens)"),
+        _a(name="llama-65b", params=65.2e9, n_layer=80, d_model=8192, n_head=64, n_kv_head=64, d_ff=22016,
+           vocab_size=32000, seq_len=2048, tokens=1.4e12, mlp="swiglu", aliases=("llama1-65b",),
+           citation="Touvron et al. 2023, LLaMA, table 2 (65.2B, 1.4T tokens)"),
+        _a(name="llama2-13b", params=13.0e9, n_layer=40, d_model=5120, n_head=40, n_kv_head=40, d_ff=13824,
+           vocab_size=32000, seq_len=4096, tokens=2.0e12, mlp="swiglu", aliases=("llama-2-13b",),
+           citation="Touvron et al. 2023, Llama 2, table 1 (2.0T tokens); shape from the released config"),
+        _a(name="llama2-34b", params=33.7e9, n_layer=48, d_model=8192, n_head=64, n_kv_head=8, d_ff=22016,
+           vocab_size=32000, seq_len=4096, tokens=2.0e12, mlp="swiglu", aliases=("llama-2-34b",),
+           citation="Touvron et al. 2023, Llama 2, table 1 (2.0T tokens, GQA; weights unreleased): shape of "
+                    "Code Llama 34B, which starts from it (Roziere et al. 2023)"),
+        _a(name="llama3-405b", params=405e9, n_layer=126, d_model=16384, n_head=128, n_kv_head=8, d_ff=53248,
+           vocab_size=128256, seq_len=8192, tokens=15.6e12, mlp="swiglu", aliases=("llama-3-405b", "llama3.1-405b"),
+           citation="Dubey et al. 2024, The Llama 3 Herd of Models, table 3 and section 3.1 (15.6T tokens)"),
+        _a(name="bloom-176b", params=176.247e9, n_layer=70, d_model=14336, n_head=112, n_kv_head=112,
+           d_ff=57344, vocab_size=250680, seq_len=2048, tokens=366e9, mlp="gelu", aliases=("bloom",),
+           citation="BigScience 2022, BLOOM (arXiv:2211.05100), table 3 and section 3.5 (366B tokens)"),
+        _a(name="palm-540b", params=540.35e9, n_layer=118, d_model=18432, n_head=48, n_kv_head=1, head_dim=256,
+           d_ff=73728, vocab_size=256000, seq_len=2048, tokens=780e9, mlp="swiglu", aliases=("palm",),
+           citation="Chowdhery et al. 2022, PaLM, table 1 (118 layers, d 18432, 48 heads of 256, multi-query) "
+                    "and section 3 (780B tokens)"),
+        _a(name="deepseek-v3", params=671e9, params_active=37e9, n_layer=61, d_model=7168, n_head=128,
+           n_kv_head=128, head_dim=128, kv_cache_dim=576, d_ff=18432, d_ff_expert=2048, n_experts=256, top_k=8,
+           n_shared_experts=1, expert_params=58 * 256 * 3 * 7168 * 2048, vocab_size=129280, seq_len=4096,
+           tokens=14.8e12, mlp="swiglu", aliases=("deepseek-v3-671b",),
+           citation="DeepSeek-AI 2024, DeepSeek-V3 Technical Report (arXiv:2412.19437), sections 4.2 and 4.3: 671B "
+                    "total, 37B active, 61 layers (3 dense), 256 routed experts of width 2048 with 8 active plus "
+                    "one shared, MLA cache 512 + 64 per layer, 14.8T tokens at 4K context"),
+        _a(name="mixtral-8x7b", params=46.7e9, params_active=12.9e9, n_layer=32, d_model=4096, n_head=32,
+           n_kv_head=8, d_ff=14336, d_ff_expert=14336, n_experts=8, top_k=2, expert_params=32 * 8 * 3 * 4096 * 14336,
+           vocab_size=32000, seq_len=32768, tokens=None, mlp="swiglu", aliases=("mixtral",),
+           citation="Jiang et al. 2024, Mixtral of Experts (arXiv:2401.04088), table 1: 46.7B total, 12.9B active, "
+                    "8 experts, top-2, 32K context; training tokens unpublished"),
     )
 }
 

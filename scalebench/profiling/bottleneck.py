@@ -68,6 +68,7 @@ CPU_SMALL_OP_SHARE_MIN = 0.5  # CPU: share of op time in ops shorter than SMALL_
 HOST_WAIT_IDLE_SHARE_MIN = 0.5  # share of idle time that is host-wait for big-kernel host-overhead
 COMPUTE_SHARE_MIN = 0.50  # matmul + attention share of device work
 MEMORY_SHARE_MIN = 0.50  # elementwise + memcpy share of device work
+MEASURED_MFU_COMPUTE_MIN = 0.50  # without a trace: MFU against the calibrated peak this high is compute-bound
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,6 +87,8 @@ class Evidence:
     ridge_point_flops_per_byte: float | None = None  # peak FLOP/s / memory bandwidth of the device
     median_kernel_us: float | None = None  # overrides the trace's when given
     micro_batch: int | None = None
+    mfu_measured_peak: float | None = None  # against the calibrated matmul peak (`scalebench env --calibrate`)
+    no_trace_reason: str | None = None  # why there is no profiler trace, said when no verdict can be given
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,6 +156,8 @@ def _recommendation(kind: str, ev: Evidence, numbers: dict[str, Any]) -> str:
             "torch.compile, use fused LayerNorm/softmax/optimizer kernels, bf16 activations, and a larger "
             "micro-batch or wider model to raise arithmetic intensity."
         )
+    if ev.no_trace_reason:
+        return f"No profiler trace, so no verdict beyond step timing: {ev.no_trace_reason}."
     return "Not enough measurements for a verdict: run with the profiler window enabled."
 
 
@@ -258,6 +263,23 @@ def classify(ev: Evidence) -> Verdict:
             (kind, f"no threshold crossed; compute share {compute:.3f} vs memory share {memory:.3f}")
         )
 
+    measured = ev.mfu_measured_peak
+    if measured is not None:
+        numbers["mfu_measured_peak"] = _r(measured)
+    if not fired and b is None and measured is not None:  # no trace: step timing against the measured peak
+        if measured > 1:
+            return Verdict(bottleneck=None, evidence=numbers, rule=f"MFU against the calibrated peak {measured:.2f} > 1",
+                           recommendation="The run went faster than the calibrated peak, so the calibration "
+                           "understates this device (it was measured while the machine was busy?): rerun "
+                           "`scalebench env --calibrate` on an idle machine; no verdict from this timing.")
+        if measured >= MEASURED_MFU_COMPUTE_MIN:
+            fired.append(("compute", f"step timing: MFU against the calibrated peak {measured:.2f} >= "
+                                     f"{MEASURED_MFU_COMPUTE_MIN} (no profiler trace)"))
+        else:
+            return Verdict(
+                bottleneck=None, evidence=numbers, recommendation=_recommendation("", ev, numbers),
+                rule=f"step timing: MFU against the calibrated peak {measured:.2f} < {MEASURED_MFU_COMPUTE_MIN}, so "
+                     "not compute-bound; telling host overhead from memory bandwidth needs a profiler trace")
     if not fired:
         return Verdict(
             bottleneck=None,

@@ -190,6 +190,17 @@ class Instruments:
     def telemetry_samples(self) -> list[dict[str, Any]]:
         return self.sampler.samples
 
+    def _no_trace_reason(self, trace_path: Path | None, breakdown: Any) -> str | None:
+        if breakdown is not None:
+            return None
+        if not self.profiler.enabled:
+            return ("the profiler window was off for this run (on CPU, profiling.profiler = 'auto' profiles only "
+                    "runs of at least 5 times its window of profiler_wait + profiler_warmup + profiler_active "
+                    "steps); set profiling.profiler = 'on' to profile shorter runs")
+        if trace_path is None:
+            return "the profiler window was on but the run ended before it recorded a trace"
+        return f"the trace {trace_path} could not be analysed"
+
     # -- results ---------------------------------------------------------------------------------------
     def finish(self) -> dict[str, Any]:
         """Stop everything, analyse, and return the flat metrics (idempotent)."""
@@ -231,6 +242,8 @@ class Instruments:
                 oom_count=memory.oom_count,
                 peak_reserved_fraction=memory.peak_reserved_fraction,
                 micro_batch=self.micro_batch,
+                mfu_measured_peak=mfu.mfu_measured_peak if mfu else None,
+                no_trace_reason=self._no_trace_reason(trace_path, breakdown),
             )
         )
         ratio = None

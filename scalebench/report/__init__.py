@@ -10,23 +10,20 @@ bottlenecks, plan) as a :class:`ReportData`; :func:`render_html` turns it into t
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from scalebench.report.data import ReportData, ReportOptions, Spend, build_report_data
-from scalebench.report.page import render_html
-
-__all__ = ["ReportData", "ReportOptions", "Spend", "build_report_data", "render_html", "write_report"]
+from scalebench._util import lazy_attributes
 
 REPORT_NAME = "index.html"
 
+# public name -> module that defines it (loaded on first use, so `report --help` imports no matplotlib)
+_LAZY = {
+    "ReportData": "scalebench.report.data",
+    "ReportOptions": "scalebench.report.data",
+    "Spend": "scalebench.report.data",
+    "build_report_data": "scalebench.report.data",
+    "render_html": "scalebench.report.page",
+    "write_report": "scalebench.report.write",
+}
 
-def write_report(sweep_dir: str | Path, out: str | Path | None = None, *,
-                 options: ReportOptions | None = None) -> Path:
-    """Write the sweep's report to ``out`` (default ``SWEEP_DIR/index.html``) and return its path."""
-    data = build_report_data(sweep_dir, options)
-    path = Path(out) if out is not None else Path(sweep_dir) / REPORT_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render_html(data), encoding="utf-8")
-    tmp.replace(path)  # readers never see half a page
-    return path
+__all__ = ["ReportData", "ReportOptions", "Spend", "build_report_data", "render_html", "write_report"]
+
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals(), functions_win=True)

@@ -4,22 +4,38 @@ from __future__ import annotations
 
 import argparse
 
+MAX_BOOTSTRAP = 100_000  # as scalebench fit allows
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of resamples, got {text!r}") from None
+    if not 0 <= value <= MAX_BOOTSTRAP:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_BOOTSTRAP:,} resamples, got {text!r}")
+    return value
+
+
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "report",
         help="write a sweep's HTML report (one self-contained file)",
-        description="Fit, analyse and plot a sweep and write one self-contained HTML page (inline CSS and "
+        description="Analyse and plot a sweep (using the fit `scalebench fit DIR` saved, else fitting the same way) and write one self-contained HTML page (inline CSS and "
         "figures, no scripts, no network requests): DIR/index.html unless --out is given.",
     )
     p.add_argument("sweep_dir", metavar="DIR", help="the sweep folder (holds scalebench.sqlite)")
     p.add_argument("--out", default=None, metavar="FILE", help="where to write the page (default DIR/index.html)")
     p.add_argument("--open", action="store_true", help="open the page in the default web browser")
     p.add_argument("--law", default="chinchilla", help="law to fit (default: chinchilla)")
-    p.add_argument("--bootstrap", type=int, default=100, metavar="N",
-                   help="bootstrap resamples for intervals (default 100, time-boxed by --bootstrap-time)")
-    p.add_argument("--bootstrap-time", type=float, default=4.0, metavar="S",
-                   help="seconds the bootstrap may take at most (default 4)")
+    p.add_argument("--bootstrap", type=_count, default=200, metavar="N",
+                   help="bootstrap resamples when the report fits (default 200, as `scalebench fit`)")
+    p.add_argument("--refit", action="store_true",
+                   help="fit again instead of using the fit `scalebench fit DIR` saved in DIR/fit.json")
+    p.add_argument("--group-by", default=None, metavar="COL",
+                   help="compare groups of runs by this column (default: family, optimizer, ... when they vary)")
     p.add_argument("--gpu", default=None, help="catalog GPU for the plan (default: the sweep's GPU, else H100-SXM)")
     p.set_defaults(func=handle)
 
@@ -29,9 +45,16 @@ def handle(args: argparse.Namespace) -> int:
 
     from scalebench.report import ReportOptions, write_report
 
-    options = ReportOptions(law=args.law, bootstrap=args.bootstrap, bootstrap_time_s=args.bootstrap_time,
-                            plan_gpu=args.gpu)
-    path = write_report(args.sweep_dir, args.out, options=options)
+    if args.gpu is not None:  # checked before anything is computed: an unknown name is bad input, not a gap
+        from scalebench.hardware.catalog import get_gpu
+
+        get_gpu(args.gpu)
+    options = ReportOptions(law=args.law, bootstrap=args.bootstrap, plan_gpu=args.gpu,
+                            use_saved_fit=not args.refit, group_by=args.group_by)
+    from scalebench._ticker import working
+
+    with working(f"report: fitting {args.law} or reading the saved fit, drawing, writing"):
+        path = write_report(args.sweep_dir, args.out, options=options)
     print(f"report written to {path}")
     if args.open:
         webbrowser.open(path.resolve().as_uri())

@@ -7,7 +7,6 @@ its section key, so the page says what is missing and why instead of failing.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import time
@@ -20,22 +19,25 @@ import numpy as np
 import pandas as pd
 
 from scalebench.errors import ConfigError, FitError, ScalebenchError
+from scalebench.planning.targets import MAX_PLAN_GPUS  # the plan's GPU counts
 
 __all__ = ["ReportData", "ReportOptions", "Spend", "build_report_data", "mfu_basis", "rss_note"]
 
 # Errors an optional component may raise on data it cannot use; anything else is a bug and propagates.
 _EXPECTED = (ScalebenchError, ValueError, KeyError, ImportError, np.linalg.LinAlgError)
 
-# The plan's GPU counts: powers of two up to this many GPUs.
-MAX_PLAN_GPUS = 16384
 # Beyond this multiple of the sweep's largest compute a prediction is read as an order of magnitude.
 FAR_EXTRAPOLATION = 1000.0
+# Columns that name a configuration axis of a sweep; with 2+ values among done runs the report compares them.
+GROUP_AXES = ("family", "optimizer", "schedule", "dataset", "group")
 
 
 @dataclass(frozen=True, kw_only=True)
 class ReportOptions:
-    """How much work the report does. ``bootstrap`` resamples are drawn in chunks until ``bootstrap_time_s``
-    is spent; ``scale_factors`` multiply the sweep's largest compute for the headline predictions.
+    """How much work the report does. ``bootstrap`` resamples (as ``scalebench fit``'s default, so that a
+    refit gives the CLI's numbers; a fit saved by ``scalebench fit DIR`` is used as it is);
+    ``scale_factors`` multiply the sweep's largest compute for the headline predictions. ``group_by``: the
+    column whose groups get a comparison section (default: the first of ``GROUP_AXES`` with 2+ values).
 
     The plan costs compute-optimal runs at two kinds of target: ``plan_factors`` multiply the sweep's largest
     compute (how far the fit carries), and ``plan_flops`` are absolute budgets a team would consider — about
@@ -47,9 +49,10 @@ class ReportOptions:
     wall clock is shown too."""
 
     law: str = "chinchilla"
-    bootstrap: int = 100
-    bootstrap_time_s: float = 4.0
-    n_refine: int = 64  # as `scalebench fit`: the page and the CLI must report the same fit
+    bootstrap: int = 200  # as `scalebench fit`: the page and the CLI must report the same fit
+    n_refine: int = 64
+    use_saved_fit: bool = True
+    group_by: str | None = None
     confidence: float = 0.95
     seed: int = 0
     scale_factors: tuple[float, ...] = (10.0, 100.0)
@@ -64,8 +67,6 @@ class ReportOptions:
     def __post_init__(self) -> None:
         if not (isinstance(self.bootstrap, int) and self.bootstrap >= 0):
             raise ConfigError(f"ReportOptions.bootstrap must be a non-negative integer, not {self.bootstrap!r}")
-        if not self.bootstrap_time_s >= 0:
-            raise ConfigError(f"ReportOptions.bootstrap_time_s must be >= 0 seconds, not {self.bootstrap_time_s!r}")
         if not (isinstance(self.n_refine, int) and self.n_refine >= 1):
             raise ConfigError(f"ReportOptions.n_refine must be a positive integer, not {self.n_refine!r}")
         if not 0 < self.confidence < 1:
@@ -119,6 +120,9 @@ class ReportData:
     isoflop_slices: pd.DataFrame | None = None  # level, params, loss, run_id
     isoflop_minima: pd.DataFrame | None = None  # level, params, loss
     isoflop_source: str = ""  # "runs" (isoFLOP budgets) or "curves" (slices through training curves)
+    fit_origin: str = ""  # "saved" (DIR/fit.json from `scalebench fit`) or "refit" (and why)
+    groups: Any = None  # scalebench.laws.GroupedFit when the results have a grouping axis
+    group_frontiers: pd.DataFrame | None = None  # group, flops, loss: each group's compute-optimal frontier
     bottlenecks: pd.DataFrame | None = None  # one row per run with a verdict
     kernel_time: pd.DataFrame | None = None  # run_id, params, category, seconds
     calibration: Any = None  # scalebench.planning.Calibration
@@ -128,6 +132,10 @@ class ReportData:
     missing: dict[str, str] = field(default_factory=dict)  # section key -> why it is not shown
     notes_fit: tuple[str, ...] = ()  # warnings from the analyses, shown with the fit
     timings_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str | None:
+        return None if self.fit is None else self.fit.verdict
 
     @property
     def done(self) -> pd.DataFrame:
@@ -207,79 +215,53 @@ def _fit_frame(results: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return frame.dropna().reset_index(drop=True), loss_col
 
 
-def _bootstrap(result: Any, frame: pd.DataFrame, opts: ReportOptions) -> tuple[Any, int]:
-    """Percentile intervals from resamples over runs, drawn in chunks until the count or the time is spent.
-    Each refit warm-starts from the full-data optimum (as ``scalebench.laws`` does)."""
-    from scalebench.laws.bootstrap import bootstrap_thetas, intervals
-
-    form = result.form
-    logx = np.log(frame[list(form.variables)].to_numpy(dtype=float).T)
-    logy = np.log(frame["loss"].to_numpy(dtype=float))
-    chunks: list[np.ndarray] = []
-    done, start = 0, time.perf_counter()
-    while done < opts.bootstrap and (done == 0 or time.perf_counter() - start < opts.bootstrap_time_s):
-        n = min(5, opts.bootstrap - done)
-        chunks.append(bootstrap_thetas(form, logx, logy, frame["run_id"].to_numpy(), starts=result.theta[None],
-                                       n_resamples=n, seed=opts.seed + done, delta=result.huber_delta))
-        done += n
-    thetas = np.vstack(chunks)
-    cis = dict(intervals(form, thetas, opts.confidence))
-    return dataclasses.replace(result, bootstrap_thetas=thetas, intervals=cis, confidence=opts.confidence), done
-
-
-def _backtest(frame: pd.DataFrame, law: str, n_params: int, opts: ReportOptions) -> Any:
+def _backtest(frame: pd.DataFrame, form: Any, opts: ReportOptions) -> Any:
     """Fit on the smaller-compute runs (at least P+1 of them, about three quarters), predict the rest."""
-    from scalebench.laws import backtest
+    from scalebench.laws.backtest import backtest_frame
+    from scalebench.laws.compare import backtest_threshold
 
-    flops = np.sort(frame["flops"].to_numpy())
-    n_train = max(n_params + 1, math.ceil(0.75 * len(flops)))
-    if n_train >= len(flops):
-        raise FitError(f"a backtest needs more than {n_params + 1} runs (the law's parameters + 1) so that some "
-                       f"are left to predict; this sweep has {len(flops)} finished runs")
-    threshold = float(flops[n_train])
-    if (flops < threshold).sum() < n_params + 1:
-        raise FitError("a backtest needs distinct compute levels: too few runs below the largest budget")
-    return backtest(frame, law, threshold, n_refine=opts.n_refine)
+    threshold = backtest_threshold(frame["flops"].to_numpy(), form.n_params)
+    if threshold is None:
+        raise FitError(f"a backtest needs more than {form.n_params + 1} runs (the law's parameters + 1) at distinct "
+                       f"compute so that some are left to predict; this sweep has {len(frame)} finished runs")
+    return backtest_frame(frame, form, threshold, n_refine=opts.n_refine)
 
 
-def _smoothed_curves(steps: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
-    """Training curves of finished runs with params and compute so far (flops = 6·N·D), loss smoothed."""
-    done = results[results["status"] == "done"][["run_id", "params"]]
-    curves = steps.merge(done, on="run_id")
-    curves = curves[(curves["tokens"] > 0) & curves["loss"].notna()].sort_values(["run_id", "step"])
-    curves["loss"] = curves.groupby("run_id")["loss"].transform(lambda s: s.rolling(9, min_periods=1).median())
-    curves["flops"] = 6.0 * curves["params"] * curves["tokens"]
-    return curves[["run_id", "params", "tokens", "flops", "loss"]].reset_index(drop=True)
+def _load_or_fit(sweep_dir: Path, frame: pd.DataFrame, curves: pd.DataFrame | None,
+                 opts: ReportOptions) -> tuple[Any, str, list[str]]:
+    """The saved fit of ``scalebench fit DIR`` when it is of this law and these runs; else the same fit,
+    made here by ``scalebench.laws`` with the CLI's defaults. Returns (result, origin, notes)."""
+    from scalebench.laws import FIT_FILE, get_law, load_fit
+    from scalebench.laws.fitting import data_fingerprint, fit_frame
+    from scalebench.laws.io import drop_duplicate_runs
+    from scalebench.laws.isoflop import approach_exponents
 
-
-def _parabola_minima(slices: pd.DataFrame) -> pd.DataFrame:
-    rows = []
-    for level, g in slices.groupby("level"):
-        if g["params"].nunique() < 3:
-            continue
-        x = np.log(g["params"].to_numpy(float))
-        c2, c1, c0 = np.polyfit(x, g["loss"].to_numpy(float), 2)
-        if c2 > 0 and x.min() <= -c1 / (2 * c2) <= x.max():
-            rows.append({"level": level, "params": math.exp(-c1 / (2 * c2)), "loss": c0 - c1 * c1 / (4 * c2),
-                         "c0": c0, "c1": c1, "c2": c2})
-    return pd.DataFrame(rows, columns=["level", "params", "loss", "c0", "c1", "c2"])
-
-
-def _curve_slices(curves: pd.DataFrame, n_levels: int = 5) -> pd.DataFrame:
-    """IsoFLOP slices through the training curves: each run's loss interpolated at a few compute levels."""
-    spans = curves.groupby("run_id")["flops"].agg(["min", "max"])
-    lo, hi = np.log(spans["min"].max()), np.log(spans["max"].max())
-    rows = []
-    for level in np.exp(np.linspace(lo, hi, n_levels + 2)[1:-1]):
-        for run_id, g in curves.groupby("run_id"):
-            f = g["flops"].to_numpy()
-            if f[0] <= level <= f[-1]:
-                loss = float(np.exp(np.interp(np.log(level), np.log(f), np.log(g["loss"].to_numpy()))))
-                rows.append({"level": float(level), "params": float(g["params"].iloc[0]), "loss": loss,
-                             "run_id": run_id})
-    out = pd.DataFrame(rows, columns=["level", "params", "loss", "run_id"])
-    # Runs of one size with different schedule lengths: keep the lower loss (the envelope) per size and level.
-    return out.sort_values("loss").drop_duplicates(["level", "params"]).sort_values(["level", "params"])
+    form = get_law(opts.law)
+    notes: list[str] = []
+    path = sweep_dir / FIT_FILE
+    why = f"no {FIT_FILE} (run `scalebench fit {sweep_dir}` to save one)"
+    if opts.use_saved_fit and path.exists():
+        try:
+            saved = load_fit(path)
+        except FitError as exc:
+            saved, why = None, str(exc)
+        if saved is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                current = data_fingerprint(drop_duplicate_runs(frame, saved.form.variables), saved.form.variables)
+            if getattr(saved.form, "base", saved.form).name != form.name:
+                why = f"{FIT_FILE} holds law {saved.law!r}, the report was asked for {form.name!r}"
+            elif saved.metadata.get("data_fingerprint") != current:
+                why = f"{FIT_FILE} was fitted to other runs than the store holds now (the sweep changed since)"
+            else:
+                return saved, "saved", notes
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fit_frame(frame, form, bootstrap=opts.bootstrap, seed=opts.seed, confidence=opts.confidence,
+                           n_refine=opts.n_refine, source=str(sweep_dir),
+                           other_exponents=approach_exponents(frame, curves) if form.has_frontier else None)
+    notes += [str(w.message) for w in caught]
+    return result, f"refit: {why}", notes
 
 
 def _bottlenecks(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
@@ -312,24 +294,6 @@ def _bottlenecks(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | No
     return pd.DataFrame(rows), (pd.DataFrame(kernel) if kernel else None)
 
 
-def _memory_model(results: pd.DataFrame) -> pd.Series:
-    """The estimator's allocated bytes per run (weights + gradients + optimizer + activations, one device)."""
-    from scalebench.planning import estimate
-
-    need = ["n_layer", "d_model", "n_head", "seq_len", "micro_batch"]
-    rows = results.dropna(subset=need)
-    if rows.empty:
-        return pd.Series(np.nan, index=results.index)
-    prec = rows["precision"].where(rows["precision"].isin(["fp32", "tf32", "bf16", "fp16", "fp8"]), "bf16")
-    est = estimate(pd.DataFrame({
-        "family": "gpt", **{k: rows[k].astype(int).to_numpy() for k in need}, "vocab_size": 256,
-        "precision": prec.to_numpy(), "gpu": "H100-SXM", "num_gpus": 1, "zero": 0, "checkpointing": "none",
-        "tokens": rows["tokens"].to_numpy(float),
-    }, index=rows.index))
-    parts = ["memory_weights_bytes", "memory_gradients_bytes", "memory_optimizer_bytes", "memory_activations_bytes"]
-    return est[parts].astype(float).sum(axis=1).reindex(results.index)
-
-
 def _plan_gpu(results: pd.DataFrame, wanted: str | None) -> tuple[str, bool]:
     from scalebench.hardware.catalog import get_gpu, match_device_name
 
@@ -357,7 +321,8 @@ def _plan(fit: Any, results: pd.DataFrame, max_flops: float,
           opts: ReportOptions) -> tuple[pd.DataFrame, pd.DataFrame, str, Any]:
     """Cost each target's compute-optimal run. GPU count: the least power of two that holds the model and
     finishes within ``opts.plan_max_days`` (at most MAX_PLAN_GPUS); also the wall clock on fixed clusters."""
-    from scalebench.planning import calibrate, estimate
+    from scalebench.planning import calibrate
+    from scalebench.planning.targets import cost_compute_targets
 
     gpu, from_sweep = _plan_gpu(results, opts.plan_gpu)
     calibration, mfu, note = None, 0.40, ""
@@ -367,32 +332,8 @@ def _plan(fit: Any, results: pd.DataFrame, max_flops: float,
     else:
         note = "default MFU 0.40, not calibrated: the sweep ran on no catalogued GPU"
     targets = _plan_targets(max_flops, opts)
-    opt = fit.compute_optimal(targets["flops"].to_numpy())
-    n_opt, d_opt = opt["params"].to_numpy(float), opt["tokens"].to_numpy(float)
-    counts = 2 ** np.arange(int(math.log2(MAX_PLAN_GPUS)) + 1)
-    counts = np.union1d(counts, np.asarray(opts.plan_clusters, dtype=int))
-    k, m = len(targets), len(counts)
-    grid = estimate(params=np.repeat(n_opt, m), tokens=np.repeat(d_opt, m), num_gpus=np.tile(counts, k),
-                    gpu=gpu, mfu=mfu, precision="bf16")
-    grid = grid.assign(target=np.repeat(np.arange(k), m))
-    limit_s = opts.plan_max_days * 86400.0
-    chosen, extra = [], []
-    for i in range(k):
-        g = grid[(grid["target"] == i) & grid["fits"].astype(bool)]
-        ok = g[g["wall_clock_s"] <= limit_s]
-        if len(ok):
-            chosen.append(int(ok["num_gpus"].min()))
-            extra.append("")
-        elif len(g):
-            chosen.append(int(g["num_gpus"].max()))
-            extra.append(f"needs more than {int(g['num_gpus'].max()):,} GPUs to finish within "
-                         f"{opts.plan_max_days:g} days")
-        else:
-            chosen.append(None)  # fits on none: the estimator picks (and says why)
-            extra.append("")
-    num_gpus = np.array([np.nan if c is None else c for c in chosen], dtype=float)
-    est = estimate(params=n_opt, tokens=d_opt, gpu=gpu, mfu=mfu, precision="bf16", law=fit,
-                   **({"num_gpus": num_gpus.astype(int)} if not np.isnan(num_gpus).any() else {}))
+    est, clusters, extra = cost_compute_targets(fit, targets["flops"].to_numpy(), gpu=gpu, mfu=mfu,
+                                                max_days=opts.plan_max_days, clusters=opts.plan_clusters)
     ratio = targets["flops"].to_numpy() / max_flops
     est.insert(0, "target", targets["target"].to_numpy())
     est.insert(1, "kind", targets["kind"].to_numpy())
@@ -405,9 +346,6 @@ def _plan(fit: Any, results: pd.DataFrame, max_flops: float,
              for ns, e, is_far in zip(est_notes, extra, est["far"], strict=True)]
     est["note_list"] = pd.Series(lists, dtype=object, index=est.index)
     est["notes"] = ["; ".join(p) for p in lists]
-    clusters = grid[grid["num_gpus"].isin(opts.plan_clusters)][["target", "num_gpus", "fits", "wall_clock_s",
-                                                                 "cost_usd"]].copy()
-    clusters["flops"] = targets["flops"].to_numpy()[clusters["target"].to_numpy()]
     clusters["target"] = targets["target"].to_numpy()[clusters["target"].to_numpy()]
     return est.reset_index(drop=True), clusters.reset_index(drop=True), gpu, calibration
 
@@ -432,35 +370,26 @@ def build_report_data(sweep_dir: str | Path, options: ReportOptions | None = Non
     out: dict[str, Any] = {}
 
     try:
-        results = results.assign(memory_model_bytes=_memory_model(results))
+        from scalebench.planning.targets import modelled_memory_bytes
+
+        results = results.assign(memory_model_bytes=modelled_memory_bytes(results))
     except _EXPECTED as exc:
         results = results.assign(memory_model_bytes=np.nan)
         missing["memory_model"] = _reason(exc)
 
     frame, loss_col = _fit_frame(results)
     max_flops = float(frame["flops"].max()) if len(frame) else None
+    from scalebench.laws.isoflop import smoothed_curves
 
-    # The parametric law, its bootstrap and the compute-optimal frontier.
+    curves = smoothed_curves(steps, results) if len(steps) else pd.DataFrame()
+
+    # The parametric law (saved by `scalebench fit`, else fitted by scalebench.laws) and its frontier.
     t = time.perf_counter()
     try:
-        from scalebench.laws import fit as fit_law
-        from scalebench.laws import get_law
-
-        n_params = get_law(opts.law).n_params
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            result = fit_law(frame, opts.law, loss_col="loss", n_refine=opts.n_refine)
-        notes += [str(w.message) for w in caught]
-        if not result.success:
-            notes.append(f"the optimiser did not converge: {result.message}")
-        if result.on_bound:
-            notes.append(f"optimum on a bound for {', '.join(result.on_bound)}: distrust those parameters")
-        if len(frame) < 3 * n_params:
-            notes.append(f"{len(frame)} runs for a {n_params}-parameter law: the fit is barely determined and "
-                         "its intervals are wide; add sizes and budgets to narrow them")
-        if opts.bootstrap:
-            result, out["n_bootstrap"] = _bootstrap(result, frame, opts)
+        result, out["fit_origin"], caught = _load_or_fit(sweep_dir, frame, curves if len(curves) else None, opts)
+        notes += caught
         out["fit"] = result
+        out["n_bootstrap"] = 0 if result.bootstrap_thetas is None else len(result.bootstrap_thetas)
         if result.form.has_frontier:
             out["predictions"] = result.compute_optimal([max_flops * f for f in opts.scale_factors]).assign(
                 factor=list(opts.scale_factors))
@@ -474,46 +403,20 @@ def build_report_data(sweep_dir: str | Path, options: ReportOptions | None = Non
     t = time.perf_counter()
     if "fit" in out:
         try:
-            out["backtest"] = _backtest(frame, opts.law, out["fit"].form.n_params, opts)
+            out["backtest"] = _backtest(frame, out["fit"].form, opts)
         except _EXPECTED as exc:
             missing["backtest"] = _reason(exc)
     else:
         missing["backtest"] = "no fitted law to backtest"
     timings["backtest"] = time.perf_counter() - t
 
-    # IsoFLOP analyses: Approach 2 on isoFLOP budgets; else slices through the training curves.
     t = time.perf_counter()
-    from scalebench.laws import isoflop_approach1, isoflop_approach2
-
-    curves = _smoothed_curves(steps, results) if len(steps) else pd.DataFrame()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            iso = isoflop_approach2(frame)
-            out["isoflop"], out["isoflop_source"] = iso, "runs"
-            labels = _budget_levels(frame)
-            out["isoflop_slices"] = frame.assign(level=labels)[["level", "params", "loss", "run_id"]]
-            prof = iso.profiles[iso.profiles["c2"] > 0] if iso.profiles is not None else pd.DataFrame()
-            out["isoflop_minima"] = iso.frontier.rename(columns={"flops": "level"}).merge(
-                prof[["flops", "c0", "c1", "c2"]].rename(columns={"flops": "level"}), on="level", how="left")
-        except _EXPECTED as exc:
-            reason = _reason(exc)
-            if len(curves) and curves["run_id"].nunique() >= 3:
-                out["isoflop_slices"] = _curve_slices(curves)
-                out["isoflop_minima"] = _parabola_minima(out["isoflop_slices"])
-                out["isoflop_source"] = "curves"
-                notes.append(f"isoFLOP Approach 2 not possible ({reason}); isoFLOP profiles are slices "
-                             "through the training curves instead (mid-schedule losses: read them as a guide)")
-            else:
-                missing["isoflop"] = reason
-        try:
-            if len(curves):
-                out["approach1"] = isoflop_approach1(curves)
-            else:
-                missing["approach1"] = "no training curves in the store"
-        except _EXPECTED as exc:
-            missing["approach1"] = _reason(exc)
+    out |= _isoflop_parts(frame, curves, opts, missing, notes)
     timings["isoflop"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    out |= _group_parts(results, loss_col, opts, missing)
+    timings["groups"] = time.perf_counter() - t
 
     try:
         out["bottlenecks"], out["kernel_time"] = _bottlenecks(results)
@@ -545,11 +448,97 @@ def build_report_data(sweep_dir: str | Path, options: ReportOptions | None = Non
     )
 
 
-def _budget_levels(frame: pd.DataFrame, rtol: float = 0.1) -> np.ndarray:
-    """Each run's isoFLOP budget: the median compute of its cluster (as ``isoflop_approach2`` clusters)."""
-    from scalebench.laws.isoflop import budget_clusters
+def _isoflop_parts(frame: pd.DataFrame, curves: pd.DataFrame, opts: ReportOptions, missing: dict[str, str],
+                   notes: list[str]) -> dict[str, Any]:
+    """Approach 2 on the isoFLOP budgets (else slices through the training curves) and Approach 1 on the
+    curves, all from ``scalebench.laws.isoflop``."""
+    from scalebench.laws.isoflop import (
+        budget_labels,
+        curve_slices,
+        isoflop_approach1,
+        isoflop_approach2,
+        slice_minima,
+    )
 
-    flops = frame["flops"].to_numpy(float)
-    labels = budget_clusters(flops, rtol)
-    medians = {lab: float(np.median(flops[labels == lab])) for lab in np.unique(labels)}
-    return np.array([medians[lab] for lab in labels])
+    out: dict[str, Any] = {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            iso = isoflop_approach2(frame, bootstrap=opts.bootstrap, seed=opts.seed, confidence=opts.confidence)
+            out["isoflop"], out["isoflop_source"] = iso, "runs"
+            labels = budget_labels(frame)
+            flops = frame["flops"].to_numpy(float)
+            level = {lab: float(np.median(flops[labels == lab])) for lab in np.unique(labels)}
+            out["isoflop_slices"] = frame.assign(level=[level[x] for x in labels])[["level", "params", "loss", "run_id"]]
+            prof = iso.profiles[iso.profiles["c2"] > 0] if iso.profiles is not None else pd.DataFrame()
+            out["isoflop_minima"] = iso.frontier.rename(columns={"flops": "level"}).merge(
+                prof[["flops", "c0", "c1", "c2"]].rename(columns={"flops": "level"}), on="level", how="left")
+            notes += [f"isoFLOP Approach 2: budget {c:.3g} FLOPs dropped: {why}" for c, why in iso.dropped]
+        except _EXPECTED as exc:
+            reason = _reason(exc)
+            if len(curves) and curves["run_id"].nunique() >= 3:
+                out["isoflop_slices"] = curve_slices(curves)
+                out["isoflop_minima"] = slice_minima(out["isoflop_slices"])
+                out["isoflop_source"] = "curves"
+                notes.append(f"isoFLOP Approach 2 not possible ({reason}); isoFLOP profiles are slices "
+                             "through the training curves instead (mid-schedule losses: read them as a guide)")
+            else:
+                missing["isoflop"] = reason
+        try:
+            if len(curves):
+                out["approach1"] = isoflop_approach1(curves, bootstrap=opts.bootstrap, seed=opts.seed,
+                                                     confidence=opts.confidence)
+            else:
+                missing["approach1"] = "no training curves in the store"
+        except _EXPECTED as exc:
+            missing["approach1"] = _reason(exc)
+    del caught  # Approach 2's dropped budgets are noted above; the rest repeats what the results say
+    return out
+
+
+def group_axis(results: pd.DataFrame, wanted: str | None = None) -> str | None:
+    """The column the report compares groups by: ``wanted``, else the first of ``GROUP_AXES`` with two or
+    more values among the done runs (None when there is none)."""
+    done = results[results["status"] == "done"]
+    if wanted is not None:
+        if wanted not in done:
+            raise ConfigError(f"ReportOptions.group_by: no column {wanted!r} in the results; columns are "
+                              f"{list(done.columns)}")
+        return wanted
+    for col in GROUP_AXES:
+        if col in done and done[col].dropna().nunique() >= 2:
+            return col
+    return None
+
+
+def _group_parts(results: pd.DataFrame, loss_col: str, opts: ReportOptions,
+                 missing: dict[str, str]) -> dict[str, Any]:
+    """One law per group of the grouping axis (``scalebench.laws.fit_groups``) and each group's frontier."""
+    from scalebench.laws.groups import fit_groups
+
+    try:
+        axis = group_axis(results, opts.group_by)
+    except ConfigError as exc:
+        missing["groups"] = _reason(exc)
+        return {}
+    if axis is None:
+        return {}
+    done = results[results["status"] == "done"]
+    frame = done[["run_id", "params", "tokens", "flops", loss_col, axis]].rename(columns={loss_col: "loss"})
+    frame = frame.dropna().reset_index(drop=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            grouped = fit_groups(frame, opts.law, by=axis, bootstrap=opts.bootstrap, seed=opts.seed,
+                                 confidence=opts.confidence, n_refine=opts.n_refine)
+    except _EXPECTED as exc:
+        missing["groups"] = _reason(exc)
+        return {}
+    rows = []
+    lo, hi = float(frame["flops"].min()) / 3, float(frame["flops"].max()) * 3
+    for g, r in grouped.results.items():
+        if r.form.has_frontier:
+            opt = r.compute_optimal(np.logspace(math.log10(lo), math.log10(hi), 40))
+            rows.append(opt[["flops", "loss"]].assign(group=g))
+    frontiers = pd.concat(rows, ignore_index=True) if rows else None
+    return {"groups": grouped, "group_frontiers": frontiers}

@@ -75,7 +75,11 @@ def _size_norm(params: pd.Series) -> LogNorm:
 
 def _colorbar(fig: Figure, ax, norm: LogNorm, label: str = "parameters N (non-embedding)") -> None:
     sm = mpl.cm.ScalarMappable(norm=norm, cmap=CMAP)
-    fig.colorbar(sm, ax=ax, label=label, pad=0.01)
+    bar = fig.colorbar(sm, ax=ax, label=label, pad=0.01)
+    ticks = log_ticks(norm.vmin, norm.vmax, max_labels=6)
+    bar.set_ticks(ticks, labels=[human(t) for t in ticks])
+    bar.ax.yaxis.set_minor_formatter(mpl.ticker.NullFormatter())
+    bar.ax.yaxis.set_minor_locator(mpl.ticker.NullLocator())
 
 
 def _done(data: ReportData, *cols: str) -> pd.DataFrame:
@@ -85,12 +89,73 @@ def _done(data: ReportData, *cols: str) -> pd.DataFrame:
     return df.dropna(subset=list(cols)) if cols else df
 
 
+def human(v: float, kind: str = "count") -> str:
+    """A tick or legend number in words: ``count`` 750k, 1.2M, 3B; ``sci`` 1e15, 3e15; ``plain`` 2.5."""
+    if kind == "plain" or v == 0:
+        return f"{v:g}"
+    if kind == "count" and 1e3 <= abs(v) < 1e15:
+        for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+            if abs(v) >= scale:
+                return f"{v / scale:.3g}{suffix}"
+    if kind == "count" and abs(v) < 1e3:
+        return f"{v:.3g}"
+    mant, exp = f"{v:.1e}".split("e")
+    mant = mant.rstrip("0").rstrip(".")
+    return f"{mant}e{int(exp)}"
+
+
+_STEPS = ((1,), (1, 3), (1, 2, 5), (1, 2, 3, 5), (1, 1.5, 2, 3, 4, 5, 7), (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9))
+
+
+def log_ticks(lo: float, hi: float, max_labels: int = 7) -> list[float]:
+    """Tick values for a log axis from ``lo`` to ``hi``: powers of ten (every k-th when many decades),
+    else the densest of 1-3, 1-2-5, … per decade that keeps at least two and at most ``max_labels`` labels."""
+    if not (lo > 0 and hi > lo):
+        return []
+    if hi / lo < 5:  # a narrow range reads best with evenly spaced round numbers, as on a linear axis
+        ticks = mpl.ticker.MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+        return [float(t) for t in ticks if lo <= t <= hi]
+    d0, d1 = int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi)))
+    decades = [10.0**d for d in range(d0, d1 + 1) if lo <= 10.0**d <= hi]
+    if len(decades) >= 3:
+        step = int(np.ceil(len(decades) / max_labels))
+        return decades[::step]
+    best: list[float] = decades
+    for subs in _STEPS:
+        ticks = [m * 10.0**d for d in range(d0 - 1, d1 + 1) for m in subs if lo <= m * 10.0**d <= hi]
+        if len(ticks) > max_labels:
+            break
+        best = ticks
+        if len(ticks) >= 4:
+            break
+    return best
+
+
+def _log_axis(axis, kind: str) -> None:
+    """Readable labels on a log axis: a few ticks in words, no crowd of tiny minor labels."""
+    lo, hi = sorted(axis.get_view_interval())
+    ticks = log_ticks(lo, hi)
+    if len(ticks) < 2:  # a sliver of a decade: label its ends
+        ticks = [lo, hi] if hi > lo > 0 else ticks
+    axis.set_major_locator(mpl.ticker.FixedLocator(ticks))
+    axis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: human(v, kind)))
+    axis.set_minor_formatter(mpl.ticker.NullFormatter())
+
+
+def _readable(fig: Figure) -> None:
+    """Every log axis of the figure gets readable ticks: losses plain, FLOPs as 1e15, counts as 750k."""
+    for ax in fig.axes:
+        for axis, getlabel in ((ax.xaxis, ax.get_xlabel), (ax.yaxis, ax.get_ylabel)):
+            if axis.get_scale() != "log":
+                continue
+            label = getlabel().lower()
+            kind = "plain" if any(u in label for u in ("loss", "gib", "mib", "kwh")) else \
+                "sci" if "flop" in label and "/s" not in label else "count"
+            _log_axis(axis, kind)
+
+
 def _plain_y(ax) -> None:
-    """Loss axes on a log scale read better as 3.5, 4 than as 4×10⁰."""
-    fmt = mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}")
-    ax.yaxis.set_major_formatter(fmt)
-    ax.yaxis.set_minor_formatter(fmt)
-    ax.tick_params(axis="y", which="minor", labelsize=7)
+    """Loss axes on a log scale read better as 3.5, 4 than as 4×10⁰ (ticks are set in `_readable`)."""
 
 
 def _legend(ax, **kw) -> None:
@@ -107,6 +172,29 @@ def _pct(data: ReportData) -> str:
 
 
 # ------------------------------------------------------------------------------------------ scaling
+def fig_groups(data: ReportData, fig: Figure) -> None:
+    """Loss against compute per group of the grouping axis, each with its own fitted frontier."""
+    import seaborn as sns
+
+    g = data.groups
+    if g is None:
+        raise NoFigure("the runs have no grouping axis with two or more values")
+    df = _done(data, "flops", data.loss_col, g.by)
+    ax = fig.subplots()
+    pal = sns.color_palette("colorblind", max(1, df[g.by].nunique()))
+    fr = data.group_frontiers
+    for color, (value, sub) in zip(pal, df.groupby(g.by, sort=True), strict=False):
+        ax.plot(sub["flops"], sub[data.loss_col], "o", color=color, ms=5, label=_text(f"{g.by} = {value}"))
+        if fr is not None:
+            line = fr[fr["group"] == value]
+            if len(line):
+                ax.plot(line["flops"], line["loss"], "-", color=color, lw=1.4)
+    ax.set(xscale="log", yscale="log", xlabel="training compute C (FLOPs)",
+           ylabel=f"{data.loss_col.replace('_', ' ')} (nats/token)")
+    _plain_y(ax)
+    _legend(ax, loc="upper right", fontsize=8)
+
+
 def fig_loss_compute(data: ReportData, fig: Figure) -> None:
     import seaborn as sns
 
@@ -148,7 +236,7 @@ def fig_isoflop(data: ReportData, fig: Figure) -> None:
     minima = data.isoflop_minima if data.isoflop_minima is not None else pd.DataFrame(columns=["level"])
     for level, color in zip(levels, colors, strict=True):
         g = s[s["level"] == level].sort_values("params")
-        ax.plot(g["params"], g["loss"], "o", color=color, ms=5, label=f"C = {level:.2g} FLOPs",
+        ax.plot(g["params"], g["loss"], "o", color=color, ms=5, label=f"C = {human(level, 'sci')} FLOPs",
                 ls="-" if data.isoflop_source == "curves" else "none", lw=0.8, alpha=0.9)
         m = minima[np.isclose(minima["level"].astype(float), level, rtol=1e-6)]
         if len(m) and pd.notna(m["c2"].iloc[0]):
@@ -184,15 +272,39 @@ def fig_loss_params_tokens(data: ReportData, fig: Figure) -> None:
         colors = sns.color_palette("colorblind", len(groups))
         for (name, g), color in zip(groups, colors, strict=True):
             g = g.sort_values(along)
-            ax.plot(g[along], g[data.loss_col], "o", color=color, ms=5, label=_text(name))
+            ax.plot(g[along], g[data.loss_col], "o", color=color, ms=5, label=_group_words(group, name, g))
             if data.fit is not None and len(g) > 1:
                 x, y = _group_curve(data.fit, g, along)
                 ax.plot(x, y, color=color, lw=1.2)
         ax.set(xscale="log", yscale="log", xlabel=label)
         _plain_y(ax)
         if len(groups) <= 12:
-            _legend(ax, fontsize=7, title=f"by {group}" if group else None, title_fontsize=7)
+            _legend(ax, fontsize=7, title={"budget": "budget", "size": "model size"}.get(group), title_fontsize=7)
     ax1.set_ylabel("loss (nats/token)")
+
+
+def budget_words(label: object) -> str:
+    """A budget label in words: t7.5e5 -> "750k tokens", tpp20 -> "20 tokens/param", C1e15 -> "C = 1e15 FLOPs"."""
+    m = re.fullmatch(r"(tpp|t|c)([0-9.]+(?:e[-+]?[0-9]+)?)", str(label), flags=re.I)
+    if not m:
+        return _text(label)
+    kind, value = m.group(1).lower(), float(m.group(2))
+    if kind == "t":
+        return f"{human(value)} tokens"
+    if kind == "c":
+        return f"C = {human(value, 'sci')} FLOPs"
+    if kind == "tpp":
+        return f"{human(value)} tokens/param"
+    return _text(label)
+
+
+def _group_words(group: str | None, name: object, g: pd.DataFrame) -> str:
+    if group == "budget":
+        return budget_words(name)
+    if group == "size":
+        n = pd.to_numeric(g["params"], errors="coerce").median()
+        return f"{_text(name)} ({human(n)} params)" if pd.notna(n) and str(name) != human(n) else _text(name)
+    return _text(name)
 
 
 def _grouping(df: pd.DataFrame, along: str) -> str | None:
@@ -301,15 +413,34 @@ def fig_throughput(data: ReportData, fig: Figure) -> None:
     axes[0].set(xscale="log", yscale="log", xlabel="parameters N (non-embedding)",
                 ylabel="throughput (tokens/s, median step)")
     if len(axes) > 1:
-        axes[1].scatter(df["params"], 100 * mfu, c=df["params"], cmap=CMAP, norm=norm, edgecolor="black",
-                        linewidth=0.4, s=40)
+        ok = mfu <= 1
+        axes[1].scatter(df["params"][ok], 100 * mfu[ok], c=df["params"][ok], cmap=CMAP, norm=norm,
+                        edgecolor="black", linewidth=0.4, s=40)
         label = "MFU (% of datasheet peak FLOP/s)" if col == "mfu" else "MFU (% of measured peak FLOP/s)"
         axes[1].set(xscale="log", xlabel="parameters N (non-embedding)", ylabel=label)
         axes[1].set_ylim(bottom=0)
+        over = mfu > 1
+        if over.any():  # impossible values: the peak is understated; shown as such, not as measurements
+            axes[1].axhline(100, color="black", lw=0.8, ls="--")
+            axes[1].scatter(df["params"][over], np.full(int(over.sum()), 100.0), marker="^", s=70,
+                            facecolor="none", edgecolor="#c0392b", linewidth=1.2, zorder=4,
+                            label=f"{int(over.sum())} run(s) above 100%: the peak is understated, not a measurement")
+            axes[1].set_ylim(0, 115)
+            axes[1].legend(fontsize=7, loc="lower right")
 
 
 def _throughput_note(data: ReportData) -> str | None:
-    return mfu_basis(data)[1] or None
+    col, basis = mfu_basis(data)
+    notes = [basis] if basis else []
+    if col:
+        mfu = pd.to_numeric(data.done[col], errors="coerce")
+        over = data.done.loc[mfu > 1, "run_id"].tolist()
+        if over:
+            notes.append(f"MFU above 100% ({', '.join(map(str, over))}) is impossible: the peak it is measured "
+                         "against is understated (a calibration taken while the machine was busy?), so those runs "
+                         "are drawn as open triangles at 100%, not as measurements; rerun `scalebench env "
+                         "--calibrate` on an idle machine.")
+    return " ".join(notes) or None
 
 
 def fig_memory(data: ReportData, fig: Figure) -> None:
@@ -323,14 +454,22 @@ def fig_memory(data: ReportData, fig: Figure) -> None:
         raise NoFigure("no memory measurement and no estimator figure for these runs")
     ax = fig.subplots()
     pal = sns.color_palette("colorblind")
+    top = max(float(df[c].max()) for c in has if has[c])
+    unit, scale = ("MiB, 2²⁰ B", 2.0**20) if top < GIB else ("GiB, 2³⁰ B", GIB)  # tiny models: no 0.006 GiB
     for (col, label, marker), color in zip(
         (("peak_mem_bytes", "measured peak allocated", "o"), ("peak_reserved_bytes", "measured peak reserved", "s"),
          ("memory_model_bytes", "estimator: weights + grads + optimizer + activations", "x")), pal, strict=False):
         if has[col]:
             g = df.dropna(subset=[col, "params"]).sort_values("params")
-            ax.plot(g["params"], g[col] / GIB, marker, color=color, label=label, ms=6, ls="none")
-    ax.set(xscale="log", yscale="log", xlabel="parameters N (non-embedding)", ylabel="device memory (GiB, 2³⁰ B)")
+            ax.plot(g["params"], g[col] / scale, marker, color=color, label=label, ms=6, ls="none")
+    what = "device memory" if has["peak_mem_bytes"] or has["peak_reserved_bytes"] else "modelled training memory"
+    ax.set(xscale="log", yscale="log", xlabel="parameters N (non-embedding)", ylabel=f"{what} ({unit})")
     _legend(ax, fontsize=7)
+
+
+def _cpu_nvml(data: ReportData) -> str:
+    reason = (data.meta.get("env") or {}).get("nvml_reason")
+    return f" (NVML here: {reason})" if reason else ""
 
 
 def fig_energy(data: ReportData, fig: Figure) -> None:
@@ -338,6 +477,9 @@ def fig_energy(data: ReportData, fig: Figure) -> None:
     power = pd.to_numeric(df["avg_power_w"], errors="coerce")
     energy = pd.to_numeric(df["energy_j"], errors="coerce")
     if power.isna().all() and energy.isna().all():
+        if data.spend.device_kind == "CPU":
+            raise NoFigure(f"on a CPU: power and energy come from NVML, which measures NVIDIA GPUs, and "
+                           f"these runs trained on the CPU{_cpu_nvml(data)}")
         raise NoFigure("no run measured power or energy (NVML energy counter unavailable)")
     axes = fig.subplots(1, 2)
     norm = _size_norm(df["params"])
@@ -351,6 +493,9 @@ def fig_energy(data: ReportData, fig: Figure) -> None:
 def fig_telemetry(data: ReportData, fig: Figure) -> None:
     t = data.telemetry
     if t.empty:
+        if data.spend.device_kind == "CPU":
+            raise NoFigure(f"on a CPU: GPU utilisation, power, memory and clocks are NVML samples of an "
+                           f"NVIDIA GPU, and these runs trained on the CPU{_cpu_nvml(data)}")
         raise NoFigure(data.missing.get("telemetry", "no GPU telemetry"))
     cols = [(c, lab, scale) for c, lab, scale in (("gpu_util", "GPU utilisation (%)", 1.0),
                                                    ("power_w", "power (W)", 1.0),
@@ -377,6 +522,10 @@ def fig_kernels(data: ReportData, fig: Figure) -> None:
     import seaborn as sns
 
     k = data.kernel_time
+    if (k is None or k.empty) and data.spend.device_kind == "CPU":
+        raise NoFigure("no profiler trace: on CPU the profiler window runs only in runs of at least 5 times its "
+                       "length (profiling.profiler = 'auto'), and these were shorter; set profiling.profiler = "
+                       "'on' for a time-by-operator breakdown (the verdicts then come from step timing)")
     if k is None or k.empty:
         raise NoFigure(data.missing.get("kernel_time", data.missing.get("bottlenecks", "no profiler breakdown")))
     table = k.pivot_table(index="run_id", columns="category", values="seconds", aggfunc="sum", fill_value=0.0)
@@ -409,6 +558,9 @@ NOTES: dict[str, Callable[[ReportData], str | None]] = {
 
 # key -> (title, caption, function, figure size in inches (w, h) or a function of the data)
 FIGURES: dict[str, tuple[str, str, Callable, Callable[[ReportData], tuple[float, float]]]] = {
+    "groups": ("Loss against compute by group",
+               "Each group's runs (points) and its own fitted compute-optimal frontier (line).",
+               fig_groups, lambda d: (7.5, 4.2)),
     "loss_compute": ("Loss against compute",
                      "Every finished run, coloured by model size; the line is the fitted law's compute-optimal "
                      "frontier with its bootstrap band; diamonds are the predictions at 10× and 100× the sweep's "
@@ -452,6 +604,7 @@ def render_figures(data: ReportData) -> dict[str, RenderedFigure]:
             note = NOTES[key](data) if key in NOTES else None
             try:
                 draw(data, fig)
+                _readable(fig)
             except NoFigure as exc:
                 out[key] = RenderedFigure(key=key, title=title, caption=caption, svg=None, missing=str(exc),
                                           note=note)

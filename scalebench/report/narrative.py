@@ -8,7 +8,7 @@ import pandas as pd
 
 from scalebench.report.data import ReportData
 
-__all__ = ["bottleneck_summary", "fit_summary", "si"]
+__all__ = ["bottleneck_summary", "fit_summary", "si", "verdict_sentence"]
 
 _BOUND = {
     "compute": "compute-bound",
@@ -38,14 +38,30 @@ def _count(n: int) -> str:
     return _COUNT.get(n, str(n))
 
 
+VERDICT_TEXT = {
+    "reliable": "The data determine this fit: no diagnostic check fired.",
+    "weak": "This fit is weak: read its numbers as indicative, not as measurements.",
+    "undetermined": "This fit is undetermined: the runs do not pin down the law, so its parameters, predictions "
+                    "and plan are not supported by the data.",
+}
+
+
+def verdict_sentence(data: ReportData) -> str | None:
+    fit = data.fit
+    if fit is None or fit.diagnostics is None:
+        return None
+    return VERDICT_TEXT[fit.diagnostics.verdict]
+
+
 def fit_summary(data: ReportData) -> list[str]:
     """Two to four sentences on the fitted law and what it implies."""
     fit = data.fit
     if fit is None:
         return [f"No scaling law could be fitted: {data.missing.get('fit', 'unknown reason')}."]
     pct = f"{100 * data.options.confidence:g}%"
+    origin = " (the fit `scalebench fit` saved)" if data.fit_origin == "saved" else ""
     out = [f"A {fit.law} law ({fit.form.formula}) was fitted to {fit.n_points} finished runs by robust "
-           f"(Huber) regression on log loss."]
+           f"(Huber) regression on log loss{origin}."]
     if fit.a is not None:
         ci = fit.intervals
         a = f"a = {fit.a:.3f}" + (f" [{ci['a'][0]:.3f}, {ci['a'][1]:.3f}]" if "a" in ci else "")
@@ -54,7 +70,8 @@ def fit_summary(data: ReportData) -> list[str]:
                    + (f" ({pct} bootstrap intervals over {data.n_bootstrap} resamples)." if ci else "."))
     if data.predictions is not None and len(data.predictions):
         p = data.predictions.iloc[-1]
-        out.append(f"At {p['factor']:g}× the sweep's largest compute ({p['flops']:.3g} FLOPs) the fit predicts a "
+        caveat = "" if fit.verdict in (None, "reliable") else f"If the {fit.verdict} fit held, then a"
+        out.append(f"{caveat or 'A'}t {p['factor']:g}× the sweep's largest compute ({p['flops']:.3g} FLOPs) the fit predicts a "
                    f"loss of {p['loss']:.3f} with {si(p['params'])} parameters on {si(p['tokens'])} tokens "
                    f"({p['tokens_per_param']:.3g} tokens per parameter).")
     if data.backtest is not None:

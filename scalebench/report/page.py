@@ -64,8 +64,14 @@ def _fit_context(data: ReportData) -> dict[str, Any]:
     rows = [{"name": k, "value": _num(v, 4),
              "interval": (f"[{_num(fit.intervals[k][0], 4)}, {_num(fit.intervals[k][1], 4)}]"
                           if k in fit.intervals else "")} for k, v in values.items()]
+    diag = fit.diagnostics
     ctx: dict[str, Any] = {"formula": fit.form.formula, "law": fit.law, "params": rows, "n_points": fit.n_points,
-                           "converged": bool(fit.success), "message": fit.message}
+                           "converged": bool(fit.success), "message": fit.message,
+                           "verdict": diag.verdict if diag else "not diagnosed",
+                           "verdict_text": narrative.verdict_sentence(data) or "",
+                           "reasons": list(diag.reasons) if diag else [],
+                           "suggestions": list(diag.suggestions) if diag else [],
+                           "origin": data.fit_origin, "trusted": diag is None or diag.verdict == "reliable"}
     preds = []
     if data.predictions is not None:
         for _, p in data.predictions.iterrows():
@@ -80,6 +86,53 @@ def _fit_context(data: ReportData) -> dict[str, Any]:
         ctx["tpp_at_max"] = {"flops": f"{data.max_flops:.3g}", "value": _num(at["tokens_per_param"]),
                              "interval": _interval(at, "tokens_per_param", _num)}
     return ctx
+
+
+def _approaches_context(data: ReportData) -> list[dict[str, str]]:
+    """Approaches 1, 2 and 3 side by side: a and b with their intervals and each one's verdict."""
+    rows = []
+    pct = f"{100 * data.options.confidence:g}%"
+
+    def ci(intervals: dict, k: str) -> str:
+        lo, hi = intervals.get(k, (math.nan, math.nan))
+        return f"[{_num(lo, 3)}, {_num(hi, 3)}]" if math.isfinite(lo) and math.isfinite(hi) else "–"
+
+    fit = data.fit
+    if fit is not None and fit.a is not None:
+        rows.append({"name": "3: parametric law", "a": _num(fit.a, 3), "a_ci": ci(fit.intervals, "a"),
+                     "b": _num(fit.b, 3), "b_ci": ci(fit.intervals, "b"), "verdict": fit.verdict or "–",
+                     "basis": f"{fit.n_points} runs"})
+    for res, name, why in ((data.isoflop, "2: isoFLOP profiles", "isoflop"),
+                           (data.approach1, "1: training-curve envelope", "approach1")):
+        if res is None:
+            rows.append({"name": name, "a": "–", "a_ci": "", "b": "–", "b_ci": "", "verdict": "–",
+                         "basis": data.missing.get(why, "not possible on these runs")})
+            continue
+        unit = "budgets" if res.approach == 2 else "compute levels"
+        rows.append({"name": name, "a": _num(res.a, 3), "a_ci": ci(res.intervals, "a"), "b": _num(res.b, 3),
+                     "b_ci": ci(res.intervals, "b"), "verdict": res.verdict or "–",
+                     "basis": f"{res.n_budgets} {unit}" + (f", {len(res.dropped)} dropped" if res.dropped else "")})
+    for r in rows:
+        r["pct"] = pct
+    return rows
+
+
+def _groups_context(data: ReportData) -> dict[str, Any] | None:
+    g = data.groups
+    if g is None:
+        return None
+    comp = g.comparison()
+    rows = []
+    for group, sub in comp.groupby("group", sort=False):
+        cells = {}
+        for row in sub.itertuples(index=False):
+            ci = f"[{_num(row.low, 3)}, {_num(row.high, 3)}]" if math.isfinite(row.low) else ""
+            cells[row.quantity] = f"{_num(row.value, 3)} {ci}".strip()
+        rows.append({"group": str(group), "cells": cells, "n": int(sub["n_points"].iloc[0]),
+                     "verdict": str(sub["verdict"].iloc[0])})
+    quantities = list(dict.fromkeys(comp["quantity"]))
+    return {"by": g.by, "rows": rows, "quantities": quantities, "differences": g.differences(),
+            "errors": [f"{k}: {v}" for k, v in g.errors.items()]}
 
 
 def _backtest_context(data: ReportData) -> dict[str, Any] | None:
@@ -273,6 +326,7 @@ def render_html(data: ReportData, *, generated_at: str | None = None) -> str:
         "figures": figs, "svgs": svgs, "missing": data.missing, "fit_notes": list(data.notes_fit),
         "fit_sentences": narrative.fit_summary(data), "fit": _fit_context(data), "loss_col": data.loss_col,
         "backtest": _backtest_context(data), "n_bootstrap": data.n_bootstrap,
+        "approaches": _approaches_context(data), "groups": _groups_context(data),
         "confidence": f"{100 * data.options.confidence:g}%",
         "spend": {"runs": spend.n_runs, "by_status": ", ".join(f"{n} {s}" for s, n in spend.by_status.items()),
                   "kind": spend.device_kind, "hours": _num(spend.device_hours),

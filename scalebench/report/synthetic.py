@@ -24,8 +24,8 @@ _PEAK_BF16 = 989e12
 _CATEGORIES = ("matmul", "attention", "elementwise", "memcpy", "communication", "other")
 
 
-def _loss(n: float, d: float) -> float:
-    t = TRUE_LAW
+def _loss(n: float, d: float, law: dict | None = None) -> float:
+    t = law or TRUE_LAW
     return t["E"] + t["A"] / n ** t["alpha"] + t["B"] / d ** t["beta"]
 
 
@@ -76,6 +76,7 @@ def make_synthetic_sweep(
     noise: float = 0.005,
     instrumented: bool = True,
     measured_peak: bool = False,
+    families: dict[str, dict[str, float]] | None = None,
     seed: int = 0,
 ) -> Path:
     """Write a synthetic sweep store into ``sweep_dir`` (created) and return the folder.
@@ -83,16 +84,20 @@ def make_synthetic_sweep(
     ``n_sizes × n_budgets`` runs; the last ``n_failed`` and ``n_diverged`` of them end failed / diverged.
     ``instrumented=False`` writes what a CPU sweep without NVML or profiler records: no MFU, device memory,
     energy, telemetry or bottleneck verdict, but the worker's peak RSS; ``measured_peak=True`` adds
-    ``mfu_measured_peak`` (a CPU sweep run after ``scalebench env --calibrate``).
+    ``mfu_measured_peak`` (a CPU sweep run after ``scalebench env --calibrate``). ``families`` maps a family
+    name to overrides of ``TRUE_LAW`` (e.g. ``{"gpt": {}, "lstm": {"alpha": 0.5}}``): the whole grid is run
+    once per family, the runs' ``family`` column says which.
     """
     rng = np.random.default_rng(seed)
     out = Path(sweep_dir)
     budgets = np.logspace(17, 17 + 0.5 * (n_budgets - 1), n_budgets)
     runs = []
-    for c in budgets:
-        n_opt = 0.09 * c**0.5  # near the law's optimum
-        for n in n_opt * np.logspace(-0.8, 0.8, n_sizes):
-            runs.append((float(c), float(n), float(c / (6 * n))))
+    laws = {fam: {**TRUE_LAW, **over} for fam, over in (families or {"gpt": {}}).items()}
+    for fam in laws:
+        for c in budgets:
+            n_opt = 0.09 * c**0.5  # near the law's optimum
+            for n in n_opt * np.logspace(-0.8, 0.8, n_sizes):
+                runs.append((fam, float(c), float(n), float(c / (6 * n))))
     n_runs = len(runs)
     bad = {i: "failed" for i in range(n_runs - n_failed - n_diverged, n_runs - n_diverged)}
     bad.update({i: "diverged" for i in range(n_runs - n_diverged, n_runs)})
@@ -114,17 +119,17 @@ def make_synthetic_sweep(
     with ResultStore(out, create=True) as store:
         store.set_meta(spec=spec, env=env, corpus=corpus, plan_notes=[], sweep_name=name)
         ids = []
-        for i, (c, n, d) in enumerate(runs):
+        for i, (fam, c, n, d) in enumerate(runs):
             n_layer, d_model, n_head = _shape(n)
-            run_id = f"gpt-n{n:.3g}-c{c:.2g}"
+            run_id = f"{fam}-n{n:.3g}-c{c:.2g}"
             ids.append(run_id)
             store.add_runs([(run_id, f"h{i}", {
-                "family": "gpt", "size": f"{n:.3g}", "budget_label": f"c{c:.2g}", "params": n,
+                "family": fam, "size": f"{n:.3g}", "budget_label": f"c{c:.2g}", "params": n,
                 "params_total": n * 1.1, "tokens": d, "flops": c, "flops_per_token": 6 * n,
                 "shape": {"n_layer": n_layer, "d_model": d_model, "n_head": n_head, "seq_len": 1024},
             })])
         t0 = 0.0
-        for i, (_c, n, d) in enumerate(runs):
+        for i, (fam, _c, n, d) in enumerate(runs):
             run_id = ids[i]
             status = bad.get(i, "done")
             n_layer, d_model, _ = _shape(n)
@@ -132,10 +137,10 @@ def make_synthetic_sweep(
             tps = mfu * _PEAK_BF16 / (6 * n)
             wall = d / tps
             power = 250 + 400 * mfu
-            final = _loss(n, d) * math.exp(rng.normal(0, noise))
-            kind, detail, _ = _verdict(mfu, small=n < np.median([r[1] for r in runs]))
+            final = _loss(n, d, laws[fam]) * math.exp(rng.normal(0, noise))
+            kind, detail, _ = _verdict(mfu, small=n < np.median([r[2] for r in runs]))
             toks = np.linspace(d / steps_per_run, d, steps_per_run)
-            curve = [_loss(n, t) * (1 + 0.3 * math.exp(-6 * t / d)) * math.exp(rng.normal(0, noise)) for t in toks]
+            curve = [_loss(n, t, laws[fam]) * (1 + 0.3 * math.exp(-6 * t / d)) * math.exp(rng.normal(0, noise)) for t in toks]
             if status == "diverged":
                 curve = [x * (1 + 8 * max(0.0, j / steps_per_run - 0.5)) for j, x in enumerate(curve)]
             store.add_steps(run_id, [

@@ -12,7 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run (or resume) a sweep", description="Run a sweep spec; resume if DIR exists.")
     p.add_argument("sweep", help="sweep spec (TOML), e.g. sweeps/quickstart.toml")
     p.add_argument("--out", help="sweep directory (default: reports/<sweep name>/)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (the per-run lines stay)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no per-run lines")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", help="check a sweep spec and print its planned runs without training")
@@ -44,30 +45,77 @@ def _fmt(x, spec: str = ".3g") -> str:
     return format(x, spec)
 
 
-def cmd_run(args) -> int:
-    from tqdm import tqdm
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
+
+class RunReporter:
+    """What `scalebench run` shows: one line per finished run on stdout (logs and pipes get them too), and
+    a FLOP-weighted bar on stderr when that is a terminal."""
+
+    def __init__(self, *, bar: bool, quiet: bool, out=None, clock=None) -> None:
+        import time
+
+        self.quiet, self.want_bar = quiet, bar and not quiet
+        self.out = out if out is not None else sys.stdout
+        self.clock = clock or time.monotonic
+        self.bar, self.seen, self.start = None, set(), None
+
+    def __call__(self, p) -> None:
+        if self.quiet:
+            return
+        now = self.clock()
+        if self.start is None:
+            self.start = (now, p.flops_finished)
+        if self.want_bar and self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=p.flops_total, unit="FLOP", unit_scale=True, dynamic_ncols=True, file=sys.stderr,
+                            mininterval=1.0, disable=None)  # disable=None: no bar when stderr is not a terminal
+        for f in p.finished:
+            if f.run_id not in self.seen:
+                self.seen.add(f.run_id)
+                self._line(self._describe(f, p, now))
+        if self.bar is not None:
+            self.bar.set_description(f"runs {p.runs_finished}/{p.runs_total}")
+            if p.last_loss is not None:
+                self.bar.set_postfix_str(f"{p.last_run} loss {p.last_loss:.3f}")
+            self.bar.update(p.flops_finished - self.bar.n)
+
+    def _describe(self, f, p, now: float) -> str:
+        loss = f"eval loss {f.eval_loss:.4f}" if f.eval_loss is not None else (f.error or "no eval loss")
+        wall = f"{f.wall_time_s:.1f} s" if f.wall_time_s is not None else "-"
+        left = p.runs_total - p.runs_finished
+        todo = f"{left} left" + (f" ({len(p.runs_running)} running)" if p.runs_running else "")
+        t0, flops0 = self.start
+        rate = (p.flops_finished - flops0) / (now - t0) if now > t0 else 0.0
+        if left and rate > 0:
+            todo += f", about {_duration((p.flops_total - p.flops_finished) / rate)} to go"
+        return f"[{len(self.seen)}/{p.runs_to_do or p.runs_total}] {f.run_id} {f.status}: {loss}, {wall}; {todo}"
+
+    def _line(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text, file=self.out)
+        else:
+            print(text, file=self.out, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def cmd_run(args) -> int:
     from scalebench.sweep.runner import run_sweep
 
-    bar = None
-
-    def progress(p) -> None:
-        nonlocal bar
-        if args.no_progress:
-            return
-        if bar is None:
-            bar = tqdm(total=p.flops_total, unit="FLOP", unit_scale=True, dynamic_ncols=True, file=sys.stderr,
-                       mininterval=1.0, disable=None)  # disable=None: no bar when stderr is not a terminal
-        bar.set_description(f"runs {p.runs_finished}/{p.runs_total}")
-        if p.last_loss is not None:
-            bar.set_postfix_str(f"{p.last_run} loss {p.last_loss:.3f}")
-        bar.update(p.flops_finished - bar.n)
-
+    reporter = RunReporter(bar=not args.no_progress, quiet=args.quiet)
     try:
-        outcome = run_sweep(args.sweep, args.out, progress=progress)
+        outcome = run_sweep(args.sweep, args.out, progress=reporter)
     finally:
-        if bar is not None:
-            bar.close()
+        reporter.close()
     for note in outcome.notes:
         print(f"note: {note}", file=sys.stderr)
     counts = ", ".join(f"{v} {k}" for k, v in sorted(outcome.counts.items()))
@@ -79,11 +127,13 @@ def cmd_run(args) -> int:
 def cmd_validate(args) -> int:
     import pandas as pd
 
+    from scalebench._ticker import working
     from scalebench.config import load_sweep
     from scalebench.sweep.planner import plan_runs
 
     spec = load_sweep(args.sweep)
-    plan = plan_runs(spec, source=args.sweep)
+    with working("validate: preparing the corpus (built once, then cached) and planning"):
+        plan = plan_runs(spec, source=args.sweep)
     table = plan.table()
     c = plan.corpus
     print(f"sweep {spec.name!r}: family {spec.family}, {len(plan.runs)} runs, "
@@ -116,15 +166,24 @@ def cmd_status(args) -> int:
         f"{m / 2**20:.1f} MiB" if pd.notna(m) else f"{r / 2**20:.0f} MiB RSS" if pd.notna(r) else "-"
         for m, r in zip(df["peak_mem_bytes"], df["peak_rss_bytes"], strict=False)
     ]
+    against = "the catalog peak"
     if df["mfu"].isna().all() and df["mfu_measured_peak"].notna().any():
         df["mfu"] = df["mfu_measured_peak"]  # no catalog peak (a CPU): against the calibrated peak
+        against = "the calibrated peak (scalebench env --calibrate)"
+    impossible = df["mfu"].astype(float) > 1
     show = df[list(STATUS_COLUMNS)].copy()
     for col, spec in (("params", ".3g"), ("tokens", ".3g"), ("flops", ".3g"), ("eval_loss", ".4f"),
                       ("tokens_per_s", ".3g"), ("mfu", ".3f"), ("energy_j", ".3g"), ("wall_time_s", ".1f")):
         show[col] = show[col].map(lambda v, s=spec: _fmt(v, s))
+    show.loc[impossible, "mfu"] = show.loc[impossible, "mfu"] + "!"  # not a fact: flagged, explained below
     show["bottleneck"] = show["bottleneck"].fillna("-")
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(show.to_string(index=False))
+    if impossible.any():
+        ids = ", ".join(df.loc[impossible, "run_id"])
+        print(f"mfu!: {ids}: MFU above 1 against {against} is impossible, so that peak is understated (a "
+              "calibration taken while the machine was busy?); rerun `scalebench env --calibrate` on an idle "
+              "machine. These MFU values are not measurements of the runs.")
     bad = df[df["status"].isin(["failed", "diverged"])]
     for row in bad.itertuples():
         print(f"{row.run_id} {row.status}: {str(row.error).splitlines()[0] if row.error else ''}")
@@ -132,20 +191,26 @@ def cmd_status(args) -> int:
 
 
 def cmd_export(args) -> int:
+    import io
+
+    from scalebench._util import write_bytes_atomic
     from scalebench.errors import ConfigError
     from scalebench.store import load_results, load_steps
 
     out = Path(args.out)
+    if out.suffix not in (".csv", ".parquet"):
+        raise ConfigError(f"--out: {out.name!r} must end in .csv or .parquet")
     df = load_steps(args.dir) if args.steps else load_results(args.dir)
+    buf = io.BytesIO()
     if out.suffix == ".csv":
-        df.to_csv(out, index=False)
-    elif out.suffix == ".parquet":
+        df.to_csv(buf, index=False)
+    else:
         try:
-            df.to_parquet(out, index=False)
+            df.to_parquet(buf, index=False)
         except ImportError:
             raise ConfigError("--out: Parquet needs pyarrow (pip install 'scalebench[parquet]'); or use .csv") from None
-    else:
-        raise ConfigError(f"--out: {out.name!r} must end in .csv or .parquet")
+    # whole or not at all, into a folder made if missing (as `report --out` does)
+    write_bytes_atomic(out, buf.getvalue(), what="export --out", make_parents=True)
     print(f"wrote {len(df)} rows to {out}")
     return 0
 
@@ -155,11 +220,13 @@ def cmd_env(args) -> int:
 
     env = environment()
     if args.calibrate:
+        from scalebench._ticker import working
         from scalebench.hardware.calibrate import calibrate, save_calibration
 
-        cal = calibrate()
+        with working("env: calibrating matmul peak and copy bandwidth (5 rounds)"):
+            cal = calibrate()
         path = save_calibration(cal)
-        env["calibration"] = {**cal.as_dict(), "saved_to": str(path)}
+        env["calibration"] = {**cal.as_dict(), "saved_to": str(path), "noisy": cal.noisy()}
     if args.json:
         print(json.dumps(env, indent=1, default=str))
         return 0
@@ -172,5 +239,23 @@ def cmd_env(args) -> int:
         print("no CUDA device: runs go to the CPU")
     print(f"NVML: {'answers' if env['nvml'] else 'unavailable'}{'' if env['nvml'] else ' (' + env['nvml_reason'] + ')'}")
     if "calibration" in env:
-        print("calibration: " + ", ".join(f"{k}={v}" for k, v in env["calibration"].items()))
+        _print_calibration(env["calibration"])
     return 0
+
+
+def _print_calibration(c: dict) -> None:
+    print(f"calibration of {c['device_name']} ({c['rounds']} rounds of {c['repeats']} timings; robust maximum = "
+          "90th percentile, spread = (p90 - p10) / p90):")
+    for key, label, unit, scale in (("fp32_matmul", "fp32 matmul", "GFLOP/s", 1e9),
+                                    ("bf16_matmul", "bf16 matmul", "GFLOP/s", 1e9),
+                                    ("copy_bandwidth", "copy bandwidth", "GB/s", 1e9)):
+        peak = c.get(f"{key}_flops_per_s", c.get(f"{key}_bytes_per_s"))
+        if peak is None:
+            print(f"  {label:15s} not measured (no kernel for it here)")
+            continue
+        print(f"  {label:15s} {peak / scale:9.1f} {unit}   median {c[f'{key}_median'] / scale:.1f}, "
+              f"spread {c[f'{key}_spread']:.0%}")
+    if c.get("noisy"):
+        print(f"  note: spread above 25% for {', '.join(c['noisy'])}: the machine was busy, so the peak is likely "
+              "understated (MFU against it overstated); calibrate again when it is idle")
+    print(f"  saved to {c['saved_to']}")

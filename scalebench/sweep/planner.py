@@ -71,14 +71,90 @@ def resolve_device(spec: SweepSpec) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def plan_runs(spec: SweepSpec, *, corpus=None, sweep_dir: str | Path | None = None, source: str = "") -> SweepPlan:
-    """Every run of the sweep, largest compute first. Raises ConfigError on an impossible budget."""
+def device_memory_bytes(spec: SweepSpec, device: str) -> tuple[float, str] | None:
+    """What one run may use: the smallest GPU's memory, or this machine's RAM shared by its CPU workers."""
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        idx = list(spec.devices.gpus) or list(range(torch.cuda.device_count()))
+        props = [torch.cuda.get_device_properties(i) for i in idx if i < torch.cuda.device_count()]
+        if not props:
+            return None
+        p = min(props, key=lambda q: q.total_memory)
+        return float(p.total_memory), f"{p.name} memory"
+    try:
+        ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+    workers = spec.devices.cpu_workers
+    return ram / workers, f"this machine's RAM ({ram / 2**30:.1f} GiB) / devices.cpu_workers = {workers}"
+
+
+# the estimator's optimizer-state models: Adam and AdamW keep two moments, SGD (momentum) one, GD none (the
+# nearest model, SGD, errs towards more memory, so a refusal is never wrong)
+_ESTIMATOR_OPTIMIZER = {"adamw": "adamw", "adam": "adamw", "sgd": "sgd", "gd": "sgd"}
+
+
+def _check_memory(spec: SweepSpec, runs: list, device: str, where: str) -> list[str]:
+    """Refuse sizes whose training memory (the estimator's model) cannot fit the device even at a
+    micro-batch of one sequence (the trainer halves the micro-batch on OOM down to one); note sizes that
+    only fit at a smaller micro-batch than planned."""
+    if spec.family != "gpt" or not runs:  # the estimator's memory model knows GPT shapes
+        return []
+    cap = device_memory_bytes(spec, device)
+    if cap is None:
+        return []
+    capacity, what = cap
+    import pandas as pd
+
+    from scalebench.planning import estimate
+
+    sizes = {r.size: r for r in runs}
+    prec = {"auto": "bf16" if device == "cuda" else "fp32"}.get(spec.train.precision, spec.train.precision)
+    micro = spec.train.micro_batch or spec.train.batch_seqs
+    frame = pd.DataFrame([{**{k: r.shape[k] for k in ("n_layer", "d_model", "n_head", "vocab_size", "d_ff") if k in r.shape},
+                           "family": "gpt", "seq_len": spec.train.seq_len, "micro_batch": m, "precision": prec,
+                           "optimizer": _ESTIMATOR_OPTIMIZER.get(spec.train.optimizer, "adamw"), "gpu": "H100-SXM", "num_gpus": 1, "zero": 0,
+                           "checkpointing": "none", "tokens": float(r.tokens),
+                           "context_bytes": 0.0 if device == "cpu" else None}
+                          for r in sizes.values() for m in (1, micro)])
+    frame["context_bytes"] = frame["context_bytes"].astype(float)
+    need = estimate(frame)["memory_total_bytes"].to_numpy(float).reshape(len(sizes), 2)
+    notes, refused = [], []
+    for (label, _), (at_one, planned) in zip(sizes.items(), need, strict=True):
+        if at_one > capacity:
+            refused.append(f"{label} needs {at_one / 2**30:.2f} GiB even at 1 sequence per micro-batch")
+        elif planned > capacity:
+            notes.append(f"{label}: {planned / 2**30:.2f} GiB at micro-batch {micro} exceeds {what} "
+                         f"({capacity / 2**30:.2f} GiB); it will train at a smaller micro-batch (same global batch)")
+    if refused:
+        raise ConfigError(f"{where}model: by the estimator's memory model, {'; '.join(refused)}, more than "
+                          f"{what} = {capacity / 2**30:.2f} GiB; drop these sizes or use a larger device")
+    return notes
+
+
+def prepare_sweep_corpus(spec: SweepSpec, source: str = ""):
+    """The data of the sweep's family task; its errors name the spec file they come from."""
     from scalebench.data.tasks import get_task
     from scalebench.families import get_family
 
+    try:
+        return get_task(get_family(spec.family).task).prepare(spec.data, spec.eval.held_out_share)
+    except ConfigError as exc:
+        if not source or str(exc).startswith(source):
+            raise
+        raise type(exc)(f"{source}: {exc}") from None
+
+
+def plan_runs(spec: SweepSpec, *, corpus=None, sweep_dir: str | Path | None = None, source: str = "") -> SweepPlan:
+    """Every run of the sweep, largest compute first. Raises ConfigError on an impossible budget."""
+    from scalebench.families import get_family
+
     where = f"{source}: " if source else ""
+    corpus = corpus or prepare_sweep_corpus(spec, source)
     family = get_family(spec.family)
-    corpus = corpus or get_task(family.task).prepare(spec.data, spec.eval.held_out_share)
     t = spec.train
     context = family.shape_context(corpus, t, spec.model)
     ladder = []
@@ -168,6 +244,14 @@ def plan_runs(spec: SweepSpec, *, corpus=None, sweep_dir: str | Path | None = No
         notes.append(f"devices.cpu_workers x threads_per_worker = "
                      f"{spec.devices.cpu_workers * spec.devices.threads_per_worker} exceeds the {cores} CPU cores: "
                      "runs will contend and throughput figures will understate the hardware")
+    if device == "cpu" and spec.executor.kind == "local" and spec.devices.threads_per_worker > cores:
+        raise ConfigError(f"{where}devices.threads_per_worker = {spec.devices.threads_per_worker} is more than the "
+                          f"{cores} CPU cores here; use at most {cores}")
+    notes += _check_memory(spec, runs, device, where)
+    if device == "cpu" and t.precision in ("bf16", "fp16"):
+        notes.append(f"train.precision = {t.precision!r}, but the runs go to the CPU, where they train in fp32: "
+                     "scalebench does not autocast on CPU (for these sizes it is slower than fp32 and changes the "
+                     "numbers); the store records precision = 'fp32'")
     for note in notes:
         if "epochs" in note:
             warnings.warn(note, stacklevel=2)

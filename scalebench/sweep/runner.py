@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import signal
 import socket
 import time
@@ -24,15 +25,27 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scalebench._util import file_error, make_folder, open_nofollow, write_text_atomic
 from scalebench.config import SweepSpec, load_sweep
 from scalebench.errors import ConfigError, StoreError
-from scalebench.store import ResultStore
+from scalebench.store import ResultStore, store_path
 from scalebench.sweep.executors import Executor, JobHandle, make_executor
 from scalebench.sweep.outbox import drain, retire
-from scalebench.sweep.planner import SweepPlan, plan_runs
+from scalebench.sweep.planner import SweepPlan, plan_runs, prepare_sweep_corpus
 
 _POLL_S = 0.5
 _TERM_GRACE_S = 10.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinishedRun:
+    """A run this sweep process started that has ended (done, failed or diverged)."""
+
+    run_id: str
+    status: str
+    eval_loss: float | None
+    wall_time_s: float | None
+    error: str | None  # its first line
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,6 +57,8 @@ class Progress:
     flops_finished: float  # including the trained part of running runs
     last_loss: float | None  # of the most recently reporting running run
     last_run: str | None
+    finished: tuple[FinishedRun, ...] = ()  # runs started by this sweep process that ended, in finishing order
+    runs_to_do: int = 0  # runs this sweep process set out to train (the rest were finished before)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,10 +77,37 @@ def default_sweep_dir(spec: SweepSpec) -> Path:
     return Path("reports") / spec.name
 
 
+def _check_folder(sweep_dir: Path, spec: SweepSpec, source: str) -> None:
+    """Before anything starts: the folder can take this sweep (a writable folder, not another sweep's)."""
+    if sweep_dir.exists() and not sweep_dir.is_dir():
+        raise ConfigError(f"--out {sweep_dir}: this is a file, not a folder; give a folder (made if missing)")
+    try:
+        make_folder(sweep_dir)
+    except OSError as exc:
+        raise file_error(exc, sweep_dir, "--out (the sweep folder)") from None
+    path = store_path(sweep_dir)
+    if path.is_file() and path.stat().st_size > 0:  # 0 bytes: being created by a sweep that holds the lock,
+        with ResultStore(sweep_dir, readonly=True) as store:  # or truly empty: both are reported under the lock
+            _check_same_sweep(store.meta(), spec, sweep_dir, source)
+
+
+def _check_same_sweep(meta: dict, spec: SweepSpec, sweep_dir: Path, source: str) -> None:
+    """One folder, one sweep: another sweep's runs would merge with these and be fitted as one ladder.
+    The same sweep extended (more sizes or budgets, same name) is a resume and allowed."""
+    name = meta.get("sweep_name") or (meta.get("spec") or {}).get("name")
+    if name is not None and name != spec.name:
+        raise ConfigError(
+            f"{source}: {sweep_dir} holds sweep {name!r}, and this spec is sweep {spec.name!r}; one folder holds "
+            f"one sweep. Give another folder (--out), or name this spec {name!r} to extend that sweep")
+
+
 @contextlib.contextmanager
 def _sweep_lock(sweep_dir: Path):
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    with open(sweep_dir / ".lock", "w") as f:
+    try:  # no-follow: a symlink planted as .lock must not make the sweep truncate or create a file elsewhere
+        fd = open_nofollow(sweep_dir / ".lock")
+    except OSError as exc:
+        raise file_error(exc, sweep_dir / ".lock", "sweep lock") from None
+    with os.fdopen(fd, "w") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -139,8 +181,6 @@ def run_sweep(spec: SweepSpec | str | Path, out_dir: str | Path | None = None, *
               progress: Callable[[Progress], None] | None = None,
               python: str | None = None) -> SweepOutcome:
     """Run (or resume) a sweep; each run in its own worker process. Returns the final status counts."""
-    from scalebench.data.tasks import get_task
-    from scalebench.families import get_family
     from scalebench.hardware.devices import environment
 
     source = str(spec) if isinstance(spec, (str, Path)) else "<spec>"
@@ -148,10 +188,12 @@ def run_sweep(spec: SweepSpec | str | Path, out_dir: str | Path | None = None, *
         spec = load_sweep(spec)
     sweep_dir = Path(out_dir) if out_dir else default_sweep_dir(spec)
     t0 = time.monotonic()
+    _check_folder(sweep_dir, spec, source)
     executor = make_executor(spec.executor, sweep_dir, python)  # first: a missing submitit fails fast
-    corpus = get_task(get_family(spec.family).task).prepare(spec.data, spec.eval.held_out_share)
+    corpus = prepare_sweep_corpus(spec, source)
     plan = plan_runs(spec, corpus=corpus, sweep_dir=sweep_dir, source=source)
-    with _sweep_lock(sweep_dir), _sigterm_as_interrupt(), ResultStore(sweep_dir, create=True) as store:
+    with _sweep_lock(sweep_dir), _sigterm_as_interrupt(), ResultStore(sweep_dir, create=True, check=True) as store:
+        _check_same_sweep(store.meta(), spec, sweep_dir, source)  # again, under the lock
         _check_unchanged(store, plan, source)
         store.set_meta(spec=spec.to_dict(), env=environment(), corpus=corpus.as_dict(), plan_notes=list(plan.notes),
                        sweep_name=spec.name)
@@ -172,8 +214,8 @@ def _launch(executor: Executor, run, slot: str, corpus: dict, sweep_dir: Path, s
     run_dir.mkdir(parents=True, exist_ok=True)
     job = run_dir / "job.json"
     retire(run_dir)  # the last attempt's outbox was applied when it was reaped
-    job.write_text(json.dumps({"run": run.to_dict(), "corpus": corpus, "sweep_dir": str(sweep_dir),
-                               "outbox": executor.remote}))
+    write_text_atomic(job, json.dumps({"run": run.to_dict(), "corpus": corpus, "sweep_dir": str(sweep_dir),
+                                       "outbox": executor.remote}), what="job file")
     store.set_status(run.run_id, "running", host=socket.gethostname())  # before the worker can finish
     try:
         handle = executor.start(run, slot, job)
@@ -193,6 +235,7 @@ def _execute(store: ResultStore, plan: SweepPlan, queue: list, corpus: dict, swe
     queue = list(queue)
     max_attempts = plan.spec.executor.max_attempts
     timeout_s = plan.spec.executor.timeout_s
+    mine = frozenset(queue)
     try:
         while queue or active:
             while queue and free:
@@ -212,23 +255,52 @@ def _execute(store: ResultStore, plan: SweepPlan, queue: list, corpus: dict, swe
                 a.job.close()
                 del active[run_id]
                 free.append(a.slot)
-                row = next(r for r in store.runs() if r["run_id"] == run_id)
-                if row["status"] in ("running", "pending"):
-                    # died without writing (killed, segfault, timeout, scancel, node failure), or stopped by a
-                    # signal from outside the sweep (it wrote 'pending'): a failed attempt either way, retried below
-                    store.set_status(run_id, "failed", error=f"worker {a.job.describe(code)}\n{a.job.log_tail()}")
-                    row["status"] = "failed"
-                if row["status"] == "failed" and row["attempts"] < max_attempts:
-                    store.add_event(run_id, "retry", f"attempt {row['attempts'] + 1} of {max_attempts}")
-                    store.set_status(run_id, "pending")
+                if _settle(store, run_id, a.job, code, max_attempts):
                     queue.append(run_id)
             if progress is not None:
-                progress(_progress(store, plan, active))
+                progress(_progress(store, plan, active, mine))
     except BaseException:
         _stop_all(store, active)
         raise
     if progress is not None:
-        progress(_progress(store, plan, active))
+        progress(_progress(store, plan, active, mine))
+
+
+_MAX_INTERRUPTIONS = 20  # a run stopped from outside this often is failed: something keeps stopping it
+
+
+def _settle(store: ResultStore, run_id: str, job: JobHandle, code: int, max_attempts: int) -> bool:
+    """Record how an ended job left its run; True if it is to be started again.
+
+    Only crashes count against ``executor.max_attempts``: a worker that died without writing (killed,
+    segfault, timeout, scancel, node failure) or wrote ``failed``. One stopped by a signal from outside
+    the sweep (it wrote ``pending``, and resumes from its checkpoint) is an interruption and is restarted
+    without using up a retry. Every retry's event says why it was needed.
+    """
+    row = next(r for r in store.runs() if r["run_id"] == run_id)
+    if row["status"] == "pending":
+        n = store.count_events(run_id, "interrupted")
+        if n < _MAX_INTERRUPTIONS:
+            store.add_event(run_id, "retry", f"interrupted ({job.describe(code)}); restarting from its checkpoint, "
+                                             f"not counted as a crash ({n} interruptions so far)")
+            return True
+        store.set_status(run_id, "failed", error=f"stopped from outside {n} times; not restarted again")
+        return False
+    if row["status"] == "running":
+        error = f"worker {job.describe(code)}\n{job.log_tail()}"
+        store.set_status(run_id, "failed", error=error)
+        row.update(status="failed", error=error)
+    if row["status"] != "failed":
+        return False
+    reason = (row["error"] or "no error recorded").strip()
+    store.add_event(run_id, "crash", reason)
+    crashes = store.count_events(run_id, "crash")
+    if crashes >= max_attempts:
+        return False
+    store.add_event(run_id, "retry", f"after crash {crashes} of {max_attempts} allowed (executor.max_attempts): "
+                                     f"{' | '.join(reason.splitlines()[:6])}")
+    store.set_status(run_id, "pending")
+    return True
 
 
 def _stop_all(store: ResultStore, active: dict[str, _Active]) -> None:
@@ -245,15 +317,25 @@ def _stop_all(store: ResultStore, active: dict[str, _Active]) -> None:
         store.set_status(run_id, "pending", expect="running")
 
 
-def _progress(store: ResultStore, plan: SweepPlan, active: dict[str, _Active]) -> Progress:
+def _progress(store: ResultStore, plan: SweepPlan, active: dict[str, _Active], mine: frozenset = frozenset()
+              ) -> Progress:
     planned = {r.run_id: r for r in plan.runs}
     finished, flops_done, ended = 0, 0.0, set()
+    mine_ended = []
     for row in store.runs():
         r = planned.get(row["run_id"])
         if r is not None and row["status"] in ("done", "failed", "diverged"):
             finished += 1
             flops_done += r.flops
             ended.add(r.run_id)
+            if r.run_id in mine and r.run_id not in active:  # reaped: its retries are decided
+                rec = row["record"] or {}
+                wall = rec.get("wall_time_s")
+                if wall is None and row["finished_at"] and row["started_at"]:
+                    wall = row["finished_at"] - row["started_at"]
+                mine_ended.append((row["finished_at"] or 0.0, FinishedRun(
+                    run_id=r.run_id, status=row["status"], eval_loss=rec.get("eval_loss"), wall_time_s=wall,
+                    error=(row["error"] or "").strip().splitlines()[0] if row["error"] else None)))
     last_loss, last_run = None, None
     if active:
         ids = tuple(active)
@@ -267,4 +349,5 @@ def _progress(store: ResultStore, plan: SweepPlan, active: dict[str, _Active]) -
             last_loss, last_run = row.loss, row.run_id
     return Progress(runs_total=len(plan.runs), runs_finished=finished, runs_running=tuple(active),
                     flops_total=plan.total_flops, flops_finished=min(flops_done, plan.total_flops),
-                    last_loss=last_loss, last_run=last_run)
+                    last_loss=last_loss, last_run=last_run,
+                    finished=tuple(f for _, f in sorted(mine_ended, key=lambda t: t[0])), runs_to_do=len(mine))

@@ -83,7 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     signal.signal(signal.SIGINT, _raise_interrupt)
     job = json.loads(Path(argv[0]).read_text())
-    return run_job(job)
+    try:
+        return run_job(job)
+    finally:  # after the record is written: a teardown fault must not fail a run that reported
+        from scalebench.train.context import shutdown
+
+        shutdown()
 
 
 if __name__ == "__main__":

@@ -69,11 +69,12 @@ def train(run_spec: RunSpec, *, corpus=None, sink: Sink | None = None, run_dir: 
     try:
         run = _Run(run_spec, ctx, corpus, sink, run_dir)
         record = run.execute(remove_checkpoint)
-        if instruments_out is not None and run.instruments is not None:
-            instruments_out.append(run.instruments)
-        return record
-    finally:
+    except BaseException:
         ctx.close()
+        raise
+    if instruments_out is not None and run.instruments is not None:
+        instruments_out.append(run.instruments)
+    return record  # a group is torn down once the caller has reported (context.shutdown)
 
 
 class _Run:

@@ -1,0 +1,83 @@
+"""Costing compute targets and modelling a sweep's memory: the planning the report shows, as functions.
+
+* :func:`cost_compute_targets` — for each compute budget, the compute-optimal (N, D) under a fitted law,
+  run on the least power-of-two number of GPUs that holds the model and finishes within a deadline (at
+  most ``MAX_PLAN_GPUS``), with the estimator's full row; plus the wall clock on fixed cluster sizes.
+* :func:`modelled_memory_bytes` — the estimator's allocated bytes per run of a sweep (weights, gradients,
+  optimizer state and activations on one device), to set beside what the runs measured.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["MAX_PLAN_GPUS", "cost_compute_targets", "modelled_memory_bytes"]
+
+MAX_PLAN_GPUS = 16384  # GPU counts tried: powers of two up to this many
+
+
+def cost_compute_targets(
+    law: Any,
+    flops: Any,
+    *,
+    gpu: str,
+    mfu: Any = 0.40,
+    max_days: float = 30.0,
+    clusters: tuple[int, ...] = (),
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """(estimates, cluster wall clocks, one note per target). ``law``: a `FitResult` with a compute-optimal
+    frontier; ``mfu``: a number or a `Calibration`. A target that cannot finish within ``max_days`` on
+    ``MAX_PLAN_GPUS`` GPUs takes the most that fit and its note says so."""
+    from scalebench.planning.estimate import estimate
+
+    c = np.atleast_1d(np.asarray(flops, dtype=float))
+    opt = law.compute_optimal(c)
+    n_opt, d_opt = opt["params"].to_numpy(float), opt["tokens"].to_numpy(float)
+    counts = np.union1d(2 ** np.arange(int(math.log2(MAX_PLAN_GPUS)) + 1), np.asarray(clusters, dtype=int))
+    k, m = len(c), len(counts)
+    grid = estimate(params=np.repeat(n_opt, m), tokens=np.repeat(d_opt, m), num_gpus=np.tile(counts, k),
+                    gpu=gpu, mfu=mfu, precision="bf16")
+    grid = grid.assign(target=np.repeat(np.arange(k), m))
+    limit_s = max_days * 86400.0
+    chosen, notes = [], []
+    for i in range(k):
+        g = grid[(grid["target"] == i) & grid["fits"].astype(bool)]
+        ok = g[g["wall_clock_s"] <= limit_s]
+        if len(ok):
+            chosen.append(int(ok["num_gpus"].min()))
+            notes.append("")
+        elif len(g):
+            chosen.append(int(g["num_gpus"].max()))
+            notes.append(f"needs more than {int(g['num_gpus'].max()):,} GPUs to finish within {max_days:g} days")
+        else:
+            chosen.append(None)  # fits on none: the estimator picks (and says why)
+            notes.append("")
+    num_gpus = np.array([np.nan if x is None else x for x in chosen], dtype=float)
+    est = estimate(params=n_opt, tokens=d_opt, gpu=gpu, mfu=mfu, precision="bf16", law=law,
+                   **({"num_gpus": num_gpus.astype(int)} if not np.isnan(num_gpus).any() else {}))
+    table = grid[grid["num_gpus"].isin(clusters)][["target", "num_gpus", "fits", "wall_clock_s", "cost_usd"]].copy()
+    table["flops"] = c[table["target"].to_numpy()]
+    return est.reset_index(drop=True), table.reset_index(drop=True), notes
+
+
+def modelled_memory_bytes(results: pd.DataFrame) -> pd.Series:
+    """The estimator's allocated bytes per run (weights + gradients + optimizer + activations, one device),
+    NaN where the run's shape is not recorded."""
+    from scalebench.planning.estimate import estimate
+
+    need = ["n_layer", "d_model", "n_head", "seq_len", "micro_batch"]
+    rows = results.dropna(subset=need)
+    if rows.empty:
+        return pd.Series(np.nan, index=results.index)
+    prec = rows["precision"].where(rows["precision"].isin(["fp32", "tf32", "bf16", "fp16", "fp8"]), "bf16")
+    est = estimate(pd.DataFrame({
+        "family": "gpt", **{k: rows[k].astype(int).to_numpy() for k in need}, "vocab_size": 256,
+        "precision": prec.to_numpy(), "gpu": "H100-SXM", "num_gpus": 1, "zero": 0, "checkpointing": "none",
+        "tokens": rows["tokens"].to_numpy(float),
+    }, index=rows.index))
+    parts = ["memory_weights_bytes", "memory_gradients_bytes", "memory_optimizer_bytes", "memory_activations_bytes"]
+    return est[parts].astype(float).sum(axis=1).reindex(results.index)
