@@ -355,3 +355,14 @@ def test_explicit_candidates_are_the_only_choices():
         advise(data, target_flops=1e20, budget_flops=1e18, candidates={"params": sizes})
     with pytest.raises(ConfigError, match="positive"):
         advise(data, target_flops=1e20, budget_flops=1e18, candidates={"params": [-1.0], "tokens": tokens})
+
+
+def test_report_plan_section_shows_the_proposal(tmp_path):
+    from scalebench.report import write_report
+
+    from scalebench.report.synthetic import make_synthetic_sweep
+
+    out = make_synthetic_sweep(tmp_path / "syn", n_sizes=4, n_budgets=2)
+    html = write_report(out).read_text()
+    plan = html[html.index('<section id="plan">'):html.index('<section id="reproducibility">')]
+    assert 'id="next-runs-table"' in plan and "scalebench next" in plan and "narrower" in plan
