@@ -24,7 +24,7 @@ import json
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from scalebench._strict import build
 from scalebench.errors import ConfigError
@@ -194,46 +194,119 @@ class EvalSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class DevicesSpec:
+    """Where runs go. A *slot* is a group of ``parallel.ranks`` GPUs (one run per group) or, on CPU, a group
+    of ``parallel.ranks`` worker processes; ``runs_per_gpu`` > 1 packs several small runs onto each GPU."""
+
     device: Literal["auto", "cpu", "cuda"] = "auto"
     gpus: tuple[int, ...] = ()  # indices among the visible CUDA devices (0 = first visible); empty = all
-    cpu_workers: int = 2  # concurrent runs on CPU
+    cpu_workers: int = 2  # worker processes at once on CPU (a run on N ranks takes N of them)
     threads_per_worker: int = 1
+    # Packing is opt-in: on one H200, four small-model processes sharing the GPU gave only 1.12x the
+    # aggregate throughput of one (and each packed run's own tokens/s and MFU understate the hardware).
+    runs_per_gpu: int = 1
 
     def __post_init__(self) -> None:
         _positive("cpu_workers", self.cpu_workers)
         _positive("threads_per_worker", self.threads_per_worker)
+        _positive("runs_per_gpu", self.runs_per_gpu)
         if self.threads_per_worker > MAX_THREADS_PER_WORKER or self.cpu_workers > MAX_THREADS_PER_WORKER:
             raise ConfigError(f"cpu_workers and threads_per_worker must be at most {MAX_THREADS_PER_WORKER}, got "
                               f"{self.cpu_workers} and {self.threads_per_worker}")
         if any(g < 0 for g in self.gpus):
             raise ConfigError(f"gpus must be device indices >= 0, got {list(self.gpus)!r}")
+        if len(set(self.gpus)) < len(self.gpus):
+            raise ConfigError(f"gpus lists a device twice: {list(self.gpus)!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocalExecutorSpec:
+    """``[executor.local]``: each run a worker process on this machine, one per device slot."""
+
+    python: str = ""  # the workers' interpreter; empty = the one running the sweep
+
+
+@dataclass(frozen=True, kw_only=True)
+class RayExecutorSpec:
+    """``[executor.ray]``: each run a Ray task asking for its GPUs (``parallel.ranks / devices.runs_per_gpu``)
+    and CPUs; the task starts the same worker process a local run uses (``pip install 'scalebench[ray]'``)."""
+
+    address: str = ""  # "auto", "HOST:6379" or "ray://HOST:10001"; "" = $RAY_ADDRESS, else start Ray here
+    num_cpus: int | None = None  # the started instance's CPUs (None: all of this machine's)
+    num_gpus: int | None = None  # the started instance's GPUs (None: what Ray detects)
+    cpus_per_run: float | None = None  # a task's CPU request; None = devices.threads_per_worker x parallel.ranks
+
+    def __post_init__(self) -> None:
+        _positive("num_cpus", self.num_cpus)
+        if self.num_gpus is not None and self.num_gpus < 0:
+            raise ConfigError(f"num_gpus must be >= 0, got {self.num_gpus!r}")
+        _positive("cpus_per_run", self.cpus_per_run)
+        if self.address and (self.num_cpus is not None or self.num_gpus is not None):
+            raise ConfigError("num_cpus and num_gpus size a Ray instance started here; with address set "
+                              "the cluster's own resources are used: remove them")
+
+
+# sbatch options scalebench (or submitit) writes itself: sbatch_extra must not repeat them
+_SBATCH_OWNED = {"job-name": "", "partition": "partition", "account": "account", "time": "time_min",
+                 "nodes": "", "ntasks-per-node": "", "cpus-per-task": "cpus_per_job", "gpus-per-node": "gpus_per_job",
+                 "mem": "mem_gb", "array": "array_parallelism", "output": "", "error": "", "signal": ""}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SlurmExecutorSpec:
+    """``[executor.slurm]``: the runs as Slurm job arrays through submitit (``pip install 'scalebench[slurm]'``).
+    Every key is per job (one run per job) except ``array_parallelism``."""
+
+    cluster: Literal["auto", "local", "slurm"] = "auto"  # auto: Slurm where srun is found; local: here
+    partition: str = ""  # empty = the cluster's default partition
+    account: str = ""  # empty = the user's default account
+    time_min: int = 60  # the job's time limit
+    gpus_per_job: int | None = None  # None = parallel.ranks for CUDA runs (none for CPU runs)
+    cpus_per_job: int = 4
+    mem_gb: float = 32.0
+    array_parallelism: int = 8  # jobs of an array running at once (sbatch --array=0-K%P)
+    setup: tuple[str, ...] = ()  # shell lines run before the job, e.g. "module load cuda/12.4"
+    sbatch_extra: dict[str, Any] = field(default_factory=dict)  # more #SBATCH options, e.g. {qos = "high"}
+    python: str = ""  # the interpreter on the nodes; empty = the one running the sweep
+
+    def __post_init__(self) -> None:
+        for name in ("time_min", "cpus_per_job", "mem_gb", "array_parallelism"):
+            _positive(name, getattr(self, name))
+        if self.gpus_per_job is not None and self.gpus_per_job < 0:
+            raise ConfigError(f"gpus_per_job must be >= 0, got {self.gpus_per_job!r}")
+        for key, value in self.sbatch_extra.items():
+            flag = key.replace("_", "-")
+            if flag in _SBATCH_OWNED:
+                fix = (f"set executor.slurm.{_SBATCH_OWNED[flag]} instead" if _SBATCH_OWNED[flag]
+                       else "scalebench writes it for every job")
+                raise ConfigError(f"sbatch_extra.{key}: --{flag} is not an extra option; {fix}")
+            if isinstance(value, (dict, list, tuple)) or value is False:
+                raise ConfigError(f"sbatch_extra.{key}: got {value!r}, expected a string, a number or true")
 
 
 @dataclass(frozen=True, kw_only=True)
 class ExecutorSpec:
-    """How runs are launched: worker processes here, or Slurm jobs through submitit (``scalebench[slurm]``).
+    """How runs are launched: ``kind`` picks the executor (``scalebench run --backend`` overrides it); each
+    kind has its own table (``[executor.local]``, ``[executor.ray]``, ``[executor.slurm]``), read only when
+    that kind runs. The keys here hold for every kind."""
 
-    The ``slurm_*`` keys are per job (one run each) and only used with ``kind = "slurm"``.
-    """
-
-    kind: Literal["local", "slurm"] = "local"  # a Ray executor is planned, not built yet
+    kind: Literal["local", "ray", "slurm"] = "local"
     max_attempts: int = 2  # a run that crashes (not diverges) is retried this many times in all
-    timeout_s: float = 0.0  # per run; 0 = none (slurm: counted from submission, queue time included)
-    max_parallel: int = 8  # slurm: jobs in flight at once (on this machine also capped by its device slots)
-    slurm_cluster: Literal["auto", "local", "slurm"] = "auto"  # auto: Slurm where srun is found; local: here
-    slurm_partition: str = ""  # empty = the cluster's default partition
-    slurm_time_min: int = 60  # the job's time limit
-    slurm_gpus_per_job: int = 1  # asked only for CUDA runs
-    slurm_cpus_per_job: int = 4
-    slurm_mem_gb: float = 32.0
+    timeout_s: float = 0.0  # per run; 0 = none (ray, slurm: counted from submission, queue time included)
+    local: LocalExecutorSpec = field(default_factory=LocalExecutorSpec)
+    ray: RayExecutorSpec = field(default_factory=RayExecutorSpec)
+    slurm: SlurmExecutorSpec = field(default_factory=SlurmExecutorSpec)
+
+    # keys of the first (flat) executor table: the strict loader names their new spelling
+    renamed_keys: ClassVar[dict[str, str]] = {
+        "slurm_cluster": "slurm.cluster", "slurm_partition": "slurm.partition", "slurm_time_min": "slurm.time_min",
+        "slurm_gpus_per_job": "slurm.gpus_per_job", "slurm_cpus_per_job": "slurm.cpus_per_job",
+        "slurm_mem_gb": "slurm.mem_gb", "max_parallel": "slurm.array_parallelism",
+    }
 
     def __post_init__(self) -> None:
-        for name in ("max_attempts", "max_parallel", "slurm_time_min", "slurm_cpus_per_job", "slurm_mem_gb"):
-            _positive(name, getattr(self, name))
+        _positive("max_attempts", self.max_attempts)
         if self.timeout_s < 0:
             raise ConfigError(f"timeout_s must be >= 0, got {self.timeout_s!r}")
-        if self.slurm_gpus_per_job < 0:
-            raise ConfigError(f"slurm_gpus_per_job must be >= 0, got {self.slurm_gpus_per_job!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -296,6 +369,10 @@ class SweepSpec:
         from scalebench.families import get_family
 
         get_family(self.family)
+        if self.devices.runs_per_gpu > 1 and self.parallel.ranks > 1:
+            raise ConfigError(f"devices.runs_per_gpu = {self.devices.runs_per_gpu} packs small runs onto one GPU, "
+                              f"but parallel.ranks = {self.parallel.ranks} gives each run whole GPUs; set one of "
+                              "them to 1")
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
