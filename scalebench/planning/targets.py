@@ -66,16 +66,23 @@ def cost_compute_targets(
 
 def modelled_memory_bytes(results: pd.DataFrame) -> pd.Series:
     """The estimator's allocated bytes per run (weights + gradients + optimizer + activations, one device),
-    NaN where the run's shape is not recorded."""
+    NaN where the estimator has no memory model of the run's family (it models transformers: GPT runs) or the
+    run's shape is not recorded. The vocabulary is the run's own (the estimator's default where a table lacks
+    it); the card only bounds what fits, not the bytes."""
     from scalebench.planning.estimate import estimate
 
     need = ["n_layer", "d_model", "n_head", "seq_len", "micro_batch"]
-    rows = results.dropna(subset=need)
+    if "vocab_size" in results.columns:  # stored with every GPT shape; a table without it gets the estimator's
+        need.append("vocab_size")
+    if any(c not in results.columns for c in need):
+        return pd.Series(np.nan, index=results.index)
+    family = results["family"] if "family" in results.columns else pd.Series("gpt", index=results.index)
+    rows = results[family.fillna("gpt").str.lower() == "gpt"].dropna(subset=need)
     if rows.empty:
         return pd.Series(np.nan, index=results.index)
     prec = rows["precision"].where(rows["precision"].isin(["fp32", "tf32", "bf16", "fp16", "fp8"]), "bf16")
     est = estimate(pd.DataFrame({
-        "family": "gpt", **{k: rows[k].astype(int).to_numpy() for k in need}, "vocab_size": 256,
+        "family": "gpt", **{k: rows[k].astype(int).to_numpy() for k in need},
         "precision": prec.to_numpy(), "gpu": "H100-SXM", "num_gpus": 1, "zero": 0, "checkpointing": "none",
         "tokens": rows["tokens"].to_numpy(float),
     }, index=rows.index))
