@@ -189,6 +189,11 @@ def handle(args: argparse.Namespace) -> int:
     if sweep and not args.no_save:
         from scalebench.laws.result import save_fit
 
-        saved = save_fit(result, path)
-        print(f"fit saved to {saved} (scalebench report uses it)", file=sys.stderr)
+        try:
+            saved = save_fit(result, path)
+        except OSError as exc:  # e.g. a sweep archived on a read-only mount: the fit itself stands
+            print(f"note: fit not saved in {path} ({exc.strerror or exc}); scalebench report will refit "
+                  "(use --no-save to skip saving)", file=sys.stderr)
+        else:
+            print(f"fit saved to {saved} (scalebench report uses it)", file=sys.stderr)
     return 0 if result.success else 1
