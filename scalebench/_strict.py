@@ -102,6 +102,13 @@ def build(cls: type[T], table: dict[str, Any], file: str, keypath: str = "") -> 
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(table) - set(fields))
+    renamed = getattr(cls, "renamed_keys", {})
+    for old in unknown:
+        if old in renamed:
+            prefix = f"{keypath}." if keypath else ""
+            new = prefix + renamed[old]
+            raise ConfigError(f"{file}: {prefix}{old} is now {new} (the [{new.rsplit('.', 1)[0]}] table, "
+                              f"key {new.rsplit('.', 1)[1]!r})")
     if unknown:
         bad = f"{keypath}.{unknown[0]}" if keypath else unknown[0]
         raise ConfigError(f"{file}: unknown key {bad!r}; accepted keys here: {', '.join(sorted(fields))}")

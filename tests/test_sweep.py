@@ -66,7 +66,7 @@ def test_a_crashing_run_does_not_take_the_sweep_down(write_sweep, tmp_path, monk
     # failed with its log, retried up to executor.max_attempts, and the other runs go on.
     spec = write_sweep(tokens="[8192]", extra="[executor]\nmax_attempts = 2\n")
     fake = tmp_path / "python"
-    fake.write_text(f"#!/bin/sh\ncase \"$3\" in *debug*) echo 'Segmentation fault' >&2; kill -9 $$;; esac\n"
+    fake.write_text(f"#!/bin/sh\ncase \"$*\" in *debug*) echo 'Segmentation fault' >&2; kill -9 $$;; esac\n"
                     f"exec {sys.executable} \"$@\"\n")
     fake.chmod(0o755)
     outcome = run_sweep(spec, tmp_path / "sweep", python=str(fake))

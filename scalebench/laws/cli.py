@@ -187,13 +187,14 @@ def handle(args: argparse.Namespace) -> int:
     else:
         _print(result, args.json)
     if sweep and not args.no_save:
+        from scalebench.errors import ConfigError
         from scalebench.laws.result import save_fit
 
         try:
             saved = save_fit(result, path)
-        except OSError as exc:  # e.g. a sweep archived on a read-only mount: the fit itself stands
-            print(f"note: fit not saved in {path} ({exc.strerror or exc}); scalebench report will refit "
-                  "(use --no-save to skip saving)", file=sys.stderr)
+        except (OSError, ConfigError) as exc:  # a read-only sweep folder (an archive): the fit itself stands
+            print(f"note: fit not saved in {path} ({exc}); scalebench report will refit (pass --no-save to skip "
+                  "saving)", file=sys.stderr)
         else:
             print(f"fit saved to {saved} (scalebench report uses it)", file=sys.stderr)
     return 0 if result.success else 1

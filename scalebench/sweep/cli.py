@@ -14,6 +14,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="sweep directory (default: reports/<sweep name>/)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (the per-run lines stay)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no per-run lines")
+    p.add_argument("--backend", choices=("local", "ray", "slurm"),
+                   help="how runs are started (overrides executor.kind): worker processes here, Ray tasks, "
+                        "or Slurm job arrays")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print what would be started (for slurm: the sbatch script of the job array) and "
+                        "start, submit and write nothing")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", help="check a sweep spec and print its planned runs without training")
@@ -109,11 +115,16 @@ class RunReporter:
 
 
 def cmd_run(args) -> int:
+    if args.dry_run:
+        from scalebench.sweep.runner import describe_sweep
+
+        sys.stdout.write(describe_sweep(args.sweep, args.out, backend=args.backend))
+        return 0
     from scalebench.sweep.runner import run_sweep
 
     reporter = RunReporter(bar=not args.no_progress, quiet=args.quiet)
     try:
-        outcome = run_sweep(args.sweep, args.out, progress=reporter)
+        outcome = run_sweep(args.sweep, args.out, progress=reporter, backend=args.backend)
     finally:
         reporter.close()
     for note in outcome.notes:
@@ -136,10 +147,17 @@ def cmd_validate(args) -> int:
         plan = plan_runs(spec, source=args.sweep)
     table = plan.table()
     c = plan.corpus
-    print(f"sweep {spec.name!r}: family {spec.family}, {len(plan.runs)} runs, "
+    print(f"sweep {spec.name!r}: family {', '.join(spec.families)}, {len(plan.runs)} runs, "
           f"{plan.total_flops:.3g} FLOPs in all, device {plan.runs[0].device}")
-    print(f"corpus: {c['source']} — {c['train_tokens']:,} train / {c['val_tokens']:,} held-out tokens, "
-          f"vocab {c['vocab_size']}, fingerprint {c['fingerprint']}")
+    if "vocab_size" in c:
+        print(f"corpus: {c['source']} — {c['train_tokens']:,} train / {c['val_tokens']:,} held-out tokens, "
+              f"vocab {c['vocab_size']}, fingerprint {c['fingerprint']}")
+    else:  # a task's own description (images, teacher)
+        from scalebench.data.tasks import get_task
+        from scalebench.families import get_family
+
+        info = get_task(get_family(spec.families[0]).task).info_from_dict(c)
+        print(f"data: {getattr(info, 'description', c.get('source'))}, fingerprint {c['fingerprint']}")
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.to_string(index=False, formatters={"flops": "{:.3g}".format, "epochs": "{:.3f}".format}))
     for note in plan.notes:

@@ -60,36 +60,55 @@ class OutboxSink:
         return True
 
 
-def drain(store, run_id: str, run_dir: str | Path) -> None:
-    """Apply the outbox lines of ``run_id`` not applied yet (complete lines only), then save the offset."""
+def _apply(store, run_id: str, msg: dict) -> None:
+    op = msg.pop("op")
+    if op == "steps":
+        store.add_steps(run_id, msg["rows"])
+    elif op == "event":
+        store.add_event(run_id, msg["kind"], msg["message"])
+    elif op == "telemetry":
+        store.add_telemetry(run_id, msg["samples"])
+    elif op == "truncate":
+        store.truncate_steps(run_id, msg["after_step"])
+    elif op == "pid":
+        store.set_pid(run_id, msg["pid"])
+    elif op == "status":
+        store.set_status(run_id, msg["status"], error=msg["error"], record=msg["record"], expect=msg["expect"])
+
+
+def _save_offset(offset_path: Path, offset: int) -> None:
+    tmp = offset_path.with_suffix(".tmp")
+    tmp.write_text(str(offset))
+    os.replace(tmp, offset_path)
+
+
+def drain(store, run_id: str, run_dir: str | Path) -> int:
+    """Apply the outbox lines of ``run_id`` not applied yet (complete lines only); return how many.
+
+    The applied offset is saved after every line, so a sweep killed while draining re-applies at most
+    the one line it was applying. Steps, status, pid and truncation are idempotent; only an event or a
+    telemetry batch could then appear twice (the offset cannot share the store's transaction).
+    """
     path = Path(run_dir) / OUTBOX
     if not path.is_file():
-        return
+        return 0
     offset_path = Path(run_dir) / _OFFSET
-    offset = int(offset_path.read_text() or 0) if offset_path.is_file() else 0
+    try:
+        offset = int(offset_path.read_text() or 0) if offset_path.is_file() else 0
+    except ValueError:  # torn by a crash mid-write (os.replace makes that unlikely): re-apply from the start
+        offset = 0
     with open(path, "rb") as f:
         f.seek(offset)
         data = f.read()
     end = data.rfind(b"\n") + 1  # a line still being written is left for the next drain
-    for raw in data[:end].splitlines():
-        msg = json.loads(raw)
-        op = msg.pop("op")
-        if op == "steps":
-            store.add_steps(run_id, msg["rows"])
-        elif op == "event":
-            store.add_event(run_id, msg["kind"], msg["message"])
-        elif op == "telemetry":
-            store.add_telemetry(run_id, msg["samples"])
-        elif op == "truncate":
-            store.truncate_steps(run_id, msg["after_step"])
-        elif op == "pid":
-            store.set_pid(run_id, msg["pid"])
-        elif op == "status":
-            store.set_status(run_id, msg["status"], error=msg["error"], record=msg["record"], expect=msg["expect"])
-    if end:
-        tmp = offset_path.with_suffix(".tmp")
-        tmp.write_text(str(offset + end))
-        os.replace(tmp, offset_path)
+    n = 0
+    for raw in data[:end].splitlines(keepends=True):
+        if raw.strip():
+            _apply(store, run_id, json.loads(raw))
+            n += 1
+        offset += len(raw)
+        _save_offset(offset_path, offset)
+    return n
 
 
 def retire(run_dir: str | Path) -> None:

@@ -8,13 +8,14 @@ Resume rules (running the same spec into an existing directory):
 One sweep process at a time may write a directory (an advisory lock), while its workers write
 concurrently through the store's short transactions.
 
-How a run is started (a local worker process or a submitit job) is the executor's business
-(``sweep/executors.py``); this loop, its retries, timeouts and resume rules are the same for both.
+How a run is started (a local worker process, a Ray task, a Slurm array job) is the executor's business
+(``sweep/executors/``); this loop, its retries, timeouts and resume rules are the same for all.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -29,7 +30,7 @@ from scalebench._util import file_error, make_folder, open_nofollow, write_text_
 from scalebench.config import SweepSpec, load_sweep
 from scalebench.errors import ConfigError, StoreError
 from scalebench.store import ResultStore, store_path
-from scalebench.sweep.executors import Executor, JobHandle, make_executor
+from scalebench.sweep.executors import Executor, JobHandle, Launch, Slot, make_executor
 from scalebench.sweep.outbox import drain, retire
 from scalebench.sweep.planner import SweepPlan, plan_runs, prepare_sweep_corpus
 
@@ -81,14 +82,29 @@ def _check_folder(sweep_dir: Path, spec: SweepSpec, source: str) -> None:
     """Before anything starts: the folder can take this sweep (a writable folder, not another sweep's)."""
     if sweep_dir.exists() and not sweep_dir.is_dir():
         raise ConfigError(f"--out {sweep_dir}: this is a file, not a folder; give a folder (made if missing)")
-    try:
-        make_folder(sweep_dir)
-    except OSError as exc:
-        raise file_error(exc, sweep_dir, "--out (the sweep folder)") from None
+    _check_writable(sweep_dir)  # made later, under the lock: a sweep refused before it starts leaves no folder
     path = store_path(sweep_dir)
     if path.is_file() and path.stat().st_size > 0:  # 0 bytes: being created by a sweep that holds the lock,
         with ResultStore(sweep_dir, readonly=True) as store:  # or truly empty: both are reported under the lock
             _check_same_sweep(store.meta(), spec, sweep_dir, source)
+
+
+def _check_writable(sweep_dir: Path) -> None:
+    """The folder, or the nearest existing folder above it, can be written (else: why not, exit 2)."""
+    import errno
+
+    here = sweep_dir
+    while not here.exists() and here != here.parent:
+        here = here.parent
+    code = None
+    if not here.is_dir():
+        code = errno.ENOTDIR
+    elif os.statvfs(here).f_flag & os.ST_RDONLY:
+        code = errno.EROFS
+    elif not os.access(here, os.W_OK | os.X_OK):
+        code = errno.EACCES
+    if code is not None:
+        raise file_error(OSError(code, os.strerror(code), str(here)), sweep_dir, "--out (the sweep folder)")
 
 
 def _check_same_sweep(meta: dict, spec: SweepSpec, sweep_dir: Path, source: str) -> None:
@@ -104,6 +120,7 @@ def _check_same_sweep(meta: dict, spec: SweepSpec, sweep_dir: Path, source: str)
 @contextlib.contextmanager
 def _sweep_lock(sweep_dir: Path):
     try:  # no-follow: a symlink planted as .lock must not make the sweep truncate or create a file elsewhere
+        make_folder(sweep_dir)
         fd = open_nofollow(sweep_dir / ".lock")
     except OSError as exc:
         raise file_error(exc, sweep_dir / ".lock", "sweep lock") from None
@@ -149,7 +166,7 @@ def _check_unchanged(store: ResultStore, plan: SweepPlan, source: str) -> None:
                 "sweep a new name")
 
 
-def _reconcile(store: ResultStore, plan: SweepPlan) -> list[str]:
+def _reconcile(store: ResultStore, plan: SweepPlan, executor: Executor) -> list[str]:
     """Reset runs a previous sweep left unfinished; return the run ids to start, in plan order."""
     for run in plan.runs:  # reports a killed sweep had not applied yet (remote workers' outboxes)
         drain(store, run.run_id, run.run_dir)
@@ -160,6 +177,7 @@ def _reconcile(store: ResultStore, plan: SweepPlan) -> list[str]:
         if row["status"] in ("done", "diverged"):
             continue
         if row["status"] == "running":
+            executor.abandon(Path(run.run_dir))  # e.g. cancel a Slurm job the dead sweep left behind
             store.add_event(run.run_id, "interrupted", "found running from an earlier sweep process; restarting")
         if row["spec_hash"] != run.spec_hash():
             store.update_spec(run.run_id, run.spec_hash(), run.to_dict())
@@ -172,35 +190,65 @@ def _reconcile(store: ResultStore, plan: SweepPlan) -> list[str]:
 class _Active:
     run_id: str
     job: JobHandle
-    slot: str
+    slot: Slot
     started: float
     run_dir: str
 
 
-def run_sweep(spec: SweepSpec | str | Path, out_dir: str | Path | None = None, *,
-              progress: Callable[[Progress], None] | None = None,
-              python: str | None = None) -> SweepOutcome:
-    """Run (or resume) a sweep; each run in its own worker process. Returns the final status counts."""
-    from scalebench.hardware.devices import environment
-
+def _load(spec: SweepSpec | str | Path, backend: str | None) -> tuple[SweepSpec, str]:
     source = str(spec) if isinstance(spec, (str, Path)) else "<spec>"
     if isinstance(spec, (str, Path)):
         spec = load_sweep(spec)
+    if backend is not None and backend != spec.executor.kind:  # --backend: recorded as the kind that ran
+        from scalebench.sweep.executors import list_executors
+
+        if backend not in list_executors():
+            raise ConfigError(f"--backend {backend!r}: one of {', '.join(list_executors())}")
+        spec = dataclasses.replace(spec, executor=dataclasses.replace(spec.executor, kind=backend))
+    return spec, source
+
+
+def describe_sweep(spec: SweepSpec | str | Path, out_dir: str | Path | None = None, *,
+                   backend: str | None = None, python: str | None = None) -> str:
+    """What ``run_sweep`` would start, as text (for ``--dry-run``): the Slurm array's sbatch script, the Ray
+    tasks' requests, or the local worker commands. Starts, submits and writes nothing (but the corpus cache)."""
+    spec, source = _load(spec, backend)
+    sweep_dir = Path(out_dir) if out_dir else default_sweep_dir(spec)
+    executor = make_executor(spec.executor, sweep_dir, python)
+    corpus = prepare_sweep_corpus(spec, source)
+    plan = plan_runs(spec, corpus=corpus, sweep_dir=sweep_dir, source=source)
+    return executor.describe(plan.runs, spec, sweep_dir)
+
+
+def run_sweep(spec: SweepSpec | str | Path, out_dir: str | Path | None = None, *,
+              progress: Callable[[Progress], None] | None = None,
+              python: str | None = None, backend: str | None = None) -> SweepOutcome:
+    """Run (or resume) a sweep; each run in its own worker process. Returns the final status counts.
+
+    ``backend`` ("local", "ray", "slurm") overrides ``executor.kind`` of the spec.
+    """
+    from scalebench.hardware.devices import environment
+
+    spec, source = _load(spec, backend)
     sweep_dir = Path(out_dir) if out_dir else default_sweep_dir(spec)
     t0 = time.monotonic()
+    executor = make_executor(spec.executor, sweep_dir, python)  # first: a missing ray or submitit fails fast
     _check_folder(sweep_dir, spec, source)
-    executor = make_executor(spec.executor, sweep_dir, python)  # first: a missing submitit fails fast
     corpus = prepare_sweep_corpus(spec, source)
     plan = plan_runs(spec, corpus=corpus, sweep_dir=sweep_dir, source=source)
     with _sweep_lock(sweep_dir), _sigterm_as_interrupt(), ResultStore(sweep_dir, create=True, check=True) as store:
         _check_same_sweep(store.meta(), spec, sweep_dir, source)  # again, under the lock
         _check_unchanged(store, plan, source)
+        floor = getattr(corpus, "irreducible_loss", None)  # a task that knows its Bayes loss (teacher)
         store.set_meta(spec=spec.to_dict(), env=environment(), corpus=corpus.as_dict(), plan_notes=list(plan.notes),
-                       sweep_name=spec.name)
+                       sweep_name=spec.name, **({"irreducible_loss": floor} if floor is not None else {}))
         store.add_runs((r.run_id, r.spec_hash(), r.to_dict()) for r in plan.runs)
-        todo = _reconcile(store, plan)
+        todo = _reconcile(store, plan, executor)
         by_id = {r.run_id: r for r in plan.runs}
-        _execute(store, plan, todo, corpus.as_dict(), sweep_dir, progress, executor)
+        try:
+            _execute(store, plan, todo, corpus.as_dict(), sweep_dir, progress, executor)
+        finally:
+            executor.close()
         counts: dict[str, int] = {}
         for row in store.runs():
             if row["run_id"] in by_id:
@@ -209,22 +257,34 @@ def run_sweep(spec: SweepSpec | str | Path, out_dir: str | Path | None = None, *
                         notes=plan.notes + executor.notes())
 
 
-def _launch(executor: Executor, run, slot: str, corpus: dict, sweep_dir: Path, store: ResultStore) -> _Active:
-    run_dir = Path(run.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    job = run_dir / "job.json"
-    retire(run_dir)  # the last attempt's outbox was applied when it was reaped
-    write_text_atomic(job, json.dumps({"run": run.to_dict(), "corpus": corpus, "sweep_dir": str(sweep_dir),
-                                       "outbox": executor.remote}), what="job file")
-    store.set_status(run.run_id, "running", host=socket.gethostname())  # before the worker can finish
+def _launch(executor: Executor, picks: list[tuple], corpus: dict, sweep_dir: Path,
+            store: ResultStore) -> list[_Active]:
+    """Start the (run, slot) pairs together (one Slurm job array), each from a fresh job file."""
+    launches = []
+    for run, slot in picks:
+        run_dir = Path(run.run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        job = run_dir / "job.json"
+        retire(run_dir)  # the last attempt's outbox was applied when it was reaped
+        # gpus: the slot's devices (physical ids), for the telemetry sampler; a Ray task or Slurm job
+        # rewrites them with what it was given
+        write_text_atomic(job, json.dumps({"run": run.to_dict(), "corpus": corpus, "sweep_dir": str(sweep_dir),
+                                           "outbox": executor.remote, "gpus": slot.gpu_indices()}), what="job file")
+        store.set_status(run.run_id, "running", host=socket.gethostname())  # before the worker can finish
+        launches.append(Launch(run=run, slot=slot, job_path=job))
     try:
-        handle = executor.start(run, slot, job)
+        handles = executor.start(launches)
     except BaseException:  # sbatch refused it, or Ctrl-C mid-submit: not running, so not left "running"
-        store.set_status(run.run_id, "pending", expect="running")
+        for item in launches:
+            store.set_status(item.run.run_id, "pending", expect="running")
         raise
-    if handle.pid is not None:
-        store.set_pid(run.run_id, handle.pid)
-    return _Active(run_id=run.run_id, job=handle, slot=slot, started=time.monotonic(), run_dir=run.run_dir)
+    active = []
+    for item, handle in zip(launches, handles, strict=True):
+        if handle.pid is not None:
+            store.set_pid(item.run.run_id, handle.pid)
+        active.append(_Active(run_id=item.run.run_id, job=handle, slot=item.slot, started=time.monotonic(),
+                              run_dir=item.run.run_dir))
+    return active
 
 
 def _execute(store: ResultStore, plan: SweepPlan, queue: list, corpus: dict, sweep_dir: Path,
@@ -238,9 +298,12 @@ def _execute(store: ResultStore, plan: SweepPlan, queue: list, corpus: dict, swe
     mine = frozenset(queue)
     try:
         while queue or active:
+            picks = []
             while queue and free:
-                run = by_id[queue.pop(0)]
-                active[run.run_id] = _launch(executor, run, free.pop(0), corpus, sweep_dir, store)
+                picks.append((by_id[queue.pop(0)], free.pop(0)))
+            if picks:
+                for a in _launch(executor, picks, corpus, sweep_dir, store):
+                    active[a.run_id] = a
             time.sleep(_POLL_S)
             for run_id, a in list(active.items()):
                 code = a.job.poll()

@@ -15,17 +15,44 @@ import traceback
 from pathlib import Path
 
 EXIT_INTERRUPTED = 130
+EXIT_ORPHANED = 3
 
 
 def _die_with_parent() -> None:
-    """Linux: get SIGKILL when the sweep process dies, so no orphan keeps writing after a kill -9."""
+    """Linux: get SIGKILL when the parent dies, so no orphan keeps writing after a kill -9 of the sweep."""
     try:
         import ctypes
 
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+
+
+def _ppid_of(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def parent_gone(environ=None) -> bool:
+    """True when whoever started this worker has already died (checked after arming the death signal).
+
+    The executor names itself in SCALEBENCH_PARENT_PID. A rank that torchrun started has torchrun as its
+    parent, and torchrun the executor: there the grandparent is checked.
+    """
+    env = os.environ if environ is None else environ
+    expected = env.get("SCALEBENCH_PARENT_PID")
+    if not expected or not expected.isdigit():
+        return False  # started by hand
+    parent = os.getppid()
+    if parent == int(expected):
+        return False
+    if "TORCHELASTIC_RUN_ID" in env or "LOCAL_RANK" in env:
+        grandparent = _ppid_of(parent)
+        return grandparent is not None and grandparent != int(expected)
+    return True
 
 
 def _raise_interrupt(signum, frame):  # noqa: ARG001
@@ -80,6 +107,8 @@ def run_job(job: dict) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     _die_with_parent()
+    if parent_gone():  # the sweep died before the signal was armed: train nothing, write nothing
+        return EXIT_ORPHANED
     signal.signal(signal.SIGTERM, _raise_interrupt)
     signal.signal(signal.SIGINT, _raise_interrupt)
     job = json.loads(Path(argv[0]).read_text())

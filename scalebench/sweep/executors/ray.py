@@ -1,0 +1,214 @@
+"""``kind = "ray"``: each run a Ray task asking for its GPUs and CPUs (``pip install 'scalebench[ray]'``).
+
+The task (``ray_entry``) starts the same worker command a local run uses, as a child process, so thread
+counts, the environment, GPU pinning and kill semantics are those of a local worker: cancelling the task
+stops the worker gracefully (its run is left pending with its checkpoint), a killed Ray worker process
+takes its worker down with it (parent-death signal) and the sweep fails or retries that run. Workers
+report through the run's outbox (the sweep folder must be on a file system every node sees); the sweep
+applies it to the store. Ray's own task retries are off: ``executor.max_attempts`` decides, as for
+every executor.
+
+GPU request: ``parallel.ranks / devices.runs_per_gpu`` (a fraction packs small runs onto one GPU);
+CPU request: ``executor.ray.cpus_per_run``, else ``devices.threads_per_worker x parallel.ranks``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from scalebench.config import ExecutorSpec, RunSpec
+from scalebench.errors import ConfigError
+from scalebench.sweep.executors.base import (
+    JOB_LOST,
+    Launch,
+    Slot,
+    spawn_worker,
+    tail,
+    wait_forwarding_stop,
+    worker_command,
+    worker_env,
+)
+
+EXIT_INTERRUPTED = 130
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("executor.kind = 'ray' needs Ray, which is not installed: pip install 'scalebench[ray]' "
+                          "(or run with --backend local)") from None
+    return ray
+
+
+def task_resources(run: RunSpec, spec: Any) -> dict[str, float]:
+    """The Ray resource request of ``run``'s task."""
+    ranks = spec.parallel.ranks
+    cpus = spec.executor.ray.cpus_per_run or float(run.threads * ranks)
+    gpus = ranks / spec.devices.runs_per_gpu if run.device == "cuda" else 0.0
+    return {"num_cpus": cpus, "num_gpus": gpus}
+
+
+def ray_entry(job_path: str) -> int:
+    """What a Ray task runs: the run's worker as a child process; returns its exit code."""
+    import ray
+
+    from scalebench.sweep.outbox import OutboxSink
+
+    path = Path(job_path)
+    job = json.loads(path.read_text())
+    run = RunSpec.from_dict(job["run"])
+    slot = Slot(label="ray", gpus=tuple(str(g) for g in ray.get_gpu_ids()))  # the GPUs Ray gave this task
+    job["gpus"] = slot.gpu_indices()
+    path.write_text(json.dumps(job))  # the telemetry sampler watches the GPUs this task really got
+    with open(path.parent / "worker.log", "ab") as log:
+        proc = spawn_worker(worker_command(run, path), worker_env(run, slot), stdout=log)
+        with OutboxSink(run.run_dir) as sink:
+            sink.set_pid(run.run_id, proc.pid)
+            sink.add_event(run.run_id, "job", f"Ray task started on {socket.gethostname()}, worker pid {proc.pid}")
+        return wait_forwarding_stop(proc)  # ray.cancel raises KeyboardInterrupt here: the worker stops cleanly
+
+
+class _RayHandle:
+    pid = None  # the task records its worker's pid through the outbox
+
+    def __init__(self, ray: Any, ref: Any, run: RunSpec, log_path: Path) -> None:
+        self._ray, self.ref, self._run, self._log_path = ray, ref, run, log_path
+        self._code: int | None = None
+        self._error = ""
+
+    def poll(self) -> int | None:
+        if self._code is not None:
+            return self._code
+        ready, _ = self._ray.wait([self.ref], timeout=0)
+        if not ready:
+            return None
+        from ray.exceptions import TaskCancelledError
+
+        try:
+            value = self._ray.get(self.ref)
+            self._code = value if isinstance(value, int) else 1
+        except TaskCancelledError:
+            self._code = EXIT_INTERRUPTED
+        except Exception as exc:  # noqa: BLE001 - WorkerCrashedError, node lost, ...: the run's outcome is unknown
+            self._error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            self._error = f"{type(exc).__name__}: {self._error}"
+            self._code = JOB_LOST
+        return self._code
+
+    def terminate(self) -> None:
+        self._ray.cancel(self.ref, force=False)
+
+    def kill(self) -> None:
+        self._ray.cancel(self.ref, force=True)
+
+    def wait(self, timeout: float) -> int | None:
+        self._ray.wait([self.ref], timeout=timeout)
+        return self.poll()
+
+    def describe(self, code: int) -> str:
+        where = f"Ray task of {self._run.run_id} (log {self._log_path})"
+        if code == JOB_LOST:
+            return (f"{where} ended without recording an outcome ({self._error}): its Ray worker process or "
+                    "node died, or it was killed")
+        if code < 0:
+            return f"{where}: its worker was killed by signal {-code}"
+        return f"{where}: its worker exited with code {code}"
+
+    def log_tail(self, lines: int = 8) -> str:
+        return tail(self._log_path, lines)
+
+    def close(self) -> None:
+        pass
+
+
+class RayExecutor:
+    """Each run a Ray task on a cluster reached by ``executor.ray.address``, or on a Ray started here."""
+
+    kind = "ray"
+    remote = True  # tasks may run on other nodes: they report through their outbox, never SQLite
+
+    def __init__(self, spec: ExecutorSpec, sweep_dir: Path, python: str | None = None) -> None:
+        self._ray = _import_ray()  # fail fast, before planning; connect when the sweep starts
+        self.spec = spec.ray
+        self._owned = False
+        self._remote: Any = None
+        self._sweep_spec: Any = None
+        self._notes: tuple[str, ...] = ()
+
+    def _connect(self) -> None:
+        ray = self._ray
+        if ray.is_initialized():  # a notebook (or a test session) already holds a connection: use it
+            return
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "warning",
+                                  "configure_logging": False}
+        if self.spec.address:
+            kwargs["address"] = self.spec.address
+        else:
+            kwargs.update(num_cpus=self.spec.num_cpus, num_gpus=self.spec.num_gpus)
+        try:
+            ray.init(**kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ConfigError(f"executor.ray.address = {self.spec.address!r}: cannot connect to a Ray cluster "
+                              f"({exc}); start one (`ray start --head`) or leave address empty to start Ray "
+                              "here") from None
+        self._owned = True
+
+    def slots(self, runs: Sequence[RunSpec], spec: Any) -> list[Slot]:
+        self._connect()
+        self._sweep_spec = spec
+        self._remote = self._ray.remote(max_retries=0)(ray_entry)
+        cluster = self._ray.cluster_resources()
+        if runs:
+            need = task_resources(runs[0], spec)
+            have = {"num_cpus": cluster.get("CPU", 0.0), "num_gpus": cluster.get("GPU", 0.0)}
+            short = [k for k, v in need.items() if v > have[k]]
+            if short:
+                raise ConfigError(f"executor.kind = 'ray': each run asks for {need['num_cpus']:g} CPUs and "
+                                  f"{need['num_gpus']:g} GPUs, but the Ray cluster has {have['num_cpus']:g} CPUs and "
+                                  f"{have['num_gpus']:g} GPUs in all; lower devices.threads_per_worker, "
+                                  "parallel.ranks or executor.ray.cpus_per_run, or add nodes")
+        if runs and runs[0].device == "cpu" and spec.devices.device == "auto" and cluster.get("GPU", 0) > 0:
+            self._notes = ("executor.kind = 'ray': devices.device = 'auto' found no GPU on this machine, so the "
+                           f"runs trained on CPU although the Ray cluster has {cluster['GPU']:g} GPUs; set "
+                           "devices.device = 'cuda' for GPU tasks",)
+        # every run in flight at once: Ray queues the tasks until their resources are free
+        return [Slot(label=f"ray:{i}") for i in range(max(1, len(runs)))]
+
+    def start(self, launches: Sequence[Launch]) -> list[_RayHandle]:
+        handles = []
+        for item in launches:
+            opts = task_resources(item.run, self._sweep_spec)
+            ref = self._remote.options(name=f"scalebench-{item.run.run_id}", **opts).remote(str(item.job_path))
+            handles.append(_RayHandle(self._ray, ref, item.run, item.job_path.parent / "worker.log"))
+        return handles
+
+    def describe(self, runs: Sequence[RunSpec], spec: Any, sweep_dir: Path) -> str:
+        address = self.spec.address or os.environ.get("RAY_ADDRESS", "")  # ray.init's own order
+        where = (f"the Ray cluster at {address}" if address else
+                 f"a Ray instance started here (num_cpus={self.spec.num_cpus}, num_gpus={self.spec.num_gpus})")
+        lines = [f"# ray: {len(runs)} tasks on {where}; nothing started"]
+        for run in runs:
+            res = task_resources(run, spec)
+            cmd = worker_command(run, Path(run.run_dir) / "job.json", sys.executable)
+            lines.append(f"task {run.run_id}: num_cpus={res['num_cpus']:g} num_gpus={res['num_gpus']:g} runs "
+                         + " ".join(cmd))
+        return "\n".join(lines) + "\n"
+
+    def notes(self) -> tuple[str, ...]:
+        return self._notes
+
+    def abandon(self, run_dir: Path) -> None:
+        pass  # Ray ended a dead driver's tasks, and their workers died with them
+
+    def close(self) -> None:
+        if self._owned and self._ray.is_initialized():
+            self._ray.shutdown()
+        self._owned = False
+
