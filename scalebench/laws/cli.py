@@ -192,7 +192,9 @@ def handle(args: argparse.Namespace) -> int:
 
         try:
             saved = save_fit(result, path)
+        except (OSError, ConfigError) as exc:  # a read-only sweep folder (an archive): the fit itself stands
+            print(f"note: fit not saved in {path} ({exc}); scalebench report will refit (pass --no-save to skip "
+                  "saving)", file=sys.stderr)
+        else:
             print(f"fit saved to {saved} (scalebench report uses it)", file=sys.stderr)
-        except ConfigError as exc:  # a read-only sweep folder (an archive): the fit is printed, not kept there
-            print(f"note: fit not saved ({exc}); pass --no-save to skip saving", file=sys.stderr)
     return 0 if result.success else 1
