@@ -19,6 +19,7 @@ impossible values with the file, the key path and the accepted values.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sys
@@ -102,6 +103,57 @@ class BudgetSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ImagesDataSpec:
+    """``[data.images]``: the image task (cnn). ``data.source = "default"`` is the procedural set
+    (``scalebench/data/images.py``); a folder of class folders is an ImageFolder; a folder holding
+    CIFAR-10's ``data_batch_*.bin`` is read in that binary layout."""
+
+    image_size: int | None = None  # None: 16 for the procedural set, 32 for CIFAR-10 and ImageFolder
+    channels: Literal[1, 3] = 3
+    num_classes: int = 10  # procedural set
+    train_samples: int = 50000  # procedural set
+    val_samples: int = 5000  # procedural set (ImageFolder without a val/ folder: eval.held_out_share)
+    seed: int = 0  # procedural set: the same seed gives the same images on every machine
+
+    def __post_init__(self) -> None:
+        for name in ("image_size", "train_samples", "val_samples"):
+            _positive(name, getattr(self, name))
+        if self.image_size is not None and self.image_size < 4:
+            raise ConfigError(f"image_size must be at least 4 pixels, got {self.image_size}")
+        if not 2 <= self.num_classes <= 1000:
+            raise ConfigError(f"num_classes must be within [2, 1000], got {self.num_classes!r}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TeacherDataSpec:
+    """``[data.teacher]``: the teacher–student task (mlp). Inputs x ~ N(0, I); labels drawn from a fixed
+    random teacher network's softmax at ``temperature``, mixed with uniform ``label_noise``, so the Bayes
+    loss is known exactly (``scalebench/data/teacher.py``)."""
+
+    input_dim: int = 8
+    num_classes: int = 10
+    hidden: int = 32  # the teacher's width
+    layers: int = 1  # the teacher's hidden layers
+    temperature: float = 0.25  # of the teacher's standardised logits: lower = less label noise
+    label_noise: float = 0.0  # share of labels drawn uniformly instead
+    train_samples: int = 50000
+    val_samples: int = 20000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("input_dim", "hidden", "layers", "temperature", "train_samples", "val_samples"):
+            _positive(name, getattr(self, name))
+        if not 2 <= self.num_classes <= 1000:
+            raise ConfigError(f"num_classes must be within [2, 1000], got {self.num_classes!r}")
+        if not 0 <= self.label_noise < 1:
+            raise ConfigError(f"label_noise must be within [0, 1), got {self.label_noise!r}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class DataSpec:
     """The corpus. ``source = "default"`` is the embedded corpus: installed Python sources."""
 
@@ -111,6 +163,8 @@ class DataSpec:
     val_source: str | None = None  # .bin corpora: a separate held-out file (else the tail is held out)
     dtype: Literal["uint8", "uint16", "uint32"] = "uint16"  # .bin corpora
     vocab_size: int | None = None  # .bin corpora: required
+    images: ImagesDataSpec = field(default_factory=ImagesDataSpec)  # the image task (cnn)
+    teacher: TeacherDataSpec = field(default_factory=TeacherDataSpec)  # the teacher-student task (mlp)
 
     def __post_init__(self) -> None:
         if not self.source:
@@ -168,11 +222,11 @@ class TrainSpec:
                 f"batch_tokens ({self.batch_tokens}) must be a multiple of seq_len ({self.seq_len})"
             )
         seqs = self.batch_tokens // self.seq_len
-        if self.micro_batch is not None and seqs % self.micro_batch:
-            raise ConfigError(
-                f"micro_batch ({self.micro_batch}) must divide the batch of {seqs} sequences "
-                f"(batch_tokens / seq_len)"
-            )
+        # a sample family's batch is batch_samples; a token family's is batch_tokens / seq_len sequences
+        rows, what = ((self.batch_samples, "samples (batch_samples)") if self.batch_samples is not None
+                      else (seqs, "sequences (batch_tokens / seq_len)"))
+        if self.micro_batch is not None and rows % self.micro_batch:
+            raise ConfigError(f"micro_batch ({self.micro_batch}) must divide the batch of {rows} {what}")
 
     @property
     def batch_seqs(self) -> int:
@@ -345,6 +399,85 @@ class ProfilingSpec:
         _positive("profiler_active", self.profiler_active)
 
 
+OPTIMIZERS = ("adamw", "adam", "sgd", "gd")
+PRECISIONS = ("fp32", "bf16", "fp16", "fp8")
+# [train] keys a [grid.per_optimizer.NAME] table may set for the runs of that optimizer
+PER_OPTIMIZER_KEYS = ("lr", "momentum", "weight_decay", "betas", "warmup_share", "schedule", "min_lr_ratio",
+                      "grad_clip")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GridSpec:
+    """``[grid]``: axes crossed with the size ladder and the budgets; each run carries its point in ``axes``.
+
+    ``family`` replaces the top-level ``family`` (families must share a data task); ``momentum`` applies to
+    the ``sgd`` and ``gd`` runs only (Adam runs are not repeated over it); ``batch`` is the global batch in
+    the family's unit (tokens for gpt/lstm: ``train.batch_tokens``; samples for cnn/mlp:
+    ``train.batch_samples``); ``gd`` takes the whole training set as its batch, so ``batch`` does not
+    apply to it. ``[grid.per_optimizer.sgd]`` (any optimizer listed) sets [train] keys for that optimizer's
+    runs, e.g. its own learning rate; ``[grid.per_family.lstm]`` does the same for one family's runs (an LSTM
+    wants a larger Adam learning rate than a transformer). A key may be set by one of the two tables only.
+    """
+
+    family: tuple[str, ...] = ()
+    optimizer: tuple[Literal["adamw", "adam", "sgd", "gd"], ...] = ()
+    momentum: tuple[float, ...] = ()
+    lr: tuple[float, ...] = ()
+    batch: tuple[int, ...] = ()
+    precision: tuple[Literal["fp32", "bf16", "fp16", "fp8"], ...] = ()
+    per_optimizer: dict[str, dict[str, Any]] = field(default_factory=dict)
+    per_family: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    AXES = ("family", "optimizer", "momentum", "lr", "batch", "precision")
+
+    def __post_init__(self) -> None:
+        for name in self.AXES:
+            values = getattr(self, name)
+            if len(set(values)) < len(values):
+                raise ConfigError(f"grid.{name}: values must be distinct, got {list(values)!r}")
+        for i, v in enumerate(self.lr):
+            _positive(f"grid.lr[{i}]", v)
+        for i, v in enumerate(self.batch):
+            _positive(f"grid.batch[{i}]", v)
+        for i, v in enumerate(self.momentum):
+            if not 0 <= v < 1:
+                raise ConfigError(f"grid.momentum[{i}] must be within [0, 1), got {v!r}")
+        object.__setattr__(self, "family", tuple(f.lower() for f in self.family))
+        for name in self.per_optimizer:
+            if name not in OPTIMIZERS:
+                raise ConfigError(f"grid.per_optimizer.{name}: not an optimizer; one of {', '.join(OPTIMIZERS)}")
+            if self.optimizer and name not in self.optimizer:
+                raise ConfigError(f"grid.per_optimizer.{name}: {name!r} is not in grid.optimizer "
+                                  f"{list(self.optimizer)!r}; list it there or remove the table")
+        object.__setattr__(self, "per_family", {k.lower(): v for k, v in self.per_family.items()})
+        for name in self.per_family:
+            if self.family and name not in self.family:
+                raise ConfigError(f"grid.per_family.{name}: {name!r} is not in grid.family "
+                                  f"{list(self.family)!r}; list it there or remove the table")
+        for kind in ("per_optimizer", "per_family"):
+            for name, table in getattr(self, kind).items():
+                if not isinstance(table, dict):
+                    raise ConfigError(f"grid.{kind}.{name}: expected a table of [train] keys")
+                for key in table:
+                    if key not in PER_OPTIMIZER_KEYS:
+                        raise ConfigError(f"grid.{kind}.{name}.{key}: not settable per "
+                                          f"{kind.split('_')[1]}; one of {', '.join(PER_OPTIMIZER_KEYS)}")
+                    if key in self.AXES and getattr(self, key):
+                        raise ConfigError(f"grid.{kind}.{name}.{key}: {key} is also a grid axis; give it "
+                                          "in one place")
+        for fam, ftable in self.per_family.items():
+            for opt, otable in self.per_optimizer.items():
+                both = sorted(set(ftable) & set(otable))
+                if both:
+                    raise ConfigError(f"grid.per_family.{fam}.{both[0]} and grid.per_optimizer.{opt}.{both[0]} "
+                                      "both set it; give each key in one of the two tables")
+
+    @property
+    def axes(self) -> dict[str, tuple]:
+        """The axes given, in the fixed order of run ids."""
+        return {name: getattr(self, name) for name in self.AXES if getattr(self, name)}
+
+
 @dataclass(frozen=True, kw_only=True)
 class SweepSpec:
     name: str
@@ -359,6 +492,7 @@ class SweepSpec:
     executor: ExecutorSpec = field(default_factory=ExecutorSpec)
     parallel: ParallelSpec = field(default_factory=ParallelSpec)
     profiling: ProfilingSpec = field(default_factory=ProfilingSpec)
+    grid: GridSpec = field(default_factory=GridSpec)
 
     def __post_init__(self) -> None:
         if not self.name or any(c in self.name for c in "/\\\0") or self.name in (".", ".."):
@@ -368,11 +502,48 @@ class SweepSpec:
                               f"{len(self.name.encode('utf-8'))}: {self.name[:40]!r}...")
         from scalebench.families import get_family
 
-        get_family(self.family)
+        for family in self.families:
+            get_family(family)
         if self.devices.runs_per_gpu > 1 and self.parallel.ranks > 1:
             raise ConfigError(f"devices.runs_per_gpu = {self.devices.runs_per_gpu} packs small runs onto one GPU, "
                               f"but parallel.ranks = {self.parallel.ranks} gives each run whole GPUs; set one of "
                               "them to 1")
+        self._check_grid()
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        """The families the sweep trains: ``grid.family`` when given, else ``family``."""
+        return self.grid.family or (self.family.lower(),)
+
+    def _check_grid(self) -> None:
+        from scalebench.families import get_family
+
+        g = self.grid
+        fams = [get_family(f) for f in self.families]
+        if g.family and self.family.lower() not in g.family and self.family.lower() != "gpt":
+            raise ConfigError(f"family = {self.family!r} but grid.family = {list(g.family)!r}: grid.family "
+                              "replaces family; remove one")
+        if g.momentum and not {"sgd", "gd"} & set(g.optimizer or (self.train.optimizer,)):
+            raise ConfigError("grid.momentum applies to sgd and gd runs; list one of them in grid.optimizer "
+                              "(or set train.optimizer) — Adam's momentum is train.betas")
+        tasks = sorted({f.task for f in fams})
+        if len(tasks) > 1:
+            which = ", ".join(f"{f.name}: {f.task}" for f in fams)
+            raise ConfigError(f"grid.family mixes data tasks ({which}): one sweep trains on one data set, so "
+                              "families must share a task (gpt and lstm share 'text'); split it into one "
+                              "sweep per task")
+        if len(fams) > 1 and self.model.shapes:
+            raise ConfigError("model.shapes: explicit shapes belong to one family; with several in "
+                              "grid.family use model.sizes (flavour names every family has) or model.params")
+        if g.per_family and not g.family and set(g.per_family) - {self.family.lower()}:
+            raise ConfigError(f"grid.per_family: {sorted(g.per_family)} but the sweep trains {self.family!r} only")
+        tables = [(f"per_optimizer.{n}", {"optimizer": n, **t}) for n, t in g.per_optimizer.items()]
+        tables += [(f"per_family.{n}", t) for n, t in g.per_family.items()]
+        for name, table in tables:
+            try:
+                dataclasses.replace(self.train, **table)
+            except (ConfigError, TypeError) as exc:
+                raise ConfigError(f"grid.{name}: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
@@ -447,6 +618,9 @@ class RunSpec:
             d.pop("axes")
         if d["train"]["batch_samples"] is None:
             d["train"].pop("batch_samples")
+        for table, default in (("images", ImagesDataSpec()), ("teacher", TeacherDataSpec())):
+            if d["data"].get(table) == asdict(default):
+                d["data"].pop(table)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import time
 import urllib.parse
@@ -25,7 +26,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from scalebench._util import file_error, json_safe
+from scalebench._util import file_error, json_safe, open_exclusive
 from scalebench.errors import StoreError, StoreInputError
 
 STORE_NAME = "scalebench.sqlite"
@@ -128,12 +129,14 @@ class ResultStore:
             raise damaged(self.path, exc) from None
 
     def _connect(self, create: bool) -> sqlite3.Connection:
+        if create and not self.path.exists():
+            self._create_whole()
         conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
         self._conn = conn
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=60000")
-        if create:
+        if create:  # an older store may lack a table added since
             with self._tx() as c:
                 for stmt in filter(str.strip, _SCHEMA.split(";")):
                     c.execute(stmt)
@@ -143,6 +146,30 @@ class ResultStore:
                     if col not in have:
                         c.execute(f"ALTER TABLE telemetry ADD COLUMN {col} INTEGER")
         return conn
+
+    def _create_whole(self) -> None:
+        """A new store appears with its tables or not at all: built beside, then linked into place, so a
+        reader polling the folder never meets a half-made file (which it would report as damaged)."""
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+        try:
+            os.close(open_exclusive(tmp))
+            conn = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")  # persistent in the file header
+                conn.executescript("BEGIN;" + _SCHEMA + f"INSERT INTO meta VALUES ('schema_version', "
+                                   f"'{SCHEMA_VERSION}'); COMMIT;")
+            finally:
+                conn.close()  # the last connection: the WAL is checkpointed into the file and removed
+            try:
+                os.link(tmp, self.path)  # never replaces a store another process made meanwhile
+            except FileExistsError:
+                pass
+        except OSError as exc:
+            raise file_error(exc, self.path, "results store") from None
+        finally:
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(OSError):
+                    os.unlink(f"{tmp}{suffix}")
 
     def _connect_readonly(self) -> sqlite3.Connection:
         uri = "file:" + urllib.parse.quote(str(self.path.resolve())) + "?mode=ro"

@@ -342,3 +342,27 @@ def test_report_advice_context(tmp_path):
     assert ctx["budget"] == narrative.si(done["flops"].sum())
     assert ctx["command"].startswith(f"scalebench next {out} --target-flops")
     assert advice_context(tmp_path)["missing"].startswith("no proposal")  # not a sweep: a reason, no crash
+
+
+def test_explicit_candidates_are_the_only_choices():
+    data = ladder()
+    sizes, tokens = [3e6, 1e7, 3e7, 6e7], [1e8, 3e8, 1e9]
+    advice = advise(data, fit=quick_fit(data, bootstrap=8), target_flops=1e20, budget_flops=1e18,
+                    candidates={"params": sizes, "tokens": tokens})
+    assert advice.runs and advice.design_kind == "tokens"
+    assert {r.params for r in advice.runs} <= set(sizes) and {r.tokens for r in advice.runs} <= set(tokens)
+    with pytest.raises(ConfigError, match="candidates"):
+        advise(data, target_flops=1e20, budget_flops=1e18, candidates={"params": sizes})
+    with pytest.raises(ConfigError, match="positive"):
+        advise(data, target_flops=1e20, budget_flops=1e18, candidates={"params": [-1.0], "tokens": tokens})
+
+
+def test_report_plan_section_shows_the_proposal(tmp_path):
+    from scalebench.report import write_report
+
+    from scalebench.report.synthetic import make_synthetic_sweep
+
+    out = make_synthetic_sweep(tmp_path / "syn", n_sizes=4, n_budgets=2)
+    html = write_report(out).read_text()
+    plan = html[html.index('<section id="plan">'):html.index('<section id="reproducibility">')]
+    assert 'id="next-runs-table"' in plan and "scalebench next" in plan and "narrower" in plan

@@ -76,7 +76,9 @@ def test_approach2_recovers_a_on_wide_asymmetric_grids():
     exact = wide_asymmetric_grid(np.logspace(18, 22, 5), noise=0.0)
     assert abs(isoflop_approach2(exact, window=None).a - TRUTH.a) > 0.04  # a parabola through every point
     assert_allclose(isoflop_approach2(exact).a, TRUTH.a, atol=1e-3)  # local fits: no bias left
-    robust = isoflop_approach2(wide_asymmetric_grid(np.logspace(18, 22, 7)), bootstrap=100, seed=1)
+    with pytest.warns(UserWarning, match=r"budget 1e\+22 FLOPs dropped: its lowest loss is at the smallest"):
+        robust = isoflop_approach2(wide_asymmetric_grid(np.logspace(18, 22, 7)), bootstrap=100, seed=1)
+    assert robust.n_budgets == 6  # the last grid starts above its optimum: named and dropped
     assert_allclose(robust.a, TRUTH.a, atol=0.01)
     lo, hi = robust.intervals["a"]
     assert lo < robust.a < hi and hi - lo < 0.1

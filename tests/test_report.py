@@ -350,3 +350,15 @@ def test_grouping_axis_gets_a_comparison_section(tmp_path):
     assert [c[0] for c in cells[1:]] == ["gpt", "lstm"] and any("[" in c for c in cells[1])
     single = build_report_data(make_synthetic_sweep(tmp_path / "one", n_sizes=5, n_budgets=3), FAST)
     assert single.groups is None and 'id="comparison"' not in render_html(single)
+
+
+def test_group_axis_prefers_the_sweeps_grid_axes_then_known_columns():
+    from scalebench.report.data import group_axis
+
+    df = pd.DataFrame({"status": ["done"] * 4, "family": ["gpt"] * 4, "optimizer": ["adamw", "sgd"] * 2,
+                       "lr": [1e-3, 1e-3, 3e-3, 3e-3]})
+    assert group_axis(df) == "optimizer"  # family has one value
+    assert group_axis(df, axes=("lr",)) == "lr"
+    assert group_axis(df.assign(optimizer="adamw")) is None
+    with pytest.raises(ConfigError, match="no column 'nope'"):
+        group_axis(df, "nope")

@@ -67,7 +67,7 @@ def test_mfu_above_one_is_flagged_not_plotted_as_fact(figures):
     figs, run_id = figures
     f = figs["throughput"]
     assert "above 100%: the peak is understated" in f.svg
-    assert "MFU above 100%" in f.note and run_id in f.note and "--calibrate" in f.note
+    assert "MFU above 100%" in f.note and run_id in f.note and "datasheet peak" in f.note
 
 
 def test_cpu_sweep_says_plainly_what_it_cannot_show(tmp_path):

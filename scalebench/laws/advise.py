@@ -121,6 +121,10 @@ class Advice:
             raise ConfigError(f"target must be one of {design.TARGETS}, not {self.target!r}")
         if self.verdict not in ("determined", "undetermined"):
             raise ConfigError(f"verdict must be determined or undetermined, not {self.verdict!r}")
+        if not (self.budget > 0 and self.target_flops > 0 and 0 < self.confidence < 1):
+            raise ConfigError("Advice needs a positive budget and target_flops and a confidence in (0, 1)")
+        if self.total_cost > self.budget * (1 + 1e-9):
+            raise ConfigError(f"Advice: the runs cost {self.total_cost:g}, over the budget of {self.budget:g}")
 
     @property
     def total_cost(self) -> float:
@@ -572,8 +576,6 @@ def _make_advice(law, target, target_flops, confidence, budget, cost_model, cell
                                 size=float(cells.size_targets[i]),
                                 shape=cells.shapes[i].as_dict() if cells.shapes[i] is not None else {},
                                 epochs=float(cells.epochs[i, j]), memory_bytes=float(cells.memory_bytes[i])))
-    if state.cost > budget * (1 + 1e-9):  # pragma: no cover - the search never admits such a move
-        raise AssertionError("proposal over budget")
     return Advice(law=law, target=target, target_flops=target_flops, confidence=confidence, budget=budget,
                   cost_unit=cost_model.unit, cost_source=cost_model.source, runs=tuple(runs),
                   design_kind=cells.kind if runs else None,

@@ -8,8 +8,9 @@ batches, repeats the corpus at most ``max_epochs`` times, keeps its tokens per p
 ``tokens_per_param_range`` (where the law is trusted: a fitted form says nothing reliable about runs far
 more or less trained than any it was fitted on, and a design criterion would otherwise exploit exactly
 those), and its training memory at micro-batch 1 (the
-OOM policy's floor) fits the device: model states and activations from ``planning.memory`` (ZeRO table,
-Korthikanti et al. 2022), for families whose shape has transformer fields; model states alone otherwise.
+OOM policy's floor) fits the device: the family's own ``memory_model`` when it has one, else model states and
+activations from ``planning.memory`` (ZeRO table, Korthikanti et al. 2022) for shapes with transformer
+fields, model states alone otherwise.
 
 Costs. From a sweep folder the cost of a run is its FLOPs over the FLOP/s the sweep *measured*: a power law
 log(FLOP/s) = a + b·log N fitted to the done runs' ``tokens_per_s · flops_per_token``, held at the measured
@@ -175,6 +176,8 @@ class Space:
         )
 
         fam = get_family(self.family)
+        if getattr(fam, "memory_model", None) is not None:  # the family knows its own memory best
+            return float(fam.memory_model(shape, 1, self.precision))
         fields = shape.as_dict()
         acts = 0.0
         if all(k in fields for k in ("n_layer", "d_model", "n_head", "seq_len", "vocab_size")):
@@ -194,6 +197,7 @@ class Space:
 
 def sweep_space(path: Path, done: pd.DataFrame, *, memory_bytes: float | None) -> Space:
     """The space of a sweep folder: its family, shape context, batch, corpus, device memory and spec."""
+    from scalebench.families import get_family
     from scalebench.store import load_meta
 
     meta = load_meta(path)
@@ -202,11 +206,12 @@ def sweep_space(path: Path, done: pd.DataFrame, *, memory_bytes: float | None) -
         raise ConfigError(f"{path}: the sweep's store has no resolved spec; re-run it with `scalebench run`")
     from scalebench.config import BudgetSpec, TrainSpec
 
-    train, budget, model = spec.get("train") or {}, spec.get("budget") or {}, spec.get("model") or {}
-    seq_len = int(train.get("seq_len", TrainSpec.seq_len))
-    context = {"seq_len": seq_len, "tie_embeddings": bool(model.get("tie_embeddings", True))}
-    if corpus.get("vocab_size"):
-        context["vocab_size"] = int(corpus["vocab_size"])
+    train, budget = spec.get("train") or {}, spec.get("budget") or {}
+    family = get_family(spec.get("family", "gpt"))
+    context = _shape_context(family, spec, corpus)
+    batch = train.get("batch_tokens", TrainSpec.batch_tokens) if family.unit == "tokens" else train.get("batch_samples")
+    if not batch:
+        raise ConfigError(f"{path}: the sweep's spec has no train.batch_samples for the {family.name} family")
     precision = "fp32"
     if "precision" in done and done["precision"].notna().any():
         precision = str(done["precision"].dropna().iloc[0])
@@ -218,11 +223,11 @@ def sweep_space(path: Path, done: pd.DataFrame, *, memory_bytes: float | None) -
     if memory_bytes is None:
         memory_bytes, where = _device_memory(env, done, spec)
         notes.append(f"memory cap {memory_bytes / 2**30:.1f} GiB per run ({where})")
-    return Space(family=spec.get("family", "gpt"), shape_context=context,
-                 batch_tokens=int(train.get("batch_tokens", TrainSpec.batch_tokens)),
+    units = corpus.get("train_units", corpus.get("train_tokens"))
+    return Space(family=family.name, shape_context=context, batch_tokens=int(batch),
                  min_steps=int(budget.get("min_steps", BudgetSpec.min_steps)),
                  max_epochs=float(budget.get("max_epochs", BudgetSpec.max_epochs)),
-                 corpus_tokens=float(corpus["train_tokens"]) if corpus.get("train_tokens") else None,
+                 corpus_tokens=float(units) if units else None,
                  memory_bytes=memory_bytes, precision=precision if precision in ("fp32", "bf16", "fp16") else "fp32",
                  optimizer=str(train.get("optimizer", "adamw")), spec=spec, notes=tuple(notes), copies=copies)
 
@@ -237,6 +242,23 @@ def grid_copies(spec: Mapping[str, Any]) -> int:
         if isinstance(values, (list, tuple)) and values:
             out *= len(values)
     return out
+
+
+def _shape_context(family, spec: Mapping[str, Any], corpus: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields the family fixes for the whole sweep (its own ``shape_context``, as the planner calls it)."""
+    from types import SimpleNamespace
+
+    from scalebench.config import SweepSpec
+
+    try:
+        resolved = SweepSpec.from_dict(dict(spec), "the sweep's stored spec")
+    except ConfigError:  # a spec written by an older version: the GPT fields, read directly
+        train, model = spec.get("train") or {}, spec.get("model") or {}
+        context = {"seq_len": int(train.get("seq_len", 128)), "tie_embeddings": bool(model.get("tie_embeddings", True))}
+        if corpus.get("vocab_size"):
+            context["vocab_size"] = int(corpus["vocab_size"])
+        return context
+    return dict(family.shape_context(SimpleNamespace(**corpus), resolved.train, resolved.model))
 
 
 def _device_memory(env: Mapping[str, Any], done: pd.DataFrame, spec: Mapping[str, Any]) -> tuple[float, str]:

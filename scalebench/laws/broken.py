@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
 
 from scalebench.errors import ConfigError
 from scalebench.laws.forms import LawForm, _lse, register_law
@@ -104,7 +103,7 @@ class BrokenPowerLaw(LawForm):
             f = np.exp(lf)
             z = lx - ld
             s = np.logaddexp(0.0, z / f)  # softplus
-            sig = expit(z / f)
+            sig = 0.5 * (1.0 + np.tanh(0.5 * z / f))  # the logistic function, overflow-free
             u = u - ak * f * s
             du += [-f * s, ak * sig, -ak * (f * s - sig * z)]
         total, (w_u, w_e) = _lse(u, np.broadcast_to(e, u.shape))

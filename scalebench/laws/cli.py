@@ -187,8 +187,12 @@ def handle(args: argparse.Namespace) -> int:
     else:
         _print(result, args.json)
     if sweep and not args.no_save:
+        from scalebench.errors import ConfigError
         from scalebench.laws.result import save_fit
 
-        saved = save_fit(result, path)
-        print(f"fit saved to {saved} (scalebench report uses it)", file=sys.stderr)
+        try:
+            saved = save_fit(result, path)
+            print(f"fit saved to {saved} (scalebench report uses it)", file=sys.stderr)
+        except ConfigError as exc:  # a read-only sweep folder (an archive): the fit is printed, not kept there
+            print(f"note: fit not saved ({exc}); pass --no-save to skip saving", file=sys.stderr)
     return 0 if result.success else 1

@@ -141,8 +141,12 @@ def delta_interval(
     if not var >= 0:
         return point, math.nan, math.nan
     z = float(norm.ppf(0.5 + confidence / 2.0))
-    g = math.log(point)
-    return point, math.exp(g - z * math.sqrt(var)), math.exp(g + z * math.sqrt(var))
+    if not (math.isfinite(point) and point > 0):
+        return point, math.nan, math.nan
+    half = z * math.sqrt(var)
+    with np.errstate(over="ignore"):  # an interval wider than floats reach is infinite, not an error
+        lo, hi = np.exp(np.log(point) + np.array([-half, half]))
+    return point, float(lo), float(hi)
 
 
 class Criterion:

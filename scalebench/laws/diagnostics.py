@@ -148,7 +148,9 @@ def _check_optimum(c: _Collector, result: Any) -> None:
     for name in result.on_bound:
         level = "undetermined" if name in exps else "weak"
         c.add(level, f"{name} = {_sig(result.params[name])} sits on its bound: the data do not determine it",
-              f"fix {name} at a published value (--fix {name}=...) or add runs that vary what it scales")
+              ("add runs long enough that the largest models' losses flatten (so the irreducible loss shows), or "
+               "fix E if it is known for this data (--fix E=...)") if name == "E" else
+              f"add runs over a wider range of what {name} scales, or fix it (--fix {name}=...)")
     lo, hi = EXPONENT_RANGE
     for name in exps:
         value = result.params.get(name)

@@ -474,11 +474,26 @@ def register_law(form: LawForm, *, overwrite: bool = False) -> LawForm:
     return form
 
 
+# Built-in laws defined in their own modules, which register them when imported. The package loads its
+# names lazily (so `scalebench --help` stays fast), so they are imported here before a name is looked up.
+_BUILTIN_LAW_MODULES = ("scalebench.laws.broken", "scalebench.laws.datalimited")
+
+
+def _load_builtin_laws() -> None:
+    import importlib
+
+    for module in _BUILTIN_LAW_MODULES:
+        importlib.import_module(module)
+
+
 def get_law(law: str | LawForm) -> LawForm:
     """The registered form called ``law`` (case-insensitive), or ``law`` itself if it is a form."""
     if isinstance(law, LawForm):
         return law
     form = LAWS.get(str(law).lower())
+    if form is None:
+        _load_builtin_laws()
+        form = LAWS.get(str(law).lower())
     if form is None:
         raise ConfigError(f"unknown law {law!r}; known laws: {', '.join(sorted(LAWS))}")
     return form
@@ -491,3 +506,7 @@ for _form in (
     *(PowerLaw(variable=v, saturating=False) for v in ("params", "tokens", "flops")),
 ):
     register_law(_form)
+
+# The other registered forms live in their own modules; importing them here registers them whichever
+# module is imported first (the package's names load lazily).
+from scalebench.laws import broken, datalimited  # noqa: E402,F401

@@ -326,9 +326,10 @@ def save_fit(result: FitResult, path: Any) -> Any:
             [float(x) for x in row] for row in result.bootstrap_thetas],
         "metadata": {k: v for k, v in result.metadata.items() if isinstance(v, (str, int, float, bool))},
     }
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1, allow_nan=False), encoding="utf-8")
-    tmp.replace(path)
+    from scalebench._util import write_text_atomic
+
+    # whole or not at all (exclusive, no-follow temp file); an unwritable place is a ConfigError naming it
+    write_text_atomic(path, json.dumps(doc, indent=1, allow_nan=False), what="fit file")
     return path
 
 

@@ -415,7 +415,7 @@ def build_report_data(sweep_dir: str | Path, options: ReportOptions | None = Non
     timings["isoflop"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    out |= _group_parts(results, loss_col, opts, missing)
+    out |= _group_parts(results, loss_col, opts, missing, grid_axes(sweep_dir))
     timings["groups"] = time.perf_counter() - t
 
     try:
@@ -496,28 +496,42 @@ def _isoflop_parts(frame: pd.DataFrame, curves: pd.DataFrame, opts: ReportOption
     return out
 
 
-def group_axis(results: pd.DataFrame, wanted: str | None = None) -> str | None:
-    """The column the report compares groups by: ``wanted``, else the first of ``GROUP_AXES`` with two or
-    more values among the done runs (None when there is none)."""
+def grid_axes(sweep_dir: Path) -> tuple[str, ...]:
+    """The names of the sweep's grid axes (a run's ``axes``: optimizer, lr, ...), in first-seen order."""
+    from scalebench.store import ResultStore
+
+    names: dict[str, None] = {}
+    try:
+        with ResultStore(sweep_dir) as store:
+            for r in store.runs():
+                names.update(dict.fromkeys((r["spec"] or {}).get("axes") or {}))
+    except (ScalebenchError, OSError, KeyError, TypeError):
+        return ()
+    return tuple(names)
+
+
+def group_axis(results: pd.DataFrame, wanted: str | None = None, axes: tuple[str, ...] = ()) -> str | None:
+    """The column the report compares groups by: ``wanted``, else the first of the sweep's grid ``axes`` and
+    then ``GROUP_AXES`` with two or more values among the done runs (None when there is none)."""
     done = results[results["status"] == "done"]
     if wanted is not None:
         if wanted not in done:
             raise ConfigError(f"ReportOptions.group_by: no column {wanted!r} in the results; columns are "
                               f"{list(done.columns)}")
         return wanted
-    for col in GROUP_AXES:
+    for col in dict.fromkeys((*axes, *GROUP_AXES)):
         if col in done and done[col].dropna().nunique() >= 2:
             return col
     return None
 
 
 def _group_parts(results: pd.DataFrame, loss_col: str, opts: ReportOptions,
-                 missing: dict[str, str]) -> dict[str, Any]:
+                 missing: dict[str, str], axes: tuple[str, ...] = ()) -> dict[str, Any]:
     """One law per group of the grouping axis (``scalebench.laws.fit_groups``) and each group's frontier."""
     from scalebench.laws.groups import fit_groups
 
     try:
-        axis = group_axis(results, opts.group_by)
+        axis = group_axis(results, opts.group_by, axes)
     except ConfigError as exc:
         missing["groups"] = _reason(exc)
         return {}

@@ -436,10 +436,12 @@ def _throughput_note(data: ReportData) -> str | None:
         mfu = pd.to_numeric(data.done[col], errors="coerce")
         over = data.done.loc[mfu > 1, "run_id"].tolist()
         if over:
-            notes.append(f"MFU above 100% ({', '.join(map(str, over))}) is impossible: the peak it is measured "
-                         "against is understated (a calibration taken while the machine was busy?), so those runs "
-                         "are drawn as open triangles at 100%, not as measurements; rerun `scalebench env "
-                         "--calibrate` on an idle machine.")
+            why = ("the catalog's datasheet peak for this device and precision is understated, or the FLOP count "
+                   "is too high: check the catalog entry" if col == "mfu" else
+                   "a calibration taken while the machine was busy understates the peak: rerun `scalebench env "
+                   "--calibrate` on an idle machine")
+            notes.append(f"MFU above 100% ({', '.join(map(str, over))}) is impossible, so those runs are drawn as "
+                         f"open triangles at 100%, not as measurements: {why}.")
     return " ".join(notes) or None
 
 

@@ -59,7 +59,7 @@ def fit_summary(data: ReportData) -> list[str]:
     if fit is None:
         return [f"No scaling law could be fitted: {data.missing.get('fit', 'unknown reason')}."]
     pct = f"{100 * data.options.confidence:g}%"
-    origin = " (the fit `scalebench fit` saved)" if data.fit_origin == "saved" else ""
+    origin = " (the fit saved by scalebench fit)" if data.fit_origin == "saved" else ""
     out = [f"A {fit.law} law ({fit.form.formula}) was fitted to {fit.n_points} finished runs by robust "
            f"(Huber) regression on log loss{origin}."]
     if fit.a is not None:

@@ -18,6 +18,7 @@ from markupsafe import Markup, escape
 
 from scalebench.report import figures as _figures
 from scalebench.report import narrative
+from scalebench.report.advice import advice_context
 from scalebench.report.data import FAR_EXTRAPOLATION, ReportData, mfu_basis, rss_note
 
 __all__ = ["render_html"]
@@ -334,5 +335,6 @@ def render_html(data: ReportData, *, generated_at: str | None = None) -> str:
                   "flops": f"{spend.flops:.3g}"},
         "runs": _runs_context(data), "bottleneck_text": narrative.bottleneck_summary(data),
         "bottlenecks": _bottleneck_context(data), "plan": _plan_context(data), "repro": _repro_context(data),
+        "advice": advice_context(data.sweep_dir, fit=data.fit, loss_col=data.loss_col),  # scalebench next
     }
     return env.get_template("report.html").render(**ctx)

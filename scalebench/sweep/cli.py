@@ -147,10 +147,17 @@ def cmd_validate(args) -> int:
         plan = plan_runs(spec, source=args.sweep)
     table = plan.table()
     c = plan.corpus
-    print(f"sweep {spec.name!r}: family {spec.family}, {len(plan.runs)} runs, "
+    print(f"sweep {spec.name!r}: family {', '.join(spec.families)}, {len(plan.runs)} runs, "
           f"{plan.total_flops:.3g} FLOPs in all, device {plan.runs[0].device}")
-    print(f"corpus: {c['source']} — {c['train_tokens']:,} train / {c['val_tokens']:,} held-out tokens, "
-          f"vocab {c['vocab_size']}, fingerprint {c['fingerprint']}")
+    if "vocab_size" in c:
+        print(f"corpus: {c['source']} — {c['train_tokens']:,} train / {c['val_tokens']:,} held-out tokens, "
+              f"vocab {c['vocab_size']}, fingerprint {c['fingerprint']}")
+    else:  # a task's own description (images, teacher)
+        from scalebench.data.tasks import get_task
+        from scalebench.families import get_family
+
+        info = get_task(get_family(spec.families[0]).task).info_from_dict(c)
+        print(f"data: {getattr(info, 'description', c.get('source'))}, fingerprint {c['fingerprint']}")
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.to_string(index=False, formatters={"flops": "{:.3g}".format, "epochs": "{:.3f}".format}))
     for note in plan.notes:

@@ -32,6 +32,9 @@ class SweepPlan:
         rows = [{"run_id": r.run_id, "family": r.family, "size": r.size, "shape": shape_label(r.family, r.shape),
                  **r.axes, "params": r.params, "params_total": r.params_total, "unit": r.unit, "tokens": r.tokens,
                  "steps": r.steps, "flops": r.flops, "epochs": r.tokens / max(1, train_units)} for r in self.runs]
+        if len({r.train.lr for r in self.runs}) > 1 and not any("lr" in r.axes for r in self.runs):
+            for row, r in zip(rows, self.runs, strict=True):  # set per family or per optimizer: show it
+                row["lr"] = r.train.lr
         return pd.DataFrame(rows)
 
 
@@ -52,15 +55,14 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")
 
 
-def _batch_units(spec: SweepSpec, family, where: str) -> tuple[int, str]:
+def _batch_units(train, family, where: str) -> tuple[int, str]:
     """Units in one global batch and the key that sets it (batch_tokens or batch_samples)."""
-    t = spec.train
     if family.unit == "tokens":
-        return t.batch_tokens, "train.batch_tokens"
-    if t.batch_samples is None:
+        return train.batch_tokens, "train.batch_tokens"
+    if train.batch_samples is None:
         raise ConfigError(f"{where}train.batch_samples: the {family.name} family counts samples; set "
                           "train.batch_samples (the global batch in samples)")
-    return t.batch_samples, "train.batch_samples"
+    return train.batch_samples, "train.batch_samples"
 
 
 def resolve_device(spec: SweepSpec) -> str:
@@ -101,7 +103,8 @@ def _check_memory(spec: SweepSpec, runs: list, device: str, where: str) -> list[
     """Refuse sizes whose training memory (the estimator's model) cannot fit the device even at a
     micro-batch of one sequence (the trainer halves the micro-batch on OOM down to one); note sizes that
     only fit at a smaller micro-batch than planned."""
-    if spec.family != "gpt" or not runs:  # the estimator's memory model knows GPT shapes
+    runs = [r for r in runs if r.family == "gpt"]  # the estimator's memory model knows GPT shapes
+    if not runs:
         return []
     cap = device_memory_bytes(spec, device)
     if cap is None:
@@ -136,12 +139,12 @@ def _check_memory(spec: SweepSpec, runs: list, device: str, where: str) -> list[
 
 
 def prepare_sweep_corpus(spec: SweepSpec, source: str = ""):
-    """The data of the sweep's family task; its errors name the spec file they come from."""
+    """The data of the sweep's task (its families share one); its errors name the spec file they come from."""
     from scalebench.data.tasks import get_task
     from scalebench.families import get_family
 
     try:
-        return get_task(get_family(spec.family).task).prepare(spec.data, spec.eval.held_out_share)
+        return get_task(get_family(spec.families[0]).task).prepare(spec.data, spec.eval.held_out_share)
     except ConfigError as exc:
         if not source or str(exc).startswith(source):
             raise
@@ -149,14 +152,62 @@ def prepare_sweep_corpus(spec: SweepSpec, source: str = ""):
 
 
 def plan_runs(spec: SweepSpec, *, corpus=None, sweep_dir: str | Path | None = None, source: str = "") -> SweepPlan:
-    """Every run of the sweep, largest compute first. Raises ConfigError on an impossible budget."""
+    """Every run of the sweep (families × grid points × sizes × budgets), largest compute first.
+
+    Raises ConfigError on an impossible budget or grid point."""
+    from scalebench.data.tasks import get_task
     from scalebench.families import get_family
+    from scalebench.sweep.grid import check_precision, grid_points, point_label, train_for_point
 
     where = f"{source}: " if source else ""
+    families = [get_family(name) for name in spec.families]  # one task for all (SweepSpec checks it)
+    task = get_task(families[0].task)
     corpus = corpus or prepare_sweep_corpus(spec, source)
-    family = get_family(spec.family)
-    t = spec.train
-    context = family.shape_context(corpus, t, spec.model)
+    device = resolve_device(spec)
+    full_batch_rows = corpus.train_units if getattr(task, "full_batch", False) else None
+    runs, notes = [], []
+    for family in families:
+        ladder = _ladder(spec, family, family.shape_context(corpus, spec.train, spec.model), where)
+        _check_splits(corpus, family, spec.train, where)
+        for point in grid_points(spec):
+            train = train_for_point(spec, point, family=family.name, unit=family.unit,
+                                    full_batch_rows=full_batch_rows, task=family.task, where=where)
+            if "precision" in point or train.precision == "fp8":
+                check_precision(train.precision, device, f"{where}grid.precision: " if "precision" in point else where)
+            axes = {"family": family.name} if spec.grid.family else {}
+            axes.update(point)
+            if "batch" in axes and axes["batch"] is None:  # gd: the whole training set
+                axes["batch"] = _batch_units(train, family, where)[0]
+            runs += _ladder_runs(spec, family, ladder, train, axes, point_label(point), corpus, device,
+                                 sweep_dir, where, notes)
+    b = spec.budget
+    for b_value in (getattr(b, b.kind) if b.kind == "flops" else ()):
+        if not any(r.budget_label == f"C{_num_label(b_value)}" for r in runs):
+            raise ConfigError(f"{where}budget.flops: budget {b_value:g} is too small for every size in the ladder")
+    if len({r.run_id for r in runs}) < len(runs):
+        raise ConfigError(f"{where}budget: two budgets give the same run; list distinct values")
+    cores = os.cpu_count() or 1
+    if device == "cpu" and spec.devices.cpu_workers * spec.devices.threads_per_worker > cores:
+        notes.append(f"devices.cpu_workers x threads_per_worker = "
+                     f"{spec.devices.cpu_workers * spec.devices.threads_per_worker} exceeds the {cores} CPU cores: "
+                     "runs will contend and throughput figures will understate the hardware")
+    if device == "cpu" and spec.executor.kind == "local" and spec.devices.threads_per_worker > cores:
+        raise ConfigError(f"{where}devices.threads_per_worker = {spec.devices.threads_per_worker} is more than the "
+                          f"{cores} CPU cores here; use at most {cores}")
+    notes += _check_memory(spec, runs, device, where)
+    if device == "cpu" and spec.train.precision in ("bf16", "fp16"):
+        notes.append(f"train.precision = {spec.train.precision!r}, but the runs go to the CPU, where they train in "
+                     "fp32: scalebench does not autocast on CPU (for these sizes it is slower than fp32 and changes "
+                     "the numbers); the store records precision = 'fp32'")
+    for note in notes:
+        if "epochs" in note:
+            warnings.warn(note, stacklevel=2)
+    runs.sort(key=lambda r: -r.flops)  # longest first: the best packing for a pool of workers
+    return SweepPlan(spec=spec, runs=tuple(runs), corpus=corpus.as_dict(), notes=tuple(notes))
+
+
+def _ladder(spec: SweepSpec, family, context: dict, where: str) -> list[tuple[str, object]]:
+    """(label, shape) of every size in [model] for one family."""
     ladder = []
     m = spec.model
     for i, name in enumerate(m.sizes):
@@ -183,7 +234,10 @@ def plan_runs(spec: SweepSpec, *, corpus=None, sweep_dir: str | Path | None = No
     if len(set(map(family.params, (s for _, s in ladder)))) < len(ladder):
         dup = [lab for lab in labels if labels.count(lab) > 1] or labels
         raise ConfigError(f"{where}model: the ladder has two entries of the same size ({dup[0]}); list distinct sizes")
+    return ladder
 
+
+def _check_splits(corpus, family, t, where: str) -> None:
     window = t.seq_len + 1 if family.unit == "tokens" else 1
     for split, n_units, fix in (("held-out", corpus.val_units, "raise eval.held_out_share or add data"),
                                 ("training", corpus.train_units, "add data")):
@@ -191,13 +245,19 @@ def plan_runs(spec: SweepSpec, *, corpus=None, sweep_dir: str | Path | None = No
             need = f"one window of train.seq_len + 1 = {window}" if family.unit == "tokens" else "one sample"
             raise ConfigError(f"{where}data.source: the {split} split has {n_units} {family.unit}, fewer than "
                               f"{need}; {fix}")
-    batch_units, batch_key = _batch_units(spec, family, where)
+
+
+def _ladder_runs(spec: SweepSpec, family, ladder, t, axes: dict, suffix: str, corpus, device: str,
+                 sweep_dir, where: str, notes: list) -> list[RunSpec]:
+    """The runs of one family at one grid point: every size × every budget."""
+    batch_units, batch_key = _batch_units(t, family, where)
+    if t.optimizer == "gd":
+        batch_key = f"the whole training set ({batch_units} samples: optimizer 'gd')"
     if spec.parallel.ranks > 1 and t.batch_seqs % spec.parallel.ranks and family.unit == "tokens":
         raise ConfigError(f"{where}parallel.ranks = {spec.parallel.ranks}: the global batch of {t.batch_seqs} "
                           "sequences (train.batch_tokens / seq_len) must split evenly over the ranks")
     b = spec.budget
-    device = resolve_device(spec)
-    runs, notes = [], []
+    runs = []
     for label, shape in ladder:
         n, fpt = family.params(shape), family.flops_per_token(shape)
         for value in getattr(b, b.kind):
@@ -217,43 +277,21 @@ def plan_runs(spec: SweepSpec, *, corpus=None, sweep_dir: str | Path | None = No
                 raise ConfigError(f"{where}budget.{b.kind}: {msg}; raise the budget or lower {batch_key}")
             tokens_int = steps * batch_units
             epochs = tokens_int / max(1, corpus.train_units)
-            if epochs > b.max_epochs:
+            if epochs > b.max_epochs and t.optimizer != "gd":  # full-batch GD repeats the set by design
                 raise ConfigError(
                     f"{where}budget.{b.kind}: size {label} would see the corpus {epochs:.1f} times, over "
                     f"budget.max_epochs={b.max_epochs:g}; use a larger corpus (data.source, or "
                     f"data.include_site_packages = true) or a smaller budget")
-            if epochs > REPEAT_WARN_EPOCHS:
+            if epochs > REPEAT_WARN_EPOCHS and t.optimizer != "gd":
                 notes.append(f"{label} {blabel}: {epochs:.1f} epochs of the corpus (repeated data is worth "
                              "less past ~4 epochs, Muennighoff et al. 2023)")
-            run_id = _slug(f"{spec.family}-{label}-{blabel}")
+            run_id = _slug(f"{family.name}-{label}-{blabel}" + (f"-{suffix}" if suffix else ""))
             runs.append(RunSpec(
-                run_id=run_id, sweep=spec.name, family=spec.family, size=label, shape=shape.as_dict(),
+                run_id=run_id, sweep=spec.name, family=family.name, size=label, shape=shape.as_dict(),
                 params=n, params_total=family.params_total(shape), flops_per_token=fpt, tokens=tokens_int,
                 flops=fpt * tokens_int, steps=steps, budget_label=blabel, train=t, eval=spec.eval,
                 data=spec.data, profiling=spec.profiling, device=device, threads=spec.devices.threads_per_worker,
-                parallel=spec.parallel, unit=family.unit,
+                parallel=spec.parallel, unit=family.unit, axes=dict(axes),
                 run_dir=str(Path(sweep_dir) / "runs" / run_id) if sweep_dir else "",
             ))
-    for b_value in (getattr(b, b.kind) if b.kind == "flops" else ()):
-        if not any(r.budget_label == f"C{_num_label(b_value)}" for r in runs):
-            raise ConfigError(f"{where}budget.flops: budget {b_value:g} is too small for every size in the ladder")
-    if len({r.run_id for r in runs}) < len(runs):
-        raise ConfigError(f"{where}budget: two budgets give the same run; list distinct values")
-    cores = os.cpu_count() or 1
-    if device == "cpu" and spec.devices.cpu_workers * spec.devices.threads_per_worker > cores:
-        notes.append(f"devices.cpu_workers x threads_per_worker = "
-                     f"{spec.devices.cpu_workers * spec.devices.threads_per_worker} exceeds the {cores} CPU cores: "
-                     "runs will contend and throughput figures will understate the hardware")
-    if device == "cpu" and spec.executor.kind == "local" and spec.devices.threads_per_worker > cores:
-        raise ConfigError(f"{where}devices.threads_per_worker = {spec.devices.threads_per_worker} is more than the "
-                          f"{cores} CPU cores here; use at most {cores}")
-    notes += _check_memory(spec, runs, device, where)
-    if device == "cpu" and t.precision in ("bf16", "fp16"):
-        notes.append(f"train.precision = {t.precision!r}, but the runs go to the CPU, where they train in fp32: "
-                     "scalebench does not autocast on CPU (for these sizes it is slower than fp32 and changes the "
-                     "numbers); the store records precision = 'fp32'")
-    for note in notes:
-        if "epochs" in note:
-            warnings.warn(note, stacklevel=2)
-    runs.sort(key=lambda r: -r.flops)  # longest first: the best packing for a pool of workers
-    return SweepPlan(spec=spec, runs=tuple(runs), corpus=corpus.as_dict(), notes=tuple(notes))
+    return runs

@@ -82,14 +82,29 @@ def _check_folder(sweep_dir: Path, spec: SweepSpec, source: str) -> None:
     """Before anything starts: the folder can take this sweep (a writable folder, not another sweep's)."""
     if sweep_dir.exists() and not sweep_dir.is_dir():
         raise ConfigError(f"--out {sweep_dir}: this is a file, not a folder; give a folder (made if missing)")
-    try:
-        make_folder(sweep_dir)
-    except OSError as exc:
-        raise file_error(exc, sweep_dir, "--out (the sweep folder)") from None
+    _check_writable(sweep_dir)  # made later, under the lock: a sweep refused before it starts leaves no folder
     path = store_path(sweep_dir)
     if path.is_file() and path.stat().st_size > 0:  # 0 bytes: being created by a sweep that holds the lock,
         with ResultStore(sweep_dir, readonly=True) as store:  # or truly empty: both are reported under the lock
             _check_same_sweep(store.meta(), spec, sweep_dir, source)
+
+
+def _check_writable(sweep_dir: Path) -> None:
+    """The folder, or the nearest existing folder above it, can be written (else: why not, exit 2)."""
+    import errno
+
+    here = sweep_dir
+    while not here.exists() and here != here.parent:
+        here = here.parent
+    code = None
+    if not here.is_dir():
+        code = errno.ENOTDIR
+    elif os.statvfs(here).f_flag & os.ST_RDONLY:
+        code = errno.EROFS
+    elif not os.access(here, os.W_OK | os.X_OK):
+        code = errno.EACCES
+    if code is not None:
+        raise file_error(OSError(code, os.strerror(code), str(here)), sweep_dir, "--out (the sweep folder)")
 
 
 def _check_same_sweep(meta: dict, spec: SweepSpec, sweep_dir: Path, source: str) -> None:
@@ -105,6 +120,7 @@ def _check_same_sweep(meta: dict, spec: SweepSpec, sweep_dir: Path, source: str)
 @contextlib.contextmanager
 def _sweep_lock(sweep_dir: Path):
     try:  # no-follow: a symlink planted as .lock must not make the sweep truncate or create a file elsewhere
+        make_folder(sweep_dir)
         fd = open_nofollow(sweep_dir / ".lock")
     except OSError as exc:
         raise file_error(exc, sweep_dir / ".lock", "sweep lock") from None
@@ -223,8 +239,9 @@ def run_sweep(spec: SweepSpec | str | Path, out_dir: str | Path | None = None, *
     with _sweep_lock(sweep_dir), _sigterm_as_interrupt(), ResultStore(sweep_dir, create=True, check=True) as store:
         _check_same_sweep(store.meta(), spec, sweep_dir, source)  # again, under the lock
         _check_unchanged(store, plan, source)
+        floor = getattr(corpus, "irreducible_loss", None)  # a task that knows its Bayes loss (teacher)
         store.set_meta(spec=spec.to_dict(), env=environment(), corpus=corpus.as_dict(), plan_notes=list(plan.notes),
-                       sweep_name=spec.name)
+                       sweep_name=spec.name, **({"irreducible_loss": floor} if floor is not None else {}))
         store.add_runs((r.run_id, r.spec_hash(), r.to_dict()) for r in plan.runs)
         todo = _reconcile(store, plan, executor)
         by_id = {r.run_id: r for r in plan.runs}
