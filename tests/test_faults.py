@@ -401,8 +401,10 @@ def test_interruptions_do_not_use_up_crash_retries_and_each_retry_keeps_its_reas
     code.write_text(_INTERRUPTED_WORKER)
     fake = tmp_path / "python"
     fake.write_text(
-        "#!/bin/sh\nn_file=\"$3.n\"; n=$(cat \"$n_file\" 2>/dev/null || echo 0); n=$((n+1)); echo $n > \"$n_file\"\n"
-        f"case \"$3\" in\n  *debug*) [ $n -le 2 ] && exec {sys.executable} {code} \"$@\"\n"
+        "#!/bin/sh\nfor a; do job=$a; done\n"  # the job file is the last argument (python -I -m ... JOB)
+        f"case \"$job\" in *job.json) ;; *) exec {sys.executable} \"$@\";; esac\n"  # the -I probe passes
+        "n_file=\"$job.n\"; n=$(cat \"$n_file\" 2>/dev/null || echo 0); n=$((n+1)); echo $n > \"$n_file\"\n"
+        f"case \"$job\" in\n  *debug*) [ $n -le 2 ] && exec {sys.executable} {code} \"$@\"\n"
         "           [ $n -eq 3 ] && { echo 'Segmentation fault' >&2; kill -9 $$; } ;;\n"
         "  *) [ $n -eq 1 ] && { echo 'Bus error' >&2; kill -9 $$; } ;;\nesac\n"
         f"exec {sys.executable} \"$@\"\n")
