@@ -15,11 +15,16 @@ from scalebench.train.faults import ENV
 from scalebench.train.parallel import BYTES_PER_PARAM_STATES, choose_strategy
 
 
-def _sweep(write_sweep, name, strategy="ddp", ckpt=120.0, workers=1):
+TINY_LADDER = 'shapes = [{n_layer = 2, d_model = 32, n_head = 2}, {n_layer = 1, d_model = 16, n_head = 1}]'
+DEBUG = "L2-d32-h2"  # the debug flavour's shape; the 1-layer size only completes the ladder cheaply
+
+
+def _sweep(write_sweep, name, strategy="ddp", ckpt=120.0, workers=1, ladder='sizes = ["debug", "100k"]'):
     # the template's [train] table is extended by appending keys to it: rewrite it instead
     path = write_sweep(name=name, tokens="[16384]", workers=workers)
     text = path.read_text().replace("compile = \"off\"", "compile = \"off\"\nmicro_batch = 4\n"
                                     f"checkpoint_interval_s = {ckpt}")
+    text = text.replace('sizes = ["debug", "100k"]', ladder)
     path.write_text(text + f"\n[parallel]\nranks = 2\nstrategy = \"{strategy}\"\n[executor]\nmax_attempts = 2\n")
     return path
 
@@ -44,12 +49,12 @@ def test_a_batch_that_does_not_split_over_the_ranks_is_refused(write_sweep):
 
 @pytest.mark.slow
 def test_two_rank_ddp_follows_the_one_rank_curve(write_sweep, tmp_path):
-    path = _sweep(write_sweep, "ddp")
+    path = _sweep(write_sweep, "ddp", ladder=TINY_LADDER)
     outcome = run_sweep(path, tmp_path / "ddp")
     assert outcome.counts == {"done": 2}
     df = scalebench.load_results(tmp_path / "ddp").set_index("run_id")
     assert set(df.world_size) == {2} and set(df.strategy) == {"ddp"}
-    run = next(r for r in plan_runs(load_sweep(path)).runs if r.size == "debug")
+    run = next(r for r in plan_runs(load_sweep(path)).runs if r.size == DEBUG)
     one = train(run.__class__.from_dict({**run.to_dict(), "parallel": {"ranks": 1, "strategy": "auto"},
                                          "run_dir": str(tmp_path / "one")}))
     # same global batch (rank r takes micro-batches r, r+2, ...) and seed: the curves agree to float noise
@@ -78,9 +83,9 @@ def test_oom_on_one_rank_backs_off_all_and_a_diverging_rank_stops_all(write_swee
 
 @pytest.mark.slow
 def test_fsdp_rank_killed_mid_run_resumes_from_its_sharded_checkpoint(write_sweep, tmp_path, monkeypatch):
-    path = _sweep(write_sweep, "fsdp", strategy="fsdp", ckpt=1e-6)
+    path = _sweep(write_sweep, "fsdp", strategy="fsdp", ckpt=1e-6, ladder=TINY_LADDER)
     plan = plan_runs(load_sweep(path))
-    run = next(r for r in plan.runs if r.size == "debug")
+    run = next(r for r in plan.runs if r.size == DEBUG)
     monkeypatch.setenv(ENV, json.dumps({"kind": "kill", "rank": 1, "step": 21, "run_id": run.run_id,
                                         "once": str(tmp_path / "killed")}))
     outcome = run_sweep(path, tmp_path / "fsdp")

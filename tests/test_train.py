@@ -153,3 +153,22 @@ def test_a_torn_checkpoint_is_set_aside(run_spec, tmp_path):
     sink = Collect()
     rec = train(run_spec, sink=sink, run_dir=tmp_path)
     assert rec.status == "done" and sink.events[0][0] == "checkpoint-unreadable"
+
+
+@pytest.mark.parametrize("case", ["not-a-dict", "other-model", "bad-trainer-state"])
+def test_a_checkpoint_that_loads_but_has_the_wrong_structure_is_set_aside(run_spec, tmp_path, case):
+    """Issue 13 item 9: a file torch.load reads (weights_only) but that is not this run's checkpoint."""
+    good = {"step": 20, "micro_batch": 16, "ema": 3.0, "best_ema": 3.0, "backoffs": 0, "trained_s": 1.0,
+            "spec_hash": run_spec.spec_hash()}
+    state = {
+        "not-a-dict": torch.zeros(3),
+        "other-model": {"model": {"wte.weight": torch.zeros(2, 2)}, "optimizer": {}, "trainer": good},
+        "bad-trainer-state": {"model": {}, "optimizer": {}, "trainer": {**good, "step": "twenty"}},
+    }[case]
+    torch.save(state, tmp_path / "checkpoint.pt")
+    sink = Collect()
+    rec = train(run_spec, sink=sink, run_dir=tmp_path)
+    assert rec.status == "done" and rec.steps == run_spec.steps  # started from scratch, not resumed
+    assert sink.events[0][0] == "checkpoint-unusable" and "set aside" in sink.events[0][1]
+    assert (tmp_path / "checkpoint.pt.unusable").is_file()
+    assert not any(kind == "resume" for kind, _ in sink.events)
