@@ -230,3 +230,15 @@ def test_the_harness_sees_requests_errors_and_dialogs(tmp_path):
     facts = inspect_page(page, tmp_path / "bad.png", "JSON.stringify({height: document.body.scrollHeight})")
     assert any("127.0.0.1:9" in u for u in facts["requests"])
     assert any("boom" in m for m in facts["console_errors"])
+
+
+def test_mixed_family_report_in_chromium(tmp_path):
+    """A sweep over the family axis: the comparison section and its figure render in a real browser."""
+    sweep = make_synthetic_sweep(tmp_path / "mixed", name="mixed", n_sizes=5, n_budgets=3,
+                                 families={"gpt": {}, "lstm": {"alpha": 0.5}})
+    page = write_report(sweep, options=FAST)
+    facts = inspect_page(page, _screenshot_path(tmp_path, "report-mixed.png"))
+    assert facts["console_errors"] == [] and facts["exceptions"] == [] and facts["requests"] == []
+    sizes = {fig_id: (w, h) for fig_id, w, h in facts["figures"]}
+    assert "fig-groups" in sizes, sorted(sizes)
+    assert all(w > 100 and h > 50 for w, h in sizes.values()), sizes
