@@ -19,10 +19,10 @@ from scalebench.report.synthetic import TRUE_LAW, make_synthetic_sweep
 FAST = ReportOptions(bootstrap=20)
 XSS = "<script>alert(1)</script>"
 
+
 def _flat(intervals) -> dict:
     """{name: (lo, hi)} as {name.lo: lo, name.hi: hi}: pytest.approx (9.2+) compares flat mappings only."""
     return {f"{k}.{end}": v for k, pair in intervals.items() for end, v in zip(("lo", "hi"), pair, strict=True)}
-
 
 
 class Dom(HTMLParser):
