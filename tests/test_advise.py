@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import tomllib
 from hypothesis import given, settings
 from hypothesis import strategies as st
-import tomllib
 
 import scalebench
 from scalebench.cli import main
@@ -359,7 +359,6 @@ def test_explicit_candidates_are_the_only_choices():
 
 def test_report_plan_section_shows_the_proposal(tmp_path):
     from scalebench.report import write_report
-
     from scalebench.report.synthetic import make_synthetic_sweep
 
     out = make_synthetic_sweep(tmp_path / "syn", n_sizes=4, n_budgets=2)

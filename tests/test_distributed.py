@@ -14,7 +14,6 @@ from scalebench.train import train
 from scalebench.train.faults import ENV
 from scalebench.train.parallel import BYTES_PER_PARAM_STATES, choose_strategy
 
-
 TINY_LADDER = 'shapes = [{n_layer = 2, d_model = 32, n_head = 2}, {n_layer = 1, d_model = 16, n_head = 1}]'
 DEBUG = "L2-d32-h2"  # the debug flavour's shape; the 1-layer size only completes the ladder cheaply
 

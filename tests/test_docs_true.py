@@ -30,7 +30,8 @@ def _test_imports() -> set[str]:
             elif (isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "importorskip" and node.args
                   and isinstance(node.args[0], ast.Constant)):
                 names.add(str(node.args[0].value).split(".")[0])
-    return names - set(sys.stdlib_module_names) - {"scalebench", "conftest"}
+    local = {path.stem for path in (ROOT / "tests").rglob("*.py")}  # conftest, shared helper modules
+    return names - set(sys.stdlib_module_names) - {"scalebench"} - local
 
 
 def test_every_test_dependency_is_installed_by_the_dev_extra():

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from scalebench.families import get_family
-
 from scalebench.profiling.timing import DATA_WAIT_LABEL, StepTimer
 from scalebench.profiling.trace import CATEGORIES, ProfilerWindow, analyze_trace, categorize
 

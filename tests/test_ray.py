@@ -10,8 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sweep_helpers import alive as _alive
+from sweep_helpers import assert_steps_once as _steps_once
+from sweep_helpers import store_rows as _rows
 
-from scalebench.store import ResultStore, load_events, load_results, load_steps
+from scalebench.store import load_events, load_results
 from scalebench.sweep.runner import run_sweep
 
 
@@ -23,24 +26,6 @@ def ray_cluster(scalebench_home):
                    configure_logging=False)
     yield ctx.address_info["address"]
     ray.shutdown()
-
-
-def _rows(sweep_dir: Path) -> dict[str, dict]:
-    with ResultStore(sweep_dir) as s:
-        return {r["run_id"]: r for r in s.runs()}
-
-
-def _steps_once(sweep_dir: Path) -> None:
-    steps = load_steps(sweep_dir)
-    for run_id, row in _rows(sweep_dir).items():
-        assert steps[steps.run_id == run_id]["step"].tolist() == list(range(row["spec"]["steps"])), run_id
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _ppid(pid: int) -> int:

@@ -11,11 +11,14 @@ import time
 from pathlib import Path
 
 import pytest
+from sweep_helpers import alive as _alive
+from sweep_helpers import assert_steps_once as _steps_once
+from sweep_helpers import store_rows as _rows
 
 from scalebench.cli import main
 from scalebench.config import load_sweep
 from scalebench.errors import ConfigError
-from scalebench.store import ResultStore, load_events, load_steps
+from scalebench.store import load_events
 from scalebench.sweep.runner import run_sweep
 
 SLURM_LOCAL = '[executor]\nkind = "slurm"\n[executor.slurm]\ncluster = "local"\n'
@@ -24,24 +27,6 @@ SLURM_LOCAL = '[executor]\nkind = "slurm"\n[executor.slurm]\ncluster = "local"\n
 @pytest.fixture
 def submitit():
     return pytest.importorskip("submitit")
-
-
-def _rows(sweep_dir: Path) -> dict[str, dict]:
-    with ResultStore(sweep_dir) as s:
-        return {r["run_id"]: r for r in s.runs()}
-
-
-def _steps_once(sweep_dir: Path) -> None:
-    steps = load_steps(sweep_dir)
-    for run_id, row in _rows(sweep_dir).items():
-        assert steps[steps.run_id == run_id]["step"].tolist() == list(range(row["spec"]["steps"])), run_id
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_a_sweep_runs_to_completion_as_one_batch_of_submitit_jobs(submitit, write_sweep, tmp_path, monkeypatch):

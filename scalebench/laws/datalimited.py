@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scalebench.laws.forms import LawForm, register_law
+from scalebench.laws.forms import LawForm, log_chinchilla, register_law
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,9 +75,7 @@ class DataConstrainedLaw(LawForm):
             log_un = np.minimum(log_un_opt, ln)
             log_d_eff = self._effective(log_ud, ld, lrd)
             log_n_eff = self._effective(log_un, ln, lrn)
-            u1, u2 = a - al * log_n_eff, b - be * log_d_eff
-            m = np.maximum(np.maximum(u1, u2), e)
-            return m + np.log(np.exp(u1 - m) + np.exp(u2 - m) + np.exp(e - m))
+            return log_chinchilla(e, a - al * log_n_eff, b - be * log_d_eff)
 
     def to_public(self, theta):
         theta = np.asarray(theta, dtype=float)

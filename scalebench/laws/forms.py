@@ -230,6 +230,12 @@ class LawForm:
         raise NotImplementedError(f"law {self.name!r} has no compute-optimal frontier")
 
 
+def log_chinchilla(log_e, log_n_term, log_d_term):
+    """log(E + A/N^alpha + B/D^beta) from the logs of its three terms, stably (log-sum-exp)."""
+    m = np.maximum(np.maximum(log_n_term, log_d_term), log_e)
+    return m + np.log(np.exp(log_n_term - m) + np.exp(log_d_term - m) + np.exp(log_e - m))
+
+
 @dataclass(frozen=True, kw_only=True)
 class ChinchillaLaw(LawForm):
     """L(N, D) = E + A/N^α + B/D^β, fitted as log L̂ = LSE(a − α log N, b − β log D, e) with A = e^a,
@@ -273,9 +279,7 @@ class ChinchillaLaw(LawForm):
     def log_predict(self, theta, logx):
         theta = np.atleast_2d(theta)
         e, a, b, al, be = (theta[:, i, None] for i in range(5))
-        u1, u2 = a - al * logx[0], b - be * logx[1]
-        m = np.maximum(np.maximum(u1, u2), e)
-        return m + np.log(np.exp(u1 - m) + np.exp(u2 - m) + np.exp(e - m))
+        return log_chinchilla(e, a - al * logx[0], b - be * logx[1])
 
     def to_public(self, theta):
         theta = np.asarray(theta, dtype=float)

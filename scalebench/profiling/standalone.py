@@ -9,14 +9,13 @@ keep the profile independent of any corpus.
 
 from __future__ import annotations
 
-import contextlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from scalebench.errors import ConfigError, DeviceError
-from scalebench.profiling.instruments import Instruments, InstrumentsResult
+from scalebench.profiling.instruments import InstrumentsResult
 
 __all__ = ["ProfileReport", "profile_config", "PRECISIONS"]
 

@@ -245,7 +245,7 @@ class SlotTelemetry:
 
     @property
     def samples(self) -> list[dict[str, Any]]:
-        return [{**x, "gpu": i, "rank": rank} for rank, (i, s) in enumerate(zip(self.device_indices, self.samplers))
+        return [{**x, "gpu": i, "rank": rank} for rank, (i, s) in enumerate(zip(self.device_indices, self.samplers, strict=True))
                 for x in s.samples]
 
     def summary(self) -> TelemetrySummary:

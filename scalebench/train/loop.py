@@ -190,7 +190,7 @@ class _Run:
             return None
         losses = self.ctx.mean_tensor(torch.stack([x[1] for x in p.pending])).tolist()
         rows, why = [], None
-        for (step, _, lr, dt, gnorm), loss in zip(p.pending, losses):
+        for (step, _, lr, dt, gnorm), loss in zip(p.pending, losses, strict=True):
             rows.append({"step": step, "tokens": (step + 1) * self.spec.batch_units, "loss": loss, "lr": lr,
                          "step_time_s": dt, "grad_norm": None if gnorm is None else float(gnorm)})
             if why is None:
