@@ -59,6 +59,34 @@ def test_a_well_determined_design_is_reliable():
     assert d.checks["points_per_param"] == 7.0 and d.checks["a_by_approach"]["2"] == pytest.approx(TRUTH.a, abs=0.03)
 
 
+def _grid(sizes, budgets, noise=0.003, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = [{"params": n, "tokens": d, "loss": TRUTH.predict(n, d) * np.exp(rng.normal(0, noise))}
+            for n in sizes for d in budgets]
+    return pd.DataFrame(rows)
+
+
+def test_coefficient_and_exponent_are_judged_with_the_variable_centred():
+    # A narrow, well-measured grid far from N = 1: in raw (log A, alpha) the correlation is ~0.9999 whatever
+    # the data, which once made every such fit "weak"; centred on the data it is what the data say.
+    frame = _grid(np.logspace(8, 9.5, 6), np.logspace(10, 11, 4))
+    result = fit(frame, bootstrap=0)
+    d = result.diagnostics
+    assert not any("interchangeable" in r for r in d.reasons), d.reasons
+    assert abs(d.checks["max_correlation"]["r"]) < 0.999
+    logx = np.log(frame[["params", "tokens"]].to_numpy(float).T)
+    raw = result.form.log_predict_grad(result.theta[None, :], logx)[1][0].T[:, [1, 3]]  # columns a, alpha
+    assert abs(np.corrcoef(raw.T)[0, 1]) > 0.999  # what the uncentred check used to see
+
+
+def test_tokens_proportional_to_params_leave_the_terms_inseparable():
+    sizes = np.logspace(8, 10, 10)
+    frame = pd.DataFrame({"params": sizes, "tokens": 20 * sizes})
+    frame["loss"] = TRUTH.predict(frame["params"], frame["tokens"])
+    d = fit(frame, bootstrap=0).diagnostics
+    assert d.verdict != "reliable", d.reasons
+
+
 def test_eight_points_on_two_budgets_is_not_reliable():
     frame = isoflop_design([1e18, 1e19], sizes=4, half_dex=0.5)
     result = fit(frame, bootstrap=40)

@@ -101,6 +101,8 @@ class ConstrainedLaw(LawForm):
             "grid": tuple((raw_of[n], base_grid[raw_of[n]]) for n in free),
             "formula": f"{base.formula} with {', '.join(desc)}" if desc else base.formula,
             "citation": base.citation,
+            "scale_pairs": tuple(t for t in base.scale_pairs if {t[0], t[1]} <= {raw_of[n] for n in free}
+                                 and not {base.public_name(t[0]), base.public_name(t[1])} & set(root)),
             "_matrix": matrix,
             "_offset": offset,
         }

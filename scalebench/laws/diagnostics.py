@@ -195,6 +195,19 @@ def _jacobian(result: Any, frame: pd.DataFrame) -> np.ndarray:
     return result.form.log_predict_grad(result.theta[None, :], logx)[1][0].T  # (n, P)
 
 
+def _centre_scales(form: Any, jac: np.ndarray, frame: pd.DataFrame) -> np.ndarray:
+    """The Jacobian in the parametrisation where each term c − e·log x is written c' − e·(log x − m), m the
+    data's mean log x (c' = the term at the data's centre). log A and alpha correlate near ±1 for any data far
+    from x = 1 — an artefact of the units, not a lack of information — while c' and e do only when the data
+    cannot separate them. Holding c' fixed, ∂/∂e = ∂/∂e|_c + m·∂/∂c."""
+    jac = jac.copy()
+    for coef, exponent, variable in form.scale_pairs:
+        if coef in form.raw_names and exponent in form.raw_names and variable in frame:
+            m = float(np.log(frame[variable].to_numpy(dtype=float)).mean())
+            jac[:, form.raw_names.index(exponent)] += m * jac[:, form.raw_names.index(coef)]
+    return jac
+
+
 def _check_correlations(c: _Collector, result: Any, frame: pd.DataFrame) -> None:
     form = result.form
     try:
@@ -204,6 +217,7 @@ def _check_correlations(c: _Collector, result: Any, frame: pd.DataFrame) -> None
     active = [i for i, raw in enumerate(form.raw_names) if form.public_name(raw) not in result.on_bound]
     if len(active) < 2:
         return
+    jac = _centre_scales(form, jac, frame)
     j = jac[:, active]
     norms = np.linalg.norm(j, axis=0)
     dead = [form.public_name(form.raw_names[active[i]]) for i in np.flatnonzero(norms < 1e-10)]

@@ -56,6 +56,9 @@ class LawForm:
     grid: tuple[tuple[str, tuple[float, ...]], ...]  # raw name -> start values; starts = product
     formula: str = ""
     citation: str = ""
+    # (coefficient, exponent, variable) raw names of each term c − e·log(variable): diagnostics judge their
+    # correlation with the variable centred on the data (otherwise log A and alpha always look interchangeable)
+    scale_pairs: tuple[tuple[str, str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.bounds) != len(self.raw_names):
@@ -263,6 +266,7 @@ class ChinchillaLaw(LawForm):
     citation: str = (
         "Hoffmann et al. 2022, Training Compute-Optimal Large Language Models, eq. 2, appendix D.2"
     )
+    scale_pairs: tuple[tuple[str, str, str], ...] = (("a", "alpha", "params"), ("b", "beta", "tokens"))
 
     @property
     def positive_params(self) -> tuple[str, ...]:
@@ -350,6 +354,7 @@ class PowerLaw(LawForm):
             else f"L = A*{self.variable}^-alpha",
             "citation": self.citation
             or "Kaplan et al. 2020, Scaling Laws for Neural Language Models, eqs. 1.1-1.3",
+            "scale_pairs": (("a", "alpha", self.variable),),
         }
         if self.saturating:
             sets |= {
