@@ -154,6 +154,38 @@ class TeacherDataSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SyntheticDataSpec:
+    """``[data.synthetic]`` (``data.source = "synthetic"``, the GPT and LSTM families): a language whose
+    irreducible loss is known exactly. Each document is one training window: two header tokens naming one of
+    ``sources`` Markov chains over ``symbols`` tokens (chain k drawn with probability ∝ (k+1)^-zipf_exponent),
+    then ``seq_len - 1`` tokens from that chain (rows Dirichlet(``concentration``)); see
+    ``scalebench/data/synthetic.py``."""
+
+    sources: int = 1024  # chains; at most symbols² (the header spells the chain's index in two tokens)
+    symbols: int = 32  # the vocabulary
+    zipf_exponent: float = 1.5  # of the chains' frequencies: > 1, larger = fewer chains matter
+    concentration: float = 0.1  # Dirichlet parameter of each transition row: lower = more predictable
+    seq_len: int = 64  # tokens predicted per document; must equal train.seq_len
+    val_documents: int = 512  # the held-out set (evaluate with eval.eval_tokens >= val_documents·seq_len)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("sources", "symbols", "concentration", "seq_len", "val_documents"):
+            _positive(name, getattr(self, name))
+        if not 2 <= self.symbols <= 256:
+            raise ConfigError(f"symbols must be within [2, 256], got {self.symbols!r}")
+        if self.sources > self.symbols**2:
+            raise ConfigError(f"sources must be at most symbols² = {self.symbols**2} (two header tokens name "
+                              f"the chain), got {self.sources!r}; lower sources or raise symbols")
+        if not 1 < self.zipf_exponent <= 5:
+            raise ConfigError(f"zipf_exponent must be within (1, 5], got {self.zipf_exponent!r}")
+        if self.seq_len < 2:
+            raise ConfigError(f"seq_len must be at least 2, got {self.seq_len!r}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class DataSpec:
     """The corpus. ``source = "default"`` is the embedded corpus: installed Python sources."""
 
@@ -165,6 +197,7 @@ class DataSpec:
     vocab_size: int | None = None  # .bin corpora: required
     images: ImagesDataSpec = field(default_factory=ImagesDataSpec)  # the image task (cnn)
     teacher: TeacherDataSpec = field(default_factory=TeacherDataSpec)  # the teacher-student task (mlp)
+    synthetic: SyntheticDataSpec = field(default_factory=SyntheticDataSpec)  # source = "synthetic" (text)
 
     def __post_init__(self) -> None:
         if not self.source:
@@ -618,7 +651,8 @@ class RunSpec:
             d.pop("axes")
         if d["train"]["batch_samples"] is None:
             d["train"].pop("batch_samples")
-        for table, default in (("images", ImagesDataSpec()), ("teacher", TeacherDataSpec())):
+        for table, default in (("images", ImagesDataSpec()), ("teacher", TeacherDataSpec()),
+                               ("synthetic", SyntheticDataSpec())):
             if d["data"].get(table) == asdict(default):
                 d["data"].pop(table)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

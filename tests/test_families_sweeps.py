@@ -138,3 +138,29 @@ val_samples = 128
             fam = get_family(r["spec"]["family"])
             shape = fam.make_shape(**r["spec"]["shape"])
             assert fam.params(shape) == r["spec"]["params"] and fam.label(shape) == df.loc[r["run_id"], "shape"]
+
+
+def test_gpt_on_the_synthetic_language_records_its_floor_and_fit_checks_it(tmp_path):
+    from scalebench.laws import fit
+
+    spec = _write(tmp_path, "syn", """
+[model]
+shapes = [{ n_layer = 1, d_model = 16, n_head = 1 }, { n_layer = 1, d_model = 32, n_head = 2 }]
+[budget]
+tokens = [4096, 8192]
+[data]
+source = "synthetic"
+[data.synthetic]
+sources = 16
+symbols = 8
+seq_len = 16
+val_documents = 32
+""", train="batch_tokens = 256\nseq_len = 16", eval_units=512)
+    out = run_sweep(spec, tmp_path / "syn")
+    df = _finished(out.sweep_dir, 4)
+    meta = load_meta(out.sweep_dir)
+    floor = meta["irreducible_loss"]
+    assert meta["corpus"]["source"] == "synthetic" and 0 < floor < math.log(8)
+    assert (df.eval_loss > floor).all() and (df.eval_loss < 3 * math.log(8)).all()
+    result = fit(out.sweep_dir, "power-tokens")
+    assert result.diagnostics.checks["known_floor"] == floor

@@ -7,7 +7,8 @@ object (``as_dict()``, ``train_units``, ``val_units``, ``fingerprint`` and the t
 arguments (so a resumed run sees the same data) and ``eval_batches(eval_units, rows)`` walks the same
 held-out rows for every run (so eval losses are comparable).
 
-Built-in: ``text`` (token streams: the embedded corpus, text files, ``.bin`` tokens). Families with other
+Built-in: ``text`` (token streams: the embedded corpus, text files, ``.bin`` tokens, or the synthetic
+language of ``scalebench/data/synthetic.py``). Families with other
 data register their task with :func:`register_task`.
 """
 
@@ -54,16 +55,28 @@ class TextTask:
     name = "text"
 
     def prepare(self, data: Any, held_out_share: float):
+        if data.source == "synthetic":  # generated, with its own held-out documents
+            from scalebench.data.synthetic import prepare
+
+            return prepare(data.synthetic)
         from scalebench.data.corpus import prepare_corpus
 
         return prepare_corpus(data, held_out_share)
 
     def info_from_dict(self, d: dict[str, Any]):
+        if d.get("source") == "synthetic":
+            from scalebench.data.synthetic import SyntheticInfo
+
+            return SyntheticInfo(**d)
         from scalebench.data.corpus import CorpusInfo
 
         return CorpusInfo(**d)
 
-    def open(self, info: Any, run: Any) -> _TextBatches:
+    def open(self, info: Any, run: Any):
+        if info.source == "synthetic":
+            from scalebench.data.synthetic import SyntheticBatches
+
+            return SyntheticBatches(info, run.train.seq_len)
         return _TextBatches(info, run)
 
 

@@ -112,7 +112,7 @@ def handle(args: argparse.Namespace) -> int:
 
     from scalebench.errors import ConfigError, FitError
     from scalebench.laws.fitting import fit_frame
-    from scalebench.laws.io import SWEEP_STORE_FILE, describe_source, load_data
+    from scalebench.laws.io import SWEEP_STORE_FILE, describe_source, known_floor, load_data
 
     if args.bootstrap < 0:
         raise ConfigError(f"--bootstrap must be a non-negative count of resamples, not {args.bootstrap}")
@@ -173,7 +173,8 @@ def handle(args: argparse.Namespace) -> int:
                disable=not args.bootstrap or not sys.stderr.isatty())
     with bar:
         result = fit_frame(frame, form, source=describe_source(args.source), backtest_below=args.backtest_below,
-                           progress=lambda done, total: bar.update(1), **options)
+                           progress=lambda done, total: bar.update(1), known_floor=known_floor(args.source),
+                           **options)
     if args.at_flops is not None:  # scalebench next's target, with its intervals
         import json
 

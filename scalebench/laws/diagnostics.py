@@ -16,13 +16,16 @@ worst level fired; ``reliable`` means no check fired. Thresholds are stated with
 * bootstrap: a scale whose interval spans more than two orders of magnitude, an exponent whose interval
   is wider than 0.5, a frontier exponent a or b wider than 0.3, or more than a quarter of the refits that
   never left the warm start (intervals that sit on the point estimate) are weak;
-* correlations: |r| > 0.999 between two parameters (from the Jacobian at the optimum) is weak;
+* correlations: |r| > 0.999 between two parameters (from the Jacobian at the optimum, each coefficient
+  taken at the data's centre so that log A and alpha do not correlate through the units alone) is weak;
   a singular Jacobian (a parameter the data do not touch) is undetermined;
 * influential points: a run among the largest quarter by compute with a residual above 2% and above 4×
   the median absolute residual is weak (it bends the extrapolation);
 * leave-one-out (n ≤ 60) and backtest errors above 3% are weak;
 * disagreement between approaches: frontier exponents a from Approaches 1 or 2 that differ from the
-  parametric one by more than 0.1 (and by more than the bootstrap interval's half width) are weak.
+  parametric one by more than 0.1 (and by more than the bootstrap interval's half width) are weak;
+* a known floor (a sweep whose task knows its Bayes loss exactly: the synthetic language, the teacher
+  task): E whose interval lies wholly more than 2% below it is weak (the law predicts the impossible).
 """
 
 from __future__ import annotations
@@ -327,15 +330,37 @@ def _check_approaches(c: _Collector, result: Any, others: dict[str, float]) -> N
                   "add sizes on both sides of each budget's optimum (an isoFLOP layout) so the approaches can agree")
 
 
+FLOOR_TOLERANCE = 0.02  # relative: E this far from a known floor is a finding, not rounding
+
+
+def _check_known_floor(c: _Collector, result: Any, floor: float) -> None:
+    """No model beats the Bayes loss, so a law whose E lies below a known floor predicts the impossible;
+    an E above it is what a family that cannot reach the floor would show (noted, not flagged)."""
+    c.checks["known_floor"] = floor
+    e = result.params.get("E")
+    if e is None:
+        return
+    high = result.intervals.get("E", (e, e))[1]
+    if high < floor * (1 - FLOOR_TOLERANCE):
+        c.add("weak", f"E = {e:.4g} (interval up to {high:.4g}) is below the data's known irreducible loss "
+              f"{floor:.4g}: the law predicts losses no model can reach", f"fix E at the known floor "
+              f"(--fix E={floor:.6g}) or add runs close enough to the floor for the data to show it")
+    elif e > floor * (1 + FLOOR_TOLERANCE):
+        c.reasons.append(f"note: E = {e:.4g} lies above the data's known irreducible loss {floor:.4g} (this "
+                         "family's limit, or the law's extrapolation)")
+
+
 def diagnose(
     result: Any,
     frame: pd.DataFrame,
     *,
     loo: bool = True,
     other_exponents: dict[str, float] | None = None,
+    known_floor: float | None = None,
 ) -> Diagnostics:
     """The verdict on ``result`` (a `FitResult` fitted to ``frame``); ``other_exponents`` maps an approach
-    label ("1", "2") to its frontier exponent a, for the disagreement check."""
+    label ("1", "2") to its frontier exponent a, for the disagreement check; ``known_floor`` is the data's
+    exact irreducible loss, where the task knows it (checked against E)."""
     c = _Collector()
     _check_design(c, result.form, frame)
     _check_optimum(c, result)
@@ -344,6 +369,8 @@ def diagnose(
     _check_residuals(c, result, frame)
     _check_errors(c, result, frame, loo)
     _check_approaches(c, result, dict(other_exponents or {}))
+    if known_floor is not None:
+        _check_known_floor(c, result, known_floor)
     if result.bootstrap_thetas is None and c.level == 0:
         c.suggestions.append("run a bootstrap (--bootstrap 200) to check the intervals")
     return c.result()

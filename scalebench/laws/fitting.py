@@ -89,6 +89,7 @@ def fit_frame(
     backtest_below: float | None = None,
     diagnostics: bool = True,
     other_exponents: Mapping[str, float] | None = None,
+    known_floor: float | None = None,
 ) -> FitResult:
     """Fit ``form`` to a canonical, validated frame (see ``io.load_data``). Exact duplicate runs are
     dropped with a warning (they would count twice and narrow the intervals). With ``diagnostics`` the
@@ -161,7 +162,8 @@ def fit_frame(
         others = dict(other_exponents or {})
         if not others and form.has_frontier and set(form.variables) == {"params", "tokens"}:
             others = _approach2_exponent(frame)
-        result = dataclasses.replace(result, diagnostics=diagnose(result, frame, other_exponents=others))
+        result = dataclasses.replace(result, diagnostics=diagnose(result, frame, other_exponents=others,
+                                                                    known_floor=known_floor))
     return result
 
 
@@ -218,6 +220,7 @@ def fit(
     returns with ``success=False``; unusable data raise ``FitError``.
     """
     from scalebench.laws.constraints import constrain
+    from scalebench.laws.io import known_floor
 
     form = constrain(law, fix, tie)
     _check_options(huber_delta, confidence, bootstrap, n_refine, seed)
@@ -243,4 +246,5 @@ def fit(
         seed=seed,
         confidence=confidence,
         backtest_below=backtest_below,
+        known_floor=known_floor(source),
     )

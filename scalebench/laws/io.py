@@ -33,6 +33,16 @@ def describe_source(source: object) -> str:
     return str(source)
 
 
+def known_floor(source: object) -> float | None:
+    """The irreducible loss a sweep's task knows exactly (the synthetic language, the teacher task), else None."""
+    if isinstance(source, (str, os.PathLike)) and str(source) and (Path(source) / SWEEP_STORE_FILE).is_file():
+        from scalebench import store
+
+        floor = store.load_meta(source).get("irreducible_loss")
+        return float(floor) if floor is not None else None
+    return None
+
+
 def _read(source: object, loss_col: str | None) -> tuple[pd.DataFrame, str]:
     if isinstance(source, pd.DataFrame):
         return source.copy(), loss_col or "loss"
