@@ -136,6 +136,10 @@ ARCHITECTURES: dict[str, Architecture] = {
         _a(name="bloom-176b", params=176.247e9, n_layer=70, d_model=14336, n_head=112, n_kv_head=112,
            d_ff=57344, vocab_size=250680, seq_len=2048, tokens=366e9, mlp="gelu", aliases=("bloom",),
            citation="BigScience 2022, BLOOM (arXiv:2211.05100), table 3 and section 3.5 (366B tokens)"),
+        _a(name="bloomberggpt-50b", params=50.6e9, n_layer=70, d_model=7680, n_head=40, n_kv_head=40, d_ff=30720,
+           vocab_size=131072, seq_len=2048, tokens=569e9, mlp="gelu", aliases=("bloomberggpt",),
+           citation="Wu et al. 2023, BloombergGPT (arXiv:2303.17564), sections 3.2-3.3 and 4: 70 layers, 40 heads "
+                    "of 192 (D = 7680), 50.6B parameters, 2,048-token sequences, vocabulary 2^17, 569B tokens"),
         _a(name="palm-540b", params=540.35e9, n_layer=118, d_model=18432, n_head=48, n_kv_head=1, head_dim=256,
            d_ff=73728, vocab_size=256000, seq_len=2048, tokens=780e9, mlp="swiglu", aliases=("palm",),
            citation="Chowdhery et al. 2022, PaLM, table 1 (118 layers, d 18432, 48 heads of 256, multi-query) "
