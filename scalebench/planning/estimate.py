@@ -844,7 +844,8 @@ def _notes(out: dict[str, Any], extrapolated: np.ndarray, calibration: Any, n: i
         for i in np.flatnonzero(rows):
             notes[i].append(msg)
     gib = 2.0**30
-    given_n = ~np.isnan(_numeric("num_gpus", values["num_gpus"], n))
+    asked = _numeric("num_gpus", values["num_gpus"], n)  # once: per row it would copy the whole column
+    given_n = ~np.isnan(asked)
     never = np.isnan(out["num_gpus"]) & ~given_n
     for i in np.flatnonzero(never):
         fix = "lower micro_batch or seq_len"
@@ -859,26 +860,32 @@ def _notes(out: dict[str, Any], extrapolated: np.ndarray, calibration: Any, n: i
             f"activations need {out['memory_activations_bytes'][i] / gib:.1f} GiB per GPU; {fix}")
     for i in np.flatnonzero(no_layout & given_n):
         notes[i].append(
-            f"no layout uses {int(_numeric('num_gpus', values['num_gpus'], n)[i])} GPUs: the global batch of "
+            f"no layout uses {int(asked[i])} GPUs: the global batch of "
             f"{int(out['global_batch'][i])} sequences x micro-batch {int(out['micro_batch'][i])} feeds at most "
             f"{int(out['global_batch'][i] // out['micro_batch'][i])} data-parallel ranks, and tp x pp x cp must "
             "divide the GPU count; more GPUs do not help this run (raise global_batch or lower num_gpus)")
-    for i in np.flatnonzero(~out["fits"] & ~never & ~no_layout):
+    short = np.flatnonzero(~out["fits"] & ~never & ~no_layout)
+    need, room, least = (out[k][short].tolist() for k in ("memory_total_bytes", "usable_memory_bytes", "min_gpus"))
+    for j, (i, text) in enumerate(zip(short.tolist(), _layout_texts(out, short), strict=True)):
         notes[i].append(
-            f"does not fit: {out['memory_total_bytes'][i] / gib:.1f} GiB per GPU needed at the best layout "
-            f"{_layout_text(out, i)}, {out['usable_memory_bytes'][i] / gib:.0f} GiB usable; "
-            + (f"use at least {int(out['min_gpus'][i])} GPUs" if np.isfinite(out["min_gpus"][i])
-               else "no GPU count fits"))
+            f"does not fit: {need[j] / gib:.1f} GiB per GPU needed at the best layout {text}, "
+            f"{room[j] / gib:.0f} GiB usable; "
+            + (f"use at least {int(least[j])} GPUs" if math.isfinite(least[j]) else "no GPU count fits"))
     for i in np.flatnonzero(np.isnan(out["price_usd_per_hour"])):
         notes[i].append(f"no catalog price for {out['gpu'][i]}: pass price_usd_per_hour")
     for i in np.flatnonzero(np.isnan(out["energy_kwh"]) & np.isfinite(out["wall_clock_s"])):
         notes[i].append(f"no published power for {out['gpu'][i]}: energy unknown")
-    for i in np.flatnonzero(out["fits"] & (out["loss_fraction"] > layout.LOSS_ALLOWANCE)):
+    lossy = np.flatnonzero(out["fits"] & (out["loss_fraction"] > layout.LOSS_ALLOWANCE))
+    # the commonest note in tables: columns as Python lists first (numpy scalar indexing per row is slow)
+    cols = {k: out[k][lossy].tolist() for k in ("loss_fraction", "bubble_fraction", "tp_comm_fraction",
+                                                "ep_comm_fraction", "exposed_fraction", "layout_factor")}
+    for j, (i, text) in enumerate(zip(lossy.tolist(), _layout_texts(out, lossy), strict=True)):
+        c = {k: v[j] for k, v in cols.items()}
         notes[i].append(
-            f"layout {_layout_text(out, i)} loses {out['loss_fraction'][i]:.0%} of compute time to pipeline bubbles and "
-            f"exposed communication (bubble {out['bubble_fraction'][i]:.0%}, tensor {out['tp_comm_fraction'][i]:.0%}, "
-            f"expert {out['ep_comm_fraction'][i]:.0%}, exposed data/context {out['exposed_fraction'][i]:.0%}), more "
-            f"than the {layout.LOSS_ALLOWANCE:.0%} a published MFU already contains: time x {out['layout_factor'][i]:.2f}")
+            f"layout {text} loses {c['loss_fraction']:.0%} of compute time to pipeline bubbles and exposed "
+            f"communication (bubble {c['bubble_fraction']:.0%}, tensor {c['tp_comm_fraction']:.0%}, expert "
+            f"{c['ep_comm_fraction']:.0%}, exposed data/context {c['exposed_fraction']:.0%}), more than the "
+            f"{layout.LOSS_ALLOWANCE:.0%} a published MFU already contains: time x {c['layout_factor']:.2f}")
     for i in np.flatnonzero(out["fits"] & (out["memory_total_bytes"] > MEMORY_WARN_FRACTION * out["usable_memory_bytes"])):
         notes[i].append(f"memory at {out['memory_total_bytes'][i] / out['usable_memory_bytes'][i]:.0%} of usable "
                         f"({MEMORY_WARN_FRACTION:.0%} is the safe limit): allocator spikes may run out of memory")
@@ -902,9 +909,11 @@ def _notes(out: dict[str, Any], extrapolated: np.ndarray, calibration: Any, n: i
     return {i: tuple(lines) for i, lines in notes.items()}
 
 
-def _layout_text(out: dict[str, Any], i: int) -> str:
-    parts = [f"{k}{int(out[k][i])}" for k in ("tp", "pp", "cp", "ep", "dp") if np.isfinite(out[k][i])]
-    return " ".join(parts) or "(none)"
+def _layout_texts(out: dict[str, Any], rows: np.ndarray) -> list[str]:
+    """"tp8 pp2 cp1 ep1 dp64" for each row in ``rows`` (sizes that are not finite left out)."""
+    keys = ("tp", "pp", "cp", "ep", "dp")
+    columns = [[f"{k}{int(v)}" if math.isfinite(v) else "" for v in out[k][rows].tolist()] for k in keys]
+    return [" ".join(p for p in parts if p) or "(none)" for parts in zip(*columns, strict=True)]
 
 
 # ---------------------------------------------------------------------------------------------- public
