@@ -111,9 +111,10 @@ def test_no_cluster_penalty_and_generations():
 @settings(max_examples=30, deadline=None)
 @given(params=st.floats(1e8, 1e12), tokens=st.floats(1e9, 1e13),
        gpu=st.sampled_from(["H100-SXM", "A100-80GB", "B200", "TPU-v5p", "MI300X"]),
-       mfu=st.one_of(st.none(), st.floats(0.05, 0.8)), n=st.sampled_from([None, 64, 1024]))
-def test_ranges_contain_their_point_values(params, tokens, gpu, mfu, n):
-    e = estimate(params=params, tokens=tokens, gpu=gpu, mfu=mfu, num_gpus=n)
+       mfu=st.one_of(st.none(), st.floats(0.05, 0.8)), n=st.sampled_from([None, 64, 1024]),
+       kind=st.sampled_from(["mfu", "hfu"]), goodput=st.one_of(st.none(), st.floats(0.5, 1.0)))
+def test_ranges_contain_their_point_values(params, tokens, gpu, mfu, n, kind, goodput):
+    e = estimate(params=params, tokens=tokens, gpu=gpu, num_gpus=n, goodput=goodput, **{kind: mfu})
     for key in ("wall_clock_s", "gpu_hours", "cost_usd", "energy_kwh", "mfu"):
         value, band = getattr(e, key), getattr(e, f"{key}_range")
         if math.isfinite(value):
