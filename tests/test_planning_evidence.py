@@ -14,7 +14,13 @@ from hypothesis import strategies as st
 from scalebench.cli import main
 from scalebench.errors import ConfigError
 from scalebench.planning import estimate
-from scalebench.planning.evidence import PUBLISHED_RUNS, PublishedRun, default_mfu, leave_one_out, loo_ratio_range
+from scalebench.planning.evidence import (
+    PUBLISHED_RUNS,
+    PublishedRun,
+    default_mfu,
+    leave_one_out,
+    loo_ratio_range,
+)
 
 
 def _published_kwargs(run):
