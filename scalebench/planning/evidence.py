@@ -11,20 +11,20 @@ at-scale figure: it already contains the run's communication, pipeline bubbles, 
 downtime the authors counted in their hours, so the estimator puts no cluster penalty on top of it.
 
 The table itself holds each row's *hardware* rate, ``rate = mfu · RECOMPUTE_FACTOR[checkpointing]``: a run
-that recomputed every forward pass (BLOOM, BloombergGPT: ``checkpointing="full"``, sourced per row) spent a
+that recomputed every forward pass (BLOOM, BloombergGPT, Gopher: ``checkpointing="full"``, sourced per row) spent a
 quarter of its FLOPs on recomputation, and the estimator turns the table's rate back into an MFU for the
 recomputation it chooses (:mod:`~scalebench.planning.timing`). Rows that state no recomputation count as
 none.
 
 The default for a new run is, among the rows of its accelerator generation and precision class (16-bit or
-fp8), a least-squares line of mfu against log10(active parameters) (MFU rises with model width), clipped
+fp8), a least-squares line of the rate against log10(active parameters) (it rises with model width), clipped
 to [0.75 · lowest, 1.15 · highest] of those rows; one row, or rows of one size, give their median. A
 generation without rows borrows the pooled 16-bit rows (and says so); fp8 without fp8 rows borrows the
 16-bit rows at half the 16-bit fraction (fp8 peaks are twice the 16-bit ones: no speed-up is assumed).
 
 The range around it is the evidence's own spread: each row predicted from the table without it
-(leave-one-out), and the smallest and largest ratio published/predicted over all rows scale the default
-MFU down and up. ``leave_one_out()`` returns that table; ``benchmarks/published_runs.py`` prints it.
+(leave-one-out), and the smallest and largest ratio published/predicted rate over all rows scale the
+default MFU down and up. ``leave_one_out()`` returns that table; ``benchmarks/published_runs.py`` prints it.
 """
 
 from __future__ import annotations
