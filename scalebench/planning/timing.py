@@ -23,7 +23,7 @@ already contain each run's downtime (:mod:`~scalebench.planning.evidence`). A gi
 throughput figure, so the time at goodput 1 is the time spent training only; the estimate then says so
 (``GOODPUT_NOTE``). The one published figure to hand is Llama 3 405B's: "higher than 90% effective training
 time" over 54 days on 16K H100s (Dubey et al. 2024, section 3.3.4); BLOOM's and PaLM's published hours,
-set against their published utilisation, imply 0.87 and 0.67, but neither paper states a goodput
+set against their published utilisation, imply 0.91 and 0.67, but neither paper states a goodput
 (``benchmarks/published_runs.py``).
 
 Energy: num_gpus · tdp_w · power_fraction · wall_clock_s · pue / 3.6e6 kWh. ``power_fraction`` defaults
