@@ -1,6 +1,6 @@
 """Benchmark: the cost estimator against documented training runs (issue 12's acceptance table).
 
-    python benchmarks/published_runs.py [--json]
+    python benchmarks/published_runs.py [--json | --markdown]
 
 For every run in ``scalebench.planning.evidence.PUBLISHED_RUNS`` (source in each row) it prints the
 published GPU-hours, the estimate at default settings (only the published setup is passed: model preset,
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -121,14 +122,42 @@ def _print_loo(loo: pd.DataFrame) -> None:
           f"{int((err <= math.log(1.33)).sum())}/{len(loo)} within 1.33x")
 
 
+_CITATION = re.compile(r":\s")  # "Author year, title (arXiv:id), table N: what" -> the part before ": "
+
+
+def markdown(t: pd.DataFrame, loo: pd.DataFrame) -> str:
+    """The table the README carries (tests/test_planning_evidence.py checks that it is this output)."""
+    def util(r) -> str:
+        if not math.isfinite(r.ratio_published):
+            return "-", "-", "-"
+        goodput = r.published_goodput if r.published_goodput and math.isfinite(r.published_goodput) else None
+        kind = f"{r.util_kind} {r.published_util:.3f}" + (f", goodput {goodput:.2f}" if goodput else "")
+        return kind, f"{r.ours_published:,.0f}", f"{r.ratio_published:.3f}"
+
+    lines = ["| run | accelerator | published GPU-hours | ours at defaults | ratio | in range | published utilisation "
+             "| ours with it | ratio | LOO ratio | source |",
+             "| --- | --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | --- |"]
+    ratios = dict(zip(loo["run"], loo["implied_rate"] / loo["loo_mfu"], strict=True))
+    for r in t.itertuples():
+        kind, ours, ratio = util(r)
+        lines.append(f"| {r.run} | {r.gpu} | {r.published_gpu_hours:,.0f} | {r.ours_default:,.0f} | {r.ratio_default:.3f} "
+                     f"| {'yes' if r.inside_range else 'no'} | {kind} | {ours} | {ratio} | {ratios[r.run]:.3f} "
+                     f"| {_CITATION.split(r.source, maxsplit=1)[0]} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print the tables as JSON records")
+    ap.add_argument("--markdown", action="store_true", help="print the table the README carries")
     args = ap.parse_args()
     t, loo = table(), leave_one_out()
     loo["loo_ratio"] = loo["implied_rate"] / loo["loo_mfu"]  # published / predicted rate = ours / published hours
     if args.json:
         print(json.dumps({"runs": t.to_dict("records"), "leave_one_out": loo.to_dict("records")}, indent=2, default=str))
+        return
+    if args.markdown:
+        print(markdown(t, loo))
         return
     _print_runs(t)
     print("\nsources:")

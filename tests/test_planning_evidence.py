@@ -196,3 +196,18 @@ def test_cli_and_api_agree_for_hfu_and_goodput(capsys):
     assert cli == api and cli["goodput"] == 0.9 and cli["mfu"] == pytest.approx(0.375)
     assert main(["estimate", "--model", "bloom-176b", "--gpu", "A100-80GB", "--hfu", "0.5", "--mfu", "0.4"]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_readme_carries_the_benchmarks_table():
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("published_runs", root / "benchmarks" / "published_runs.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    readme = (root / "README.md").read_text()
+    start = readme.index("<!-- published-runs table:")
+    block = readme[readme.index("\n", start) + 1:readme.index("<!-- end of the published-runs table -->")]
+    assert block.strip() == bench.markdown(bench.table(), leave_one_out())
+    assert block.count("\n| ") >= 10  # issue 12: at least 10 published cases
