@@ -164,13 +164,13 @@ PUBLISHED_RUNS: tuple[PublishedRun, ...] = (
                             "count is not the gap (Megatron's 96·B·s·l·h²·(1 + s/6h + V/16lh) gives a recompute "
                             "factor of 1.327, ours 4/3: 0.5%)"),
     PublishedRun(name="Gopher-280B", model="gopher-280b", gpu="TPU-v3", precision="bf16", gpu_hours=4096 * 920,
-                 source="Rae et al. 2021, Gopher (arXiv:2112.11446), appendix F and table A27: 'We trained Gopher for "
+                 source="Rae et al. 2021, Gopher (arXiv:2112.11446), compute-usage appendix, table A27: 'We trained Gopher for "
                         "920 hours' on 4096 TPU v3 chips: 4096 x 920 chip-hours",
                  num_gpus=4096, published_mfu=0.325,
                  published_mfu_source="Chowdhery et al. 2022 (PaLM), table 3: 32.5% MFU for Gopher on 4096 TPU v3, "
                                       "from 0.0152 steps/s (personal communication with the authors)",
                  checkpointing="full",
-                 checkpointing_source="Rae et al. 2021, appendix F: rematerialization increases the compute by 33%"),
+                 checkpointing_source="Rae et al. 2021, compute-usage appendix: rematerialization adds 33% to the compute"),
     PublishedRun(name="PaLM-540B", model="palm-540b", gpu="TPU-v4", precision="bf16", gpu_hours=8_404_992,
                  source="Chowdhery et al. 2022, PaLM (arXiv:2204.02311), section 13: 6144 TPU v4 chips for 1200 h "
                         "and 3072 for 336 h, including downtime and repeated steps",
