@@ -1,6 +1,6 @@
 """Benchmark: scalebench.estimate on 10,000 scenarios, vectorised vs a per-row Python loop.
 
-    python benchmarks/estimate_speed.py [--n 10000] [--loop-rows 1000]
+    python benchmarks/estimate_speed.py [--n 10000] [--loop-rows 1000] [--profile]
 
 Prints the vectorised time per scenario and, as the figure to compare between machines and commits, its
 speed-up over the reference measured in the same run on the same rows: ``estimate`` called once per row
