@@ -892,7 +892,8 @@ def _notes(out: dict[str, Any], extrapolated: np.ndarray, calibration: Any, n: i
     for i in np.flatnonzero(out["wall_clock_s"] > LONG_RUN_DAYS * 86400.0):
         notes[i].append(f"{out['wall_clock_s'][i] / 86400:,.0f} days on {int(out['num_gpus'][i])} GPUs is past the "
                         f"{LONG_RUN_DAYS} days a run can reasonably last")
-    throughput = (out["mfu_source"] == "given") | (out["mfu_source"] == HFU_SOURCE)
+    # a given, hfu-given or calibrated utilisation is a throughput: time spent training only
+    throughput = out["mfu_source"] != "default"
     for i in np.flatnonzero(throughput & np.isnan(_numeric("goodput", values["goodput"], n))):
         notes[i].append(timing.GOODPUT_NOTE)
     unknown_bw = np.array([s.inter_node_bandwidth_bytes_per_s is None for s in specs])

@@ -19,8 +19,9 @@ their cluster (default 1).
 ``goodput`` is the share of reserved wall-clock time that is useful training (time = useful time /
 goodput): restarts after failures, repeated steps after rollbacks and idle periods are the rest. Its
 default, ``DEFAULT_GOODPUT`` = 1, is exact for the default MFU, which is fitted to published GPU-hours that
-already contain each run's downtime (:mod:`~scalebench.planning.evidence`). A given ``mfu``/``hfu`` is a
-throughput figure, so the time at goodput 1 is the time spent training only; the estimate then says so
+already contain each run's downtime (:mod:`~scalebench.planning.evidence`). A given ``mfu``/``hfu`` or a
+sweep's calibration is a throughput figure, so the time at goodput 1 is the time spent training only; the
+estimate then says so
 (``GOODPUT_NOTE``). The one published figure to hand is Llama 3 405B's: "higher than 90% effective training
 time" over 54 days on 16K H100s (Dubey et al. 2024, section 3.3.4); BLOOM's and PaLM's published hours,
 set against their published utilisation, imply 0.91 and 0.67, but neither paper states a goodput
