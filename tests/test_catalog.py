@@ -10,8 +10,8 @@ from scalebench.hardware.catalog import GPUSpec, get_gpu, list_gpus, load_catalo
 
 REQUIRED = ["A100-40GB", "A100-80GB", "A100-PCIe-40GB", "A100-PCIe-80GB", "H100-SXM", "H100-PCIe", "H100-NVL",
             "H200", "B200", "GH200", "L4", "L40S", "A10G", "V100-32GB", "V100-16GB", "T4", "RTX-4090", "MI300X",
-            "H800", "H20", "GB200", "MI325X", "TPU-v4", "TPU-v5e", "TPU-v5p", "Trainium2"]  # issue 12
-NO_POWER = {"TPU-v4", "TPU-v5e", "TPU-v5p", "Trainium2"}  # vendors publish no chip power
+            "H800", "H20", "GB200", "MI325X", "TPU-v3", "TPU-v4", "TPU-v5e", "TPU-v5p", "Trainium2"]  # issue 12
+NO_POWER = {"TPU-v3", "TPU-v4", "TPU-v5e", "TPU-v5p", "Trainium2"}  # vendors publish no chip power
 
 
 def test_required_entries_present_and_sane():

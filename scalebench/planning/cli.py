@@ -68,9 +68,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     ef = p.add_argument_group("efficiency, energy, memory")
     ef.add_argument("--mfu", type=_mfu, help="model FLOPs utilisation 0-1 as PaLM defines it "
                                                "(default: the published-runs table for the GPU generation)")
+    ef.add_argument("--hfu", type=_mfu, help="hardware FLOPs utilisation 0-1, recomputation counted (a Megatron-style "
+                                               "TFLOP/s over the peak): 3/4 of it is the MFU under full recomputation")
     ef.add_argument("--calibrate", metavar="SWEEP_DIR", help="take MFU (and power) from a sweep's measurements")
     ef.add_argument("--scaling-efficiency", type=_FLOAT, help="a further multiplier on throughput (default 1)")
-    ef.add_argument("--goodput", type=_FLOAT, help="share of reserved GPU time spent training (default 1)")
+    ef.add_argument("--goodput", type=_FLOAT, help="share of reserved GPU time spent training, restarts and repeated "
+                                                   "steps excluded (default 1: the default MFU's hours contain them)")
     ef.add_argument("--power-fraction", type=_FLOAT, help="average power as a fraction of TDP (default 1)")
     ef.add_argument("--pue", type=_FLOAT, help="data-centre PUE (default 1)")
     ef.add_argument("--grid-intensity", type=_FLOAT, dest="grid_gco2_per_kwh", help="g CO2e per kWh, for CO2")
@@ -81,7 +84,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 _PASS = ("gpu", "num_gpus", "price_usd_per_hour", "n_layer", "d_model", "n_head", "n_kv_head", "d_ff", "vocab_size",
          "n_experts", "top_k", "params_active", "expert_params", "head_dim", "family", "precision", "optimizer", "checkpointing", "flash_attention",
-         "seq_len", "micro_batch", "global_batch", "tp", "pp", "cp", "ep", "zero", "mfu", "scaling_efficiency",
+         "seq_len", "micro_batch", "global_batch", "tp", "pp", "cp", "ep", "zero", "mfu", "hfu", "scaling_efficiency",
          "goodput", "power_fraction", "pue", "grid_gco2_per_kwh", "allocator_overhead")
 
 
@@ -132,10 +135,10 @@ def _estimate_kwargs(args: argparse.Namespace) -> dict:
     if args.reserve_gib is not None:
         kw["context_bytes"] = args.reserve_gib * 2**30
     if args.calibrate:
-        if args.mfu is not None:
+        if args.mfu is not None or args.hfu is not None:
             from scalebench.errors import ConfigError
 
-            raise ConfigError("give --mfu or --calibrate, not both")
+            raise ConfigError(f"give --{'mfu' if args.mfu is not None else 'hfu'} or --calibrate, not both")
         from scalebench.planning.calibrate import calibrate
 
         kw["mfu"] = calibrate(args.calibrate)
@@ -145,7 +148,7 @@ def _estimate_kwargs(args: argparse.Namespace) -> dict:
 _INFERENCE = ("context", "batch", "output_tokens", "weights", "activations", "kv_dtype", "sparsity",
               "decode_efficiency", "prefill_mfu")
 _TRAINING_ONLY = ("tokens", "law", "precision", "optimizer", "checkpointing", "flash_attention", "seq_len",
-                  "micro_batch", "global_batch", "pp", "cp", "ep", "zero", "mfu", "calibrate", "scaling_efficiency",
+                  "micro_batch", "global_batch", "pp", "cp", "ep", "zero", "mfu", "hfu", "calibrate", "scaling_efficiency",
                   "goodput", "power_fraction", "pue", "grid_gco2_per_kwh", "allocator_overhead", "family", "d_ff", "vocab_size")
 
 

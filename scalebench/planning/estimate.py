@@ -40,6 +40,7 @@ __all__ = ["Estimate", "MemoryBreakdown", "estimate", "ARGUMENTS", "MEMORY_KEYS"
 
 MEMORY_KEYS = ("weights", "gradients", "optimizer", "activations", "overhead", "total")
 MEMORY_WARN_FRACTION = 0.95
+HFU_SOURCE = "given as hfu"  # mfu_source of a utilisation given as a hardware rate
 LONG_RUN_DAYS = 180
 INFER_ASPECT_RATIO = 128
 INFER_HEAD_DIM = 128
@@ -54,17 +55,17 @@ ARGUMENTS: dict[str, Any] = dict(
     mfu=None, price_usd_per_hour=None, grid_gco2_per_kwh=None, power_fraction=None, pue=1.0,
     allocator_overhead=mem.DEFAULT_ALLOCATOR_OVERHEAD, context_bytes=mem.DEFAULT_CONTEXT_BYTES,
     scaling_efficiency=None, law=None, tp=None, pp=None, cp=None, ep=None, params_active=None,
-    n_experts=None, top_k=None, expert_params=None, goodput=None, head_dim=None,
+    n_experts=None, top_k=None, expert_params=None, goodput=None, head_dim=None, hfu=None,
 )
 _STRINGS = ("model", "family", "gpu", "precision", "optimizer", "zero", "checkpointing", "law")
 _POSITIVE = ("params", "tokens", "n_layer", "d_model", "n_head", "n_kv_head", "d_ff", "vocab_size", "seq_len",
              "num_gpus", "micro_batch", "global_batch", "mfu", "price_usd_per_hour", "power_fraction", "pue",
              "scaling_efficiency", "tp", "pp", "cp", "ep", "params_active", "n_experts", "top_k", "goodput",
-             "head_dim")
+             "head_dim", "hfu")
 _NONNEG = ("grid_gco2_per_kwh", "allocator_overhead", "context_bytes", "expert_params")
 _INTEGER = ("n_layer", "d_model", "n_head", "n_kv_head", "d_ff", "vocab_size", "seq_len", "num_gpus",
             "micro_batch", "global_batch", "tp", "pp", "cp", "ep", "n_experts", "top_k", "head_dim")
-_AT_MOST_ONE = ("mfu", "power_fraction", "scaling_efficiency", "goodput")
+_AT_MOST_ONE = ("mfu", "hfu", "power_fraction", "scaling_efficiency", "goodput")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,6 +121,7 @@ class Estimate:
     mfu: float
     mfu_source: str
     scaling_efficiency: float
+    goodput: float  # share of the reserved GPU time spent training (time = useful time / goodput)
     wall_clock_s: float
     gpu_hours: float
     price_usd_per_hour: float | None
@@ -170,6 +172,7 @@ class Estimate:
             "mfu": self.mfu,
             "mfu_source": self.mfu_source,
             "scaling_efficiency": self.scaling_efficiency,
+            "goodput": self.goodput,
             "gpu_memory_bytes": self.gpu_memory_bytes,
             "usable_memory_bytes": self.usable_memory_bytes,
             "layout": dict(self.layout) if self.layout else None,
@@ -253,7 +256,7 @@ class Estimate:
             f"  memory per GPU   {memory}{gib_text}",
             f"  least GPUs       {self.min_gpus if self.min_gpus is not None else 'none fits'}",
             f"  MFU              {mfu} ({self.mfu_source}), HFU {'n/a' if self.hfu is None else f'{self.hfu:.3f}'}, "
-            f"scaling efficiency {efficiency}",
+            f"scaling efficiency {efficiency}, goodput {self.goodput:.3g}",
             f"  wall clock       {wall}  ({hours})",
             f"  cost             {cost}",
             f"  energy           {energy}",
@@ -555,16 +558,17 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
     # default: 4M tokens' worth (Llama 1/2), or one micro-batch per GPU where a given GPU count needs more
     per_gpu = micro * np.where(np.isnan(num["num_gpus"]), 1.0, num["num_gpus"])
     gbatch = np.where(np.isnan(gbatch), np.maximum(np.round(DEFAULT_GLOBAL_BATCH_TOKENS / seq), per_gpu), gbatch)
-    mfu_in, mfu_source, extrapolated, calibration = _mfu(values["mfu"], num["mfu"], active, prec_name, specs, n)
+    mfu_in, mfu_source, extrapolated, calibration = _mfu(values["mfu"], num["mfu"], num["hfu"], active, prec_name,
+                                                         specs, n)
     ckpt_req = _take(c_codes, ckpts, None, dtype=object)
     acts = {mode: mem.activation_bytes(n_layer=L, d_model=d, n_head=heads, seq_len=seq, micro_batch=micro,
                                        vocab_size=vocab, checkpointing=mode, n_kv_head=kv, d_ff=ff,
                                        swiglu=swiglu, flash_attention=flash, scale=act_scale)
             for mode in mem.CHECKPOINTING}
-    # a default MFU is an at-scale figure at (nearly) no recomputation: full recomputation keeps the
-    # hardware rate and spends a quarter of it on the repeated forward pass (Korthikanti et al. 2022, §5)
-    defaulted = mfu_source == "default"
-    mfu_by_mode = {mode: np.where(defaulted, mfu_in / timing.RECOMPUTE_FACTOR[mode], mfu_in) for mode in mem.CHECKPOINTING}
+    # the default table and a given hfu are hardware rates: full recomputation keeps the rate and spends
+    # a quarter of it on the repeated forward pass (Korthikanti et al. 2022, §5); a given mfu is used as is
+    rate = (mfu_source == "default") | (mfu_source == HFU_SOURCE)
+    mfu_by_mode = {mode: np.where(rate, mfu_in / timing.RECOMPUTE_FACTOR[mode], mfu_in) for mode in mem.CHECKPOINTING}
     zero_arr = zero.astype(float)
     moe_layers = np.where(n_exp > 0, L, 0.0)
     kv_dim = kv * head_dim
@@ -596,7 +600,7 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
     mfu_mode = np.select([chosen == m for m in mem.CHECKPOINTING], [mfu_by_mode[m] for m in mem.CHECKPOINTING])
     factor = np.where(np.isnan(best["factor"]), 1.0, best["factor"])
     mfu = mfu_mode * eff / factor
-    goodput = np.where(np.isnan(num["goodput"]), 1.0, num["goodput"])
+    goodput = np.where(np.isnan(num["goodput"]), timing.DEFAULT_GOODPUT, num["goodput"])
     wall = timing.wall_clock_s(flops=flops, num_gpus=num_gpus, peak_flops=peak, mfu=mfu, scaling_efficiency=goodput)
     hfu = mfu * np.select([chosen == m for m in mem.CHECKPOINTING], [timing.RECOMPUTE_FACTOR[m] for m in mem.CHECKPOINTING])
     gpu_hours = num_gpus * wall / 3600.0
@@ -671,6 +675,8 @@ def _defaults(values: dict[str, Any], num: dict[str, np.ndarray], n: int) -> np.
             "power_fraction", "pue", "scaling_efficiency", "goodput", "micro_batch")
     missing = {k: (np.isnan(num[k]) if k in num else np.full(n, _missing(values[k])))
                for k in keys if not (k == "mfu" and hasattr(values["mfu"], "predict_mfu"))}
+    if "mfu" in missing:  # a given hfu sets the utilisation too
+        missing["mfu"] &= np.isnan(num["hfu"])
     for k in ("precision", "zero", "checkpointing", "optimizer", "flash_attention"):
         missing[k] = np.full(n, k not in values.get("_given", ()))
     names = list(missing)
@@ -753,9 +759,19 @@ def _apply_family(fam, rows, L, d, heads, kv, ff, vocab, seq, params, params_tot
     del kv  # families here use full multi-head attention
 
 
-def _mfu(raw: Any, given: np.ndarray, active: np.ndarray, prec: np.ndarray, specs: np.ndarray, n: int):
-    """(mfu, source, extrapolated, calibration): given, calibrated, or the published-runs default."""
+def _mfu(raw: Any, given: np.ndarray, hfu: np.ndarray, active: np.ndarray, prec: np.ndarray, specs: np.ndarray,
+         n: int):
+    """(utilisation, source, extrapolated, calibration): a given mfu, a given hfu (a hardware rate, converted
+    per recomputation by the caller), calibrated, or the published-runs default (also a hardware rate)."""
     extrapolated = np.zeros(n, dtype=bool)
+    has_hfu = ~np.isnan(hfu)
+    if (has_hfu & ~np.isnan(given)).any() or (has_hfu.any() and hasattr(raw, "predict_mfu")):
+        raise ConfigError("give mfu (model FLOPs utilisation) or hfu (hardware FLOPs utilisation, recomputation "
+                          "counted), not both; a calibration is an mfu")
+    if has_hfu.any():
+        source = np.where(has_hfu, HFU_SOURCE, np.where(np.isnan(given), "default", "given")).astype(object)
+        base, _, _, _ = _mfu(raw, given, np.full(n, np.nan), active, prec, specs, n)
+        return np.where(has_hfu, hfu, base), source, extrapolated, None
     if hasattr(raw, "predict_mfu"):
         mfu, extrapolated = raw.predict_mfu(active)
         source = np.where(extrapolated, "calibrated (extrapolated, held at the sweep's edge)", "calibrated")
@@ -828,7 +844,8 @@ def _notes(out: dict[str, Any], extrapolated: np.ndarray, calibration: Any, n: i
         for i in np.flatnonzero(rows):
             notes[i].append(msg)
     gib = 2.0**30
-    given_n = ~np.isnan(_numeric("num_gpus", values["num_gpus"], n))
+    asked = _numeric("num_gpus", values["num_gpus"], n)  # once: per row it would copy the whole column
+    given_n = ~np.isnan(asked)
     never = np.isnan(out["num_gpus"]) & ~given_n
     for i in np.flatnonzero(never):
         fix = "lower micro_batch or seq_len"
@@ -843,32 +860,42 @@ def _notes(out: dict[str, Any], extrapolated: np.ndarray, calibration: Any, n: i
             f"activations need {out['memory_activations_bytes'][i] / gib:.1f} GiB per GPU; {fix}")
     for i in np.flatnonzero(no_layout & given_n):
         notes[i].append(
-            f"no layout uses {int(_numeric('num_gpus', values['num_gpus'], n)[i])} GPUs: the global batch of "
+            f"no layout uses {int(asked[i])} GPUs: the global batch of "
             f"{int(out['global_batch'][i])} sequences x micro-batch {int(out['micro_batch'][i])} feeds at most "
             f"{int(out['global_batch'][i] // out['micro_batch'][i])} data-parallel ranks, and tp x pp x cp must "
             "divide the GPU count; more GPUs do not help this run (raise global_batch or lower num_gpus)")
-    for i in np.flatnonzero(~out["fits"] & ~never & ~no_layout):
+    short = np.flatnonzero(~out["fits"] & ~never & ~no_layout)
+    need, room, least = (out[k][short].tolist() for k in ("memory_total_bytes", "usable_memory_bytes", "min_gpus"))
+    for j, (i, text) in enumerate(zip(short.tolist(), _layout_texts(out, short), strict=True)):
         notes[i].append(
-            f"does not fit: {out['memory_total_bytes'][i] / gib:.1f} GiB per GPU needed at the best layout "
-            f"{_layout_text(out, i)}, {out['usable_memory_bytes'][i] / gib:.0f} GiB usable; "
-            + (f"use at least {int(out['min_gpus'][i])} GPUs" if np.isfinite(out["min_gpus"][i])
-               else "no GPU count fits"))
+            f"does not fit: {need[j] / gib:.1f} GiB per GPU needed at the best layout {text}, "
+            f"{room[j] / gib:.0f} GiB usable; "
+            + (f"use at least {int(least[j])} GPUs" if math.isfinite(least[j]) else "no GPU count fits"))
     for i in np.flatnonzero(np.isnan(out["price_usd_per_hour"])):
         notes[i].append(f"no catalog price for {out['gpu'][i]}: pass price_usd_per_hour")
     for i in np.flatnonzero(np.isnan(out["energy_kwh"]) & np.isfinite(out["wall_clock_s"])):
         notes[i].append(f"no published power for {out['gpu'][i]}: energy unknown")
-    for i in np.flatnonzero(out["fits"] & (out["loss_fraction"] > layout.LOSS_ALLOWANCE)):
+    lossy = np.flatnonzero(out["fits"] & (out["loss_fraction"] > layout.LOSS_ALLOWANCE))
+    # the commonest note in tables: columns as Python lists first (numpy scalar indexing per row is slow)
+    cols = {k: out[k][lossy].tolist() for k in ("loss_fraction", "bubble_fraction", "tp_comm_fraction",
+                                                "ep_comm_fraction", "exposed_fraction", "layout_factor")}
+    for j, (i, text) in enumerate(zip(lossy.tolist(), _layout_texts(out, lossy), strict=True)):
+        c = {k: v[j] for k, v in cols.items()}
         notes[i].append(
-            f"layout {_layout_text(out, i)} loses {out['loss_fraction'][i]:.0%} of compute time to pipeline bubbles and "
-            f"exposed communication (bubble {out['bubble_fraction'][i]:.0%}, tensor {out['tp_comm_fraction'][i]:.0%}, "
-            f"expert {out['ep_comm_fraction'][i]:.0%}, exposed data/context {out['exposed_fraction'][i]:.0%}), more "
-            f"than the {layout.LOSS_ALLOWANCE:.0%} a published MFU already contains: time x {out['layout_factor'][i]:.2f}")
+            f"layout {text} loses {c['loss_fraction']:.0%} of compute time to pipeline bubbles and exposed "
+            f"communication (bubble {c['bubble_fraction']:.0%}, tensor {c['tp_comm_fraction']:.0%}, expert "
+            f"{c['ep_comm_fraction']:.0%}, exposed data/context {c['exposed_fraction']:.0%}), more than the "
+            f"{layout.LOSS_ALLOWANCE:.0%} a published MFU already contains: time x {c['layout_factor']:.2f}")
     for i in np.flatnonzero(out["fits"] & (out["memory_total_bytes"] > MEMORY_WARN_FRACTION * out["usable_memory_bytes"])):
         notes[i].append(f"memory at {out['memory_total_bytes'][i] / out['usable_memory_bytes'][i]:.0%} of usable "
                         f"({MEMORY_WARN_FRACTION:.0%} is the safe limit): allocator spikes may run out of memory")
     for i in np.flatnonzero(out["wall_clock_s"] > LONG_RUN_DAYS * 86400.0):
         notes[i].append(f"{out['wall_clock_s'][i] / 86400:,.0f} days on {int(out['num_gpus'][i])} GPUs is past the "
                         f"{LONG_RUN_DAYS} days a run can reasonably last")
+    # a given, hfu-given or calibrated utilisation is a throughput: time spent training only
+    throughput = out["mfu_source"] != "default"
+    for i in np.flatnonzero(throughput & np.isnan(_numeric("goodput", values["goodput"], n))):
+        notes[i].append(timing.GOODPUT_NOTE)
     unknown_bw = np.array([s.inter_node_bandwidth_bytes_per_s is None for s in specs])
     for i in np.flatnonzero(unknown_bw & (out["num_gpus"] > np.array([s.node_size for s in specs]))):
         notes[i].append(f"{out['gpu'][i]} has no published inter-node bandwidth: communication across nodes is not costed")
@@ -883,9 +910,11 @@ def _notes(out: dict[str, Any], extrapolated: np.ndarray, calibration: Any, n: i
     return {i: tuple(lines) for i, lines in notes.items()}
 
 
-def _layout_text(out: dict[str, Any], i: int) -> str:
-    parts = [f"{k}{int(out[k][i])}" for k in ("tp", "pp", "cp", "ep", "dp") if np.isfinite(out[k][i])]
-    return " ".join(parts) or "(none)"
+def _layout_texts(out: dict[str, Any], rows: np.ndarray) -> list[str]:
+    """"tp8 pp2 cp1 ep1 dp64" for each row in ``rows`` (sizes that are not finite left out)."""
+    keys = ("tp", "pp", "cp", "ep", "dp")
+    columns = [[f"{k}{int(v)}" if math.isfinite(v) else "" for v in out[k][rows].tolist()] for k in keys]
+    return [" ".join(p for p in parts if p) or "(none)" for parts in zip(*columns, strict=True)]
 
 
 # ---------------------------------------------------------------------------------------------- public
@@ -911,10 +940,13 @@ def estimate(scenarios: pd.DataFrame | None = None, /, *, mode: str = "training"
     one micro-batch per GPU).
     Efficiency: ``mfu`` (PaLM's model FLOPs utilisation, or a
     :class:`~scalebench.planning.calibrate.Calibration`; default from published at-scale runs,
-    :mod:`~scalebench.planning.evidence`), ``scaling_efficiency`` (a multiplier you believe in; default
-    1: the default MFU is already an at-scale figure), ``goodput`` (the share of reserved GPU time spent
-    training — restarts and failures excluded; default 1, since the default MFU comes from published
-    GPU-hours that already include downtime; pass it with a measured throughput MFU). Energy: ``power_fraction`` (of TDP, default 1 or
+    :mod:`~scalebench.planning.evidence`), or ``hfu`` (hardware FLOPs utilisation, recomputation counted,
+    as Megatron-style TFLOP/s figures are: converted to MFU for the recomputation used, 3/4 of it under
+    full recomputation; give mfu or hfu, not both), ``scaling_efficiency`` (a multiplier you believe in;
+    default 1: the default MFU is already an at-scale figure), ``goodput`` (the share of reserved GPU time
+    spent training — restarts, failures and repeated steps excluded; default 1, see
+    :mod:`~scalebench.planning.timing`: the default MFU comes from published GPU-hours that already contain
+    their downtime, while a given mfu/hfu is a throughput and gets a note asking for it). Energy: ``power_fraction`` (of TDP, default 1 or
     calibrated), ``pue`` (1), ``grid_gco2_per_kwh``. Memory: ``allocator_overhead`` (0.10 of the
     allocations), ``context_bytes`` (the per-GPU reserve, 1 GiB: usable memory = card memory - reserve).
     Loss: ``law`` (a preset name such as ``"chinchilla"`` or a FitResult).
@@ -1003,7 +1035,8 @@ def _to_estimate(out: dict[str, Any]) -> Estimate:
         memory_per_gpu=MemoryBreakdown(**{k: float(r[f"memory_{k}_bytes"]) for k in MEMORY_KEYS}),
         gpu_memory_bytes=int(r["gpu_memory_bytes"]), fits=bool(r["fits"]), min_gpus=_int_or_none(r["min_gpus"]),
         num_gpus=_int_or_none(r["num_gpus"]), mfu=float(r["mfu"]), mfu_source=str(r["mfu_source"]),
-        scaling_efficiency=float(r["scaling_efficiency"]), wall_clock_s=float(r["wall_clock_s"]),
+        scaling_efficiency=float(r["scaling_efficiency"]), goodput=float(r["goodput"]),
+        wall_clock_s=float(r["wall_clock_s"]),
         gpu_hours=float(r["gpu_hours"]), price_usd_per_hour=_opt(r["price_usd_per_hour"]),
         cost_usd=float(r["cost_usd"]), energy_kwh=float(r["energy_kwh"]), co2_kg=_opt(r["co2_kg"]),
         predicted_loss=_opt(r["predicted_loss"]), predicted_loss_interval=interval, law=r["law"],

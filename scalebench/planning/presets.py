@@ -136,6 +136,15 @@ ARCHITECTURES: dict[str, Architecture] = {
         _a(name="bloom-176b", params=176.247e9, n_layer=70, d_model=14336, n_head=112, n_kv_head=112,
            d_ff=57344, vocab_size=250680, seq_len=2048, tokens=366e9, mlp="gelu", aliases=("bloom",),
            citation="BigScience 2022, BLOOM (arXiv:2211.05100), table 3 and section 3.5 (366B tokens)"),
+        _a(name="bloomberggpt-50b", params=50.6e9, n_layer=70, d_model=7680, n_head=40, n_kv_head=40, d_ff=30720,
+           vocab_size=131072, seq_len=2048, tokens=569e9, mlp="gelu", aliases=("bloomberggpt",),
+           citation="Wu et al. 2023, BloombergGPT (arXiv:2303.17564), sections 3.2-3.3 and 4: 70 layers, 40 heads "
+                    "of 192 (D = 7680), 50.6B parameters, 2,048-token sequences, vocabulary 2^17, 569B tokens"),
+        _a(name="gopher-280b", params=280e9, n_layer=80, d_model=16384, n_head=128, n_kv_head=128, d_ff=65536,
+           vocab_size=32000, seq_len=2048, tokens=300e9, mlp="gelu", aliases=("gopher",),
+           citation="Rae et al. 2021, Gopher (arXiv:2112.11446), table 1 (80 layers, 128 heads of 128, d 16384, "
+                    "280B with relative-position projections) and section 3 (2048-token context, 32K vocabulary, "
+                    "300B tokens)"),
         _a(name="palm-540b", params=540.35e9, n_layer=118, d_model=18432, n_head=48, n_kv_head=1, head_dim=256,
            d_ff=73728, vocab_size=256000, seq_len=2048, tokens=780e9, mlp="swiglu", aliases=("palm",),
            citation="Chowdhery et al. 2022, PaLM, table 1 (118 layers, d 18432, 48 heads of 256, multi-query) "
