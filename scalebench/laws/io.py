@@ -37,8 +37,13 @@ def known_floor(source: object) -> float | None:
     """The irreducible loss a sweep's task knows exactly (the synthetic language, the teacher task), else None."""
     if isinstance(source, (str, os.PathLike)) and str(source) and (Path(source) / SWEEP_STORE_FILE).is_file():
         from scalebench import store
+        from scalebench.errors import StoreError
 
-        floor = store.load_meta(source).get("irreducible_loss")
+        load_meta = getattr(store, "load_meta", None)  # absent where a caller stands in its own store reader
+        try:
+            floor = load_meta(source).get("irreducible_loss") if load_meta else None
+        except StoreError:  # a store without its meta table: nothing known, the fit itself goes on
+            return None
         return float(floor) if floor is not None else None
     return None
 
