@@ -213,9 +213,13 @@ class TrainSpec:
     # gradient descent (the task's whole training set as the batch, where the task allows it)
     optimizer: Literal["adamw", "adam", "sgd", "gd"] = "adamw"
     lr: float = 3e-3
-    min_lr_ratio: float = 0.1  # cosine decays to lr·min_lr_ratio
+    min_lr_ratio: float = 0.1  # cosine (and wsd's cooldown) decays to lr·min_lr_ratio
     warmup_share: float = 0.05  # share of the run's steps spent warming up linearly
-    schedule: Literal["cosine", "constant"] = "cosine"
+    # wsd: warm-up, stable at lr, then a linear cooldown over cooldown_share of the steps (Hägele et al. 2024);
+    # a size's shorter budgets branch off its longest run's stable phase instead of training from scratch
+    schedule: Literal["cosine", "constant", "wsd"] = "cosine"
+    cooldown_share: float = 0.2  # wsd
+    warmup_steps: int | None = None  # absolute warm-up (overrides warmup_share); wsd sets it per size
     weight_decay: float = 0.1
     betas: tuple[float, ...] = (0.9, 0.95)
     momentum: float = 0.9  # sgd
@@ -246,6 +250,10 @@ class TrainSpec:
             raise ConfigError(f"min_lr_ratio must be within [0, 1], got {self.min_lr_ratio!r}")
         if not 0 <= self.warmup_share < 1:
             raise ConfigError(f"warmup_share must be within [0, 1), got {self.warmup_share!r}")
+        if not 0 < self.cooldown_share <= 1:
+            raise ConfigError(f"cooldown_share must be within (0, 1], got {self.cooldown_share!r}")
+        if self.warmup_steps is not None and self.warmup_steps < 0:
+            raise ConfigError(f"warmup_steps must be >= 0, got {self.warmup_steps!r}")
         if self.weight_decay < 0 or self.grad_clip < 0 or self.checkpoint_interval_s < 0:
             raise ConfigError("weight_decay, grad_clip and checkpoint_interval_s must be >= 0")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
@@ -612,6 +620,10 @@ class RunSpec:
     unit: Literal["tokens", "samples"] = "tokens"  # what `tokens` and `flops_per_token` count for the family
     parallel: ParallelSpec = field(default_factory=ParallelSpec)
     axes: dict[str, Any] = field(default_factory=dict)  # grid-axis values of this run (optimizer, lr, ...)
+    # wsd branches: the trunk (a size's longest run) saves its state at these steps; a branch starts from the
+    # trunk's state at its own cooldown's first step ({"run_id", "step", "spec_hash"} of the trunk)
+    fork_steps: tuple[int, ...] = ()
+    fork_from: dict[str, Any] = field(default_factory=dict)
 
     @property
     def batch_rows(self) -> int:
@@ -651,6 +663,12 @@ class RunSpec:
             d.pop("axes")
         if d["train"]["batch_samples"] is None:
             d["train"].pop("batch_samples")
+        for key, default in (("cooldown_share", 0.2), ("warmup_steps", None)):
+            if d["train"][key] == default:
+                d["train"].pop(key)
+        for key in ("fork_steps", "fork_from"):
+            if not d[key]:
+                d.pop(key)
         for table, default in (("images", ImagesDataSpec()), ("teacher", TeacherDataSpec()),
                                ("synthetic", SyntheticDataSpec())):
             if d["data"].get(table) == asdict(default):

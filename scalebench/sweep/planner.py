@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import re
 import warnings
@@ -202,7 +204,9 @@ def plan_runs(spec: SweepSpec, *, corpus=None, sweep_dir: str | Path | None = No
     for note in notes:
         if "epochs" in note:
             warnings.warn(note, stacklevel=2)
-    runs.sort(key=lambda r: -r.flops)  # longest first: the best packing for a pool of workers
+    runs = _wsd_branches(spec, runs, where)
+    # longest first (the best packing for a pool of workers), wsd trunks before the branches that wait on them
+    runs.sort(key=lambda r: (bool(r.fork_from), -r.flops))
     return SweepPlan(spec=spec, runs=tuple(runs), corpus=corpus.as_dict(), notes=tuple(notes))
 
 
@@ -295,3 +299,42 @@ def _ladder_runs(spec: SweepSpec, family, ladder, t, axes: dict, suffix: str, co
                 run_dir=str(Path(sweep_dir) / "runs" / run_id) if sweep_dir else "",
             ))
     return runs
+
+
+def _wsd_branches(spec: SweepSpec, runs: list[RunSpec], where: str) -> list[RunSpec]:
+    """Under ``schedule = "wsd"`` the budgets of one size (and grid point) share a warm-up and a stable phase:
+    the longest run (the trunk) saves its state where each shorter run's cooldown begins, and that run (a
+    branch) starts from it, so a size costs its longest run plus the cooldowns (Hägele et al. 2024, §4).
+    A branch started from the trunk's state is the run it would be from scratch (tests check it bit for bit)."""
+    from scalebench.train.optim import cooldown_start
+
+    groups: dict[tuple, list[RunSpec]] = {}
+    for r in runs:
+        if r.train.schedule == "wsd":
+            groups.setdefault((r.family, r.size, json.dumps(r.axes, sort_keys=True)), []).append(r)
+    if not groups:
+        return runs
+    if spec.executor.kind != "local":
+        raise ConfigError(f"{where}train.schedule = 'wsd': branches wait on their trunk's state, which only the "
+                          f"local executor orders for now; run it locally, or use schedule = 'cosine' on "
+                          f"{spec.executor.kind}")
+    if spec.parallel.ranks > 1:
+        raise ConfigError(f"{where}train.schedule = 'wsd' branches are single-process for now; set parallel.ranks "
+                          "= 1 or schedule = 'cosine'")
+    out = {r.run_id: r for r in runs}
+    for group in groups.values():
+        t = group[0].train  # one grid point: the same [train] for every budget
+        warm = t.warmup_steps if t.warmup_steps is not None else int(t.warmup_share * min(r.steps for r in group))
+        group = [dataclasses.replace(r, train=dataclasses.replace(r.train, warmup_steps=warm)) for r in group]
+        trunk = max(group, key=lambda r: r.steps)
+        forks = {r.run_id: cooldown_start(r.steps, r.train) for r in group if r is not trunk}
+        forks = {k: v for k, v in forks.items() if v > 0}
+        trunk = dataclasses.replace(trunk, fork_steps=tuple(sorted(set(forks.values()))))
+        out[trunk.run_id] = trunk
+        for r in group:
+            if r.run_id in forks:
+                r = dataclasses.replace(r, fork_from={"run_id": trunk.run_id, "step": forks[r.run_id],
+                                                      "spec_hash": trunk.spec_hash()})
+            if r.run_id != trunk.run_id:
+                out[r.run_id] = r
+    return [out[r.run_id] for r in runs]

@@ -35,17 +35,25 @@ class Checkpointer:
             self._save_file(model, optimizer, scaler, trainer)
         self.ctx.barrier()
 
-    def _save_file(self, model: Any, optimizer: Any, scaler: Any, trainer: dict[str, Any]) -> None:
+    def save_fork(self, model: Any, optimizer: Any, scaler: Any, trainer: dict[str, Any]) -> None:
+        """A wsd trunk's state at a branch's fork step: ``forks/step-N.pt``, in the checkpoint's format."""
+        if self.ctx.is_main:
+            self._save_file(model, optimizer, scaler, {**trainer, "spec_hash": self.spec_hash},
+                            path=fork_path(self.dir, trainer["step"]))
+
+    def _save_file(self, model: Any, optimizer: Any, scaler: Any, trainer: dict[str, Any],
+                   path: Path | None = None) -> None:
         import torch
 
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
+        path = path or self.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
         module = getattr(model, "module", model)  # DDP keeps the model in .module
         torch.save({"model": module.state_dict(), "optimizer": optimizer.state_dict(), "trainer": trainer,
                     "scaler": scaler.state_dict() if scaler else {}}, tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        os.replace(tmp, path)
 
     def _save_dcp(self, model: Any, optimizer: Any, trainer: dict[str, Any]) -> None:
         import torch.distributed.checkpoint as dcp
@@ -69,6 +77,15 @@ class Checkpointer:
             shutil.rmtree(old, ignore_errors=True)
 
     # --- load ------------------------------------------------------------------------------------------
+    def load_fork(self, path: Path, spec_hash: str, model: Any, optimizer: Any, device: Any):
+        """A wsd branch's start: the trunk's state at the fork (written under the trunk's ``spec_hash``), or
+        None (with an event) when it cannot be used — the branch then trains from scratch, to the same result."""
+        try:
+            return self._load_file(model, optimizer, device, path=path, spec_hash=spec_hash)
+        except _Unusable as why:
+            self.sink.add_event(self.run_id, why.kind, f"fork {path}: {why}; training from scratch instead")
+            return None
+
     def load(self, model: Any, optimizer: Any, device: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """Restore model and optimizer in place; returns (trainer state, scaler state) or None."""
         if not self.path.exists():
@@ -81,25 +98,27 @@ class Checkpointer:
             self._set_aside(why.kind, str(why))
             return None
 
-    def _load_file(self, model: Any, optimizer: Any, device: Any):
+    def _load_file(self, model: Any, optimizer: Any, device: Any, path: Path | None = None,
+                   spec_hash: str | None = None):
         import torch
 
+        path, spec_hash = path or self.path, spec_hash or self.spec_hash
         try:
-            state = torch.load(self.path, map_location=device, weights_only=True)
+            state = torch.load(path, map_location=device, weights_only=True)
         except Exception as exc:  # noqa: BLE001 - a torn or foreign file must not make every retry fail
-            raise _Unusable("checkpoint-unreadable", f"{self.path.name}: {exc}") from None
+            raise _Unusable("checkpoint-unreadable", f"{path.name}: {exc}") from None
         if not isinstance(state, dict) or not isinstance(state.get("trainer"), dict):
-            raise _Unusable("checkpoint-unusable", f"{self.path.name}: not a scalebench checkpoint")
+            raise _Unusable("checkpoint-unusable", f"{path.name}: not a scalebench checkpoint")
         trainer = state["trainer"]
-        if trainer.get("spec_hash") != self.spec_hash:
+        if trainer.get("spec_hash") != spec_hash:
             raise _Unusable("checkpoint-stale", "checkpoint written under other settings")
-        _check_trainer(trainer, self.path.name)
+        _check_trainer(trainer, path.name)
         module = getattr(model, "module", model)
         try:
             module.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-            raise _Unusable("checkpoint-unusable", f"{self.path.name} does not match the model: "
+            raise _Unusable("checkpoint-unusable", f"{path.name} does not match the model: "
                                                    f"{str(exc).splitlines()[0]}") from None
         return trainer, state.get("scaler") or {}
 
@@ -141,6 +160,13 @@ class Checkpointer:
             shutil.rmtree(self.path, ignore_errors=True)
         else:
             self.path.unlink(missing_ok=True)
+
+
+def fork_path(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / "forks" / f"step-{step}.pt"
+
+
+FORKS_FINISHED = "finished"  # written in forks/ when the trunk stops: a missing fork will not come
 
 
 class _Unusable(Exception):

@@ -22,17 +22,19 @@ from typing import Any
 from scalebench.config import RunSpec
 from scalebench.errors import DeviceError
 from scalebench.train import faults
-from scalebench.train.checkpoint import Checkpointer
+from scalebench.train.checkpoint import FORKS_FINISHED, Checkpointer, fork_path
 from scalebench.train.context import DistributedContext
 from scalebench.train.evaluate import Evaluator
 from scalebench.train.monitor import FLUSH_STEPS, DivergenceMonitor
-from scalebench.train.optim import build_optimizer, lr_at, set_lr
+from scalebench.train.optim import build_optimizer, lr_at, set_lr, warmup_steps
 from scalebench.train.parallel import choose_strategy, device_memory_bytes, wrap
 from scalebench.train.precision import matmul_dtype, resolve_precision
 from scalebench.train.record import NullSink, RunRecord, Sink
 from scalebench.train.steps import StepRunner
 
 COMPILE_MIN_STEPS = 500  # compile="auto": compile on GPU when the run is long enough to amortise warm-up
+FORK_WAIT_S = 6 * 3600.0  # a wsd branch waits this long for its trunk's state, then trains from scratch
+FORK_POLL_S = 0.5
 
 
 @dataclass
@@ -66,12 +68,19 @@ def train(run_spec: RunSpec, *, corpus=None, sink: Sink | None = None, run_dir: 
         raise DeviceError(f"run {run_spec.run_id} is planned for {run_spec.parallel.ranks} rank(s) but runs on "
                           f"{ctx.world_size}; start it through the sweep (torchrun inside its slot)")
     ctx.start()
+    if run_spec.fork_steps and ctx.is_main:  # a retried trunk: its branches may wait for it again
+        (Path(run_dir or run_spec.run_dir or ".") / "forks" / FORKS_FINISHED).unlink(missing_ok=True)
     try:
         run = _Run(run_spec, ctx, corpus, sink, run_dir)
         record = run.execute(remove_checkpoint)
     except BaseException:
         ctx.close()
         raise
+    finally:
+        if run_spec.fork_steps and ctx.is_main:  # a trunk has stopped: branches still waiting train from scratch
+            done = Path(run_dir or run_spec.run_dir or ".") / "forks" / FORKS_FINISHED
+            done.parent.mkdir(parents=True, exist_ok=True)
+            done.touch()
     if instruments_out is not None and run.instruments is not None:
         instruments_out.append(run.instruments)
     return record  # a group is torn down once the caller has reported (context.shutdown)
@@ -120,7 +129,7 @@ class _Run:
                                          sink=self.sink, ctx=ctx, strategy=self.strategy)
         self.progress = _Progress()
         self.monitor = DivergenceMonitor(factor=spec.train.divergence_factor,
-                                         warmup_steps=int(spec.train.warmup_share * spec.steps))
+                                         warmup_steps=warmup_steps(spec.steps, spec.train))
         self.steps = StepRunner(run=spec, family=self.family, model=self.model, step_model=self.model,
                                 optimizer=self.opt, data=self.data, precision=self.precision, device=self.device,
                                 ctx=ctx, strategy=self.strategy, micro=micro, sink=self.sink,
@@ -142,6 +151,9 @@ class _Run:
     # --- parts --------------------------------------------------------------------------------------------
     def _resume(self) -> None:
         loaded = self.checkpointer.load(self.model, self.opt, self.device)
+        self.fork = None
+        if loaded is None and self.spec.fork_from:
+            loaded = self._branch_start()
         if loaded is not None:
             trainer, scaler_state = loaded
             if self.steps.scaler is not None and scaler_state:
@@ -149,8 +161,31 @@ class _Run:
             self.progress.step, self.progress.trained_s = trainer["step"], trainer["trained_s"]
             self.steps.state.micro, self.steps.state.backoffs = trainer["micro_batch"], trainer["backoffs"]
             self.monitor.ema, self.monitor.best_ema = trainer["ema"], trainer["best_ema"]
-            self.sink.add_event(self.spec.run_id, "resume", f"resumed from checkpoint at step {trainer['step']}")
+            if self.fork is None:
+                self.sink.add_event(self.spec.run_id, "resume", f"resumed from checkpoint at step {trainer['step']}")
         self.sink.truncate_steps(self.spec.run_id, self.progress.step - 1)  # a restart never records a step twice
+
+    def _branch_start(self):
+        """A wsd branch: the trunk's state at this run's fork step, once the trunk has saved it."""
+        f = self.spec.fork_from
+        trunk_dir = self.run_path.parent / f["run_id"]
+        path, t_wait = fork_path(trunk_dir, f["step"]), time.perf_counter()
+        while not path.exists():
+            if (trunk_dir / "forks" / FORKS_FINISHED).exists() or time.perf_counter() - t_wait > FORK_WAIT_S:
+                if path.exists():  # saved just before the trunk stopped
+                    break
+                self.sink.add_event(self.spec.run_id, "fork-missing", f"trunk {f['run_id']} left no state at step "
+                                    f"{f['step']}; training from scratch (the same run, at full cost)")
+                return None
+            time.sleep(FORK_POLL_S)
+        self.t0 += time.perf_counter() - t_wait  # waiting is not this run's training time
+        loaded = self.checkpointer.load_fork(path, f["spec_hash"], self.model, self.opt, self.device)
+        if loaded is not None:
+            self.fork = path
+            loaded[0]["trained_s"] = 0.0  # the trunk's time is the trunk's: wall_time_s is this run's own cost
+            self.sink.add_event(self.spec.run_id, "branch", f"started from {f['run_id']} at step {f['step']} "
+                                "(wsd: its stable phase is this run's)")
+        return loaded
 
     def _instruments(self):
         prof = self.spec.profiling
@@ -238,7 +273,15 @@ class _Run:
                         with self._excluded():
                             self.checkpointer.save(self.model, self.opt, self.steps.scaler, self._checkpoint_state())
                         last_ckpt = time.monotonic()
+                if p.step in self.spec.fork_steps and status == "done":
+                    reason = self._flush(p.last_eval if do_eval else None)  # the saved monitor has seen every step
+                    if reason:
+                        status = "diverged"
+                        break
+                    with self._excluded():
+                        self.checkpointer.save_fork(self.model, self.opt, self.steps.scaler, self._checkpoint_state())
         return self._record(status, reason, telemetry_t0, remove_checkpoint)
+
 
     def _record(self, status: str, reason: str | None, telemetry_t0: float, remove_checkpoint: bool) -> RunRecord:
         import torch
@@ -264,6 +307,8 @@ class _Run:
         units_done = p.step * spec.batch_units
         if remove_checkpoint and status == "done":
             self.checkpointer.remove()
+            if self.fork is not None:  # each fork serves one branch
+                self.fork.unlink(missing_ok=True)
         return RunRecord(
             run_id=spec.run_id, status=status, params=spec.params, params_total=spec.params_total,
             tokens=units_done, flops=spec.flops_per_token * units_done, flops_per_token=spec.flops_per_token,
@@ -275,7 +320,9 @@ class _Run:
             compiled=self.compiled, device=_device_name(self.device),
             epochs=units_done / max(1, self.corpus.train_units), unit=spec.unit, world_size=self.ctx.world_size,
             strategy=self.strategy, oom_backoffs=self.steps.state.backoffs, error=reason,
-            metrics={**extra, "precision_note": self.precision_note} if self.precision_note else extra,
+            metrics={**extra, **({"precision_note": self.precision_note} if self.precision_note else {}),
+                     **({"fork_of": spec.fork_from["run_id"], "fork_step": spec.fork_from["step"]}
+                        if self.fork is not None else {})},
         )
 
 

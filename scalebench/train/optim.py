@@ -6,13 +6,30 @@ import math
 from typing import Any
 
 
+def warmup_steps(steps: int, train: Any) -> int:
+    return train.warmup_steps if train.warmup_steps is not None else int(train.warmup_share * steps)
+
+
+def cooldown_start(steps: int, train: Any) -> int:
+    """wsd: the first step of the cooldown (a branch's fork point)."""
+    return steps - max(1, round(train.cooldown_share * steps))
+
+
 def lr_at(step: int, steps: int, train: Any) -> float:
-    """Linear warm-up over ``warmup_share`` of the steps, then cosine to lr·min_lr_ratio (or constant)."""
-    warmup = int(train.warmup_share * steps)
+    """Linear warm-up (``warmup_steps``, else ``warmup_share`` of the steps), then cosine to lr·min_lr_ratio,
+    constant, or wsd: constant until ``cooldown_start``, then linear to lr·min_lr_ratio at the last step.
+    Under wsd the rate before a cooldown depends on the step alone, so every budget of a size shares it."""
+    warmup = warmup_steps(steps, train)
     if step < warmup:
         return train.lr * (step + 1) / warmup
     if train.schedule == "constant":
         return train.lr
+    if train.schedule == "wsd":
+        start = cooldown_start(steps, train)
+        if step < start:
+            return train.lr
+        done = (step - start + 1) / (steps - start)
+        return train.lr * (1 - (1 - train.min_lr_ratio) * done)
     progress = (step - warmup) / max(1, steps - warmup)
     return train.lr * (train.min_lr_ratio + (1 - train.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 

@@ -1,0 +1,116 @@
+"""Warmup-stable-decay: the schedule, branches planned off each size's longest run, and a branch that is
+bit for bit the run it would be from scratch."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+
+import pytest
+
+from scalebench.config import TrainSpec, load_sweep
+from scalebench.errors import ConfigError
+from scalebench.store import load_results
+from scalebench.sweep.planner import plan_runs
+from scalebench.sweep.runner import run_sweep
+from scalebench.train.optim import cooldown_start, lr_at
+
+SPEC = """
+name = "{name}"
+[model]
+shapes = [{{ n_layer = 1, d_model = 16, n_head = 1 }}, {{ n_layer = 1, d_model = 32, n_head = 2 }}]
+[budget]
+tokens = {tokens}
+[train]
+lr = 3e-3
+schedule = "wsd"
+warmup_share = 0.25
+compile = "off"
+checkpoint_interval_s = 0
+batch_tokens = 128
+seq_len = 16
+[eval]
+interval_steps = 8
+eval_tokens = 1024
+[devices]
+device = "cpu"
+cpu_workers = 2
+[profiling]
+profiler = "off"
+{extra}
+"""
+
+
+def _write(tmp_path, name, tokens="[2048, 4096, 8192]", extra=""):
+    p = tmp_path / f"{name}.toml"
+    p.write_text(SPEC.format(name=name, tokens=tokens, extra=extra))
+    return p
+
+
+def test_the_schedule_warms_up_holds_and_cools_down_linearly():
+    t = TrainSpec(schedule="wsd", warmup_steps=2, lr=1.0, min_lr_ratio=0.0, cooldown_share=0.5, batch_tokens=128,
+                  seq_len=128)
+    assert [round(lr_at(s, 10, t), 6) for s in range(10)] == [0.5, 1.0, 1.0, 1.0, 1.0, 0.8, 0.6, 0.4, 0.2, 0.0]
+    assert cooldown_start(10, t) == 5
+    # before a run's cooldown the rate depends on the step alone: a longer run shares the shorter one's prefix
+    assert [lr_at(s, 10, t) for s in range(5)] == [lr_at(s, 40, t) for s in range(5)]
+    with pytest.raises(ConfigError, match="cooldown_share"):
+        TrainSpec(schedule="wsd", cooldown_share=0)
+
+
+def test_branches_are_planned_off_each_sizes_longest_run(tmp_path):
+    plan = plan_runs(load_sweep(_write(tmp_path, "p")), sweep_dir=tmp_path / "p")
+    runs = {r.run_id: r for r in plan.runs}
+    assert [bool(r.fork_from) for r in plan.runs] == [False, False, True, True, True, True]  # trunks first
+    trunk = runs["gpt-L1-d16-h1-t8.19e3"]
+    assert trunk.fork_steps == (13, 26) and not trunk.fork_from
+    branch = runs["gpt-L1-d16-h1-t4.1e3"]
+    assert branch.fork_from == {"run_id": trunk.run_id, "step": 26, "spec_hash": trunk.spec_hash()}
+    assert branch.fork_from["step"] == cooldown_start(branch.steps, branch.train)
+    assert {r.train.warmup_steps for r in plan.runs} == {4}  # 25% of the shortest run's 16 steps, for all
+
+
+def test_wsd_branches_are_refused_where_they_cannot_be_ordered(tmp_path):
+    for extra, match in (('[executor]\nkind = "slurm"', "local executor"), ("[parallel]\nranks = 2", "ranks")):
+        with pytest.raises(ConfigError, match=match):
+            plan_runs(load_sweep(_write(tmp_path, "x", extra=extra)), sweep_dir=tmp_path / "x")
+
+
+@pytest.mark.slow
+def test_a_branch_is_the_run_it_would_be_from_scratch(tmp_path):
+    forked = run_sweep(_write(tmp_path, "a"), tmp_path / "a")
+    scratch = run_sweep(_write(tmp_path, "b", tokens="[2048]"), tmp_path / "b")  # same warm-up: same shortest run
+    a, b = (load_results(o.sweep_dir).set_index("run_id") for o in (forked, scratch))
+    assert set(a.status) == {"done"} and len(a) == 6
+    for run_id in b.index:
+        assert a.loc[run_id, "eval_loss"] == b.loc[run_id, "eval_loss"]  # bit for bit
+        assert a.loc[run_id, "train_loss"] == b.loc[run_id, "train_loss"]
+        assert a.loc[run_id, "fork_step"] == 13
+    with sqlite3.connect(forked.sweep_dir / "scalebench.sqlite") as db:
+        kinds = [k for (k,) in db.execute("SELECT kind FROM events WHERE kind IN ('branch', 'fork-missing')")]
+    assert kinds == ["branch"] * 4
+    left = sorted(p.name for p in (forked.sweep_dir / "runs").glob("*/forks/*"))
+    assert left == ["finished", "finished"]  # each fork removed once its branch's record was committed
+
+
+def test_a_branch_without_its_trunks_state_trains_from_scratch(tmp_path):
+    from scalebench.train import train
+    from scalebench.train.checkpoint import FORKS_FINISHED
+    from scalebench.train.record import NullSink
+
+    plan = plan_runs(load_sweep(_write(tmp_path, "c", tokens="[2048, 4096]")), sweep_dir=tmp_path / "c")
+    branch = next(r for r in plan.runs if r.fork_from and r.size == "L1-d16-h1")
+    trunk_forks = tmp_path / "c" / "runs" / branch.fork_from["run_id"] / "forks"
+    trunk_forks.mkdir(parents=True)
+    (trunk_forks / FORKS_FINISHED).touch()  # the trunk stopped without saving this fork
+
+    class Events(NullSink):
+        kinds: list = []
+
+        def add_event(self, run_id, kind, message):
+            self.kinds.append(kind)
+
+    sink = Events()
+    got = train(branch, sink=sink, run_dir=tmp_path / "c" / "runs" / branch.run_id)
+    alone = train(dataclasses.replace(branch, fork_from={}), run_dir=tmp_path / "alone")
+    assert "fork-missing" in sink.kinds and got.eval_loss == alone.eval_loss and got.steps == alone.steps
