@@ -91,6 +91,13 @@ def test_a_branch_is_the_run_it_would_be_from_scratch(tmp_path):
     assert kinds == ["branch"] * 4
     left = sorted(p.name for p in (forked.sweep_dir / "runs").glob("*/forks/*"))
     assert left == ["finished", "finished"]  # each fork removed once its branch's record was committed
+    # `scalebench next` extends the sweep with the warm-up its runs share, whatever budgets it proposes
+    from scalebench.laws.advise_space import _pin_wsd_warmup
+    from scalebench.store import load_meta
+
+    spec = load_meta(forked.sweep_dir)["spec"]
+    assert spec["train"]["warmup_steps"] is None
+    assert _pin_wsd_warmup(forked.sweep_dir, spec)["train"]["warmup_steps"] == 4
 
 
 def test_a_branch_without_its_trunks_state_trains_from_scratch(tmp_path):

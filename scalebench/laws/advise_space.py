@@ -204,6 +204,7 @@ def sweep_space(path: Path, done: pd.DataFrame, *, memory_bytes: float | None) -
     spec, corpus, env = meta.get("spec") or {}, meta.get("corpus") or {}, meta.get("env") or {}
     if not spec:
         raise ConfigError(f"{path}: the sweep's store has no resolved spec; re-run it with `scalebench run`")
+    spec = _pin_wsd_warmup(path, spec)
     from scalebench.config import BudgetSpec, TrainSpec
 
     train, budget = spec.get("train") or {}, spec.get("budget") or {}
@@ -230,6 +231,19 @@ def sweep_space(path: Path, done: pd.DataFrame, *, memory_bytes: float | None) -
                  corpus_tokens=float(units) if units else None,
                  memory_bytes=memory_bytes, precision=precision if precision in ("fp32", "bf16", "fp16") else "fp32",
                  optimizer=str(train.get("optimizer", "adamw")), spec=spec, notes=tuple(notes), copies=copies)
+
+
+def _pin_wsd_warmup(path: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    """Under wsd the planner sets each size's warm-up from its shortest run; an extension with other budgets
+    would get another one, so it carries the sweep's own (as ``warmup_steps``) when all its runs share it."""
+    train = spec.get("train") or {}
+    if train.get("schedule") != "wsd" or train.get("warmup_steps") is not None:
+        return spec
+    from scalebench.store import _reading
+
+    with _reading(path) as store:
+        steps = {(r["spec"].get("train") or {}).get("warmup_steps") for r in store.runs()} - {None}
+    return {**spec, "train": {**train, "warmup_steps": steps.pop()}} if len(steps) == 1 else spec
 
 
 def grid_copies(spec: Mapping[str, Any]) -> int:
