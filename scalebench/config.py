@@ -156,9 +156,9 @@ class TeacherDataSpec:
 @dataclass(frozen=True, kw_only=True)
 class SyntheticDataSpec:
     """``[data.synthetic]`` (``data.source = "synthetic"``, the GPT and LSTM families): a language whose
-    irreducible loss is known exactly. Each document is one training window: two header tokens naming one of
+    irreducible loss is known exactly. Each document is one training window: one or two header tokens naming one of
     ``sources`` Markov chains over ``symbols`` tokens (chain k drawn with probability ∝ (k+1)^-zipf_exponent),
-    then ``seq_len - 1`` tokens from that chain (rows Dirichlet(``concentration``)); see
+    then tokens from that chain to the end of the window (rows Dirichlet(``concentration``)); see
     ``scalebench/data/synthetic.py``."""
 
     sources: int = 1024  # chains; at most symbols² (the header spells the chain's index in two tokens)
@@ -666,9 +666,8 @@ class RunSpec:
         for key, default in (("cooldown_share", 0.2), ("warmup_steps", None)):
             if d["train"][key] == default:
                 d["train"].pop(key)
-        for key in ("fork_steps", "fork_from"):
-            if not d[key]:
-                d.pop(key)
+        for key in ("fork_steps", "fork_from"):  # wsd bookkeeping: a branch is the run it would be from scratch
+            d.pop(key)
         for table, default in (("images", ImagesDataSpec()), ("teacher", TeacherDataSpec()),
                                ("synthetic", SyntheticDataSpec())):
             if d["data"].get(table) == asdict(default):

@@ -110,3 +110,36 @@ def test_an_E_below_a_known_floor_is_a_reason_and_one_at_it_is_not():
 
 def test_a_frame_has_no_known_floor():
     assert "known_floor" not in fit(_chinchilla_frame(1.8)).diagnostics.checks
+
+
+def test_the_planner_refuses_a_window_or_eval_that_does_not_match_the_documents(tmp_path):
+    from scalebench.config import load_sweep
+    from scalebench.sweep.planner import plan_runs
+
+    def spec(train_seq, eval_tokens):
+        p = tmp_path / "s.toml"
+        p.write_text(f"""name = "s"
+[model]
+shapes = [{{ n_layer = 1, d_model = 16, n_head = 1 }}, {{ n_layer = 1, d_model = 32, n_head = 2 }}]
+[budget]
+tokens = [4096]
+[data]
+source = "synthetic"
+[data.synthetic]
+symbols = 8
+sources = 16
+seq_len = 16
+val_documents = 32
+[train]
+seq_len = {train_seq}
+batch_tokens = 256
+[eval]
+eval_tokens = {eval_tokens}
+""")
+        return load_sweep(p)
+
+    assert len(plan_runs(spec(16, 512), sweep_dir=tmp_path / "ok").runs) == 2
+    with pytest.raises(ConfigError, match="train.seq_len = 32 but data.synthetic.seq_len = 16"):
+        plan_runs(spec(32, 1024), sweep_dir=tmp_path / "a")
+    with pytest.raises(ConfigError, match="eval.eval_tokens = 256 evaluates fewer than the 512"):
+        plan_runs(spec(16, 256), sweep_dir=tmp_path / "b")

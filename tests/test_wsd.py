@@ -65,9 +65,42 @@ def test_branches_are_planned_off_each_sizes_longest_run(tmp_path):
     trunk = runs["gpt-L1-d16-h1-t8.19e3"]
     assert trunk.fork_steps == (13, 26) and not trunk.fork_from
     branch = runs["gpt-L1-d16-h1-t4.1e3"]
-    assert branch.fork_from == {"run_id": trunk.run_id, "step": 26, "spec_hash": trunk.spec_hash()}
+    assert branch.fork_from == {"run_id": trunk.run_id, "step": 26, "shared": 1, "spec_hash": trunk.spec_hash()}
     assert branch.fork_from["step"] == cooldown_start(branch.steps, branch.train)
     assert {r.train.warmup_steps for r in plan.runs} == {4}  # 25% of the shortest run's 16 steps, for all
+
+
+def test_a_longer_budget_extends_a_sweep_without_touching_its_runs(tmp_path):
+    before = plan_runs(load_sweep(_write(tmp_path, "e")), sweep_dir=tmp_path / "e")
+    after = plan_runs(load_sweep(_write(tmp_path, "e", tokens="[2048, 4096, 8192, 16384]")), sweep_dir=tmp_path / "e")
+    hashes = {r.run_id: r.spec_hash() for r in after.runs}
+    assert all(hashes[r.run_id] == r.spec_hash() for r in before.runs)  # the old trunk is now a branch: same run
+    assert next(r for r in after.runs if r.run_id == "gpt-L1-d16-h1-t8.19e3").fork_from["step"] == 51
+
+
+def test_two_budgets_cooling_down_from_one_step_share_its_fork(tmp_path):
+    plan = plan_runs(load_sweep(_write(tmp_path, "s", tokens="[1536, 1664, 8192]")), sweep_dir=tmp_path / "s")
+    runs = [r for r in plan.runs if r.size == "L1-d16-h1"]
+    branches = [r.fork_from for r in runs if r.fork_from]
+    assert [(f["step"], f["shared"]) for f in branches] == [(10, 2), (10, 2)]  # 12 and 13 steps: cooldown from 10
+    assert next(r for r in runs if not r.fork_from).fork_steps == (10,)
+
+
+def test_a_warm_up_longer_than_the_stable_phase_is_refused(tmp_path):
+    p = _write(tmp_path, "w")
+    p.write_text(p.read_text().replace("warmup_share = 0.25", "warmup_share = 0.9"))
+    with pytest.raises(ConfigError, match="warm-up steps, but run .* starts its cooldown"):
+        plan_runs(load_sweep(p), sweep_dir=tmp_path / "w")
+
+
+@pytest.mark.slow
+def test_a_branch_waits_for_its_running_trunk(tmp_path):
+    spec = _write(tmp_path, "one")
+    spec.write_text(spec.read_text().replace("cpu_workers = 2", "cpu_workers = 3"))
+    out = run_sweep(spec, tmp_path / "one")  # 3 workers, 2 trunks: a branch starts beside its running trunk
+    with sqlite3.connect(out.sweep_dir / "scalebench.sqlite") as db:
+        kinds = [k for (k,) in db.execute("SELECT kind FROM events WHERE kind IN ('branch', 'fork-missing')")]
+    assert kinds == ["branch"] * 4
 
 
 def test_wsd_branches_are_refused_where_they_cannot_be_ordered(tmp_path):
@@ -89,8 +122,7 @@ def test_a_branch_is_the_run_it_would_be_from_scratch(tmp_path):
     with sqlite3.connect(forked.sweep_dir / "scalebench.sqlite") as db:
         kinds = [k for (k,) in db.execute("SELECT kind FROM events WHERE kind IN ('branch', 'fork-missing')")]
     assert kinds == ["branch"] * 4
-    left = sorted(p.name for p in (forked.sweep_dir / "runs").glob("*/forks/*"))
-    assert left == ["finished", "finished"]  # each fork removed once its branch's record was committed
+    assert not list((forked.sweep_dir / "runs").glob("*/forks/*"))  # each removed once its branch committed
     # `scalebench next` extends the sweep with the warm-up its runs share, whatever budgets it proposes
     from scalebench.laws.advise_space import _pin_wsd_warmup
     from scalebench.store import load_meta
@@ -102,14 +134,10 @@ def test_a_branch_is_the_run_it_would_be_from_scratch(tmp_path):
 
 def test_a_branch_without_its_trunks_state_trains_from_scratch(tmp_path):
     from scalebench.train import train
-    from scalebench.train.checkpoint import FORKS_FINISHED
     from scalebench.train.record import NullSink
 
     plan = plan_runs(load_sweep(_write(tmp_path, "c", tokens="[2048, 4096]")), sweep_dir=tmp_path / "c")
-    branch = next(r for r in plan.runs if r.fork_from and r.size == "L1-d16-h1")
-    trunk_forks = tmp_path / "c" / "runs" / branch.fork_from["run_id"] / "forks"
-    trunk_forks.mkdir(parents=True)
-    (trunk_forks / FORKS_FINISHED).touch()  # the trunk stopped without saving this fork
+    branch = next(r for r in plan.runs if r.fork_from and r.size == "L1-d16-h1")  # no store: its trunk is not running
 
     class Events(NullSink):
         kinds: list = []

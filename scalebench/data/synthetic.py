@@ -10,12 +10,13 @@ Generation (all from ``data.synthetic.seed``, float64, identical on every machin
 * chain k is used with probability π_k ∝ (k+1)^−s, s = ``zipf_exponent`` (a few chains are common, most rare:
   the "quanta" picture of Michaud et al. 2023, which gives power laws in both model size and data — a model
   learns the chains it has the capacity for and has seen often enough);
-* a document is S+1 tokens, S = ``seq_len``: the chain's index in two header tokens (k // V, k % V), then
-  S−1 tokens, each drawn from T_k's row of the token before it (the first from the row of k % V).
+* a document is S+1 tokens, S = ``seq_len``: the chain's index in h header tokens — one (k) when K ≤ V,
+  else two (k // V, k % V) — then S+1−h tokens, each drawn from T_k's row of the token before it (the first
+  from the row of the last header token).
 
 Each document is one training window (inputs tokens 0..S−1, targets 1..S). The Bayes predictor of target t
-knows everything the model sees: target 1 has p(k % V | k // V) = π restricted to that header, targets t ≥ 2
-have T_k[x_{t−1}]. ``irreducible_loss`` is that predictor's mean loss on the held-out documents (the floor of
+knows everything the model sees: with two header tokens target 1 has p(k % V | k // V) = π restricted to
+that header; every chain token has T_k[x_{t−1}]. ``irreducible_loss`` is that predictor's mean loss on the held-out documents (the floor of
 the eval loss the sweep reports, on the same tokens); training data is an endless stream of fresh documents
 (one epoch, never repeated), drawn from (seed, run seed, step, micro-batch) so a resumed run sees the same.
 """

@@ -101,8 +101,7 @@ class ConstrainedLaw(LawForm):
             "grid": tuple((raw_of[n], base_grid[raw_of[n]]) for n in free),
             "formula": f"{base.formula} with {', '.join(desc)}" if desc else base.formula,
             "citation": base.citation,
-            "scale_pairs": tuple(t for t in base.scale_pairs if {t[0], t[1]} <= {raw_of[n] for n in free}
-                                 and not {base.public_name(t[0]), base.public_name(t[1])} & set(root)),
+            "scale_pairs": _scale_pairs(base, free, root),
             "_matrix": matrix,
             "_offset": offset,
         }
@@ -215,3 +214,18 @@ def parse_fix(text: str) -> dict[str, float]:
 def parse_tie(text: str) -> dict[str, str]:
     """``"alpha=beta"`` -> ``{"alpha": "beta"}``."""
     return dict(_pairs(text, "--tie"))
+
+
+def _scale_pairs(base: LawForm, free: list[str], root: dict[str, str]) -> tuple[tuple[str, str, str], ...]:
+    """The base law's (coefficient, exponent, variable) terms in the constrained parameters: an exponent tied
+    to another is centred through the one it is tied to (the shared column gets every term's m·∂/∂c); a
+    fixed coefficient or exponent has nothing to centre, and a coefficient tied to another cannot be centred
+    on two variables at once, so those terms are left as they are."""
+    raw_of = dict(zip(base.param_names, base.raw_names, strict=True))
+    tied_coefs = set(root) | set(root.values())
+    out = []
+    for coef, exponent, variable in base.scale_pairs:
+        c, e = base.public_name(coef), root.get(base.public_name(exponent), base.public_name(exponent))
+        if c in free and e in free and c not in tied_coefs:
+            out.append((raw_of[c], raw_of[e], variable))
+    return tuple(out)

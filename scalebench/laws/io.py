@@ -34,7 +34,8 @@ def describe_source(source: object) -> str:
 
 
 def known_floor(source: object) -> float | None:
-    """The irreducible loss a sweep's task knows exactly (the synthetic language, the teacher task), else None."""
+    """The floor of a sweep's held-out loss where its task knows it (the synthetic language, the teacher
+    task), else None."""
     if isinstance(source, (str, os.PathLike)) and str(source) and (Path(source) / SWEEP_STORE_FILE).is_file():
         from scalebench import store
         from scalebench.errors import StoreError

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections import Counter
 import os
 import re
 import warnings
@@ -168,6 +169,7 @@ def plan_runs(spec: SweepSpec, *, corpus=None, sweep_dir: str | Path | None = No
     device = resolve_device(spec)
     full_batch_rows = corpus.train_units if getattr(task, "full_batch", False) else None
     runs, notes = [], []
+    _check_synthetic(spec, corpus, where)
     for family in families:
         ladder = _ladder(spec, family, family.shape_context(corpus, spec.train, spec.model), where)
         _check_splits(corpus, family, spec.train, where)
@@ -326,15 +328,35 @@ def _wsd_branches(spec: SweepSpec, runs: list[RunSpec], where: str) -> list[RunS
         t = group[0].train  # one grid point: the same [train] for every budget
         warm = t.warmup_steps if t.warmup_steps is not None else int(t.warmup_share * min(r.steps for r in group))
         group = [dataclasses.replace(r, train=dataclasses.replace(r.train, warmup_steps=warm)) for r in group]
+        shortest = min(group, key=lambda r: r.steps)
+        if warm > cooldown_start(shortest.steps, shortest.train):
+            raise ConfigError(f"{where}train: {warm} warm-up steps, but run {shortest.run_id} ({shortest.steps} steps) "
+                              f"starts its cooldown at step {cooldown_start(shortest.steps, shortest.train)}; lower "
+                              "warmup_share or cooldown_share, or raise the smallest budget")
         trunk = max(group, key=lambda r: r.steps)
         forks = {r.run_id: cooldown_start(r.steps, r.train) for r in group if r is not trunk}
         forks = {k: v for k, v in forks.items() if v > 0}
-        trunk = dataclasses.replace(trunk, fork_steps=tuple(sorted(set(forks.values()))))
+        shared = Counter(forks.values())  # two budgets can cool down from the same step: one fork serves both
+        trunk = dataclasses.replace(trunk, fork_steps=tuple(sorted(shared)))
         out[trunk.run_id] = trunk
         for r in group:
             if r.run_id in forks:
-                r = dataclasses.replace(r, fork_from={"run_id": trunk.run_id, "step": forks[r.run_id],
+                step = forks[r.run_id]
+                r = dataclasses.replace(r, fork_from={"run_id": trunk.run_id, "step": step, "shared": shared[step],
                                                       "spec_hash": trunk.spec_hash()})
             if r.run_id != trunk.run_id:
                 out[r.run_id] = r
     return [out[r.run_id] for r in runs]
+
+
+def _check_synthetic(spec: SweepSpec, corpus, where: str) -> None:
+    """The synthetic language: one document per window, and a floor that is the evaluated tokens'."""
+    if getattr(corpus, "source", None) != "synthetic":
+        return
+    if spec.train.seq_len != corpus.seq_len:
+        raise ConfigError(f"{where}train.seq_len = {spec.train.seq_len} but data.synthetic.seq_len = {corpus.seq_len}: "
+                          "a synthetic document is one training window; set both to the same value")
+    if spec.eval.eval_tokens < corpus.val_tokens:
+        raise ConfigError(f"{where}eval.eval_tokens = {spec.eval.eval_tokens} evaluates fewer than the "
+                          f"{corpus.val_tokens} held-out tokens the floor is computed on (data.synthetic.val_documents "
+                          f"x seq_len); raise eval_tokens to {corpus.val_tokens} or lower val_documents")

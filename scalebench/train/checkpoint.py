@@ -166,8 +166,6 @@ def fork_path(run_dir: Path, step: int) -> Path:
     return Path(run_dir) / "forks" / f"step-{step}.pt"
 
 
-FORKS_FINISHED = "finished"  # written in forks/ when the trunk stops: a missing fork will not come
-
 
 class _Unusable(Exception):
     def __init__(self, kind: str, message: str) -> None:

@@ -14,6 +14,7 @@ from throughput; step times are medians.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 from scalebench.config import RunSpec
 from scalebench.errors import DeviceError
 from scalebench.train import faults
-from scalebench.train.checkpoint import FORKS_FINISHED, Checkpointer, fork_path
+from scalebench.train.checkpoint import Checkpointer, fork_path
 from scalebench.train.context import DistributedContext
 from scalebench.train.evaluate import Evaluator
 from scalebench.train.monitor import FLUSH_STEPS, DivergenceMonitor
@@ -33,8 +34,8 @@ from scalebench.train.record import NullSink, RunRecord, Sink
 from scalebench.train.steps import StepRunner
 
 COMPILE_MIN_STEPS = 500  # compile="auto": compile on GPU when the run is long enough to amortise warm-up
-FORK_WAIT_S = 6 * 3600.0  # a wsd branch waits this long for its trunk's state, then trains from scratch
-FORK_POLL_S = 0.5
+FORK_POLL_S = 0.5  # a wsd branch looks for its trunk's state this often, and at the trunk's status every
+FORK_STATUS_S = 5.0  # this many seconds: it waits only while the trunk is running
 
 
 @dataclass
@@ -68,19 +69,12 @@ def train(run_spec: RunSpec, *, corpus=None, sink: Sink | None = None, run_dir: 
         raise DeviceError(f"run {run_spec.run_id} is planned for {run_spec.parallel.ranks} rank(s) but runs on "
                           f"{ctx.world_size}; start it through the sweep (torchrun inside its slot)")
     ctx.start()
-    if run_spec.fork_steps and ctx.is_main:  # a retried trunk: its branches may wait for it again
-        (Path(run_dir or run_spec.run_dir or ".") / "forks" / FORKS_FINISHED).unlink(missing_ok=True)
     try:
         run = _Run(run_spec, ctx, corpus, sink, run_dir)
         record = run.execute(remove_checkpoint)
     except BaseException:
         ctx.close()
         raise
-    finally:
-        if run_spec.fork_steps and ctx.is_main:  # a trunk has stopped: branches still waiting train from scratch
-            done = Path(run_dir or run_spec.run_dir or ".") / "forks" / FORKS_FINISHED
-            done.parent.mkdir(parents=True, exist_ok=True)
-            done.touch()
     if instruments_out is not None and run.instruments is not None:
         instruments_out.append(run.instruments)
     return record  # a group is torn down once the caller has reported (context.shutdown)
@@ -136,8 +130,9 @@ class _Run:
                                 fault=faults.plan_from_env(spec.run_id))
         self._resume()
         t = spec.train
+        left = spec.steps - (0 if self.fork is not None else self.progress.step)  # a branch decides as from scratch
         self.compiled = t.compile == "on" or (t.compile == "auto" and self.device.type == "cuda"
-                                              and spec.steps - self.progress.step >= COMPILE_MIN_STEPS)
+                                              and left >= COMPILE_MIN_STEPS)
         self.step_model = torch.compile(self.model) if self.compiled else self.model
         self.steps.step_model = self.step_model
         self.evaluator = Evaluator(run=spec, family=self.family, model=self.step_model, data=self.data,
@@ -166,23 +161,27 @@ class _Run:
         self.sink.truncate_steps(self.spec.run_id, self.progress.step - 1)  # a restart never records a step twice
 
     def _branch_start(self):
-        """A wsd branch: the trunk's state at this run's fork step, once the trunk has saved it."""
+        """A wsd branch: the trunk's state at this run's fork step, once the trunk has saved it. It waits only
+        while the sweep's store says the trunk is running: a trunk that stopped, was killed, or waits for a
+        retry leaves the branch to train from scratch (the same run, at full cost), never to wait on it."""
         f = self.spec.fork_from
         trunk_dir = self.run_path.parent / f["run_id"]
-        path, t_wait = fork_path(trunk_dir, f["step"]), time.perf_counter()
+        path, t_wait, t_status = fork_path(trunk_dir, f["step"]), time.perf_counter(), -math.inf
         while not path.exists():
-            if (trunk_dir / "forks" / FORKS_FINISHED).exists() or time.perf_counter() - t_wait > FORK_WAIT_S:
-                if path.exists():  # saved just before the trunk stopped
-                    break
-                self.sink.add_event(self.spec.run_id, "fork-missing", f"trunk {f['run_id']} left no state at step "
-                                    f"{f['step']}; training from scratch (the same run, at full cost)")
-                return None
+            if time.perf_counter() - t_status >= FORK_STATUS_S:
+                t_status = time.perf_counter()
+                if _status(self.run_path.parent.parent, f["run_id"]) != "running" and not path.exists():
+                    self.sink.add_event(self.spec.run_id, "fork-missing", f"trunk {f['run_id']} is not running and "
+                                        f"left no state at step {f['step']}; training from scratch (the same run, "
+                                        "at full cost)")
+                    return None
             time.sleep(FORK_POLL_S)
         self.t0 += time.perf_counter() - t_wait  # waiting is not this run's training time
         loaded = self.checkpointer.load_fork(path, f["spec_hash"], self.model, self.opt, self.device)
         if loaded is not None:
             self.fork = path
-            loaded[0]["trained_s"] = 0.0  # the trunk's time is the trunk's: wall_time_s is this run's own cost
+            loaded[0]["trained_s"] = 0.0  # the trunk's time and back-offs are the trunk's: the record is this run's
+            loaded[0]["backoffs"] = 0
             self.sink.add_event(self.spec.run_id, "branch", f"started from {f['run_id']} at step {f['step']} "
                                 "(wsd: its stable phase is this run's)")
         return loaded
@@ -260,26 +259,24 @@ class _Run:
                 p.pending.append((p.step, out[0], lr, dt, out[1]))
                 p.step += 1
                 do_eval = p.step % spec.eval.interval_steps == 0 or p.step == spec.steps
-                if do_eval or len(p.pending) >= FLUSH_STEPS:
+                fork = p.step in spec.fork_steps  # a wsd trunk: the monitor must have seen every step when saved
+                if do_eval or fork or len(p.pending) >= FLUSH_STEPS:
                     with self._excluded():
                         p.last_eval = self.evaluator(self.steps.micro, self.model) if do_eval else None
-                    reason = self._flush(p.last_eval)
+                    reason = self._flush(p.last_eval if do_eval else None)
                     if reason:
                         status = "diverged"
                         break
+                    if fork:  # before the periodic checkpoint: a kill between the two must not skip the fork
+                        with self._excluded():
+                            self.checkpointer.save_fork(self.model, self.opt, self.steps.scaler,
+                                                        self._checkpoint_state())
                     due = bool(spec.train.checkpoint_interval_s) and p.step < spec.steps and (
                         time.monotonic() - last_ckpt > spec.train.checkpoint_interval_s)
                     if self.ctx.any(due and self.ctx.is_main):  # rank 0's clock decides for all
                         with self._excluded():
                             self.checkpointer.save(self.model, self.opt, self.steps.scaler, self._checkpoint_state())
                         last_ckpt = time.monotonic()
-                if p.step in self.spec.fork_steps and status == "done":
-                    reason = self._flush(p.last_eval if do_eval else None)  # the saved monitor has seen every step
-                    if reason:
-                        status = "diverged"
-                        break
-                    with self._excluded():
-                        self.checkpointer.save_fork(self.model, self.opt, self.steps.scaler, self._checkpoint_state())
         return self._record(status, reason, telemetry_t0, remove_checkpoint)
 
 
@@ -307,7 +304,7 @@ class _Run:
         units_done = p.step * spec.batch_units
         if remove_checkpoint and status == "done":
             self.checkpointer.remove()
-            if self.fork is not None:  # each fork serves one branch
+            if self.fork is not None and self.spec.fork_from.get("shared", 1) == 1:  # the fork served it alone
                 self.fork.unlink(missing_ok=True)
         return RunRecord(
             run_id=spec.run_id, status=status, params=spec.params, params_total=spec.params_total,
@@ -332,3 +329,19 @@ def _device_name(device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return "cpu"
+
+
+def _status(sweep_dir: Path, run_id: str) -> str | None:
+    """A run's status in the sweep's store, or None where there is no store (a run trained on its own)."""
+    from scalebench.errors import StoreError
+
+    if not (sweep_dir / "scalebench.sqlite").is_file():
+        return None
+    from scalebench.store import _reading
+
+    try:
+        with _reading(sweep_dir) as store:
+            rows = store.query("SELECT status FROM runs WHERE run_id = ?", (run_id,))
+    except StoreError:
+        return None
+    return str(rows["status"].iloc[0]) if len(rows) else None
