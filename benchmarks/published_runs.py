@@ -31,19 +31,6 @@ from scalebench.planning import estimate
 from scalebench.planning.evidence import PUBLISHED_RUNS, leave_one_out
 
 
-def _kwargs(run) -> dict:
-    """The published setup only: preset, accelerator, precision, tokens; GPUs, batch and recomputation
-    where the authors published them."""
-    kw = dict(model=run.model, gpu=run.gpu, precision=run.precision, tokens=run.train_tokens)
-    if run.num_gpus:
-        kw["num_gpus"] = run.num_gpus
-    if run.global_batch_tokens:
-        kw["global_batch"] = max(1, round(run.global_batch_tokens / run.arch.seq_len))
-    if run.checkpointing:
-        kw["checkpointing"] = run.checkpointing
-    return kw
-
-
 def _published_utilisation(run) -> dict:
     if run.published_mfu:
         return {"mfu": run.published_mfu}
@@ -55,7 +42,7 @@ def _published_utilisation(run) -> dict:
 def table() -> pd.DataFrame:
     rows = []
     for run in PUBLISHED_RUNS:
-        kw = _kwargs(run)
+        kw = run.estimate_kwargs()
         e = estimate(**kw)
         lo, hi = e.gpu_hours_range
         row = {"run": run.name, "gpu": run.gpu, "published_gpu_hours": run.gpu_hours,

@@ -100,6 +100,18 @@ class PublishedRun:
     def generation(self) -> str:
         return get_gpu(self.gpu).generation
 
+    def estimate_kwargs(self) -> dict:
+        """The published setup only, as ``estimate`` keywords: preset, accelerator, precision, tokens; GPUs,
+        batch and recomputation where the authors published them."""
+        kw = dict(model=self.model, gpu=self.gpu, precision=self.precision, tokens=self.train_tokens)
+        if self.num_gpus:
+            kw["num_gpus"] = self.num_gpus
+        if self.global_batch_tokens:
+            kw["global_batch"] = max(1, round(self.global_batch_tokens / self.arch.seq_len))
+        if self.checkpointing:
+            kw["checkpointing"] = self.checkpointing
+        return kw
+
     @property
     def implied_mfu(self) -> float:
         """Model FLOPs over the published hours at the dense peak (PaLM's MFU of the whole run)."""
