@@ -172,3 +172,34 @@ def test_a_checkpoint_that_loads_but_has_the_wrong_structure_is_set_aside(run_sp
     assert sink.events[0][0] == "checkpoint-unusable" and "set aside" in sink.events[0][1]
     assert (tmp_path / "checkpoint.pt.unusable").is_file()
     assert not any(kind == "resume" for kind, _ in sink.events)
+
+
+def test_a_checkpoint_that_fits_the_model_but_not_the_optimizer_leaves_the_initial_weights(tmp_path):
+    """Set aside as unusable, it must not leave its weights behind: "from scratch" means the run's own init."""
+    import torch
+
+    from scalebench.train.checkpoint import Checkpointer
+
+    class Ctx:
+        is_main = True
+
+        def barrier(self):
+            pass
+
+    class Sink:
+        events: list = []
+
+        def add_event(self, run_id, kind, message):
+            self.events.append(kind)
+
+    torch.manual_seed(1)
+    other = torch.nn.Linear(4, 4)
+    ck = Checkpointer(tmp_path, spec_hash="h", run_id="r", sink=Sink(), ctx=Ctx(), strategy="single")
+    ck.save(other, torch.optim.AdamW(other.parameters()), None,
+            {"step": 3, "micro_batch": 1, "ema": None, "best_ema": 1.0, "backoffs": 0, "trained_s": 0.0})
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 4)
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    two_groups = torch.optim.AdamW([{"params": [model.weight]}, {"params": [model.bias]}])  # saved: one group
+    assert ck.load(model, two_groups, "cpu") is None and Sink.events == ["checkpoint-unusable"]
+    assert all(torch.equal(initial[k], v) for k, v in model.state_dict().items())

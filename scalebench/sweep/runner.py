@@ -19,6 +19,7 @@ import dataclasses
 import fcntl
 import json
 import os
+import shutil
 import signal
 import socket
 import time
@@ -253,8 +254,18 @@ def run_sweep(spec: SweepSpec | str | Path, out_dir: str | Path | None = None, *
         for row in store.runs():
             if row["run_id"] in by_id:
                 counts[row["status"]] = counts.get(row["status"], 0) + 1
+        if not counts.get("pending") and not counts.get("running"):
+            _remove_forks(sweep_dir, plan)
     return SweepOutcome(sweep_dir=sweep_dir, counts=counts, wall_time_s=time.monotonic() - t0,
                         notes=plan.notes + executor.notes())
+
+
+def _remove_forks(sweep_dir: Path, plan) -> None:
+    """Nothing left to run: the wsd trunks' saved states serve no branch any more (a branch that diverged,
+    or trained from scratch, leaves its fork behind)."""
+    for run in plan.runs:
+        if run.fork_steps:
+            shutil.rmtree(sweep_dir / "runs" / run.run_id / "forks", ignore_errors=True)
 
 
 def _launch(executor: Executor, picks: list[tuple], corpus: dict, sweep_dir: Path,

@@ -114,10 +114,12 @@ class Checkpointer:
             raise _Unusable("checkpoint-stale", "checkpoint written under other settings")
         _check_trainer(trainer, path.name)
         module = getattr(model, "module", model)
+        backup = {k: v.detach().clone() for k, v in module.state_dict().items()}
         try:
             module.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            module.load_state_dict(backup)  # "from scratch" must mean the run's own initial weights
             raise _Unusable("checkpoint-unusable", f"{path.name} does not match the model: "
                                                    f"{str(exc).splitlines()[0]}") from None
         return trainer, state.get("scaler") or {}
