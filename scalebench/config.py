@@ -621,7 +621,8 @@ class RunSpec:
     parallel: ParallelSpec = field(default_factory=ParallelSpec)
     axes: dict[str, Any] = field(default_factory=dict)  # grid-axis values of this run (optimizer, lr, ...)
     # wsd branches: the trunk (a size's longest run) saves its state at these steps; a branch starts from the
-    # trunk's state at its own cooldown's first step ({"run_id", "step", "spec_hash"} of the trunk)
+    # trunk's state at its own cooldown's first step ({"run_id", "step", "spec_hash"} of the trunk, and how
+    # many branches "shared" that step)
     fork_steps: tuple[int, ...] = ()
     fork_from: dict[str, Any] = field(default_factory=dict)
 

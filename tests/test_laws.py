@@ -337,6 +337,7 @@ def test_sweep_directory_uses_done_runs_and_eval_loss(tmp_path, monkeypatch):
     (tmp_path / "scalebench.sqlite").touch()
     store = types.ModuleType("scalebench.store")
     store.load_results = lambda sweep_dir: frame.copy()
+    store.load_meta = lambda sweep_dir: {}
     monkeypatch.setitem(__import__("sys").modules, "scalebench.store", store)
     monkeypatch.setattr("scalebench.store", store, raising=False)
     with pytest.warns(UserWarning, match="excluded 1 failed, 2 diverged, 1 running"):

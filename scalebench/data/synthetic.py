@@ -134,15 +134,21 @@ def prepare(spec: Any) -> SyntheticInfo:
                          irreducible_loss=float(source.bayes_loss(val).mean()), fingerprint=_fingerprint(source, val))
 
 
+def check_window(info: SyntheticInfo, seq_len: int, where: str = "") -> None:
+    from scalebench.errors import ConfigError
+
+    if seq_len != info.seq_len:
+        raise ConfigError(f"{where}train.seq_len = {seq_len} but data.synthetic.seq_len = {info.seq_len}: a synthetic "
+                          "document is one training window; set both to the same value")
+
+
 class SyntheticBatches:
     """Fresh training documents per (run seed, step, micro-batch); the fixed held-out documents for eval."""
 
     def __init__(self, info: SyntheticInfo, seq_len: int) -> None:
         from scalebench.errors import ConfigError
 
-        if seq_len != info.seq_len:
-            raise ConfigError(f"train.seq_len = {seq_len} but data.synthetic.seq_len = {info.seq_len}: a synthetic "
-                              "document is one training window; set both to the same value")
+        check_window(info, seq_len)
         self.source = Source(**{n: getattr(info, n) for n in _NAMES})
         self.seed = info.seed
         self.val = _val_documents(self.source, info.seed, info.val_documents)

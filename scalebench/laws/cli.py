@@ -173,7 +173,7 @@ def handle(args: argparse.Namespace) -> int:
                disable=not args.bootstrap or not sys.stderr.isatty())
     with bar:
         result = fit_frame(frame, form, source=describe_source(args.source), backtest_below=args.backtest_below,
-                           progress=lambda done, total: bar.update(1), known_floor=known_floor(args.source) if args.loss_col in (None, "eval_loss") else None,
+                           progress=lambda done, total: bar.update(1), known_floor=known_floor(args.source, args.loss_col),
                            **options)
     if args.at_flops is not None:  # scalebench next's target, with its intervals
         import json

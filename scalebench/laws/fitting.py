@@ -246,5 +246,5 @@ def fit(
         seed=seed,
         confidence=confidence,
         backtest_below=backtest_below,
-        known_floor=known_floor(source) if loss_col in (None, "eval_loss") else None,  # the held-out loss's floor
+        known_floor=known_floor(source, loss_col),
     )

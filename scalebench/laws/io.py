@@ -33,20 +33,21 @@ def describe_source(source: object) -> str:
     return str(source)
 
 
-def known_floor(source: object) -> float | None:
-    """The floor of a sweep's held-out loss where its task knows it (the synthetic language, the teacher
-    task), else None."""
-    if isinstance(source, (str, os.PathLike)) and str(source) and (Path(source) / SWEEP_STORE_FILE).is_file():
-        from scalebench import store
-        from scalebench.errors import StoreError
+def known_floor(source: object, loss_col: str | None = None) -> float | None:
+    """The floor of a sweep's held-out loss (``eval_loss``, the default) where its task knows it (the
+    synthetic language, the teacher task), else None."""
+    if loss_col not in (None, "eval_loss") or not isinstance(source, (str, os.PathLike)) or not str(source):
+        return None
+    if not (Path(source) / SWEEP_STORE_FILE).is_file():
+        return None
+    from scalebench import store
+    from scalebench.errors import StoreError
 
-        load_meta = getattr(store, "load_meta", None)  # absent where a caller stands in its own store reader
-        try:
-            floor = load_meta(source).get("irreducible_loss") if load_meta else None
-        except StoreError:  # a store without its meta table: nothing known, the fit itself goes on
-            return None
-        return float(floor) if floor is not None else None
-    return None
+    try:
+        floor = store.load_meta(source).get("irreducible_loss")
+    except StoreError:  # a store without its meta table: nothing known, the fit itself goes on
+        return None
+    return float(floor) if floor is not None else None
 
 
 def _read(source: object, loss_col: str | None) -> tuple[pd.DataFrame, str]:

@@ -329,10 +329,11 @@ def _wsd_branches(spec: SweepSpec, runs: list[RunSpec], where: str) -> list[RunS
         warm = t.warmup_steps if t.warmup_steps is not None else int(t.warmup_share * min(r.steps for r in group))
         group = [dataclasses.replace(r, train=dataclasses.replace(r.train, warmup_steps=warm)) for r in group]
         shortest = min(group, key=lambda r: r.steps)
-        if warm > cooldown_start(shortest.steps, shortest.train):
+        first_cool = cooldown_start(shortest.steps, shortest.train)
+        if warm > first_cool:
             raise ConfigError(f"{where}train: {warm} warm-up steps, but run {shortest.run_id} ({shortest.steps} steps) "
-                              f"starts its cooldown at step {cooldown_start(shortest.steps, shortest.train)}; lower "
-                              "warmup_share or cooldown_share, or raise the smallest budget")
+                              f"starts its cooldown at step {first_cool}; lower warmup_share or cooldown_share, or "
+                              "raise the smallest budget")
         trunk = max(group, key=lambda r: r.steps)
         forks = {r.run_id: cooldown_start(r.steps, r.train) for r in group if r is not trunk}
         forks = {k: v for k, v in forks.items() if v > 0}
@@ -353,9 +354,9 @@ def _check_synthetic(spec: SweepSpec, corpus, where: str) -> None:
     """The synthetic language: one document per window, and a floor that is the evaluated tokens'."""
     if getattr(corpus, "source", None) != "synthetic":
         return
-    if spec.train.seq_len != corpus.seq_len:
-        raise ConfigError(f"{where}train.seq_len = {spec.train.seq_len} but data.synthetic.seq_len = {corpus.seq_len}: "
-                          "a synthetic document is one training window; set both to the same value")
+    from scalebench.data.synthetic import check_window
+
+    check_window(corpus, spec.train.seq_len, where)
     if spec.eval.eval_tokens < corpus.val_tokens:
         raise ConfigError(f"{where}eval.eval_tokens = {spec.eval.eval_tokens} evaluates fewer than the "
                           f"{corpus.val_tokens} held-out tokens the floor is computed on (data.synthetic.val_documents "

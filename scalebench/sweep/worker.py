@@ -101,10 +101,9 @@ def run_job(job: dict) -> int:
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
-        if spec.fork_from and spec.fork_from.get("shared", 1) == 1:  # a wsd branch; the fork served it alone
-            from scalebench.train.checkpoint import fork_path
+        from scalebench.train.checkpoint import release_fork
 
-            fork_path(run_dir.parent / spec.fork_from["run_id"], spec.fork_from["step"]).unlink(missing_ok=True)
+        release_fork(run_dir, spec.fork_from)
     return 0
 
 

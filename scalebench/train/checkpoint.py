@@ -168,6 +168,12 @@ def fork_path(run_dir: Path, step: int) -> Path:
     return Path(run_dir) / "forks" / f"step-{step}.pt"
 
 
+def release_fork(branch_dir: Path, fork_from: dict[str, Any]) -> None:
+    """A finished wsd branch: remove the trunk's state it started from, unless another branch shares it."""
+    if fork_from and fork_from.get("shared", 1) == 1:
+        fork_path(Path(branch_dir).parent / fork_from["run_id"], fork_from["step"]).unlink(missing_ok=True)
+
+
 
 class _Unusable(Exception):
     def __init__(self, kind: str, message: str) -> None:

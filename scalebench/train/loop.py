@@ -23,7 +23,7 @@ from typing import Any
 from scalebench.config import RunSpec
 from scalebench.errors import DeviceError
 from scalebench.train import faults
-from scalebench.train.checkpoint import Checkpointer, fork_path
+from scalebench.train.checkpoint import Checkpointer, fork_path, release_fork
 from scalebench.train.context import DistributedContext
 from scalebench.train.evaluate import Evaluator
 from scalebench.train.monitor import FLUSH_STEPS, DivergenceMonitor
@@ -263,7 +263,7 @@ class _Run:
                 if do_eval or fork or len(p.pending) >= FLUSH_STEPS:
                     with self._excluded():
                         p.last_eval = self.evaluator(self.steps.micro, self.model) if do_eval else None
-                    reason = self._flush(p.last_eval if do_eval else None)
+                    reason = self._flush(p.last_eval)
                     if reason:
                         status = "diverged"
                         break
@@ -278,7 +278,6 @@ class _Run:
                             self.checkpointer.save(self.model, self.opt, self.steps.scaler, self._checkpoint_state())
                         last_ckpt = time.monotonic()
         return self._record(status, reason, telemetry_t0, remove_checkpoint)
-
 
     def _record(self, status: str, reason: str | None, telemetry_t0: float, remove_checkpoint: bool) -> RunRecord:
         import torch
@@ -304,8 +303,8 @@ class _Run:
         units_done = p.step * spec.batch_units
         if remove_checkpoint and status == "done":
             self.checkpointer.remove()
-            if self.fork is not None and self.spec.fork_from.get("shared", 1) == 1:  # the fork served it alone
-                self.fork.unlink(missing_ok=True)
+            if self.fork is not None:
+                release_fork(self.run_path, spec.fork_from)
         return RunRecord(
             run_id=spec.run_id, status=status, params=spec.params, params_total=spec.params_total,
             tokens=units_done, flops=spec.flops_per_token * units_done, flops_per_token=spec.flops_per_token,
