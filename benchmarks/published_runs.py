@@ -113,7 +113,7 @@ _CITATION = re.compile(r":\s")  # "Author year, title (arXiv:id), table N: what"
 
 
 def markdown(t: pd.DataFrame, loo: pd.DataFrame) -> str:
-    """The table the README carries (tests/test_planning_evidence.py checks that it is this output)."""
+    """The table docs/estimates.md carries (tests/test_planning_evidence.py checks that it is this output)."""
     def util(r) -> str:
         if not math.isfinite(r.ratio_published):
             return "-", "-", "-"
@@ -136,7 +136,7 @@ def markdown(t: pd.DataFrame, loo: pd.DataFrame) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print the tables as JSON records")
-    ap.add_argument("--markdown", action="store_true", help="print the table the README carries")
+    ap.add_argument("--markdown", action="store_true", help="print the table docs/estimates.md carries")
     args = ap.parse_args()
     t, loo = table(), leave_one_out()
     loo["loo_ratio"] = loo["implied_rate"] / loo["loo_mfu"]  # published / predicted rate = ours / published hours

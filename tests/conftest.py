@@ -3,9 +3,50 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _checkout_state() -> set[str] | None:
+    """Untracked and changed paths of the checkout (None outside a git checkout: nothing to compare)."""
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=all"],
+                             capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return set(out.splitlines())
+
+
+def pytest_configure(config):
+    if not hasattr(config, "workerinput"):  # the controller only (pytest-xdist workers share its checkout)
+        config._checkout_before = _checkout_state()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The suite writes nothing into the checkout: a test that leaves a file there fails the run."""
+    before = getattr(session.config, "_checkout_before", None)
+    after = _checkout_state() if before is not None else None
+    if before is None or after is None:
+        return
+    new = sorted(after - before)
+    if new:
+        session.config.get_terminal_writer().line(
+            "the test run left these in the checkout (tests must write under tmp_path): " + ", ".join(new),
+            red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _run_outside_the_checkout(tmp_path_factory):
+    """Every test starts in a scratch folder, so a relative path can never land in the checkout."""
+    old = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+    os.chdir(old)
 
 TINY_SWEEP = """
 name = "{name}"

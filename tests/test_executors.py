@@ -324,11 +324,10 @@ def test_outbox_lines_reach_the_store_once_and_partial_lines_wait(tmp_path):
         assert (run_dir / "outbox.1.jsonl").is_file() and not (run_dir / "outbox.jsonl").exists()
 
 
-def test_the_readme_cluster_snippets_are_valid_specs(tmp_path):
+def test_the_cluster_docs_snippets_are_valid_specs(tmp_path):
     import re
 
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    section = readme.split("## Running on a cluster", 1)[1].split("\n## ", 1)[0]
+    section = (Path(__file__).parents[1] / "docs" / "clusters.md").read_text()
     blocks = re.findall(r"```toml\n(.*?)```", section, flags=re.S)
     assert len(blocks) == 3  # a multi-GPU node, a Ray cluster, a Slurm cluster
     kinds = []

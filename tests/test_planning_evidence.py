@@ -187,7 +187,7 @@ def test_cli_and_api_agree_for_hfu_and_goodput(capsys):
     assert "not both" in capsys.readouterr().err
 
 
-def test_readme_carries_the_benchmarks_table():
+def test_estimates_docs_carry_the_benchmarks_table():
     import importlib.util
     from pathlib import Path
 
@@ -195,7 +195,7 @@ def test_readme_carries_the_benchmarks_table():
     spec = importlib.util.spec_from_file_location("published_runs", root / "benchmarks" / "published_runs.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    readme = (root / "README.md").read_text()
+    readme = (root / "docs" / "estimates.md").read_text()
     start = readme.index("<!-- published-runs table:")
     block = readme[readme.index("\n", start) + 1:readme.index("<!-- end of the published-runs table -->")]
     assert block.strip() == bench.markdown(bench.table(), leave_one_out())

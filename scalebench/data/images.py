@@ -10,7 +10,7 @@
   noise (σ = 0.05) (the constants below). Shape is the only class signal; colour, position, size, pose and clutter are nuisance. The
   set is hard in the way that makes scaling measurable: classes are separable in principle (strokes are
   thick enough to see at 16×16) but the nuisance variation is wide, so larger networks and more samples
-  keep lowering the held-out loss over the ranges a CPU can train (evidence in the README). Training and
+  keep lowering the held-out loss over the ranges a CPU can train (evidence in docs/families.md). Training and
   held-out samples come from separate random streams (split 0 and 1), in chunks of 1024 drawn from
   (seed, split, chunk): a larger ``train_samples`` keeps the first samples unchanged.
 * a folder with ``data_batch_*.bin`` (directly or in ``cifar-10-batches-bin/``) — **CIFAR-10's binary
