@@ -46,13 +46,38 @@ def _positive(name: str, value: float | int | None) -> None:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LlamaOptions:
+    """``[model.llama]``: options the llama family applies to every size of the ladder
+    (``scalebench/families/llama.py``)."""
+
+    kv_heads: int = 0  # grouped-query attention: at most this many K/V heads per layer (0 = one per query head)
+    qk_norm: bool = False  # RMSNorm on queries and keys (OLMo 2, Qwen 3)
+    tie_embeddings: bool = False  # Llama unties the output head
+    z_loss: float = 0.0  # coefficient of the log²Z auxiliary loss (PaLM: 1e-4)
+    rope_theta: float = 10000.0
+
+    def __post_init__(self) -> None:
+        if self.kv_heads < 0:
+            raise ConfigError(f"kv_heads must be >= 0 (0 = one K/V head per query head), got {self.kv_heads!r}")
+        if not 0 <= self.z_loss < 1:
+            raise ConfigError(f"z_loss must be in [0, 1), got {self.z_loss!r}")
+        if not self.rope_theta > 1:
+            raise ConfigError(f"rope_theta must be above 1, got {self.rope_theta!r}")
+
+    def shape_fields(self) -> dict[str, Any]:
+        return {"kv_heads": self.kv_heads, "qk_norm": self.qk_norm, "tie_embeddings": self.tie_embeddings,
+                "z_loss": float(self.z_loss), "rope_theta": float(self.rope_theta)}
+
+
+@dataclass(frozen=True, kw_only=True)
 class ModelSpec:
     """The size ladder: named flavours, explicit shapes, or target parameter counts (exactly one)."""
 
     sizes: tuple[str, ...] = ()
     shapes: tuple[dict[str, Any], ...] = ()
     params: tuple[float, ...] = ()
-    tie_embeddings: bool = True
+    tie_embeddings: bool = True  # gpt and lstm (llama: [model.llama])
+    llama: LlamaOptions = field(default_factory=LlamaOptions)
 
     def __post_init__(self) -> None:
         given = [k for k in ("sizes", "shapes", "params") if getattr(self, k)]

@@ -19,8 +19,8 @@ from typing import Any, Literal, Protocol
 from scalebench.errors import ConfigError
 
 ENTRY_POINT_GROUP = "scalebench.families"
-BUILTIN_MODULES = ("scalebench.families.gpt", "scalebench.families.lstm", "scalebench.families.cnn",
-                   "scalebench.families.mlp")
+BUILTIN_MODULES = ("scalebench.families.gpt", "scalebench.families.llama", "scalebench.families.lstm",
+                   "scalebench.families.cnn", "scalebench.families.mlp")
 
 
 class Shape(Protocol):

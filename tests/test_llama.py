@@ -1,0 +1,187 @@
+"""Llama family: exact parameter counts and analytic FLOPs for every option, RoPE against a reference, the
+depth rule, the estimator's presets, and FSDP2 over two gloo ranks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import scalebench
+from scalebench.config import load_sweep
+from scalebench.families import get_family
+from scalebench.families.llama import (
+    flops_per_token,
+    make_shape,
+    matmul_params,
+    params,
+    params_nonembedding,
+    params_total,
+    swiglu_width,
+)
+from scalebench.planning.presets import get_architecture
+from scalebench.profiling.flops import count_flops_per_unit
+
+FAMILY = get_family("llama")
+OPTIONS = [dict(), dict(n_kv_head=2), dict(n_kv_head=1, qk_norm=True), dict(tie_embeddings=True),
+           dict(z_loss=1e-4, qk_norm=True, n_kv_head=2)]
+
+
+def _counted(shape) -> int:
+    return sum(p.numel() for p in FAMILY.build(shape).parameters())
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+def test_params_are_the_built_module_for_every_option(options):
+    shape = make_shape(n_layer=2, d_model=64, n_head=4, vocab_size=300, seq_len=32, **options)
+    model = FAMILY.build(shape)
+    assert sum(p.numel() for p in model.parameters()) == params_total(shape)
+    emb = 300 * 64
+    untied = not shape.tie_embeddings
+    assert params(shape) == params_total(shape) - (emb if untied else 0)
+    assert params_nonembedding(shape) == params(shape) - emb
+    # by hand: wq, wo 64x64; wk, wv 64 x (kv·16); SwiGLU 3·64·f; two norms (+ q/k norms over 16)
+    kv = shape.kv_heads
+    block = 2 * 64 * 64 + 2 * 64 * kv * 16 + 3 * 64 * swiglu_width(64) + 2 * 64 + (2 * 16 if shape.qk_norm else 0)
+    assert params_total(shape) == 2 * block + 64 + emb * (2 if untied else 1)
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+@pytest.mark.parametrize("seq_len", [16, 64])
+def test_analytic_flops_equal_the_flop_counter_under_the_math_backend(options, seq_len):
+    shape = make_shape(n_layer=2, d_model=64, n_head=4, vocab_size=300, seq_len=seq_len, **options)
+    torch.manual_seed(0)
+    counted = count_flops_per_unit(FAMILY, shape, FAMILY.build(shape), rows=2)
+    assert counted == pytest.approx(flops_per_token(shape), rel=1e-9)
+    # grouped K/V heads shrink wk and wv only: the attention term is the full 12·L·T·d
+    assert flops_per_token(shape) == 6 * matmul_params(shape) + 12 * 2 * seq_len * 64
+
+
+def test_flavours_are_named_by_depth_and_debug_is_tiny():
+    for name in FAMILY.flavours:
+        shape = FAMILY.shape_from_flavour(name, vocab_size=4096, seq_len=64)
+        if name != "debug":
+            assert shape.n_layer == int(name[1:]) and shape.d_model == 64 * shape.n_layer
+            assert shape.head_dim in (32, 64)
+    debug = FAMILY.shape_from_flavour("debug", vocab_size=256, seq_len=64)
+    assert params_total(debug) < 100_000 and debug.kv_heads < debug.n_head
+
+
+def test_kv_heads_rule_takes_the_largest_divisor_and_an_explicit_count_wins():
+    assert make_shape(depth=12, kv_heads=8).kv_heads == 6  # 12 heads: 6 divides, 8 does not
+    assert make_shape(depth=16, kv_heads=8).kv_heads == 8
+    assert make_shape(depth=2, kv_heads=8).kv_heads == 4  # d 128: four heads of 32
+    assert make_shape(n_layer=2, d_model=64, n_head=4, n_kv_head=2, kv_heads=1).kv_heads == 2
+    with pytest.raises(scalebench.ConfigError, match="n_kv_head"):
+        make_shape(n_layer=2, d_model=64, n_head=4, n_kv_head=3)
+    with pytest.raises(scalebench.ConfigError, match="depth sets n_layer"):
+        make_shape(depth=4, n_layer=3)
+    with pytest.raises(scalebench.ConfigError, match="unknown field 'n_heads'"):
+        make_shape(n_layer=2, d_model=64, n_heads=4)
+
+
+@pytest.mark.parametrize("target", [3e5, 3e6, 3e7, 3e8])
+def test_target_parameter_counts_land_near_the_target(target):
+    shape = FAMILY.shape_for_params(target, vocab_size=32000, seq_len=256)
+    assert 0.5 < params_nonembedding(shape) / target < 2.0  # the depth rule's grid: one step of depth
+
+
+def _rotate_reference(x: torch.Tensor, theta: float) -> torch.Tensor:
+    """RoPE by explicit 2x2 rotations of pair (i, i + q/2) at position m by angle m·theta^(-2i/q)."""
+    seq, q = x.shape[-2], x.shape[-1]
+    out = torch.empty_like(x, dtype=torch.float64)
+    xd = x.double()
+    for m in range(seq):
+        for i in range(q // 2):
+            a = m * theta ** (-2 * i / q)
+            rot = torch.tensor([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]], dtype=torch.float64)
+            pair = torch.stack([xd[..., m, i], xd[..., m, i + q // 2]], dim=-1)
+            new = pair @ rot.T
+            out[..., m, i], out[..., m, i + q // 2] = new[..., 0], new[..., 1]
+    return out
+
+
+def test_rope_equals_explicit_rotations_and_scores_depend_on_relative_position():
+    from scalebench.families.llama_model import apply_rope, rope_tables
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 10, 8)
+    cos, sin = rope_tables(10, 8, 500.0)
+    torch.testing.assert_close(apply_rope(x, cos, sin).double(), _rotate_reference(x, 500.0), rtol=1e-5, atol=1e-5)
+    # the same query and key at positions (m, n) and (m + 3, n + 3) score the same
+    q, k = torch.randn(8), torch.randn(8)
+    seq = torch.stack([q, k] * 5).view(1, 1, 10, 8)
+    r = apply_rope(seq, cos, sin)[0, 0]
+    assert float(r[0] @ r[1]) == pytest.approx(float(r[6] @ r[7]), rel=1e-4)
+    assert float(r[0] @ r[1]) != pytest.approx(float(r[0] @ r[7]), rel=1e-2)
+
+
+def test_z_loss_enters_training_only():
+    shape = make_shape(n_layer=1, d_model=32, n_head=2, vocab_size=64, seq_len=8, z_loss=1e-2)
+    model = FAMILY.build(shape)
+    x, y = FAMILY.example_batch(shape, 2)
+    with torch.no_grad():
+        train_loss = float(FAMILY.loss(model(x), y))
+    model.eval()
+    with torch.no_grad():
+        logits = model(x)
+    ce = float(torch.nn.functional.cross_entropy(logits.view(-1, 64), y.reshape(-1)))
+    z = float(torch.logsumexp(logits, -1).pow(2).mean())
+    assert float(FAMILY.loss(logits, y)) == pytest.approx(ce)
+    assert train_loss == pytest.approx(ce + 1e-2 * z, rel=1e-5)
+
+
+@pytest.mark.parametrize("preset", ["llama2-7b", "llama2-70b", "llama3-8b", "llama3-70b", "llama3-405b"])
+def test_a_preset_shape_gives_the_presets_params_and_its_flops_less_the_embedding_lookup(preset):
+    a = get_architecture(preset)
+    shape = make_shape(n_layer=a.n_layer, d_model=a.d_model, n_head=a.n_head, n_kv_head=a.n_kv_head,
+                       d_ff=a.d_ff, vocab_size=a.vocab_size, seq_len=a.seq_len)
+    assert params_total(shape) == pytest.approx(a.params, rel=3e-3)  # the papers round (405B is 405.85B)
+    # the preset's 6·N counts every weight; the family counts matmul weights: the token embedding (a lookup)
+    # and the RMSNorm weights are the whole difference once both use the same N
+    vd, norms = a.vocab_size * a.d_model, (2 * a.n_layer + 1) * a.d_model
+    preset_same_n = a.flops_per_token() - 6 * a.params + 6 * params_total(shape)
+    assert flops_per_token(shape) == pytest.approx(preset_same_n - 6 * (vd + norms), rel=1e-12)
+    assert swiglu_width(a.d_model) == a.d_ff or preset != "llama2-7b"
+
+
+def test_memory_model_grows_with_the_micro_batch_and_counts_the_states():
+    shape = FAMILY.shape_from_flavour("d12", vocab_size=32000, seq_len=1024)
+    one, eight = FAMILY.memory_model(shape, 1, "bf16"), FAMILY.memory_model(shape, 8, "bf16")
+    assert eight > one > 16 * params_total(shape)
+
+
+def test_llama_sweep_plans_with_model_llama_options(write_sweep):
+    path = write_sweep(name="ll", tokens="[8192]")
+    text = path.read_text().replace('family = "gpt"', 'family = "llama"').replace(
+        'sizes = ["debug", "100k"]', 'sizes = ["debug", "d2"]\n[model.llama]\nkv_heads = 2\nqk_norm = true')
+    path.write_text(text)
+    from scalebench.sweep.planner import plan_runs
+
+    runs = plan_runs(load_sweep(path)).runs
+    d2 = next(r for r in runs if r.size == "d2")
+    assert d2.shape["n_kv_head"] == 2 and d2.shape["qk_norm"] and not d2.shape["tie_embeddings"]
+    assert d2.params_total == params_total(make_shape(**d2.shape))
+
+
+@pytest.mark.slow
+def test_two_rank_fsdp_over_llama_blocks_follows_the_one_rank_curve(write_sweep, tmp_path):
+    from scalebench.sweep.planner import plan_runs
+    from scalebench.sweep.runner import run_sweep
+    from scalebench.train import train
+
+    path = write_sweep(name="llfsdp", tokens="[8192]", workers=1)
+    text = path.read_text().replace('family = "gpt"', 'family = "llama"').replace(
+        'sizes = ["debug", "100k"]', 'shapes = [{n_layer = 2, d_model = 32, n_head = 2, n_kv_head = 1}, '
+                                     '{n_layer = 1, d_model = 16, n_head = 1}]')
+    text = text.replace('compile = "off"', 'compile = "off"\nmicro_batch = 4')
+    path.write_text(text + '\n[parallel]\nranks = 2\nstrategy = "fsdp"\n')
+    outcome = run_sweep(path, tmp_path / "fsdp")
+    assert outcome.counts == {"done": 2}
+    df = scalebench.load_results(tmp_path / "fsdp").set_index("run_id")
+    assert set(df.strategy) == {"fsdp"} and set(df.world_size) == {2}
+    run = next(r for r in plan_runs(load_sweep(path)).runs if r.size == "L2-d32-h2-kv1")
+    one = train(run.__class__.from_dict({**run.to_dict(), "parallel": {"ranks": 1, "strategy": "auto"},
+                                         "run_dir": str(tmp_path / "one")}))
+    assert df.loc[run.run_id, "eval_loss"] == pytest.approx(one.eval_loss, rel=1e-4)
