@@ -32,9 +32,9 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from scalebench.advisor import advise
 from scalebench.laws import fit_frame, get_law
-from scalebench.laws.advise import advise, optimum_at
-from scalebench.laws.design import target_log
+from scalebench.laws.optimum import optimum_at, target_log
 
 FORM = get_law("chinchilla")
 RATIOS = (5.0, 20.0, 80.0)  # the ladder's tokens per parameter

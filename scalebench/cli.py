@@ -20,7 +20,7 @@ COMMAND_MODULES = (
     "scalebench.sweep.cli",  # run, validate, status, export, env
     "scalebench.profiling.cli",  # profile
     "scalebench.laws.cli",  # fit
-    "scalebench.laws.next_cli",  # next
+    "scalebench.advisor.cli",  # next
     "scalebench.planning.cli",  # estimate, plan
     "scalebench.report.cli",  # report
 )

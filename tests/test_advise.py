@@ -14,12 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import scalebench
+from scalebench.advisor import advise
 from scalebench.cli import main
 from scalebench.config import SweepSpec
 from scalebench.errors import ConfigError
 from scalebench.laws import fit_frame, get_law, load_data
-from scalebench.laws.advise import advise, optimum_at
-from scalebench.laws.design import huber_variance, target_log
+from scalebench.laws.optimum import huber_variance, optimum_at, target_log
 
 FORM = get_law("chinchilla")
 TRUTH = {"E": 1.8, "A": 400.0, "B": 2000.0, "alpha": 0.35, "beta": 0.37}

@@ -124,7 +124,7 @@ def test_a_branch_is_the_run_it_would_be_from_scratch(tmp_path):
     assert kinds == ["branch"] * 4
     assert not list((forked.sweep_dir / "runs").glob("*/forks/*"))  # each removed once its branch committed
     # `scalebench next` extends the sweep with the warm-up its runs share, whatever budgets it proposes
-    from scalebench.laws.advise_space import _pin_wsd_warmup
+    from scalebench.advisor.space import _pin_wsd_warmup
     from scalebench.store import load_meta
 
     spec = load_meta(forked.sweep_dir)["spec"]

@@ -179,7 +179,7 @@ def handle(args: argparse.Namespace) -> int:
         import json
 
         from scalebench._util import json_safe
-        from scalebench.laws.advise import format_optimum, optimum_at
+        from scalebench.laws.optimum import format_optimum, optimum_at
 
         summary, text = result.summary(), result.report()
         summary["optimum"] = optimum_at(result, args.at_flops, confidence=args.confidence)

@@ -1,4 +1,4 @@
-"""The plan section's "next runs": the advisor's proposal for the sweep (``laws.advise.sweep_proposal``),
+"""The plan section's "next runs": the advisor's proposal for the sweep (``advisor.sweep_proposal``),
 formatted for the page. Nothing is computed here beyond formatting; a sweep the advisor cannot serve gets
 the reason instead of a table."""
 
@@ -21,7 +21,7 @@ def _si(x: float) -> str:
 def advice_context(sweep_dir: str | Path, *, fit: Any = None, loss_col: str | None = None) -> dict[str, Any]:
     """``{"missing": reason}`` or the proposal's numbers as strings for ``templates/advice.html``; ``fit``
     and ``loss_col``: the report's own fit of the sweep, reused."""
-    from scalebench.laws.advise import REPORT_TARGET_FACTOR, sweep_proposal
+    from scalebench.advisor import REPORT_TARGET_FACTOR, sweep_proposal
 
     try:
         advice = sweep_proposal(sweep_dir, fit=fit, loss_col=loss_col)

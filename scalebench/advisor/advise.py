@@ -5,14 +5,14 @@ compute-optimal size N_opt(C*) (``params``), its token count D_opt(C*) (``tokens
 since N·D = C*/6) or the loss it reaches (``loss``) — and a budget in FLOPs, GPU-hours or dollars, the
 advisor proposes new runs and says how much narrower the target's interval should become.
 
-Method (details and citations in ``design.py`` and ``advise_space.py``):
+Method (details and citations in ``design.py``, ``space.py`` and ``scalebench/laws/optimum.py``):
 
 1. Fit the law (``laws.fit``) with a small bootstrap; the fit and its refits form an ensemble of parameter
    values. σ, the noise of log loss per run, comes from the fit's residuals.
 2. Candidates are *sweep extensions*: a set of new sizes crossed with a set of budget values of one kind
    (``tokens``, ``tokens_per_param`` or isoFLOP ``flops``), because that is what a sweep spec runs (and what
    ``--write`` writes). Sizes come from the family's shape rule; cells that would exceed the epochs cap, train
-   fewer than ``min_steps`` batches or not fit the device's memory are excluded (see ``advise_space``).
+   fewer than ``min_steps`` batches or not fit the device's memory are excluded (see ``space.py``).
 3. The design criterion is the c-optimal variance of the target, linearised at each ensemble member and
    averaged as mean log variance (pseudo-Bayesian design), with a weak prior so it is finite before the law
    is identified. A greedy sequential search adds the size or budget value (all its cells) with the largest
@@ -30,7 +30,7 @@ counts and two points per parameter.
 
 Assumptions: independent noise of equal variance in log loss for every run (small runs are often noisier);
 the law's form is right (a misspecified law is narrowed to the wrong answer); the linearisation holds over
-the ensemble's spread; costs scale as measured (see ``advise_space``). ``benchmarks/advisor_sim.py`` checks
+the ensemble's spread; costs scale as measured (see ``space.py``). ``benchmarks/advisor_sim.py`` checks
 the method by simulation against the designs a person would pick.
 """
 
@@ -48,9 +48,8 @@ import numpy as np
 import pandas as pd
 
 from scalebench._util import json_safe
-from scalebench.errors import ConfigError, FitError
-from scalebench.laws import design
-from scalebench.laws.advise_space import (
+from scalebench.advisor import design
+from scalebench.advisor.space import (
     BUDGET_KINDS,
     Cells,
     CostModel,
@@ -62,6 +61,8 @@ from scalebench.laws.advise_space import (
     sweep_space,
     to_toml,
 )
+from scalebench.errors import ConfigError, FitError
+from scalebench.laws import optimum
 from scalebench.laws.forms import get_law
 from scalebench.laws.result import FitResult
 
@@ -117,8 +118,8 @@ class Advice:
     spec: dict[str, Any] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.target not in design.TARGETS:
-            raise ConfigError(f"target must be one of {design.TARGETS}, not {self.target!r}")
+        if self.target not in optimum.TARGETS:
+            raise ConfigError(f"target must be one of {optimum.TARGETS}, not {self.target!r}")
         if self.verdict not in ("determined", "undetermined"):
             raise ConfigError(f"verdict must be determined or undetermined, not {self.verdict!r}")
         if not (self.budget > 0 and self.target_flops > 0 and 0 < self.confidence < 1):
@@ -262,8 +263,8 @@ def _replace(space: Space, **changes) -> Space:
 
 
 def _check_target(target: str, target_flops: object, form) -> float:
-    if target not in design.TARGETS:
-        raise ConfigError(f"target must be one of {', '.join(design.TARGETS)}, not {target!r}")
+    if target not in optimum.TARGETS:
+        raise ConfigError(f"target must be one of {', '.join(optimum.TARGETS)}, not {target!r}")
     if isinstance(target_flops, bool) or not isinstance(target_flops, (int, float)) or not target_flops > 0 \
             or not math.isfinite(target_flops):
         raise ConfigError(f"target_flops must be a positive FLOP count, e.g. 1e21, not {target_flops!r}")
@@ -466,12 +467,12 @@ def _ensemble(result: FitResult, seed: int) -> np.ndarray:
 def _current(result: FitResult, frame, form, target, log_c, confidence) -> tuple[float, tuple, str]:
     logx = np.log(frame[list(form.variables)].to_numpy(dtype=float).T)
     resid = result.residuals["residual"].to_numpy() if result.residuals is not None else np.array([])
-    point, lo, hi = design.delta_interval(form, result.theta, logx, resid, delta=result.huber_delta,
+    point, lo, hi = optimum.delta_interval(form, result.theta, logx, resid, delta=result.huber_delta,
                                           target=target, log_c=log_c, confidence=confidence)
     boot = result.bootstrap_thetas
     if boot is not None and len(boot) >= 20:
         with np.errstate(all="ignore"):
-            samples = np.exp(design.target_log(form, boot, target, log_c))
+            samples = np.exp(optimum.target_log(form, boot, target, log_c))
         tail = 50.0 * (1.0 - confidence)
         blo, bhi = np.nanpercentile(samples, [tail, 100.0 - tail])
         return point, (float(blo), float(bhi)), "bootstrap"
@@ -482,14 +483,14 @@ def _advise_fitted(result, frame, form, space, cost_model, axes, *, target, log_
                    budget, max_runs, seed) -> Advice:
     logx_old = np.log(frame[list(form.variables)].to_numpy(dtype=float).T)
     resid = result.residuals["residual"].to_numpy() if result.residuals is not None else np.array([])
-    sigma = design.noise_sigma(resid, form.n_params)
+    sigma = optimum.noise_sigma(resid, form.n_params)
     notes = list(space.notes)
     if not (math.isfinite(sigma) and sigma > 0):
         sigma = 0.01
         notes.append("no spare points to estimate the noise: assumed σ = 0.01 in log loss")
-    v = design.huber_variance(sigma, result.huber_delta)
+    v = optimum.huber_variance(sigma, result.huber_delta)
     ensemble = _ensemble(result, seed)
-    n_opt = float(np.exp(design.target_log(form, result.theta, "params", log_c)[0]))
+    n_opt = float(np.exp(optimum.target_log(form, result.theta, "params", log_c)[0]))
     d_opt = target_flops / (6.0 * n_opt)
     point, interval, method = _current(result, frame, form, target, log_c, confidence)
     if not result.success:
@@ -644,53 +645,4 @@ def sweep_proposal(sweep_dir: str | Path, *, law: str = "chinchilla", target: st
                       loss_col=loss_col)
 
 
-# --- the target itself: `scalebench fit --at-flops` --------------------------------------------------------
-def optimum_at(result: FitResult, flops: float, *, confidence: float | None = None,
-               data: pd.DataFrame | None = None) -> dict[str, Any]:
-    """The compute-optimal point at ``flops`` with intervals: ``{flops, params, tokens, loss, ci: {params,
-    tokens, loss}, ci_method}``, JSON-safe. Percentile bootstrap intervals when the fit has refits; the delta
-    method (see ``design``) on the fitted runs otherwise (``data`` = the fitted frame; the fit's residuals
-    carry its points)."""
-    if isinstance(flops, bool) or not isinstance(flops, (int, float)) or not flops > 0 or not math.isfinite(flops):
-        raise ConfigError(f"--at-flops must be a positive FLOP count, e.g. 1e21, not {flops!r}")
-    form = result.form
-    if not form.has_frontier:
-        raise FitError(f"law {result.law!r} has no compute-optimal frontier; fit 'chinchilla' or 'kaplan-joint'")
-    conf = result.confidence if confidence is None else confidence
-    if not 0 < conf < 1:
-        raise ConfigError(f"confidence must be in (0, 1), not {conf!r}")
-    log_c = math.log(flops)
-    point = {t: float(np.exp(design.target_log(form, result.theta, t, log_c)[0])) for t in design.TARGETS}
-    ci, method = {}, "none"
-    if result.bootstrap_thetas is not None and len(result.bootstrap_thetas):
-        tail = 50.0 * (1.0 - conf)
-        for t in design.TARGETS:
-            with np.errstate(all="ignore"):
-                s = np.exp(design.target_log(form, result.bootstrap_thetas, t, log_c))
-            lo, hi = np.nanpercentile(s, [tail, 100.0 - tail])
-            ci[t] = [float(lo), float(hi)]
-        method = "bootstrap"
-    elif result.residuals is not None and len(result.residuals):
-        frame = result.residuals if data is None else data
-        logx = np.log(frame[list(form.variables)].to_numpy(dtype=float).T)
-        resid = result.residuals["residual"].to_numpy()
-        for t in design.TARGETS:
-            _, lo, hi = design.delta_interval(form, result.theta, logx, resid, delta=result.huber_delta, target=t,
-                                              log_c=log_c, confidence=conf)
-            ci[t] = [lo, hi]
-        method = "delta"
-    return json_safe({"flops": float(flops), **point, "ci": ci, "ci_method": method, "confidence": conf})
-
-
-def format_optimum(opt: Mapping[str, Any]) -> str:
-    """One text line per quantity of ``optimum_at``'s dict."""
-    pct = f"{100 * opt['confidence']:g}%"
-    lines = [f"compute-optimal at {opt['flops']:.4g} FLOPs ({opt['ci_method']} {pct} intervals):"]
-    for t in design.TARGETS:
-        lo, hi = opt["ci"].get(t, [None, None])
-        band = f"   [{lo:.4g}, {hi:.4g}]" if lo is not None and hi is not None else "   [undetermined]"
-        lines.append(f"  {t:>8} = {opt[t]:.4g}{band if opt['ci'] else ''}")
-    return "\n".join(lines)
-
-
-__all__ = ["Advice", "ProposedRun", "advise", "format_optimum", "optimum_at", "sweep_proposal"]
+__all__ = ["Advice", "ProposedRun", "advise", "sweep_proposal"]

@@ -40,7 +40,7 @@ def handle(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from scalebench.laws.advise import advise
+    from scalebench.advisor.advise import advise
 
     extra = {k: getattr(args, k) for k in ("gpu", "mfu", "price_usd_per_hour") if getattr(args, k) is not None}
     advice = advise(args.source, law=args.law, target_flops=args.target_flops, target=args.target,

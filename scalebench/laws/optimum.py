@@ -1,4 +1,7 @@
-"""Linearised uncertainty of a fitted law's compute-optimal point, and designs that shrink it.
+"""The compute-optimal point of a fitted law at a compute budget, with its interval (`fit --at-flops`).
+
+``optimum_at`` is what `scalebench fit --at-flops` reports: percentile-bootstrap intervals when the fit has
+refits, the delta method below otherwise. The advisor (``scalebench.advisor``) narrows the same interval.
 
 Everything here works on the raw parameters θ of a ``LawForm`` (the optimiser's parametrisation) and on
 the log of a *target* g(θ) at a compute budget C* under C = 6·N·D:
@@ -18,31 +21,28 @@ default δ = 1e-3 against σ ≈ 0.01) it tends to least absolute deviations, v 
 **Delta method.** Var g ≈ ∇gᵀ Σ ∇g with Σ = v·(JᵀJ)⁻¹; ∇g by central differences (any law with a
 frontier). The interval is g ± z·sd, returned on the target's own scale (exp). A parameter the fit left on
 its bound (E → 0, say) is held there: the interval is conditional on it, as a profile over the others.
-
-**Design.** The information a set of runs carries about θ is M = JᵀJ / v + P, with P a weak Gaussian
-prior (standard deviation a quarter of each parameter's bound range) that only matters where the data
-leave a direction of θ undetermined, so the criterion is finite before the law is identified. Adding runs
-adds their J Jᵀ / v. The c-optimal criterion (Elfving 1952; Atkinson, Donev & Tobias 2007, *Optimum
-Experimental Designs*, ch. 10 and 17) is ∇gᵀ M⁻¹ ∇g. Because the law is non-linear, the criterion is
-averaged (as mean log variance) over an ensemble of parameter values — the fit and its bootstrap refits —
-a pseudo-Bayesian design (Chaloner & Verdinelli 1995, "Bayesian Experimental Design: A Review", §2.2),
-so a design is not tuned to one possibly wrong point estimate.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.stats import norm
 
-from scalebench.errors import FitError
+from scalebench._util import json_safe
+from scalebench.errors import ConfigError, FitError
 from scalebench.laws.forms import LOG6, LawForm
 from scalebench.laws.frontier import optimal_log
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from scalebench.laws.result import FitResult
+
 TARGETS = ("params", "tokens", "loss")
-PRIOR_SD_SHARE = 0.25  # prior sd = this share of each raw parameter's bound range
-PRIOR_WEAKEN = 0.01  # prior precision factor of the sensitivity test (sd 10x wider)
 
 
 def huber_variance(sigma: float, delta: float) -> float:
@@ -99,12 +99,6 @@ def jacobians(form: LawForm, thetas: np.ndarray, logx: np.ndarray) -> np.ndarray
     return np.nan_to_num(np.swapaxes(jac, 1, 2))
 
 
-def prior_precision(form: LawForm) -> np.ndarray:
-    lo, hi = np.array(form.bounds, dtype=float).T
-    sd = PRIOR_SD_SHARE * (hi - lo)
-    return np.diag(1.0 / sd**2)
-
-
 def on_bounds(form: LawForm, theta: np.ndarray) -> np.ndarray:
     """Which raw parameters sit on a bound (within 1e-6 of the range), as ``optimize.multistart`` says."""
     lo, hi = np.array(form.bounds, dtype=float).T
@@ -149,64 +143,63 @@ def delta_interval(
     return point, float(lo), float(hi)
 
 
-class Criterion:
-    """Mean log c-optimal variance over an ensemble; information matrices built incrementally.
+def optimum_at(result: FitResult, flops: float, *, confidence: float | None = None,
+               data: pd.DataFrame | None = None) -> dict[str, Any]:
+    """The compute-optimal point at ``flops`` with intervals: ``{flops, params, tokens, loss, ci: {params,
+    tokens, loss}, ci_method}``, JSON-safe. Percentile bootstrap intervals when the fit has refits; the delta
+    method (see ``design``) on the fitted runs otherwise (``data`` = the fitted frame; the fit's residuals
+    carry its points)."""
+    if isinstance(flops, bool) or not isinstance(flops, (int, float)) or not flops > 0 or not math.isfinite(flops):
+        raise ConfigError(f"--at-flops must be a positive FLOP count, e.g. 1e21, not {flops!r}")
+    form = result.form
+    if not form.has_frontier:
+        raise FitError(f"law {result.law!r} has no compute-optimal frontier; fit 'chinchilla' or 'kaplan-joint'")
+    conf = result.confidence if confidence is None else confidence
+    if not 0 < conf < 1:
+        raise ConfigError(f"confidence must be in (0, 1), not {conf!r}")
+    log_c = math.log(flops)
+    point = {t: float(np.exp(target_log(form, result.theta, t, log_c)[0])) for t in TARGETS}
+    ci, method = {}, "none"
+    if result.bootstrap_thetas is not None and len(result.bootstrap_thetas):
+        tail = 50.0 * (1.0 - conf)
+        for t in TARGETS:
+            with np.errstate(all="ignore"):
+                s = np.exp(target_log(form, result.bootstrap_thetas, t, log_c))
+            lo, hi = np.nanpercentile(s, [tail, 100.0 - tail])
+            ci[t] = [float(lo), float(hi)]
+        method = "bootstrap"
+    elif result.residuals is not None and len(result.residuals):
+        frame = result.residuals if data is None else data
+        logx = np.log(frame[list(form.variables)].to_numpy(dtype=float).T)
+        resid = result.residuals["residual"].to_numpy()
+        for t in TARGETS:
+            _, lo, hi = delta_interval(form, result.theta, logx, resid, delta=result.huber_delta, target=t,
+                                              log_c=log_c, confidence=conf)
+            ci[t] = [lo, hi]
+        method = "delta"
+    return json_safe({"flops": float(flops), **point, "ci": ci, "ci_method": method, "confidence": conf})
 
-    ``base`` (K, P, P) is the information of the runs already done (plus the prior) at each ensemble member;
-    ``cell_info`` (K, m, P, P) the information one run at each of m candidate cells would add.
-    """
 
-    def __init__(self, form: LawForm, ensemble: np.ndarray, old_logx: np.ndarray, cells_logx: np.ndarray,
-                 *, v: float, target: str, log_c: float) -> None:
-        self.ensemble = np.atleast_2d(ensemble)
-        grads = target_grad(form, self.ensemble, target, log_c)
-        keep = np.all(np.isfinite(grads), axis=1)
-        if not keep.any():
-            raise FitError(f"the {target} target is not finite at C* for any fitted parameter set")
-        self.ensemble, self.grads = self.ensemble[keep], grads[keep]
-        jo = jacobians(form, self.ensemble, old_logx)  # (K, n, P)
-        self.prior = prior_precision(form)
-        self.base = np.einsum("kni,knj->kij", jo, jo) / v + self.prior[None]
-        jc = jacobians(form, self.ensemble, cells_logx)  # (K, m, P)
-        self.cell_info = np.einsum("kmi,kmj->kmij", jc, jc) / v
-
-    def value(self, info: np.ndarray) -> np.ndarray:
-        """Mean over the ensemble of log ∇gᵀ M⁻¹ ∇g for information matrices ``info`` (..., K, P, P)."""
-        sol = np.linalg.solve(info, np.broadcast_to(self.grads[..., None], info.shape[:-1] + (1,)))[..., 0]
-        var = np.einsum("...kp,kp->...k", sol, self.grads)
-        return np.mean(np.log(np.maximum(var, 1e-300)), axis=-1)
-
-    def info_of(self, cells: list[int] | np.ndarray) -> np.ndarray:
-        """Information of the done runs plus one run at each listed cell: (K, P, P)."""
-        cells = np.asarray(cells, dtype=int)
-        return self.base + (self.cell_info[:, cells].sum(axis=1) if cells.size else 0.0)
-
-    def relative_variance(self, info: np.ndarray) -> np.ndarray:
-        """Posterior over prior variance of each raw parameter, the ensemble's median: (P,). Near 1: the
-        runs say nothing about that parameter beyond the prior (it is not identified)."""
-        post = np.diagonal(np.linalg.inv(info), axis1=-2, axis2=-1)
-        return np.median(post * np.diagonal(self.prior), axis=0)
-
-    def prior_sensitivity(self, info: np.ndarray) -> float:
-        """How much the target's variance grows when the prior is made 10x wider (median over the ensemble):
-        about 1 when the runs determine the target, large when only the prior does."""
-        weak = info - (1.0 - PRIOR_WEAKEN) * self.prior
-        return float(np.median(np.exp(self._log_var(weak) - self._log_var(info))))
-
-    def _log_var(self, info: np.ndarray) -> np.ndarray:
-        sol = np.linalg.solve(info, self.grads[..., None])[..., 0]
-        return np.log(np.maximum(np.einsum("kp,kp->k", sol, self.grads), 1e-300))
+def format_optimum(opt: Mapping[str, Any]) -> str:
+    """One text line per quantity of ``optimum_at``'s dict."""
+    pct = f"{100 * opt['confidence']:g}%"
+    lines = [f"compute-optimal at {opt['flops']:.4g} FLOPs ({opt['ci_method']} {pct} intervals):"]
+    for t in TARGETS:
+        lo, hi = opt["ci"].get(t, [None, None])
+        band = f"   [{lo:.4g}, {hi:.4g}]" if lo is not None and hi is not None else "   [undetermined]"
+        lines.append(f"  {t:>8} = {opt[t]:.4g}{band if opt['ci'] else ''}")
+    return "\n".join(lines)
 
 
 __all__ = [
     "LOG6",
     "TARGETS",
-    "Criterion",
     "delta_interval",
+    "format_optimum",
     "huber_variance",
     "jacobians",
     "noise_sigma",
-    "prior_precision",
+    "optimum_at",
     "target_grad",
     "target_log",
 ]
