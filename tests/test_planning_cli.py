@@ -108,6 +108,73 @@ def test_every_estimate_option_is_on_the_cli():
     register(parser.add_subparsers())
     sub = parser._subparsers._group_actions[0].choices["estimate"]
     dests = {a.dest for a in sub._actions}
-    renamed = {"context_bytes": "reserve_gib"}  # given in GiB on the command line
-    missing = [k for k in (*ARGUMENTS, *INFERENCE_ARGS) if renamed.get(k, k) not in dests]
+    missing = [k for k in (*ARGUMENTS, *INFERENCE_ARGS) if k not in dests]
     assert missing == []
+
+
+def _out_of_range(a):
+    """Values just outside one row of the argument table (in the flag's own unit)."""
+    from scalebench.planning.estimate.arguments import range_text  # noqa: F401 (the same table)
+
+    low = a.cli_low if a.cli_low is not None else a.low
+    high = a.cli_high if a.cli_high is not None else a.high
+    bad = [low - (1 if low else 1e-3) * max(1.0, abs(low)) * a.scale] if low > 0 or not a.low_open else [low]
+    if high != float("inf"):
+        bad.append(high * 10)
+    if a.kind == "integer":
+        bad.append(low + 0.5 if low >= 1 else 1.5)
+    return [v / a.scale for v in bad]
+
+
+def _number_flags():
+    from scalebench.planning.estimate.arguments import ARGS, CLI_ONLY
+
+    return [a for a in (*ARGS, *CLI_ONLY) if a.numeric]
+
+
+@pytest.mark.parametrize("a", _number_flags(), ids=lambda a: a.name)
+def test_every_number_flag_is_range_checked_by_its_own_name(capsys, a):
+    """Generated from the argument table: each number flag, out of its range, exits 2 naming the flag."""
+    mode = {"context", "input_tokens", "batch", "output_tokens", "request_rate", "decode_efficiency", "prefill_mfu"}
+    plan = {"flops", "budget_usd", "gpu_hours", "deadline_days", "target_loss", "tokens_per_param"}
+    import argparse
+
+    from scalebench.planning.cli import register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    sub = parser._subparsers._group_actions[0].choices["plan" if a.name in plan else "estimate"]
+    flags = {o: act for act in sub._actions for o in act.option_strings}
+    if a.cli_flag not in flags:
+        pytest.skip(f"{a.cli_flag} is not a flag of this command yet")
+    for value in _out_of_range(a):
+        argv = ["plan" if a.name in plan else "estimate", "--gpu", "H100-SXM", a.cli_flag, repr(value)]
+        if a.name in mode:
+            argv += ["--mode", "inference", "--params", "7e9"]
+        assert main(argv) == 2, (a.name, value)
+        err = capsys.readouterr().err
+        assert f"argument {a.cli_flag}: must be" in err, err
+
+
+@pytest.mark.parametrize("a", [a for a in _number_flags() if a.name in __import__(
+    "scalebench.planning.estimate.arguments", fromlist=["ARGUMENTS"]).ARGUMENTS], ids=lambda a: a.name)
+def test_every_number_argument_is_range_checked_in_the_library(a):
+    """The same table, through estimate(): ConfigError naming the argument."""
+    from scalebench.errors import ConfigError
+    from scalebench.planning.estimate import estimate
+
+    bad = [v * a.scale for v in _out_of_range(a) if a.cli_low is None or v < a.low]
+    bad = [v for v in bad if v < a.low or v > a.high or (a.kind == "integer" and v != round(v))
+           or (v == a.low and a.low_open)]
+    for value in bad:
+        kw = {"params": 7e9, "tokens": 1e12, "gpu": "H100-SXM", a.name: value}
+        with pytest.raises(ConfigError, match=f"^{a.name} must be"):
+            estimate(**kw)
+
+
+def test_reserve_larger_than_the_card_names_the_flag():
+    from scalebench.errors import ConfigError
+    from scalebench.planning.estimate import estimate
+
+    with pytest.raises(ConfigError, match="--reserve-gib"):
+        estimate(params=7e9, tokens=1e12, gpu="H100-SXM", context_bytes=100 * 2**30)

@@ -4,88 +4,65 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 
 
-def _positive(kind):
-    def parse(text: str):
-        try:
-            value = kind(float(text)) if kind is int else float(text)
-        except (TypeError, ValueError, OverflowError):
-            raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
-        if not math.isfinite(value) or value <= 0 or (kind is int and value != float(text)):
-            what = "a positive integer" if kind is int else "a positive number"
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
-        return value
+def _num(name: str):
+    """The argparse type of a number flag: its row of the argument table (range, message, unit)."""
+    from scalebench.planning.estimate.arguments import cli_type
 
-    parse.__name__ = "positive number"
-    return parse
-
-
-_FLOAT, _INT = _positive(float), _positive(int)
-
-MFU_RANGE = (1e-3, 1.0)  # MFU is a share of the peak: above 1 is impossible, below 0.1% a typo (a percentage?)
-
-
-def _mfu(text: str) -> float:
-    value = _FLOAT(text)
-    lo, hi = MFU_RANGE
-    if not lo <= value <= hi:
-        hint = f" (a percentage? {value:g}% is --mfu {value / 100:g})" if 1 < value <= 100 else ""
-        raise argparse.ArgumentTypeError(f"must be a fraction of the peak from {lo:g} to {hi:g}, got {text!r}{hint}")
-    return value
+    return cli_type(name)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     """Every estimate() option (defaults None: the library's defaults apply and the output names them)."""
     hw = p.add_argument_group("hardware and price")
     hw.add_argument("--gpu", required=True, help="catalog name, e.g. H100-SXM, A100-80GB (an unknown name lists all)")
-    hw.add_argument("--num-gpus", type=_INT, help="GPUs; default: the fewest that fit at full efficiency")
-    hw.add_argument("--price", type=_FLOAT, dest="price_usd_per_hour", help="USD per GPU-hour (default: catalog)")
+    hw.add_argument("--num-gpus", type=_num("num_gpus"), help="GPUs; default: the fewest that fit at full efficiency")
+    hw.add_argument("--price", type=_num("price_usd_per_hour"), dest="price_usd_per_hour", help="USD per GPU-hour (default: catalog)")
     shape = p.add_argument_group("model shape (a preset supplies these)")
     for flag, what in (("--n-layer", "layers"), ("--d-model", "model width"), ("--n-head", "attention heads"),
                        ("--n-kv-head", "key/value heads (GQA/MQA)"), ("--d-ff", "MLP width"),
                        ("--vocab-size", "vocabulary"), ("--n-experts", "routed experts (MoE)"),
                        ("--top-k", "experts per token (MoE)"), ("--head-dim", "attention head width (default d_model / n_head)")):
-        shape.add_argument(flag, type=_INT, help=what)
-    shape.add_argument("--params-active", type=_FLOAT, help="parameters one token passes through (MoE; FLOPs)")
-    shape.add_argument("--expert-params", type=_FLOAT, help="parameters in routed experts (MoE; default derived)")
+        shape.add_argument(flag, type=_num(flag[2:].replace("-", "_")), help=what)
+    shape.add_argument("--params-active", type=_num("params_active"), help="parameters one token passes through (MoE; FLOPs)")
+    shape.add_argument("--expert-params", type=_num("expert_params"), help="parameters in routed experts (MoE; default derived)")
     shape.add_argument("--family", help="a model family (e.g. gpt) whose own formulas count params and FLOPs")
     tr = p.add_argument_group("training")
     tr.add_argument("--precision", choices=["fp32", "tf32", "bf16", "fp16", "fp8"], help="default bf16")
     tr.add_argument("--optimizer", choices=["adamw", "sgd"], help="default adamw")
     tr.add_argument("--checkpointing", choices=["auto", "none", "selective", "full"], help="default auto")
     tr.add_argument("--flash-attention", choices=["true", "false"], help="default true")
-    tr.add_argument("--seq-len", type=_INT, help="sequence length (default 2048, or the preset's)")
-    tr.add_argument("--micro-batch", type=_INT, help="sequences per GPU per micro-step (default 1)")
-    tr.add_argument("--global-batch", type=_INT, help="sequences per optimizer step (default 4M tokens' worth, at least one micro-batch per GPU)")
+    tr.add_argument("--seq-len", type=_num("seq_len"), help="sequence length (default 2048, or the preset's)")
+    tr.add_argument("--micro-batch", type=_num("micro_batch"), help="sequences per GPU per micro-step (default 1)")
+    tr.add_argument("--global-batch", type=_num("global_batch"), help="sequences per optimizer step (default 4M tokens' worth, at least one micro-batch per GPU)")
     lay = p.add_argument_group("parallel layout (each searched when not given)")
-    lay.add_argument("--tp", type=_INT, help="tensor-parallel size")
-    lay.add_argument("--pp", type=_INT, help="pipeline-parallel size")
-    lay.add_argument("--cp", type=_INT, help="context (sequence) parallel size")
-    lay.add_argument("--ep", type=_INT, help="expert-parallel size (MoE)")
+    lay.add_argument("--tp", type=_num("tp"), help="tensor-parallel size")
+    lay.add_argument("--pp", type=_num("pp"), help="pipeline-parallel size")
+    lay.add_argument("--cp", type=_num("cp"), help="context (sequence) parallel size")
+    lay.add_argument("--ep", type=_num("ep"), help="expert-parallel size (MoE)")
     lay.add_argument("--zero", choices=["auto", "0", "1", "2", "3", "fsdp"], help="ZeRO stage over data parallelism (default auto)")
     ef = p.add_argument_group("efficiency, energy, memory")
-    ef.add_argument("--mfu", type=_mfu, help="model FLOPs utilisation 0-1 as PaLM defines it "
+    ef.add_argument("--mfu", type=_num("mfu"), help="model FLOPs utilisation 0-1 as PaLM defines it "
                                                "(default: the published-runs table for the GPU generation)")
-    ef.add_argument("--hfu", type=_mfu, help="hardware FLOPs utilisation 0-1, recomputation counted (a Megatron-style "
+    ef.add_argument("--hfu", type=_num("hfu"), help="hardware FLOPs utilisation 0-1, recomputation counted (a Megatron-style "
                                                "TFLOP/s over the peak): 3/4 of it is the MFU under full recomputation")
     ef.add_argument("--calibrate", metavar="SWEEP_DIR", help="take MFU (and power) from a sweep's measurements")
-    ef.add_argument("--scaling-efficiency", type=_FLOAT, help="a further multiplier on throughput (default 1)")
-    ef.add_argument("--goodput", type=_FLOAT, help="share of reserved GPU time spent training, restarts and repeated "
+    ef.add_argument("--scaling-efficiency", type=_num("scaling_efficiency"), help="a further multiplier on throughput (default 1)")
+    ef.add_argument("--goodput", type=_num("goodput"), help="share of reserved GPU time spent training, restarts and repeated "
                                                    "steps excluded (default 1: the default MFU's hours contain them)")
-    ef.add_argument("--power-fraction", type=_FLOAT, help="average power as a fraction of TDP (default 1)")
-    ef.add_argument("--pue", type=_FLOAT, help="data-centre PUE (default 1)")
-    ef.add_argument("--grid-intensity", type=_FLOAT, dest="grid_gco2_per_kwh", help="g CO2e per kWh, for CO2")
-    ef.add_argument("--allocator-overhead", type=float, help="allocator/fragmentation fraction (default 0.10)")
-    ef.add_argument("--reserve-gib", type=float, help="per-GPU memory reserve in GiB (default 1): usable = card - reserve")
+    ef.add_argument("--power-fraction", type=_num("power_fraction"), help="average power as a fraction of TDP (default 1)")
+    ef.add_argument("--pue", type=_num("pue"), help="data-centre PUE (default 1)")
+    ef.add_argument("--grid-intensity", type=_num("grid_gco2_per_kwh"), dest="grid_gco2_per_kwh", help="g CO2e per kWh, for CO2")
+    ef.add_argument("--allocator-overhead", type=_num("allocator_overhead"), help="allocator/fragmentation fraction (default 0.10)")
+    ef.add_argument("--reserve-gib", type=_num("context_bytes"), dest="context_bytes", metavar="GIB", help="per-GPU memory reserve in GiB (default 1): usable = card - reserve")
     p.add_argument("--json", action="store_true", help="print to_dict() as JSON")
 
 
 _PASS = ("gpu", "num_gpus", "price_usd_per_hour", "n_layer", "d_model", "n_head", "n_kv_head", "d_ff", "vocab_size",
          "n_experts", "top_k", "params_active", "expert_params", "head_dim", "family", "precision", "optimizer", "checkpointing", "flash_attention",
          "seq_len", "micro_batch", "global_batch", "tp", "pp", "cp", "ep", "zero", "mfu", "hfu", "scaling_efficiency",
-         "goodput", "power_fraction", "pue", "grid_gco2_per_kwh", "allocator_overhead")
+         "goodput", "power_fraction", "pue", "grid_gco2_per_kwh", "allocator_overhead", "context_bytes")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -94,46 +71,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description="Estimate one training run (give --params and --tokens, or --model), "
                                           "or, with --mode inference, serving it.")
     e.add_argument("--mode", choices=["training", "inference"], default="training")
-    e.add_argument("--params", type=_FLOAT, help="parameter count, e.g. 7e9 (all weights for a mixture of experts)")
-    e.add_argument("--tokens", type=_FLOAT, help="training tokens, e.g. 1.4e12")
+    e.add_argument("--params", type=_num("params"), help="parameter count, e.g. 7e9 (all weights for a mixture of experts)")
+    e.add_argument("--tokens", type=_num("tokens"), help="training tokens, e.g. 1.4e12")
     e.add_argument("--model", help="an architecture preset, e.g. llama3-405b, deepseek-v3, mixtral-8x7b, "
                                    "gpt3-175b, llama2-70b, llama3-8b, bloom-176b, palm-540b")
     e.add_argument("--law", help="a scaling-law preset for the predicted loss (chinchilla, chinchilla-epoch)")
     inf = e.add_argument_group("inference (--mode inference)")
-    inf.add_argument("--context", type=_INT, help="tokens per sequence, prompt plus output (default 4096)")
-    inf.add_argument("--batch", type=_INT, help="sequences decoded together (default: the largest that fits)")
-    inf.add_argument("--output-tokens", type=_INT, help="generated tokens per request, for latency (default 256)")
+    inf.add_argument("--context", type=_num("context"), help="tokens per sequence, prompt plus output (default 4096)")
+    inf.add_argument("--batch", type=_num("batch"), help="sequences decoded together (default: the largest that fits)")
+    inf.add_argument("--output-tokens", type=_num("output_tokens"), help="generated tokens per request, for latency (default 256)")
     inf.add_argument("--weights", choices=["bf16", "fp16", "fp8", "int8", "int4"], help="weight storage (default bf16)")
     inf.add_argument("--activations", choices=["bf16", "fp16", "fp8", "int8"],
                      help="matmul type: fp8/int8 = weight-and-activation quantization (default fp8 for fp8 weights, else bf16)")
     inf.add_argument("--kv-dtype", choices=["bf16", "fp16", "fp8"], help="KV-cache type (default bf16)")
     inf.add_argument("--sparsity", choices=["2:4"], help="2:4 structured sparsity (cards whose catalog entry accelerates it)")
-    inf.add_argument("--decode-efficiency", type=_FLOAT, help="fraction of memory bandwidth decode reaches (default 0.8)")
-    inf.add_argument("--prefill-mfu", type=_FLOAT, help="MFU of the prefill (default 0.5)")
+    inf.add_argument("--decode-efficiency", type=_num("decode_efficiency"), help="fraction of memory bandwidth decode reaches (default 0.8)")
+    inf.add_argument("--prefill-mfu", type=_num("prefill_mfu"), help="MFU of the prefill (default 0.5)")
     _common(e)
     e.set_defaults(func=handle_estimate)
 
     p = subparsers.add_parser("plan", help="compute-optimal model size and tokens for a budget, with its estimate",
                               description="Plan a run from one constraint under a scaling law.")
     c = p.add_mutually_exclusive_group()
-    c.add_argument("--flops", type=_FLOAT, help="compute budget C in FLOPs")
-    c.add_argument("--budget-usd", type=_FLOAT, help="dollar budget")
-    c.add_argument("--gpu-hours", type=_FLOAT, help="GPU-hour budget")
-    c.add_argument("--deadline-days", type=_FLOAT, help="wall-clock deadline in days (needs --num-gpus)")
-    c.add_argument("--target-loss", type=_FLOAT, help="the loss to reach")
+    c.add_argument("--flops", type=_num("flops"), help="compute budget C in FLOPs")
+    c.add_argument("--budget-usd", type=_num("budget_usd"), help="dollar budget")
+    c.add_argument("--gpu-hours", type=_num("gpu_hours"), help="GPU-hour budget")
+    c.add_argument("--deadline-days", type=_num("deadline_days"), help="wall-clock deadline in days (needs --num-gpus)")
+    c.add_argument("--target-loss", type=_num("target_loss"), help="the loss to reach")
     p.add_argument("--law", default="chinchilla-epoch",
                    help="law preset: chinchilla-epoch (Besiroglu et al. 2024 refit, default) or chinchilla "
                         "(Hoffmann et al. 2022 rounded constants)")
-    p.add_argument("--params", type=_FLOAT, help="fix the model size (over-trained plans)")
-    p.add_argument("--tokens-per-param", type=_FLOAT, help="fix the tokens-per-parameter ratio")
+    p.add_argument("--params", type=_num("params"), help="fix the model size (over-trained plans)")
+    p.add_argument("--tokens-per-param", type=_num("tokens_per_param"), help="fix the tokens-per-parameter ratio")
     _common(p)
     p.set_defaults(func=handle_plan)
 
 
 def _estimate_kwargs(args: argparse.Namespace) -> dict:
     kw = {k: getattr(args, k) for k in _PASS}
-    if args.reserve_gib is not None:
-        kw["context_bytes"] = args.reserve_gib * 2**30
     if args.calibrate:
         if args.mfu is not None or args.hfu is not None:
             from scalebench.errors import ConfigError
@@ -166,13 +141,11 @@ def handle_estimate(args: argparse.Namespace) -> int:
             raise ConfigError(f"--mode inference does not take {', '.join('--' + k.replace('_', '-') for k in wrong)}")
         kw = {k: getattr(args, k) for k in ("gpu", "num_gpus", "price_usd_per_hour", "n_layer", "d_model", "n_head",
                                             "n_kv_head", "n_experts", "top_k", "params_active", "expert_params",
-                                            "head_dim", "params", "model", *_INFERENCE)}
+                                            "head_dim", "params", "model", "context_bytes", *_INFERENCE)}
         if args.tp is not None:
             if args.num_gpus is not None and args.num_gpus != args.tp:
                 raise ConfigError("--mode inference serves with tensor parallelism only: give --tp or --num-gpus")
             kw["num_gpus"] = args.tp
-        if args.reserve_gib is not None:
-            kw["context_bytes"] = args.reserve_gib * 2**30
         _emit(estimate(mode="inference", **{k: v for k, v in kw.items() if v is not None}), args.json)
         return 0
     wrong = [k for k in _INFERENCE if getattr(args, k, None) is not None]
