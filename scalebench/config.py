@@ -12,6 +12,7 @@ A sweep file has a few top-level keys and one table per concern::
     [devices]  where runs go
     [executor] how runs are launched
     [profiling] what each run measures besides its loss
+    [tracking] experiment trackers mirroring each run's metrics (off by default)
 
 Each table is owned by one dataclass below; ``load_sweep`` rejects unknown keys, wrong types and
 impossible values with the file, the key path and the accepted values.
@@ -465,6 +466,32 @@ class ProfilingSpec:
         _positive("profiler_active", self.profiler_active)
 
 
+@dataclass(frozen=True, kw_only=True)
+class TrackingSpec:
+    """``[tracking]``: trackers that mirror what each run reports to the store (``scalebench/tracking/``).
+
+    A JSON-lines log in each run folder is always written; ``kinds`` adds more (tensorboard, wandb, mlflow,
+    trackio; ``scalebench run --track``). Nothing is read back from them: the store stays the truth.
+    """
+
+    kinds: tuple[str, ...] = ()
+    project: str = ""  # W&B project, MLflow experiment, Trackio project; "" = the sweep's name
+    folder: str = ""  # the trackers' local files; "" = SWEEP_DIR/tracking
+    mode: Literal["offline", "online"] = "offline"  # online: send to the service the environment configures
+
+    def __post_init__(self) -> None:
+        from scalebench.tracking import check_kinds
+
+        object.__setattr__(self, "kinds", tuple(k.lower() for k in self.kinds))
+        check_kinds(self.kinds, "kinds")
+
+    def for_job(self, sweep_dir: Path, sweep: str) -> dict[str, Any]:
+        """What a worker needs to open the trackers (job.json's ``tracking``): absolute folder, resolved names."""
+        folder = Path(self.folder) if self.folder else Path(sweep_dir) / "tracking"
+        return {"kinds": list(self.kinds), "project": self.project or sweep, "sweep": sweep,
+                "folder": str(folder.resolve()), "mode": self.mode}
+
+
 OPTIMIZERS = ("adamw", "adam", "sgd", "gd")
 PRECISIONS = ("fp32", "bf16", "fp16", "fp8")
 # [train] keys a [grid.per_optimizer.NAME] table may set for the runs of that optimizer
@@ -559,6 +586,7 @@ class SweepSpec:
     parallel: ParallelSpec = field(default_factory=ParallelSpec)
     profiling: ProfilingSpec = field(default_factory=ProfilingSpec)
     grid: GridSpec = field(default_factory=GridSpec)
+    tracking: TrackingSpec = field(default_factory=TrackingSpec)
 
     def __post_init__(self) -> None:
         if not self.name or any(c in self.name for c in "/\\\0") or self.name in (".", ".."):

@@ -14,9 +14,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="sweep directory (default: reports/<sweep name>/)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (the per-run lines stay)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no per-run lines")
-    p.add_argument("--backend", choices=("local", "ray", "slurm"),
-                   help="how runs are started (overrides executor.kind): worker processes here, Ray tasks, "
-                        "or Slurm job arrays")
+    p.add_argument("--backend", metavar="KIND",
+                   help="how runs are started (overrides executor.kind): local (worker processes here), ray "
+                        "(Ray tasks), slurm (Slurm job arrays), or a kind registered with register_executor")
+    p.add_argument("--track", metavar="KINDS",
+                   help="trackers mirroring each run's metrics, comma-separated (overrides tracking.kinds): "
+                        "tensorboard, wandb, mlflow, trackio; a JSON-lines log is always written")
     p.add_argument("--dry-run", action="store_true",
                    help="print what would be started (for slurm: the sbatch script of the job array) and "
                         "start, submit and write nothing")
@@ -114,6 +117,12 @@ class RunReporter:
             self.bar.close()
 
 
+def _track_kinds(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    return tuple(k.strip().lower() for k in text.split(",") if k.strip())
+
+
 def cmd_run(args) -> int:
     if args.dry_run:
         from scalebench.sweep.runner import describe_sweep
@@ -124,7 +133,8 @@ def cmd_run(args) -> int:
 
     reporter = RunReporter(bar=not args.no_progress, quiet=args.quiet)
     try:
-        outcome = run_sweep(args.sweep, args.out, progress=reporter, backend=args.backend)
+        outcome = run_sweep(args.sweep, args.out, progress=reporter, backend=args.backend,
+                            track=_track_kinds(args.track))
     finally:
         reporter.close()
     for note in outcome.notes:

@@ -196,10 +196,16 @@ class _Active:
     run_dir: str
 
 
-def _load(spec: SweepSpec | str | Path, backend: str | None) -> tuple[SweepSpec, str]:
+def _load(spec: SweepSpec | str | Path, backend: str | None, track: tuple[str, ...] | None = None
+          ) -> tuple[SweepSpec, str]:
     source = str(spec) if isinstance(spec, (str, Path)) else "<spec>"
     if isinstance(spec, (str, Path)):
         spec = load_sweep(spec)
+    if track is not None:  # --track: these trackers instead of tracking.kinds
+        from scalebench.tracking import check_kinds
+
+        check_kinds(track, "--track")
+        spec = dataclasses.replace(spec, tracking=dataclasses.replace(spec.tracking, kinds=tuple(track)))
     if backend is not None and backend != spec.executor.kind:  # --backend: recorded as the kind that ran
         from scalebench.sweep.executors import list_executors
 
@@ -223,14 +229,16 @@ def describe_sweep(spec: SweepSpec | str | Path, out_dir: str | Path | None = No
 
 def run_sweep(spec: SweepSpec | str | Path, out_dir: str | Path | None = None, *,
               progress: Callable[[Progress], None] | None = None,
-              python: str | None = None, backend: str | None = None) -> SweepOutcome:
+              python: str | None = None, backend: str | None = None,
+              track: tuple[str, ...] | None = None) -> SweepOutcome:
     """Run (or resume) a sweep; each run in its own worker process. Returns the final status counts.
 
-    ``backend`` ("local", "ray", "slurm") overrides ``executor.kind`` of the spec.
+    ``backend`` ("local", "ray", "slurm") overrides ``executor.kind`` of the spec; ``track`` (tracker kinds)
+    overrides ``tracking.kinds``.
     """
     from scalebench.hardware.devices import environment
 
-    spec, source = _load(spec, backend)
+    spec, source = _load(spec, backend, track)
     sweep_dir = Path(out_dir) if out_dir else default_sweep_dir(spec)
     t0 = time.monotonic()
     executor = make_executor(spec.executor, sweep_dir, python)  # first: a missing ray or submitit fails fast
@@ -269,7 +277,7 @@ def _remove_forks(sweep_dir: Path, plan) -> None:
 
 
 def _launch(executor: Executor, picks: list[tuple], corpus: dict, sweep_dir: Path,
-            store: ResultStore) -> list[_Active]:
+            store: ResultStore, tracking: dict | None = None) -> list[_Active]:
     """Start the (run, slot) pairs together (one Slurm job array), each from a fresh job file."""
     launches = []
     for run, slot in picks:
@@ -280,7 +288,8 @@ def _launch(executor: Executor, picks: list[tuple], corpus: dict, sweep_dir: Pat
         # gpus: the slot's devices (physical ids), for the telemetry sampler; a Ray task or Slurm job
         # rewrites them with what it was given
         write_text_atomic(job, json.dumps({"run": run.to_dict(), "corpus": corpus, "sweep_dir": str(sweep_dir),
-                                           "outbox": executor.remote, "gpus": slot.gpu_indices()}), what="job file")
+                                           "outbox": executor.remote, "gpus": slot.gpu_indices(),
+                                           "tracking": tracking}), what="job file")
         store.set_status(run.run_id, "running", host=socket.gethostname())  # before the worker can finish
         launches.append(Launch(run=run, slot=slot, job_path=job))
     try:
@@ -307,13 +316,14 @@ def _execute(store: ResultStore, plan: SweepPlan, queue: list, corpus: dict, swe
     max_attempts = plan.spec.executor.max_attempts
     timeout_s = plan.spec.executor.timeout_s
     mine = frozenset(queue)
+    tracking = plan.spec.tracking.for_job(sweep_dir, plan.spec.name)
     try:
         while queue or active:
             picks = []
             while queue and free:
                 picks.append((by_id[queue.pop(0)], free.pop(0)))
             if picks:
-                for a in _launch(executor, picks, corpus, sweep_dir, store):
+                for a in _launch(executor, picks, corpus, sweep_dir, store, tracking):
                     active[a.run_id] = a
             time.sleep(_POLL_S)
             for run_id, a in list(active.items()):

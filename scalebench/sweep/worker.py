@@ -82,17 +82,27 @@ def run_job(job: dict) -> int:
     # a job on another machine must not write SQLite over a network file system: it reports through
     # its outbox, which the sweep process applies to the store (see sweep/outbox.py)
     with (OutboxSink(run_dir) if job.get("outbox") else ResultStore(job["sweep_dir"])) as store:
+        from scalebench.tracking import TrackingSink, open_for_job
+
+        # trackers mirror what the store gets (rank 0 only); one that fails is an event, never a failed run
+        trackers = open_for_job(job, spec.run_id, run_dir, lambda kind, msg: store.add_event(spec.run_id, "tracker",
+                                                                                              msg))
+        trackers.start(spec.to_dict())
         try:
-            rec = train(spec, corpus=corpus, sink=store, run_dir=run_dir, remove_checkpoint=False)
+            rec = train(spec, corpus=corpus, sink=TrackingSink(store, trackers), run_dir=run_dir,
+                        remove_checkpoint=False)
         except KeyboardInterrupt:
+            trackers.finish("interrupted")
             store.set_status(spec.run_id, "pending", expect="running")
             store.add_event(spec.run_id, "interrupted", "stopped by a signal; it restarts from its checkpoint")
             return EXIT_INTERRUPTED
         except Exception as exc:  # noqa: BLE001 - every failure is recorded, then reported by exit code
             tb = traceback.format_exc()
             (run_dir / "error.txt").write_text(tb)
+            trackers.finish("failed")
             store.set_status(spec.run_id, "failed", error=f"{type(exc).__name__}: {exc}")
             return 1
+        trackers.finish(rec.status)
         store.set_status(spec.run_id, rec.status, record=rec.to_dict(), error=rec.error)
     if rec.status == "done":  # only once the record is committed: a kill before this resumes, not restarts
         for name in ("checkpoint.pt", "checkpoint.dcp"):
