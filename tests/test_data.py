@@ -97,3 +97,31 @@ def test_concurrent_preparation_of_one_corpus_builds_it_once(tmp_path):
     with ctx.Pool(3) as pool:
         infos = pool.starmap(prepare_corpus, [(DataSpec(source=str(tmp_path), patterns=("*.txt",)), 0.2)] * 3)
     assert len({i.fingerprint for i in infos}) == 1 and len({i.path for i in infos}) == 1
+
+
+def test_default_sources_never_walk_the_stdlib_site_packages(tmp_path, monkeypatch):
+    """The stdlib walk prunes site-packages (pip may change it under us: a vanished folder once failed a plan)."""
+    import sysconfig
+
+    from scalebench.data import corpus
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("a = 1\n")
+    (tmp_path / "b.py").write_text("b = 1\n")
+    (tmp_path / "c.txt").write_text("not python\n")
+    site = tmp_path / "site-packages" / "x"
+    site.mkdir(parents=True)
+    (site / "x.py").write_text("x = 1\n")
+    monkeypatch.setattr(sysconfig, "get_paths", lambda: {"stdlib": str(tmp_path), "purelib": str(site.parent)})
+    entered = []
+    real_walk = corpus.os.walk
+
+    def walk(root):
+        for dirpath, dirnames, filenames in real_walk(root):
+            entered.append(dirpath)
+            yield dirpath, dirnames, filenames
+
+    monkeypatch.setattr(corpus.os, "walk", walk)
+    assert [name for name, _ in corpus.default_source_files(False)] == ["stdlib/b.py", "stdlib/pkg/a.py"]
+    assert not any("site-packages" in d for d in entered)
+    assert "site-packages/x/x.py" in [name for name, _ in corpus.default_source_files(True)]

@@ -84,12 +84,16 @@ def default_source_files(include_site_packages: bool) -> list[tuple[str, Path]]:
         roots.append(("site-packages", Path(paths["purelib"])))
     files: list[tuple[str, Path]] = []
     for label, root in roots:
-        for p in root.rglob("*.py"):
-            rel = p.relative_to(root).as_posix()
-            if label == "stdlib" and rel.split("/", 1)[0] in ("site-packages", "dist-packages"):
-                continue
-            if p.is_file():
-                files.append((f"{label}/{rel}", p))
+        # os.walk, not rglob: it never descends into the stdlib's site-packages (often inside it, and large),
+        # and a folder that vanishes mid-walk (pip at work beside us) is skipped instead of raising.
+        for dirpath, dirnames, filenames in os.walk(root):
+            if label == "stdlib" and Path(dirpath) == root:
+                dirnames[:] = [d for d in dirnames if d not in ("site-packages", "dist-packages")]
+            dirnames.sort()
+            for name in filenames:
+                p = Path(dirpath) / name
+                if name.endswith(".py") and p.is_file():
+                    files.append((f"{label}/{p.relative_to(root).as_posix()}", p))
     files.sort(key=lambda item: item[0])
     return files
 
