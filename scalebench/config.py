@@ -221,6 +221,7 @@ class DataSpec:
     val_source: str | None = None  # .bin corpora: a separate held-out file (else the tail is held out)
     dtype: Literal["uint8", "uint16", "uint32"] = "uint16"  # .bin corpora
     vocab_size: int | None = None  # .bin corpora: required
+    tokenizer: str | dict[str, Any] = "bytes"  # text: "bytes", {bpe = 4096} or a tokenizer.json (data/tokenizer.py)
     images: ImagesDataSpec = field(default_factory=ImagesDataSpec)  # the image task (cnn)
     teacher: TeacherDataSpec = field(default_factory=TeacherDataSpec)  # the teacher-student task (mlp)
     synthetic: SyntheticDataSpec = field(default_factory=SyntheticDataSpec)  # source = "synthetic" (text)
@@ -231,6 +232,12 @@ class DataSpec:
         if self.source.endswith(".bin") and self.vocab_size is None:
             raise ConfigError(f"source {self.source!r} is a token file: set vocab_size (e.g. 50304)")
         _positive("vocab_size", self.vocab_size)
+        from scalebench.data.tokenizer import parse
+
+        parse(self.tokenizer)
+        if self.tokenizer != "bytes" and (self.source.endswith(".bin") or self.source == "synthetic"):
+            raise ConfigError(f"tokenizer: {self.source!r} is already tokens; a tokenizer applies to text sources "
+                              "(remove data.tokenizer)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -722,6 +729,8 @@ class RunSpec:
                 d["train"].pop(key)
         for key in ("fork_steps", "fork_from"):  # wsd bookkeeping: a branch is the run it would be from scratch
             d.pop(key)
+        if d["data"].get("tokenizer") == "bytes":  # added later: at its default the hash stays as it was
+            d["data"].pop("tokenizer")
         for table, default in (("images", ImagesDataSpec()), ("teacher", TeacherDataSpec()),
                                ("synthetic", SyntheticDataSpec())):
             if d["data"].get(table) == asdict(default):

@@ -54,8 +54,8 @@ CREATE TABLE IF NOT EXISTS telemetry (
 # The columns load_results always has, in this order (DESIGN.md's names first).
 RESULT_COLUMNS = (
     "run_id", "status", "family", "size", "budget", "shape", "unit",
-    "params", "params_total", "tokens", "flops", "flops_per_token", "flops_counted_ratio",
-    "train_loss", "eval_loss", "tokens_per_s", "samples_per_s", "step_time_s", "step_time_p90_s",
+    "params", "params_total", "params_nonembedding", "tokens", "flops", "flops_per_token", "flops_counted_ratio",
+    "train_loss", "eval_loss", "eval_bpb", "tokens_per_s", "samples_per_s", "step_time_s", "step_time_p90_s",
     "data_wait_share", "mfu", "mfu_measured_peak", "peak_mem_bytes", "peak_reserved_bytes", "peak_rss_bytes",
     "alloc_retries", "oom_count", "energy_j", "avg_power_w", "gpu_util_mean", "bottleneck",
     "epochs", "micro_batch", "grad_accum", "precision", "compiled", "device", "world_size", "strategy",
@@ -346,7 +346,8 @@ def load_results(sweep_dir: str | Path):
                 "run_id": r["run_id"], "status": r["status"], "family": spec.get("family"),
                 "size": spec.get("size"), "budget": spec.get("budget_label"), "shape": _label(spec),
                 "unit": spec.get("unit", "tokens"), "params": spec.get("params"),
-                "params_total": spec.get("params_total"), "tokens": spec.get("tokens"),
+                "params_total": spec.get("params_total"), "params_nonembedding": _nonembedding(spec),
+                "tokens": spec.get("tokens"),
                 "flops": spec.get("flops"), "flops_per_token": spec.get("flops_per_token"),
                 "world_size": spec.get("parallel", {}).get("ranks", 1), "error": r["error"],
                 "attempts": r["attempts"],
@@ -385,6 +386,18 @@ def _label(spec: dict[str, Any]) -> str | None:
     try:
         fam = get_family(spec.get("family") or "gpt")
         return fam.label(fam.make_shape(**spec.get("shape", {})))
+    except (ConfigError, TypeError):
+        return None
+
+
+def _nonembedding(spec: dict[str, Any]) -> int | None:
+    """Kaplan's N (no embedding, no head) of a stored shape, by its family; None when it is not installed."""
+    from scalebench.errors import ConfigError
+    from scalebench.families import get_family
+
+    try:
+        fam = get_family(spec.get("family") or "gpt")
+        return fam.nonembedding(fam.make_shape(**spec.get("shape", {})))
     except (ConfigError, TypeError):
         return None
 

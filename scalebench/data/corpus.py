@@ -54,6 +54,9 @@ class CorpusInfo:
     n_files: int
     n_val_files: int
     fingerprint: str  # sha256 of the token content and the split
+    tokenizer: str = "bytes"  # "bytes", "bpe4096", or the user's tokenizer file name (data/tokenizer.py)
+    tokenizer_path: str = ""  # the tokenizer.json a tokenized corpus was built with
+    val_bytes: int = 0  # UTF-8 bytes of held-out text behind the held-out tokens (tokenized corpora)
 
     @property
     def train_units(self) -> int:  # the task-generic names (scalebench.data.tasks)
@@ -338,11 +341,14 @@ class TokenData:
         starts = rng.integers(0, len(self.train) - seq_len - 1, size=n_seqs)
         return self._windows(self.train, starts, seq_len)
 
-    def eval_batches(self, eval_tokens: int, seq_len: int, batch_seqs: int):
+    def eval_starts(self, eval_tokens: int, seq_len: int) -> np.ndarray:
         """The same evenly spaced held-out windows for every run, so eval losses are comparable."""
         n = max(1, min(eval_tokens // seq_len, (len(self.val) - 1) // seq_len))
-        starts = np.linspace(0, len(self.val) - seq_len - 1, n).astype(np.int64)
-        for i in range(0, n, batch_seqs):
+        return np.linspace(0, len(self.val) - seq_len - 1, n).astype(np.int64)
+
+    def eval_batches(self, eval_tokens: int, seq_len: int, batch_seqs: int):
+        starts = self.eval_starts(eval_tokens, seq_len)
+        for i in range(0, len(starts), batch_seqs):
             yield self._windows(self.val, starts[i : i + batch_seqs], seq_len)
 
     @staticmethod

@@ -18,6 +18,8 @@ import importlib
 from collections.abc import Iterator
 from typing import Any, Protocol
 
+import numpy as np
+
 from scalebench.errors import ConfigError
 
 
@@ -48,6 +50,17 @@ class _TextBatches:
     def eval_batches(self, eval_units: int, rows: int):
         return self._data.eval_batches(eval_units, self._seq_len, rows)
 
+    def eval_bytes(self, eval_units: int) -> tuple[int, int] | None:
+        """(target tokens, UTF-8 bytes they cover) over every held-out window; None where unknown."""
+        from scalebench.data.tokenizer import val_token_bytes
+
+        per_token = val_token_bytes(self._data.info)
+        if per_token is None:
+            return None
+        starts = self._data.eval_starts(eval_units, self._seq_len)
+        total = sum(int(per_token[s + 1 : s + 1 + self._seq_len].sum(dtype=np.int64)) for s in starts)
+        return len(starts) * self._seq_len, total
+
 
 class TextTask:
     """Token streams for language models (GPT, LSTM): ``scalebench.data.corpus``."""
@@ -61,7 +74,12 @@ class TextTask:
             return prepare(data.synthetic)
         from scalebench.data.corpus import prepare_corpus
 
-        return prepare_corpus(data, held_out_share)
+        info = prepare_corpus(data, held_out_share)
+        if data.tokenizer != "bytes":
+            from scalebench.data.tokenizer import tokenize_corpus
+
+            info = tokenize_corpus(info, data.tokenizer)
+        return info
 
     def info_from_dict(self, d: dict[str, Any]):
         if d.get("source") == "synthetic":

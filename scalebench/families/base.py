@@ -59,6 +59,7 @@ class Family:
     example_batch: Callable[[Any, int], tuple[Any, Any]]  # (shape, rows) -> CPU (inputs, targets)
     memory_model: Callable[..., int] | None = None  # (shape, micro_rows, precision) -> bytes, optional
     fsdp_blocks: Callable[[Any], list[Any]] | None = None  # module -> the submodules FSDP2 shards one by one
+    params_nonembedding: Callable[[Any], int] | None = None  # Kaplan's N; default: see ``nonembedding``
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.strip():
@@ -74,6 +75,16 @@ class Family:
             known = ", ".join(self.flavours)
             raise ConfigError(f"unknown {self.name} flavour {flavour!r}; known flavours: {known}")
         return self.make_shape(**{**self.flavours[key], **context})
+
+    def nonembedding(self, shape: Any) -> int:
+        """Parameters without the token embedding and the output head (Kaplan et al. 2020's N): the family's
+        own count, else ``params`` less the head (V·d, which every text family's ``params`` counts once),
+        else ``params`` (a family without embeddings)."""
+        if self.params_nonembedding is not None:
+            return int(self.params_nonembedding(shape))
+        vocab, width = getattr(shape, "vocab_size", None), getattr(shape, "d_model", None)
+        head = vocab * width if self.task == "text" and vocab and width else 0
+        return int(self.params(shape)) - head
 
     def label(self, shape: Any) -> str:
         return getattr(shape, "label", None) or ",".join(f"{k}={v}" for k, v in shape.as_dict().items())

@@ -268,5 +268,6 @@ FAMILY = LLAMA_FAMILY = register_family(
         example_batch=example_batch,
         memory_model=memory_model,
         fsdp_blocks=fsdp_blocks,
+        params_nonembedding=params_nonembedding,
     )
 )

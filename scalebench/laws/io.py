@@ -50,6 +50,14 @@ def known_floor(source: object, loss_col: str | None = None) -> float | None:
     return float(floor) if floor is not None else None
 
 
+def sweep_loss_col(frame: pd.DataFrame) -> str:
+    """A sweep's default loss: ``eval_loss`` (nats per token), or ``eval_bpb`` (bits per byte, which compares
+    across tokenizers) where its runs mix families and every run recorded it."""
+    mixed = "family" in frame and frame["family"].nunique() > 1
+    has_bpb = "eval_bpb" in frame and len(frame) and frame["eval_bpb"].notna().all()
+    return "eval_bpb" if mixed and has_bpb else "eval_loss"
+
+
 def _read(source: object, loss_col: str | None) -> tuple[pd.DataFrame, str]:
     if isinstance(source, pd.DataFrame):
         return source.copy(), loss_col or "loss"
@@ -77,7 +85,7 @@ def _read(source: object, loss_col: str | None) -> tuple[pd.DataFrame, str]:
                 f"{excluded[s]} {s}" for s in sorted(excluded.index, key=lambda s: (order.get(s, 9), s))
             )
             warnings.warn(f"{path}: excluded {detail} run(s); only done runs are fitted", stacklevel=4)
-        return frame[status == "done"].copy(), loss_col or "eval_loss"
+        return frame[status == "done"].copy(), loss_col or sweep_loss_col(frame[status == "done"])
     if not path.exists():
         raise FitError(f"{path}: no such file or directory")
     if path.suffix.lower() == ".parquet":

@@ -252,6 +252,10 @@ def run_sweep(spec: SweepSpec | str | Path, out_dir: str | Path | None = None, *
         store.set_meta(spec=spec.to_dict(), env=environment(), corpus=corpus.as_dict(), plan_notes=list(plan.notes),
                        sweep_name=spec.name, **({"irreducible_loss": floor} if floor is not None else {}))
         store.add_runs((r.run_id, r.spec_hash(), r.to_dict()) for r in plan.runs)
+        if getattr(corpus, "tokenizer_path", ""):  # the sweep keeps the tokenizer it trained with
+            from scalebench.data.tokenizer import save_with_sweep
+
+            save_with_sweep(corpus, sweep_dir)
         todo = _reconcile(store, plan, executor)
         by_id = {r.run_id: r for r in plan.runs}
         try:

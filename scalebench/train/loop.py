@@ -317,6 +317,7 @@ class _Run:
             epochs=units_done / max(1, self.corpus.train_units), unit=spec.unit, world_size=self.ctx.world_size,
             strategy=self.strategy, oom_backoffs=self.steps.state.backoffs, error=reason,
             metrics={**extra, **({"precision_note": self.precision_note} if self.precision_note else {}),
+                     **({"eval_bpb": bpb} if (bpb := self.evaluator.bits_per_byte(final_eval)) is not None else {}),
                      **({"fork_of": spec.fork_from["run_id"], "fork_step": spec.fork_from["step"]}
                         if self.fork is not None else {})},
         )
