@@ -19,6 +19,7 @@ from scalebench.errors import ConfigError, FitError, ScalebenchError
 COMMAND_MODULES = (
     "scalebench.sweep.cli",  # run, validate, status, export, env
     "scalebench.profiling.cli",  # profile
+    "scalebench.train.check_cli",  # check (coordinate check of parametrisations)
     "scalebench.laws.cli",  # fit
     "scalebench.advisor.cli",  # next
     "scalebench.planning.cli",  # estimate, plan

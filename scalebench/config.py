@@ -79,8 +79,21 @@ class ModelSpec:
     params: tuple[float, ...] = ()
     tie_embeddings: bool = True  # gpt and lstm (llama: [model.llama])
     llama: LlamaOptions = field(default_factory=LlamaOptions)
+    # how initialisation, per-layer learning rates and output scale follow width (mup) and depth (completep)
+    # from a base shape whose hyperparameters were tuned (scalebench/families/parametrization.py)
+    parametrization: Literal["standard", "mup", "completep"] = "standard"
+    base_d_model: int | None = None  # mup, completep: the width the base hyperparameters were tuned at
+    base_n_layer: int | None = None  # completep: the depth they were tuned at
 
     def __post_init__(self) -> None:
+        _positive("base_d_model", self.base_d_model)
+        _positive("base_n_layer", self.base_n_layer)
+        if self.parametrization != "standard" and self.base_d_model is None:
+            raise ConfigError(f"parametrization = {self.parametrization!r} scales from a base width: set "
+                              "model.base_d_model (the d_model your learning rate was tuned at, e.g. the smallest size's)")
+        if self.parametrization == "completep" and self.base_n_layer is None:
+            raise ConfigError("parametrization = 'completep' scales depth too: set model.base_n_layer (the depth "
+                              "your learning rate was tuned at)")
         given = [k for k in ("sizes", "shapes", "params") if getattr(self, k)]
         if len(given) != 1:
             raise ConfigError(
@@ -267,6 +280,12 @@ class TrainSpec:
     seed: int = 0
     checkpoint_interval_s: float = 120.0  # 0 disables checkpoints
     divergence_factor: float = 4.0  # loss above this × best smoothed loss = diverged
+    # size-aware lr, batch, betas, warm-up and weight decay by a named rule (scalebench/train/recipes.py);
+    # recipe_table: the user's own values per ladder size ({"1m" = {lr = 3e-3}, ...}); keys given in [train]
+    # beside a recipe win over it (the loader lists them in `pinned`)
+    recipe: str = ""
+    recipe_table: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pinned: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("lr", "batch_tokens", "seq_len"):
@@ -301,6 +320,11 @@ class TrainSpec:
                       else (seqs, "sequences (batch_tokens / seq_len)"))
         if self.micro_batch is not None and rows % self.micro_batch:
             raise ConfigError(f"micro_batch ({self.micro_batch}) must divide the batch of {rows} {what}")
+
+        if self.recipe or self.recipe_table:
+            from scalebench.train.recipes import check_recipe
+
+            check_recipe(self)
 
     @property
     def batch_seqs(self) -> int:
@@ -579,6 +603,24 @@ class GridSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LadderSpec:
+    """``[ladder]``: how the ladder checks itself (scalebench/laws/health.py). ``seeds = K`` trains every cell
+    K times with seeds train.seed + 0..K-1, so the fits can weigh cells by their measured noise; ``probe``
+    adds learning-rate probes (x0.5 and x2 of the cell's lr) at the smallest and largest size."""
+
+    seeds: int = 1
+    probe: bool = False
+    probe_factors: tuple[float, ...] = (0.5, 2.0)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.seeds, int) or isinstance(self.seeds, bool) or not 1 <= self.seeds <= 64:
+            raise ConfigError(f"ladder.seeds must be an integer within [1, 64], got {self.seeds!r}")
+        if not self.probe_factors or any(not f > 0 or f == 1 for f in self.probe_factors):
+            raise ConfigError(f"ladder.probe_factors must be positive multiples of the lr other than 1, got "
+                              f"{list(self.probe_factors)!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class SweepSpec:
     name: str
     family: str = "gpt"
@@ -594,6 +636,7 @@ class SweepSpec:
     profiling: ProfilingSpec = field(default_factory=ProfilingSpec)
     grid: GridSpec = field(default_factory=GridSpec)
     tracking: TrackingSpec = field(default_factory=TrackingSpec)
+    ladder: LadderSpec = field(default_factory=LadderSpec)
 
     def __post_init__(self) -> None:
         if not self.name or any(c in self.name for c in "/\\\0") or self.name in (".", ".."):
@@ -651,7 +694,17 @@ class SweepSpec:
 
     @classmethod
     def from_dict(cls, table: dict[str, Any], source: str = "<dict>") -> SweepSpec:
-        return build(cls, table, source)
+        return build(cls, _pin_recipe_keys(table), source)
+
+
+def _pin_recipe_keys(table: dict[str, Any]) -> dict[str, Any]:
+    """A [train] key given beside a recipe wins over it: record which were given (once, as written)."""
+    train = table.get("train")
+    if not isinstance(train, dict) or not (train.get("recipe") or train.get("recipe_table")) or "pinned" in train:
+        return table
+    from scalebench.train.recipes import PINNABLE
+
+    return {**table, "train": {**train, "pinned": [k for k in PINNABLE if k in train]}}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -727,6 +780,9 @@ class RunSpec:
         for key, default in (("cooldown_share", 0.2), ("warmup_steps", None)):
             if d["train"][key] == default:
                 d["train"].pop(key)
+        for key, default in (("recipe", ""), ("recipe_table", {}), ("pinned", [])):
+            if d["train"].get(key) == default:
+                d["train"].pop(key)
         for key in ("fork_steps", "fork_from"):  # wsd bookkeeping: a branch is the run it would be from scratch
             d.pop(key)
         if d["data"].get("tokenizer") == "bytes":  # added later: at its default the hash stays as it was
@@ -749,4 +805,4 @@ def load_sweep(path: str | Path) -> SweepSpec:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a UTF-8 text file") from None
-    return build(SweepSpec, table, str(path))
+    return build(SweepSpec, _pin_recipe_keys(table), str(path))

@@ -65,8 +65,13 @@ class GPTShape:
     seq_len: int = 256
     d_ff: int | None = None  # 4·d_model when None
     tie_embeddings: bool = True
+    # scalebench/families/parametrization.py: how init, per-layer lr and output scale follow the base shape
+    parametrization: str = "standard"
+    base_d_model: int | None = None
+    base_n_layer: int | None = None
 
     def __post_init__(self) -> None:
+        self.scaling  # noqa: B018 - checks the parametrisation's fields
         for name in ("n_layer", "d_model", "n_head", "vocab_size", "seq_len"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -86,8 +91,19 @@ class GPTShape:
     def label(self) -> str:
         return f"L{self.n_layer}-d{self.d_model}-h{self.n_head}"
 
+    @property
+    def scaling(self):
+        from scalebench.families.parametrization import Scaling
+
+        return Scaling(kind=self.parametrization, d_model=self.d_model, n_layer=self.n_layer,
+                       base_d_model=self.base_d_model, base_n_layer=self.base_n_layer)
+
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if self.parametrization == "standard":  # shapes stored before parametrisations existed stay as they were
+            for key in ("parametrization", "base_d_model", "base_n_layer"):
+                d.pop(key)
+        return d
 
 
 def make_shape(**fields: Any) -> GPTShape:
@@ -145,7 +161,11 @@ def loss(logits, targets):
 
 def shape_context(info: Any, train: Any, model: Any) -> dict[str, Any]:
     """Fixed for the whole sweep: the corpus vocabulary, the training context, tied embeddings."""
-    return {"vocab_size": info.vocab_size, "seq_len": train.seq_len, "tie_embeddings": model.tie_embeddings}
+    context = {"vocab_size": info.vocab_size, "seq_len": train.seq_len, "tie_embeddings": model.tie_embeddings}
+    if getattr(model, "parametrization", "standard") != "standard":
+        context.update(parametrization=model.parametrization, base_d_model=model.base_d_model,
+                       base_n_layer=model.base_n_layer)
+    return context
 
 
 def example_batch(s: GPTShape, rows: int):

@@ -77,6 +77,8 @@ def _read(source: object, loss_col: str | None) -> tuple[pd.DataFrame, str]:
             raise FitError(f"{path}: reading a sweep directory needs scalebench.store ({exc})") from exc
 
         frame = store.load_results(path)
+        if "probe" in frame:  # [ladder] probe runs check the lr (laws/health.py); they are not ladder cells
+            frame = frame[frame["probe"].isna()]
         status = frame["status"] if "status" in frame else pd.Series("done", index=frame.index)
         excluded = status[status != "done"].value_counts()
         if len(excluded):

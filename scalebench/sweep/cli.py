@@ -168,7 +168,14 @@ def cmd_validate(args) -> int:
 
         info = get_task(get_family(spec.families[0]).task).info_from_dict(c)
         print(f"data: {getattr(info, 'description', c.get('source'))}, fingerprint {c['fingerprint']}")
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
+    if spec.train.recipe or spec.train.recipe_table:
+        from scalebench.train.recipes import get_recipe
+
+        r = get_recipe(spec.train.recipe) if spec.train.recipe else None
+        print(f"recipe {r.name}: {r.formula} ({r.source})" if r else "recipe: train.recipe_table (values per size)")
+        if spec.train.pinned:
+            print(f"  kept from [train] over the recipe: {', '.join(spec.train.pinned)}")
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(table.to_string(index=False, formatters={"flops": "{:.3g}".format, "epochs": "{:.3f}".format}))
     for note in plan.notes:
         print(f"note: {note}")

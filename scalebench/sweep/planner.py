@@ -38,6 +38,12 @@ class SweepPlan:
         if len({r.train.lr for r in self.runs}) > 1 and not any("lr" in r.axes for r in self.runs):
             for row, r in zip(rows, self.runs, strict=True):  # set per family or per optimizer: show it
                 row["lr"] = r.train.lr
+        if any(r.train.recipe or r.train.recipe_table for r in self.runs):  # the recipe's values per size
+            from scalebench.train.optim import warmup_steps
+
+            for row, r in zip(rows, self.runs, strict=True):
+                row.update(lr=r.train.lr, batch=r.batch_units, beta1=r.train.betas[0], beta2=r.train.betas[1],
+                           warmup_steps=warmup_steps(r.steps, r.train), weight_decay=r.train.weight_decay)
         return pd.DataFrame(rows)
 
 
@@ -171,7 +177,11 @@ def plan_runs(spec: SweepSpec, *, corpus=None, sweep_dir: str | Path | None = No
     runs, notes = [], []
     _check_synthetic(spec, corpus, where)
     for family in families:
-        ladder = _ladder(spec, family, family.shape_context(corpus, spec.train, spec.model), where)
+        context = family.shape_context(corpus, spec.train, spec.model)
+        if spec.model.parametrization != "standard" and "parametrization" not in context:
+            raise ConfigError(f"{where}model.parametrization = {spec.model.parametrization!r}: the {family.name} "
+                              "family has no parametrisations other than 'standard' (gpt has mup and completep)")
+        ladder = _ladder(spec, family, context, where)
         _check_splits(corpus, family, spec.train, where)
         for point in grid_points(spec):
             train = train_for_point(spec, point, family=family.name, unit=family.unit,
@@ -256,14 +266,11 @@ def _check_splits(corpus, family, t, where: str) -> None:
 def _ladder_runs(spec: SweepSpec, family, ladder, t, axes: dict, suffix: str, corpus, device: str,
                  sweep_dir, where: str, notes: list) -> list[RunSpec]:
     """The runs of one family at one grid point: every size × every budget."""
-    batch_units, batch_key = _batch_units(t, family, where)
-    if t.optimizer == "gd":
-        batch_key = f"the whole training set ({batch_units} samples: optimizer 'gd')"
-    if spec.parallel.ranks > 1 and t.batch_seqs % spec.parallel.ranks and family.unit == "tokens":
-        raise ConfigError(f"{where}parallel.ranks = {spec.parallel.ranks}: the global batch of {t.batch_seqs} "
-                          "sequences (train.batch_tokens / seq_len) must split evenly over the ranks")
     b = spec.budget
     runs = []
+    t_point = t
+    by_size = sorted(ladder, key=lambda entry: family.params(entry[1]))
+    ends = {by_size[0][0], by_size[-1][0]} if "lr" not in axes else set()  # an lr axis is its own probe
     for label, shape in ladder:
         n, fpt = family.params(shape), family.flops_per_token(shape)
         for value in getattr(b, b.kind):
@@ -273,6 +280,13 @@ def _ladder_runs(spec: SweepSpec, family, ladder, t, axes: dict, suffix: str, co
                 tokens, blabel = value * n, f"tpp{_num_label(value)}"
             else:
                 tokens, blabel = value / fpt, f"C{_num_label(value)}"
+            t = _recipe_train(spec, family, t_point, label, shape, n, tokens, fpt * tokens, axes, where)
+            batch_units, batch_key = _batch_units(t, family, where)
+            if t.optimizer == "gd":
+                batch_key = f"the whole training set ({batch_units} samples: optimizer 'gd')"
+            if spec.parallel.ranks > 1 and t.batch_seqs % spec.parallel.ranks and family.unit == "tokens":
+                raise ConfigError(f"{where}parallel.ranks = {spec.parallel.ranks}: the global batch of {t.batch_seqs} "
+                                  "sequences (train.batch_tokens / seq_len) must split evenly over the ranks")
             steps = round(tokens / batch_units)
             if steps < b.min_steps:
                 msg = (f"size {label} with budget {b.kind}={value:g} is {tokens:.3g} {family.unit}, under "
@@ -291,16 +305,63 @@ def _ladder_runs(spec: SweepSpec, family, ladder, t, axes: dict, suffix: str, co
             if epochs > REPEAT_WARN_EPOCHS and t.optimizer != "gd":
                 notes.append(f"{label} {blabel}: {epochs:.1f} epochs of the corpus (repeated data is worth "
                              "less past ~4 epochs, Muennighoff et al. 2023)")
-            run_id = _slug(f"{family.name}-{label}-{blabel}" + (f"-{suffix}" if suffix else ""))
-            runs.append(RunSpec(
-                run_id=run_id, sweep=spec.name, family=family.name, size=label, shape=shape.as_dict(),
-                params=n, params_total=family.params_total(shape), flops_per_token=fpt, tokens=tokens_int,
-                flops=fpt * tokens_int, steps=steps, budget_label=blabel, train=t, eval=spec.eval,
-                data=spec.data, profiling=spec.profiling, device=device, threads=spec.devices.threads_per_worker,
-                parallel=spec.parallel, unit=family.unit, axes=dict(axes),
-                run_dir=str(Path(sweep_dir) / "runs" / run_id) if sweep_dir else "",
-            ))
+            for extra, t_run in _repeats(spec, t, probe=label in ends and blabel == _first_budget(b)):
+                run_id = _slug(f"{family.name}-{label}-{blabel}" + (f"-{suffix}" if suffix else "")
+                               + "".join(f"-{k}{_num_label(v)}" for k, v in extra.items()))
+                runs.append(RunSpec(
+                    run_id=run_id, sweep=spec.name, family=family.name, size=label, shape=shape.as_dict(),
+                    params=n, params_total=family.params_total(shape), flops_per_token=fpt, tokens=tokens_int,
+                    flops=fpt * tokens_int, steps=steps, budget_label=blabel, train=t_run, eval=spec.eval,
+                    data=spec.data, profiling=spec.profiling, device=device,
+                    threads=spec.devices.threads_per_worker, parallel=spec.parallel, unit=family.unit,
+                    axes={**axes, **extra}, run_dir=str(Path(sweep_dir) / "runs" / run_id) if sweep_dir else "",
+                ))
     return runs
+
+
+def _first_budget(b) -> str:
+    value = getattr(b, b.kind)[0]
+    return {"tokens": "t", "tokens_per_param": "tpp", "flops": "C"}[b.kind] + _num_label(value)
+
+
+def _recipe_train(spec: SweepSpec, family, t, label: str, shape, n: int, tokens: float, flops: float, axes: dict,
+                  where: str):
+    """[train] with the recipe's values for one cell (scalebench/train/recipes.py); grid axes and the
+    per-family / per-optimizer tables win over the recipe as [train]'s own keys do."""
+    if not (t.recipe or t.recipe_table):
+        return t
+    import math
+
+    from scalebench.train.recipes import RecipeInput, is_per_budget, resolve
+
+    if is_per_budget(t) and t.schedule == "wsd":
+        raise ConfigError(f"{where}train.recipe = {t.recipe!r} sets values per budget, but schedule = 'wsd' shares "
+                          "one stable phase across a size's budgets; use schedule = 'cosine' or a per-size recipe")
+    pinned = [k for k in ("lr", "batch") if axes.get(k) is not None]
+    pinned = [("batch_tokens" if k == "batch" else k) for k in pinned]
+    for table in (spec.grid.per_family.get(family.name, {}), spec.grid.per_optimizer.get(t.optimizer, {})):
+        pinned += list(table)
+    d = shape.as_dict()
+    unit_len = t.seq_len if family.unit == "tokens" else 1
+    batch = _batch_units(t, family, where)[0]
+    x = RecipeInput(family=family.name, size=label, params=n, d_model=d.get("d_model"), n_layer=d.get("n_layer"),
+                    seq_len=unit_len, batch_tokens=batch, tokens=tokens, flops=flops)
+    quantum = math.lcm(t.micro_batch or 1, spec.parallel.ranks)
+    try:
+        return resolve(t, x, pinned=tuple(pinned), quantum=quantum)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}{exc}") from None
+
+
+def _repeats(spec: SweepSpec, t, *, probe: bool):
+    """(extra axes, TrainSpec) of each run of one cell: ``[ladder] seeds`` repeats, then the lr probes (x0.5,
+    x2) at the smallest and largest size's first budget (scalebench/laws/health.py judges them)."""
+    seeds = spec.ladder.seeds
+    for k in range(seeds):
+        yield ({"seed": k} if seeds > 1 else {}), (dataclasses.replace(t, seed=t.seed + k) if k else t)
+    if spec.ladder.probe and probe:
+        for f in spec.ladder.probe_factors:
+            yield {"probe": f}, dataclasses.replace(t, lr=t.lr * f)
 
 
 def _wsd_branches(spec: SweepSpec, runs: list[RunSpec], where: str) -> list[RunSpec]:

@@ -6,6 +6,9 @@ import math
 from typing import Any
 
 
+ADAM_EPS = 1e-8  # torch's default, the base of CompleteP's eps scaling
+
+
 def warmup_steps(steps: int, train: Any) -> int:
     return train.warmup_steps if train.warmup_steps is not None else int(train.warmup_share * steps)
 
@@ -43,11 +46,21 @@ def build_optimizer(model: Any, train: Any, device_type: str):
     """
     import torch
 
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    base = getattr(model, "module", model)  # DDP wraps; the family's module knows its parametrisation
+    own = getattr(base, "optimizer_groups", None)
+    groups = own(train.weight_decay) if own is not None else None
+    if groups is None:
+        decay = [p for p in model.parameters() if p.dim() >= 2]
+        no_decay = [p for p in model.parameters() if p.dim() < 2]
+        groups = [{"params": decay, "weight_decay": train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    else:  # muP/CompleteP: per-role lr multipliers (set_lr applies them) and Adam eps
+        for g in groups:
+            g["lr"] = train.lr * g["lr_mult"]
+            g["eps"] = ADAM_EPS * g.pop("eps_mult")
     fused = device_type == "cuda"
     if train.optimizer in ("sgd", "gd"):
+        for g in groups:
+            g.pop("eps", None)
         return torch.optim.SGD(groups, lr=train.lr, momentum=train.momentum)
     if train.optimizer == "adam":
         return torch.optim.Adam(groups, lr=train.lr, betas=tuple(train.betas), fused=fused)
@@ -55,5 +68,6 @@ def build_optimizer(model: Any, train: Any, device_type: str):
 
 
 def set_lr(optimizer: Any, lr: float) -> None:
+    """The schedule's rate, times each group's multiplier (muP/CompleteP hidden layers: 1/m_d)."""
     for g in optimizer.param_groups:
-        g["lr"] = lr
+        g["lr"] = lr * g.get("lr_mult", 1.0)
