@@ -235,6 +235,7 @@ class DataSpec:
     dtype: Literal["uint8", "uint16", "uint32"] = "uint16"  # .bin corpora
     vocab_size: int | None = None  # .bin corpora: required
     tokenizer: str | dict[str, Any] = "bytes"  # text: "bytes", {bpe = 4096} or a tokenizer.json (data/tokenizer.py)
+    text_column: str = "text"  # JSONL / Parquet sources: the field holding each document (data/documents.py)
     images: ImagesDataSpec = field(default_factory=ImagesDataSpec)  # the image task (cnn)
     teacher: TeacherDataSpec = field(default_factory=TeacherDataSpec)  # the teacher-student task (mlp)
     synthetic: SyntheticDataSpec = field(default_factory=SyntheticDataSpec)  # source = "synthetic" (text)
@@ -785,8 +786,9 @@ class RunSpec:
                 d["train"].pop(key)
         for key in ("fork_steps", "fork_from"):  # wsd bookkeeping: a branch is the run it would be from scratch
             d.pop(key)
-        if d["data"].get("tokenizer") == "bytes":  # added later: at its default the hash stays as it was
-            d["data"].pop("tokenizer")
+        for key, default in (("tokenizer", "bytes"), ("text_column", "text")):  # added later: at their defaults
+            if d["data"].get(key) == default:  # the hash stays as it was
+                d["data"].pop(key)
         for table, default in (("images", ImagesDataSpec()), ("teacher", TeacherDataSpec()),
                                ("synthetic", SyntheticDataSpec())):
             if d["data"].get(table) == asdict(default):

@@ -7,8 +7,9 @@ object (``as_dict()``, ``train_units``, ``val_units``, ``fingerprint`` and the t
 arguments (so a resumed run sees the same data) and ``eval_batches(eval_units, rows)`` walks the same
 held-out rows for every run (so eval losses are comparable).
 
-Built-in: ``text`` (token streams: the embedded corpus, text files, ``.bin`` tokens, or the synthetic
-language of ``scalebench/data/synthetic.py``). Families with other
+Built-in: ``text`` (token streams: the embedded corpus, text files, JSONL/Parquet documents
+(``documents.py``), ``.bin`` tokens, or the synthetic language of ``scalebench/data/synthetic.py``; text is
+tokenized by ``data.tokenizer``, ``tokenizer.py``). Families with other
 data register their task with :func:`register_task`.
 """
 
@@ -41,8 +42,10 @@ class _TextBatches:
 
     def __init__(self, info: Any, run: Any) -> None:
         from scalebench.data.corpus import TokenData
+        from scalebench.data.shards import ShardData, is_shard_corpus
 
-        self._data, self._seq_len = TokenData(info, run.data), run.train.seq_len
+        self._data = ShardData(info) if is_shard_corpus(info) else TokenData(info, run.data)
+        self._seq_len = run.train.seq_len
 
     def batch(self, seed: int, step: int, micro: int, rows: int):
         return self._data.batch(seed, step, micro, rows, self._seq_len)
@@ -55,7 +58,7 @@ class _TextBatches:
         from scalebench.data.tokenizer import val_token_bytes
 
         per_token = val_token_bytes(self._data.info)
-        if per_token is None:
+        if per_token is None or not hasattr(self._data, "eval_starts"):
             return None
         starts = self._data.eval_starts(eval_units, self._seq_len)
         total = sum(int(per_token[s + 1 : s + 1 + self._seq_len].sum(dtype=np.int64)) for s in starts)
@@ -73,8 +76,22 @@ class TextTask:
 
             return prepare(data.synthetic)
         from scalebench.data.corpus import prepare_corpus
+        from scalebench.data.documents import document_files, prepare_documents
+        from scalebench.data.shards import prepare_shards, shard_files
 
-        info = prepare_corpus(data, held_out_share)
+        globbed = any(ch in data.source for ch in "*?[")
+        named = data.source != "default" and (globbed or not data.source.endswith(".bin"))
+        files = document_files(data.source) if named else None
+        shards = shard_files(data.source) if named and not files else None
+        if globbed and not files and not shards:
+            raise ConfigError(f"data.source: the glob {data.source!r} matches no .jsonl, .jsonl.gz, .parquet, .bin "
+                              "or .npy file")
+        if shards:
+            if data.tokenizer != "bytes":
+                raise ConfigError(f"data.tokenizer: {data.source!r} holds token shards, already tokenized; remove "
+                                  "data.tokenizer")
+            return prepare_shards(data, held_out_share, shards)
+        info = prepare_documents(data, held_out_share, files) if files else prepare_corpus(data, held_out_share)
         if data.tokenizer != "bytes":
             from scalebench.data.tokenizer import tokenize_corpus
 
