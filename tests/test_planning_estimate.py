@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 
 import numpy as np
@@ -65,10 +66,11 @@ def test_scaling_efficiency_and_recompute():
     assert a.scaling_efficiency == 1.0
     half = estimate(params=1e9, tokens=1e10, gpu="H100-SXM", num_gpus=256, checkpointing="none", scaling_efficiency=0.5)
     assert half.wall_clock_s == pytest.approx(2 * a.wall_clock_s)
-    # a default MFU keeps the hardware rate: full recomputation spends a quarter of it again
-    b = estimate(params=1e9, tokens=1e10, gpu="H100-SXM", num_gpus=256, checkpointing="full")
-    assert b.wall_clock_s == pytest.approx(a.wall_clock_s * 4 / 3)
-    assert b.hfu == pytest.approx(a.hfu) and b.mfu == pytest.approx(a.mfu * 3 / 4)
+    # the hardware model repeats the forward pass under full recomputation: compute x 4/3, communication not
+    b = estimate(params=1e9, tokens=1e10, gpu="H100-SXM", num_gpus=256, checkpointing="full", tp=1, pp=1, zero=1)
+    a1 = estimate(params=1e9, tokens=1e10, gpu="H100-SXM", num_gpus=256, checkpointing="none", tp=1, pp=1, zero=1)
+    assert a1.wall_clock_s < b.wall_clock_s <= a1.wall_clock_s * 4 / 3 * (1 + 1e-9)
+    assert b.hfu == pytest.approx(b.mfu * 4 / 3) and b.mfu < a1.mfu
     # a given MFU is PaLM's model FLOPs utilisation whatever the recomputation: same time, HFU 4/3 higher
     c = estimate(params=1e9, tokens=1e10, gpu="H100-SXM", num_gpus=256, checkpointing="none", mfu=0.4)
     d = estimate(params=1e9, tokens=1e10, gpu="H100-SXM", num_gpus=256, checkpointing="full", mfu=0.4)
@@ -255,7 +257,8 @@ def test_notes_are_whole_messages():
     assert any("checkpointing='full'" in n for n in none.notes)
     table = estimate(params=[1e9, 1e15], tokens=1e12, gpu="H100-SXM")
     assert table["note_list"].iloc[1] == e.notes
-    assert [n.split(" is past")[0] for n in table["note_list"].iloc[0]] == ["531 days on 1 GPUs"]  # 180-day warning
+    (long,) = table["note_list"].iloc[0]  # the 180-day warning, whole
+    assert re.fullmatch(r"[\d,]+ days on 1 GPUs is past the 180 days a run can reasonably last", long)
     assert table["notes"].iloc[1] == "; ".join(e.notes)
 
 

@@ -99,6 +99,8 @@ class GPUSpec:
     interconnect_source: str = ""
     sparsity_2_4: bool = False
     sparsity_source: str = ""
+    compute_units: int | None = None  # SMs (NVIDIA) or CUs (AMD): the estimator's wave quantisation
+    compute_units_source: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -112,7 +114,7 @@ class GPUSpec:
         for attr in ("memory_bytes", "bandwidth_bytes_per_s", "node_size"):
             if not _positive(getattr(self, attr)):
                 raise ConfigError(f"GPUSpec {self.name}: {attr} must be a positive number, got {getattr(self, attr)!r}")
-        for attr in ("tdp_w", "intra_node_bandwidth_bytes_per_s", "inter_node_bandwidth_bytes_per_s"):
+        for attr in ("tdp_w", "intra_node_bandwidth_bytes_per_s", "inter_node_bandwidth_bytes_per_s", "compute_units"):
             if getattr(self, attr) is not None and not _positive(getattr(self, attr)):
                 raise ConfigError(f"GPUSpec {self.name}: {attr} must be a positive number or omitted, got {getattr(self, attr)!r}")
         if int(self.node_size) != self.node_size:
@@ -169,7 +171,8 @@ def _entry(name: str, table: Any, base: GPUSpec | None, path: Path) -> GPUSpec:
         merged = dict(base.peak_flops) if base else dict.fromkeys(DTYPES)
         merged.update({k: None if isinstance(v, str) and v.lower() == "none" else v for k, v in peaks.items()})
         values["peak_flops"] = merged
-    for key in ("price_usd_per_hour", "tdp_w", "intra_node_bandwidth_bytes_per_s", "inter_node_bandwidth_bytes_per_s"):
+    for key in ("price_usd_per_hour", "tdp_w", "intra_node_bandwidth_bytes_per_s", "inter_node_bandwidth_bytes_per_s",
+                "compute_units"):
         if isinstance(values.get(key), str) and values[key].lower() == "none":
             values[key] = None
     if "aliases" in values:
@@ -267,12 +270,21 @@ def list_gpus() -> list[str]:
     return list(load_catalog())
 
 
+# The short forms people type for the part published runs and clouds mean by them (the SXM boards). Only
+# get_gpu (user input) reads these: match_device_name never maps a device's reported name by a guess.
+SHORT_NAMES = {"h100": "H100-SXM", "a100": "A100-80GB", "v100": "V100-32GB", "mi300": "MI300X"}
+
+
 def get_gpu(name: str | GPUSpec) -> GPUSpec:
-    """Look up by canonical name or alias, case-insensitively; unknown -> ConfigError listing the names."""
+    """Look up by canonical name, alias or short form (``H100``), case-insensitively; unknown -> ConfigError
+    listing the names."""
     if isinstance(name, GPUSpec):
         return name
     catalog, index = _current(*_source())
-    spec = index.get(_norm_name(name)) if isinstance(name, str) else None
+    key = _norm_name(name) if isinstance(name, str) else None
+    spec = index.get(key) if key is not None else None
+    if spec is None and key in SHORT_NAMES:
+        spec = index.get(_norm_name(SHORT_NAMES[key]))
     if spec is None:
         raise ConfigError(f"unknown GPU {name!r}; known GPUs: {', '.join(catalog)}")
     return spec

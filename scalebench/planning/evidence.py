@@ -1,30 +1,25 @@
-"""The default MFU: a table of published at-scale training runs, by accelerator generation and model size.
+"""Published at-scale training runs: what calibrates and validates the estimator's hardware model.
 
 Each row is one documented pretraining run with the GPU-hours its authors published. Its utilisation is
-what PaLM (Chowdhery et al. 2022, appendix B) calls model FLOPs utilisation, computed here over the
-published accelerator-hours:
+what PaLM (Chowdhery et al. 2022, appendix B) calls model FLOPs utilisation, computed over the published
+accelerator-hours:
 
-    mfu = model FLOPs / (published GPU-hours · 3600 · dense peak[dtype])
+    implied mfu = model FLOPs / (published GPU-hours · 3600 · dense peak[dtype])
 
-with model FLOPs = (6·N_active + 12·L·T·H·Q) · D from the preset's shape (recomputation excluded). It is an
-at-scale figure: it already contains the run's communication, pipeline bubbles, stragglers and whatever
-downtime the authors counted in their hours, so the estimator puts no cluster penalty on top of it.
+with model FLOPs = (6·N_active + 12·L·T·H·Q) · D from the preset's shape (recomputation excluded). It
+contains everything the run spent: communication, bubbles, stragglers and whatever downtime the authors
+counted in their hours.
 
-The table itself holds each row's *hardware* rate, ``rate = mfu · RECOMPUTE_FACTOR[checkpointing]``: a run
-that recomputed every forward pass (BLOOM, BloombergGPT, Gopher: ``checkpointing="full"``, sourced per row) spent a
-quarter of its FLOPs on recomputation, and the estimator turns the table's rate back into an MFU for the
-recomputation it chooses (:mod:`~scalebench.planning.timing`). Rows that state no recomputation count as
-none.
-
-The default for a new run is, among the rows of its accelerator generation and precision class (16-bit or
-fp8), a least-squares line of the rate against log10(active parameters) (it rises with model width), clipped
-to [0.75 · lowest, 1.15 · highest] of those rows; one row, or rows of one size, give their median. A
-generation without rows borrows the pooled 16-bit rows (and says so); fp8 without fp8 rows borrows the
-16-bit rows at half the 16-bit fraction (fp8 peaks are twice the 16-bit ones: no speed-up is assumed).
-
-The range around it is the evidence's own spread: each row predicted from the table without it
-(leave-one-out), and the smallest and largest ratio published/predicted rate over all rows scale the
-default MFU down and up. ``leave_one_out()`` returns that table; ``benchmarks/published_runs.py`` prints it.
+The estimator no longer reads its utilisation from this table: it times each run's work on the hardware
+(:mod:`~scalebench.planning.throughput`, :mod:`~scalebench.planning.layout`), from datasheet and kernel
+benchmark constants. The table then fits exactly one number, the **goodput**: the share of reserved time at
+the modelled throughput a published run achieved, ``γ_i = modelled hours_i / published hours_i`` (downtime,
+restarts, evaluation and ramp-up, and whatever the model leaves out), pooled as the geometric mean over the
+rows — :func:`calibrated_goodput`, the default ``goodput`` of a modelled estimate. :func:`leave_one_out`
+predicts every run with the goodput of the others: its error is the model's honest out-of-sample error,
+and its spread (a 90% band of the log errors, robust scale, at most 2.5x wide) is the range every modelled
+estimate carries (:func:`model_range`). ``benchmarks/published_runs.py`` prints both. Runs are added to the
+table only with a primary source; a new run checks the model, it does not tune it.
 """
 
 from __future__ import annotations
@@ -39,10 +34,7 @@ from scalebench.hardware.catalog import get_gpu
 from scalebench.planning.presets import get_architecture
 from scalebench.planning.timing import RECOMPUTE_FACTOR
 
-__all__ = ["PublishedRun", "PUBLISHED_RUNS", "default_mfu", "default_mfu_array", "leave_one_out", "loo_ratio_range", "run_table"]
-
-CLIP_LOW, CLIP_HIGH = 0.75, 1.15
-FP8_FALLBACK_FACTOR = 0.5
+__all__ = ["PublishedRun", "PUBLISHED_RUNS", "calibrated_goodput", "leave_one_out", "model_range", "run_table"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,104 +199,116 @@ PUBLISHED_RUNS: tuple[PublishedRun, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class _Line:
-    """mfu = clip(intercept + slope · log10(N_active), low, high) · factor, from the rows named in basis."""
-
-    intercept: float
-    slope: float
-    low: float
-    high: float
-    factor: float
-    basis: str
-
-    def __call__(self, params_active):
-        x = np.log10(np.asarray(params_active, dtype=float))
-        return np.clip(self.intercept + self.slope * x, self.low, self.high) * self.factor
+GOODPUT_Z = 1.645  # the range: a two-sided 90% band of the leave-one-out log errors
+RANGE_MAX_WIDTH = 2.5  # ... never wider than this (high / low)
+_CALIBRATING: list[float] = []  # while the table's own runs are estimated: the kernel efficiency to use
 
 
-def _line(rows: tuple[PublishedRun, ...], factor: float, basis: str) -> _Line:
-    values = np.array([r.implied_rate for r in rows])
-    logs = np.log10([r.arch.active for r in rows])
-    if len(values) >= 2 and np.ptp(logs) > 0:
-        slope, intercept = np.polyfit(logs, values, 1)
-    else:
-        slope, intercept = 0.0, float(np.median(values))
-    return _Line(float(intercept), float(slope), CLIP_LOW * values.min(), CLIP_HIGH * values.max(), factor, basis)
+def calibrating_efficiency() -> float | None:
+    """The kernel efficiency the table's own runs are being estimated at (None outside calibration)."""
+    return _CALIBRATING[-1] if _CALIBRATING else None
 
 
-def _model(rows: tuple[PublishedRun, ...], generation: str, fp8: bool) -> _Line:
-    """The table's rule for one generation and precision class (see the module docstring)."""
-    def group(gen: str | None, want_fp8: bool) -> tuple[PublishedRun, ...]:
-        return tuple(r for r in rows if (gen is None or r.generation == gen) and (r.precision == "fp8") == want_fp8)
+def _estimate_runs(efficiency: float) -> pd.DataFrame:
+    """Each run estimated with only its published setup, at goodput 1 and the given kernel efficiency
+    (one vectorised call)."""
+    from scalebench.planning.estimate import estimate
 
-    names = lambda g: ", ".join(r.name for r in g)  # noqa: E731
-    if fp8:
-        g = group(generation, True)
-        if g:
-            return _line(g, 1.0, f"published fp8 runs on {generation}: {names(g)}")
-        g16 = group(generation, False) or group(None, False)
-        where = generation if group(generation, False) else "all generations"
-        return _line(g16, FP8_FALLBACK_FACTOR, f"no published fp8 run on {generation}: half the 16-bit fraction "
-                                               f"of {where} ({names(g16)}), i.e. no fp8 speed-up")
-    g = group(generation, False)
-    if g:
-        return _line(g, 1.0, f"published runs on {generation}: {names(g)}")
-    g = group(None, False)
-    return _line(g, 1.0, f"no published run on {generation or 'this generation'} in the table: all 16-bit runs ({names(g)})")
+    frame = pd.DataFrame([r.estimate_kwargs() for r in PUBLISHED_RUNS])
+    frame["goodput"] = 1.0
+    frame["checkpointing"] = frame["checkpointing"].fillna("auto")
+    _CALIBRATING.append(efficiency)  # the rows' own ranges and efficiency would need this very table
+    try:
+        return estimate(frame)
+    finally:
+        _CALIBRATING.pop()
 
 
-@functools.lru_cache(maxsize=64)
-def _table_model(generation: str, fp8: bool) -> _Line:
-    return _model(PUBLISHED_RUNS, generation, fp8)
+def _published_mfu(run: PublishedRun) -> float:
+    """A published throughput utilisation as an MFU (an HFU over the run's recompute factor); NaN if none."""
+    if run.published_mfu:
+        return run.published_mfu
+    if run.published_hfu:
+        return run.published_hfu / RECOMPUTE_FACTOR[run.checkpointing or "none"]
+    return float("nan")
 
 
-def _predict(rows, generation: str, fp8: bool, params_active: float) -> tuple[float, str]:
-    line = _model(tuple(rows), generation, fp8)
-    return float(line(params_active)), line.basis
+def _geomean(x: np.ndarray) -> float:
+    x = x[np.isfinite(x) & (x > 0)]
+    return float(np.exp(np.mean(np.log(x))))
 
 
 @functools.lru_cache(maxsize=1)
-def loo_ratio_range() -> tuple[float, float]:
-    """(smallest, largest) published/predicted MFU ratio of the leave-one-out table."""
-    table = leave_one_out()
-    r = table["implied_rate"] / table["loo_mfu"]
-    return float(r.min()), float(r.max())
+def _fit() -> pd.DataFrame:
+    """Both fitted numbers and every run's share of them (see the module docstring)."""
+    kernel = _estimate_runs(1.0)
+    published = np.array([_published_mfu(r) for r in PUBLISHED_RUNS])
+    eff_i = published / kernel["mfu"].to_numpy(float)  # NaN where a run publishes no throughput
+    eff = _geomean(eff_i)
+    at_eff = _estimate_runs(eff)
+    hours = np.array([r.gpu_hours for r in PUBLISHED_RUNS])
+    goodput_i = at_eff["gpu_hours"].to_numpy(float) / hours
+    return pd.DataFrame({
+        "run": [r.name for r in PUBLISHED_RUNS], "gpu": [r.gpu for r in PUBLISHED_RUNS],
+        "generation": [r.generation for r in PUBLISHED_RUNS], "precision": [r.precision for r in PUBLISHED_RUNS],
+        "layout": [" ".join(f"{k}{int(v)}" for k, v in zip(("tp", "pp", "cp", "ep", "dp"), row, strict=True))
+                   for row in at_eff[["tp", "pp", "cp", "ep", "dp"]].to_numpy(float)],
+        "kernel_mfu": kernel["mfu"].to_numpy(float), "published_mfu": published, "implied_efficiency": eff_i,
+        "modelled_mfu": at_eff["mfu"].to_numpy(float), "modelled_gpu_hours": at_eff["gpu_hours"].to_numpy(float),
+        "published_gpu_hours": hours, "implied_mfu": [r.implied_mfu for r in PUBLISHED_RUNS],
+        "implied_goodput": goodput_i})
 
 
-def default_mfu(generation: str, precision: str, params_active: float) -> tuple[float, float, float, str]:
-    """(mfu, low, high, basis): the table's MFU for a run, and the range the evidence's spread gives."""
-    line = _table_model(generation, precision == "fp8")
-    point = float(line(params_active))
-    lo, hi = loo_ratio_range()
-    return point, point * lo, point * hi, line.basis
+@functools.lru_cache(maxsize=1)
+def kernel_efficiency() -> float:
+    """The share of the kernel model's throughput that published training stacks reach while training:
+    the geometric mean of published / modelled MFU over the runs that publish a throughput."""
+    return _geomean(_fit()["implied_efficiency"].to_numpy(float))
 
 
-def default_mfu_array(generation, precision, params_active) -> np.ndarray:
-    """:func:`default_mfu`'s point value for arrays of scenarios."""
-    gen, prec = np.asarray(generation, dtype=object), np.asarray(precision, dtype=object)
-    active = np.asarray(params_active, dtype=float)
-    out = np.full(active.shape, np.nan)
-    for g in set(gen.tolist()):
-        for fp8 in (False, True):
-            rows = (gen == g) & ((prec == "fp8") == fp8)
-            if rows.any():
-                out[rows] = _table_model(g, fp8)(active[rows])
-    return out
+@functools.lru_cache(maxsize=1)
+def calibrated_goodput() -> float:
+    """The geometric mean over the published runs of modelled / published GPU-hours, at the fitted kernel
+    efficiency: the share of reserved time spent training at the modelled throughput."""
+    return _geomean(_fit()["implied_goodput"].to_numpy(float))
+
+
+@functools.lru_cache(maxsize=1)
+def _loo_errors() -> np.ndarray:
+    return np.log(leave_one_out()["loo_ratio"].to_numpy(float))
+
+
+def _without_each(x: np.ndarray) -> np.ndarray:
+    """Geometric mean of the finite entries of x with each entry in turn left out."""
+    logs = np.where(np.isfinite(x) & (x > 0), np.log(np.where(x > 0, x, 1.0)), np.nan)
+    ok = np.isfinite(logs)
+    total, count = np.nansum(logs), ok.sum()
+    return np.exp((total - np.where(ok, logs, 0.0)) / (count - ok))
 
 
 def leave_one_out() -> pd.DataFrame:
-    """Each published run predicted without its own row: the default table's honest error."""
-    out = []
-    for i, run in enumerate(PUBLISHED_RUNS):
-        others = [r for j, r in enumerate(PUBLISHED_RUNS) if j != i]
-        loo, basis = _predict(others, run.generation, run.precision == "fp8", run.arch.active)
-        full, _ = _predict(list(PUBLISHED_RUNS), run.generation, run.precision == "fp8", run.arch.active)
-        out.append({"run": run.name, "gpu": run.gpu, "generation": run.generation, "precision": run.precision,
-                    "params_active": run.arch.active, "checkpointing": run.checkpointing or "none",
-                    "implied_mfu": run.implied_mfu, "implied_rate": run.implied_rate, "table_mfu": full,
-                    "loo_mfu": loo, "loo_basis": basis})
-    return pd.DataFrame(out)
+    """Each published run predicted with both numbers fitted without it: ``loo_ratio`` = predicted /
+    published GPU-hours (> 1: the model is too slow). A run's own throughput leaves the efficiency fit;
+    its hours, taken at the full table's efficiency, scale by that efficiency over its leave-one-out value
+    (the compute share of a step; communication does not scale, so this is close, not exact)."""
+    t = _fit().copy()
+    eff_all = kernel_efficiency()
+    t["loo_efficiency"] = _without_each(t["implied_efficiency"].to_numpy(float))
+    t["loo_goodput"] = _without_each(t["implied_goodput"].to_numpy(float))
+    t["loo_gpu_hours"] = t["modelled_gpu_hours"] * eff_all / t["loo_efficiency"] / t["loo_goodput"]
+    t["loo_ratio"] = t["loo_gpu_hours"] / t["published_gpu_hours"]
+    return t
+
+
+def model_range() -> tuple[float, float]:
+    """(low, high) multipliers of a modelled MFU: a 90% band of the leave-one-out log errors (scale from
+    the median absolute deviation, robust to one odd run), capped at RANGE_MAX_WIDTH wide."""
+    if _CALIBRATING:
+        return 1.0, 1.0
+    err = _loo_errors()
+    sigma = 1.4826 * float(np.median(np.abs(err - np.median(err))))
+    half = min(GOODPUT_Z * sigma, 0.5 * np.log(RANGE_MAX_WIDTH))
+    return float(np.exp(-half)), float(np.exp(half))
 
 
 def run_table() -> pd.DataFrame:

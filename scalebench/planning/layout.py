@@ -57,6 +57,8 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
+from scalebench.planning import throughput
+
 __all__ = ["LOSS_ALLOWANCE", "LayoutInputs", "candidates", "search", "DEFAULT_GLOBAL_BATCH_TOKENS",
            "usable_memory_bytes", "DEFAULT_RESERVE_BYTES"]
 
@@ -107,6 +109,19 @@ class LayoutInputs:
     num_gpus: np.ndarray  # NaN: choose
     fixed: dict  # "tp"/"pp"/"cp"/"ep" -> array (NaN: search)
     modes: np.ndarray  # requested checkpointing per row: none/selective/full/auto
+    # the hardware model (planning.throughput), used where ``modelled`` (no utilisation given)
+    modelled: np.ndarray
+    d_ff: np.ndarray
+    swiglu: np.ndarray
+    vocab: np.ndarray
+    q_dim: np.ndarray  # n_head · head_dim
+    flash: np.ndarray
+    bandwidth: np.ndarray  # HBM bytes/s
+    units: np.ndarray  # SMs/CUs, NaN where unknown
+    gemm_eff: np.ndarray
+    attn_eff: np.ndarray
+    act_bytes: np.ndarray
+    kernel_efficiency: np.ndarray  # share of the kernel model's rate reached in training (planning.evidence)
 
 
 def candidates(max_tp: int, max_pp: int, max_cp: int, max_ep: int, fixed: dict) -> np.ndarray:
@@ -169,14 +184,52 @@ def _evaluate(inp: LayoutInputs, grid: np.ndarray, dp: np.ndarray, mode: str, ze
         per_rank = ((P - E) + E / ep) / (tp * pp)
         k = {0: 2.0, 1: 2.0, 2: m + 1.0, 3: 2.0 * m + 1.0}[zero]
         t_dp = k * (dp * cp - 1) / (dp * cp) * 2.0 * per_rank / _bandwidth(dp * cp, tp, inp)
+    use = col(inp.modelled)
+    # the hardware model moves collectives at NETWORK_EFFICIENCY of the link rate
+    net = np.where(use, 1.0 / throughput.NETWORK_EFFICIENCY, 1.0)
+    t_tp, t_ep, t_pp, t_cp, t_dp = (t * net for t in (t_tp, t_ep, t_pp, t_cp, t_dp))
+    # a given utilisation (it contains a well-tuned layout's overheads): time only past LOSS_ALLOWANCE
     bubble = t_c * (pp - 1) / m
     exposed = np.maximum(0.0, t_dp + t_cp - t_c)
     loss = (bubble + t_tp + t_ep + t_pp + exposed) / t_c
     factor = np.maximum(1.0, (1.0 + loss) / (1.0 + LOSS_ALLOWANCE))
+    model = _modelled_step(inp, tp, pp, cp, m, mode, zero, states, t_tp, t_ep, t_pp, t_cp, t_dp)
+    t_c = np.where(use, model["t_c"], t_c)
+    keys = ("bubble", "exposed", "loss")
+    bubble, exposed, loss = (np.where(use, model[k], v) for k, v in zip(keys, (bubble, exposed, loss), strict=True))
+    # modelled rows: factor = step time over the shape's model FLOPs at the full peak (1/MFU; mfu_by_mode = 1)
+    factor = np.where(use, model["step_s"] / model["ideal_s"], factor)
+    slow = np.where(use, loss > LOSS_ALLOWANCE, factor > 1.0 + 1e-9)
+    step = np.where(use, model["step_s"], t_c * factor)
     return {"total": total, "states": states, "act": act, "t_c": t_c, "bubble": bubble / t_c,
             "tp_comm": t_tp / t_c, "ep_comm": t_ep / t_c, "pp_comm": t_pp / t_c, "cp_comm": t_cp / t_c,
-            "dp_comm": t_dp / t_c, "exposed": exposed / t_c, "loss": loss, "factor": factor,
-            "step_s": t_c * factor, "m": m}
+            "dp_comm": t_dp / t_c, "exposed": exposed / t_c, "optimizer": model["t_opt"] / t_c, "loss": loss,
+            "factor": factor, "slow": slow, "step_s": step, "m": m}
+
+
+def _modelled_step(inp, tp, pp, cp, m, mode, zero, states, t_tp, t_ep, t_pp, t_cp, t_dp) -> dict:
+    """Step time from the hardware model (planning.throughput): every rank's micro-batches, the 1F1B bubble,
+    communication (already at NETWORK_EFFICIENCY of the link; tensor, expert and pipeline traffic not overlapped; data
+    traffic overlapped with one micro-batch's compute — the last backward, where gradients are reduced — or
+    with all of it under ZeRO-3, whose gathers run every micro-batch), and the optimizer's pass over its
+    states (read and written once, memory bound)."""
+    col = lambda a: np.asarray(a, dtype=float)[:, None]  # noqa: E731
+    s, b = col(inp.seq_len), col(inp.micro_batch)
+    micro, ideal = throughput.compute_s(
+        tokens=s * b, tp=tp, cp=cp, d_model=col(inp.d_model), q_dim=col(inp.q_dim), kv_dim=col(inp.kv_dim),
+        d_ff=col(inp.d_ff), swiglu=np.asarray(inp.swiglu, dtype=bool)[:, None], vocab=col(inp.vocab), seq_len=s,
+        n_layer=col(inp.n_layer), n_head=col(inp.n_head), pp=pp, mode=mode,
+        flash=np.asarray(inp.flash, dtype=bool)[:, None], peak=col(inp.peak), gemm_eff=col(inp.gemm_eff),
+        attn_eff=col(inp.attn_eff), bandwidth=col(inp.bandwidth), units=col(inp.units),
+        act_bytes=col(inp.act_bytes))
+    t_c = micro * m / col(inp.kernel_efficiency)
+    window = t_c if zero >= 3 else t_c / m
+    exposed = np.maximum(0.0, t_dp - window) + np.maximum(0.0, t_cp - t_c)
+    bubble = t_c * (pp - 1) / m
+    t_opt = 2.0 * states / (col(inp.bandwidth) * throughput.MEMORY_EFFICIENCY)
+    step = t_c + bubble + t_tp + t_ep + t_pp + exposed + t_opt
+    return {"t_c": t_c, "bubble": bubble, "exposed": exposed, "t_opt": t_opt, "step_s": step,
+            "loss": step / t_c - 1.0, "ideal_s": ideal * m}
 
 
 def _static_valid(inp: LayoutInputs, grid: np.ndarray) -> np.ndarray:
@@ -220,8 +273,8 @@ def _min_dp(inp: LayoutInputs, grid: np.ndarray, mode: str, zero: int) -> np.nda
 MODES = ("none", "selective", "full")
 ZERO_ORDER = (1, 2, 3, 0)
 SETTLE_LOSS = 0.05  # searched stages 1-3 (stage 0 only when asked: stage 1 has its traffic and less memory)
-KEYS = ("total", "states", "act", "bubble", "tp_comm", "ep_comm", "pp_comm", "cp_comm", "dp_comm",
-        "exposed", "loss", "factor", "step_s", "m")
+KEYS = ("total", "states", "act", "bubble", "tp_comm", "ep_comm", "pp_comm", "cp_comm", "dp_comm", "optimizer",
+        "exposed", "loss", "factor", "slow", "step_s", "m")
 
 
 def _rows(inp: LayoutInputs, idx: np.ndarray) -> LayoutInputs:
@@ -278,7 +331,7 @@ def search(inp: LayoutInputs, grid: np.ndarray) -> dict:
                 _stage(_rows(inp, idx), grid, split, mode, zero, rank, idx, best, score, least, static[idx])
                 # a given GPU count, fitting at no time penalty under its lightest mode: nothing beats it
                 # (and little loss left to win back by another ZeRO stage's tie-break)
-                open_rows &= ~(given & best["fits"] & (best["factor"] <= 1.0) & (best["mode"] == lightest)
+                open_rows &= ~(given & best["fits"] & (best["slow"] == 0) & (best["mode"] == lightest)
                                & (best["loss"] <= SETTLE_LOSS))
         took = np.isfinite(least) & (best["mode"] == mode)
         best["min_gpus"][took] = least[took]
@@ -307,7 +360,7 @@ def _stage(inp, grid, split, mode, zero, rank, idx, best, score, least, static) 
     with_n = ev["step_s"] * (1.0 + 1e-9 * ev["loss"] + 1e-13 * rank[mode])
     # (modes come in order and a row without a count closes at its first mode that fits: no mode term)
     # fewest GPUs among layouts at full efficiency (no time penalty) when there are any, else fewest
-    without_n = (ev["factor"] > 1.0 + 1e-9) * 1e20 + gpus * 1e3 + ev["factor"] + 1e-6 * ev["loss"] + 1e-9 * zero
+    without_n = ev["slow"] * 1e20 + gpus * 1e3 + ev["factor"] + 1e-6 * ev["loss"] + 1e-9 * zero
     chosen = np.where(fits, np.where(given[:, None], with_n, without_n), np.where(valid, 1e60 + ev["total"], np.inf))
     j = np.argmin(chosen, axis=1)
     local = np.arange(len(idx))

@@ -20,7 +20,7 @@ import pandas as pd
 
 from scalebench.errors import ConfigError
 from scalebench.hardware.catalog import get_gpu
-from scalebench.planning import evidence, layout, timing
+from scalebench.planning import evidence, layout, throughput, timing
 from scalebench.planning import memory as mem
 from scalebench.planning.estimate.arguments import ARGS, check
 from scalebench.planning.estimate.inputs import _categorical, _flags, _missing, _numeric, _take
@@ -31,6 +31,7 @@ from scalebench.planning.layout import DEFAULT_GLOBAL_BATCH_TOKENS
 from scalebench.planning.presets import get_architecture
 
 HFU_SOURCE = "given as hfu"  # mfu_source of a utilisation given as a hardware rate
+MODELLED = "modelled"  # mfu_source of a utilisation from the hardware model (planning.throughput)
 INFER_ASPECT_RATIO = 128
 INFER_HEAD_DIM = 128
 INFER_VOCAB = 50257
@@ -181,8 +182,18 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
             for mode in mem.CHECKPOINTING}
     # the default table and a given hfu are hardware rates: full recomputation keeps the rate and spends
     # a quarter of it on the repeated forward pass (Korthikanti et al. 2022, §5); a given mfu is used as is
-    rate = (mfu_source == "default") | (mfu_source == HFU_SOURCE)
-    mfu_by_mode = {mode: np.where(rate, mfu_in / timing.RECOMPUTE_FACTOR[mode], mfu_in) for mode in mem.CHECKPOINTING}
+    # a given hfu is a hardware rate: full recomputation keeps the rate and spends a quarter of it on the
+    # repeated forward pass (Korthikanti et al. 2022, §5); a given mfu is used as is. Modelled rows time
+    # their work on the hardware (planning.throughput): 1 here, the layout's factor is then 1/MFU.
+    modelled = mfu_source == MODELLED
+    mfu_by_mode = {mode: np.where(modelled, 1.0, np.where(mfu_source == HFU_SOURCE,
+                                                          mfu_in / timing.RECOMPUTE_FACTOR[mode], mfu_in))
+                   for mode in mem.CHECKPOINTING}
+    calibrating = evidence.calibrating_efficiency()
+    kernel_eff = calibrating if calibrating is not None else (evidence.kernel_efficiency() if modelled.any() else 1.0)
+    gen = [s.generation for s in gpus]
+    effs = [throughput.efficiency_for(g) for g in gen]
+    attn_peak = np.where(prec_name == "fp8", _take(g_codes, [s.peak_for("bf16") or np.nan for s in gpus], np.nan), peak)
     zero_arr = zero.astype(float)
     moe_layers = np.where(n_exp > 0, L, 0.0)
     kv_dim = kv * head_dim
@@ -202,7 +213,13 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
         allocator_overhead=f_over, flops_per_step=flops_per_token * gbatch * seq, peak=peak,
         mfu_by_mode=mfu_by_mode, n_layer=L, moe_layers=moe_layers, d_model=d, kv_dim=kv_dim, top_k=top_k,
         seq_len=seq, micro_batch=micro, global_batch=gbatch, n_head=heads, n_experts=n_exp, node_size=node,
-        bw_intra=bw_intra, bw_inter=bw_inter, num_gpus=num["num_gpus"], fixed=fixed, modes=ckpt_req)
+        bw_intra=bw_intra, bw_inter=bw_inter, num_gpus=num["num_gpus"], fixed=fixed, modes=ckpt_req,
+        modelled=modelled, d_ff=ff, swiglu=swiglu, vocab=vocab, q_dim=attn_dim, flash=flash,
+        bandwidth=_take(g_codes, [s.bandwidth_bytes_per_s for s in gpus], np.nan),
+        units=_take(g_codes, [np.nan if s.compute_units is None else s.compute_units for s in gpus], np.nan),
+        gemm_eff=_take(g_codes, [e[0] for e in effs], np.nan),
+        attn_eff=_take(g_codes, [e[1] for e in effs], np.nan) * attn_peak / peak, act_bytes=2.0 * act_scale,
+        kernel_efficiency=np.full(n, kernel_eff))
     grid = layout.candidates(max_tp=int(np.nanmax(np.where(np.isnan(fixed["tp"]), np.minimum(node, heads), fixed["tp"]))),
                              max_pp=int(np.nanmax(L)), max_cp=int(np.nanmax(seq) // layout.MIN_CP_CHUNK) or 1,
                              max_ep=int(np.nanmax(n_exp)) or 1, fixed=fixed)
@@ -219,7 +236,10 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
     mfu_mode = np.select([chosen == m for m in mem.CHECKPOINTING], [mfu_by_mode[m] for m in mem.CHECKPOINTING])
     factor = np.where(np.isnan(best["factor"]), 1.0, best["factor"])
     mfu = mfu_mode * eff / factor
-    goodput = np.where(np.isnan(num["goodput"]), timing.DEFAULT_GOODPUT, num["goodput"])
+    calibrated_goodput = (evidence.calibrated_goodput() if calibrating is None and modelled.any()
+                          and np.isnan(num["goodput"]).any() else 1.0)
+    goodput = np.where(np.isnan(num["goodput"]), np.where(modelled, calibrated_goodput, timing.DEFAULT_GOODPUT),
+                       num["goodput"])
     wall = timing.wall_clock_s(flops=flops, num_gpus=num_gpus, peak_flops=peak, mfu=mfu, scaling_efficiency=goodput)
     hfu = mfu * np.select([chosen == m for m in mem.CHECKPOINTING], [timing.RECOMPUTE_FACTOR[m] for m in mem.CHECKPOINTING])
     gpu_hours = num_gpus * wall / 3600.0
@@ -247,7 +267,7 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
         **{f"memory_{k}_bytes": memory[k] for k in MEMORY_KEYS},
         "gpu_memory_bytes": capacity, "usable_memory_bytes": usable,
         **{k: best[k] for k in ("tp", "pp", "cp", "ep", "dp")}, "micro_batches": best["m"],
-        **{f"{k}_fraction": best[k] for k in ("bubble", "tp_comm", "ep_comm", "pp_comm", "cp_comm", "dp_comm",
+        **{f"{k}_fraction": best[k] for k in ("bubble", "tp_comm", "ep_comm", "pp_comm", "cp_comm", "dp_comm", "optimizer",
                                                "exposed", "loss")},
         "layout_factor": factor,
         "mfu": mfu, "hfu": hfu, "mfu_source": mfu_source, "mfu_low": mfu * lo_ratio, "mfu_high": mfu * hi_ratio,
@@ -314,10 +334,9 @@ def _mfu_range(raw, source, specs, prec, active, calibration, n) -> tuple[np.nda
     if calibration is not None:
         a, b = calibration.residual_range()
         return np.full(n, a), np.full(n, b)
-    rows = np.flatnonzero(source == "default")
+    rows = np.flatnonzero(source == MODELLED)
     if rows.size:
-        ratios = evidence.loo_ratio_range()
-        lo[rows], hi[rows] = ratios
+        lo[rows], hi[rows] = evidence.model_range()
     return lo, hi
 
 
@@ -388,18 +407,14 @@ def _mfu(raw: Any, given: np.ndarray, hfu: np.ndarray, active: np.ndarray, prec:
         raise ConfigError("give mfu (model FLOPs utilisation) or hfu (hardware FLOPs utilisation, recomputation "
                           "counted), not both; a calibration is an mfu")
     if has_hfu.any():
-        source = np.where(has_hfu, HFU_SOURCE, np.where(np.isnan(given), "default", "given")).astype(object)
+        source = np.where(has_hfu, HFU_SOURCE, np.where(np.isnan(given), MODELLED, "given")).astype(object)
         base, _, _, _ = _mfu(raw, given, np.full(n, np.nan), active, prec, specs, n)
         return np.where(has_hfu, hfu, base), source, extrapolated, None
     if hasattr(raw, "predict_mfu"):
         mfu, extrapolated = raw.predict_mfu(active)
         source = np.where(extrapolated, "calibrated (extrapolated, held at the sweep's edge)", "calibrated")
         return np.asarray(mfu, dtype=float), source.astype(object), extrapolated, raw
-    source = np.where(np.isnan(given), "default", "given").astype(object)
-    default = np.full(n, np.nan)
-    rows = np.flatnonzero(np.isnan(given))
-    if rows.size:
-        default[rows] = evidence.default_mfu_array([specs[i].generation for i in rows], prec[rows], active[rows])
-    return np.where(np.isnan(given), default, given), source, extrapolated, None
+    source = np.where(np.isnan(given), MODELLED, "given").astype(object)
+    return np.where(np.isnan(given), 1.0, given), source, extrapolated, None
 
 

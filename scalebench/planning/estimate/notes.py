@@ -55,7 +55,7 @@ def _notes(out: dict[str, Any], extrapolated: np.ndarray, calibration: Any, n: i
         notes[i].append(f"no catalog price for {out['gpu'][i]}: pass price_usd_per_hour")
     for i in np.flatnonzero(np.isnan(out["energy_kwh"]) & np.isfinite(out["wall_clock_s"])):
         notes[i].append(f"no published power for {out['gpu'][i]}: energy unknown")
-    lossy = np.flatnonzero(out["fits"] & (out["loss_fraction"] > layout.LOSS_ALLOWANCE))
+    lossy = np.flatnonzero(out["fits"] & (out["loss_fraction"] > layout.LOSS_ALLOWANCE) & (out["mfu_source"] != "modelled"))
     # the commonest note in tables: columns as Python lists first (numpy scalar indexing per row is slow)
     cols = {k: out[k][lossy].tolist() for k in ("loss_fraction", "bubble_fraction", "tp_comm_fraction",
                                                 "ep_comm_fraction", "exposed_fraction", "layout_factor")}
@@ -73,7 +73,7 @@ def _notes(out: dict[str, Any], extrapolated: np.ndarray, calibration: Any, n: i
         notes[i].append(f"{out['wall_clock_s'][i] / 86400:,.0f} days on {int(out['num_gpus'][i])} GPUs is past the "
                         f"{LONG_RUN_DAYS} days a run can reasonably last")
     # a given, hfu-given or calibrated utilisation is a throughput: time spent training only
-    throughput = out["mfu_source"] != "default"
+    throughput = out["mfu_source"] != "modelled"
     for i in np.flatnonzero(throughput & np.isnan(_numeric("goodput", values["goodput"], n))):
         notes[i].append(timing.GOODPUT_NOTE)
     unknown_bw = np.array([s.inter_node_bandwidth_bytes_per_s is None for s in specs])

@@ -83,7 +83,7 @@ class Estimate:
     expert_params: float = 0.0
     hfu: float | None = None  # hardware FLOPs utilisation: mfu x (hardware / model FLOPs), 4/3 under full recompute
     layout: Mapping[str, int] | None = None  # {"tp", "pp", "cp", "ep", "dp"}
-    layout_overheads: Mapping[str, float] | None = None  # fractions of compute time (see planning.layout)
+    layout_overheads: Mapping[str, float] | None = None  # shares of one step's compute time (OVERHEAD_MEANING)
     usable_memory_bytes: int | None = None
     mfu_range: tuple[float, float] | None = None
     wall_clock_s_range: tuple[float, float] | None = None
@@ -208,9 +208,7 @@ class Estimate:
             f"  energy           {energy}",
         ]
         if self.layout_overheads:
-            o = self.layout_overheads
-            lines.append("  overheads        " + ", ".join(f"{k} {v:.1%}" for k, v in o.items() if v and math.isfinite(v))
-                         or "  overheads        none")
+            lines.append("  overheads        " + overhead_text(self.layout_overheads))
         if self.predicted_loss is not None:
             band = ""
             if self.predicted_loss_interval:
@@ -222,6 +220,36 @@ class Estimate:
         return "\n".join(lines)
 
     __str__ = report
+
+
+# what each layout_overheads entry is: every one a share of the step's compute time (all micro-batches'
+# forward, backward and recomputation on one rank), so 0.5 means half as long again as the compute
+OVERHEAD_MEANING = {
+    "bubble": "pipeline bubble (idle stages, 1F1B)",
+    "tp_comm": "tensor-parallel all-gathers and reduce-scatters (not overlapped)",
+    "ep_comm": "expert all-to-alls (not overlapped)",
+    "pp_comm": "pipeline sends between stages (not overlapped)",
+    "cp_comm": "context-parallel ring exchange (overlapped with attention)",
+    "dp_comm": "data-parallel gradient reduction and weight gathers (overlapped where compute allows)",
+    "exposed": "the part of the data/context traffic compute does not hide",
+    "optimizer": "the optimizer's pass over its states",
+    "loss": "all of the above that adds to the step: step time = compute x (1 + loss)",
+}
+
+
+def overhead_text(o: Mapping[str, float]) -> str:
+    """One line: each overhead with what it is, as a share of the step's compute time."""
+    parts = []
+    for key in ("bubble", "tp_comm", "ep_comm", "pp_comm", "cp_comm", "dp_comm", "optimizer"):
+        v = o.get(key)
+        if v and math.isfinite(v) and v >= 0.0005:
+            label = OVERHEAD_MEANING[key].split(" (")[0]
+            if key in ("dp_comm", "cp_comm"):
+                label += f" (overlapped; {o.get('exposed', 0.0):.1%} exposed)" if key == "dp_comm" else " (overlapped)"
+            parts.append(f"{label} {v:.1%}")
+    total = o.get("loss", 0.0)
+    head = f"{total:.1%} on top of compute" if math.isfinite(total) else "n/a"
+    return f"{head} (shares of the step's compute time): " + (", ".join(parts) or "none")
 
 
 def _band(band: tuple[float, float] | None, fmt: str) -> str:
@@ -280,7 +308,7 @@ def to_estimate(out: dict[str, Any]) -> Estimate:
         layout=None if not math.isfinite(r["dp"]) else {k: int(r[k]) for k in ("tp", "pp", "cp", "ep", "dp")},
         layout_overheads=None if not math.isfinite(r["loss_fraction"]) else {
             k: float(r[f"{k}_fraction"]) for k in ("bubble", "tp_comm", "ep_comm", "pp_comm", "cp_comm", "dp_comm",
-                                                   "exposed", "loss")},
+                                                   "exposed", "optimizer", "loss")},
         usable_memory_bytes=int(r["usable_memory_bytes"]),
         mfu_range=(float(r["mfu_low"]), float(r["mfu_high"])),
         **{f"{k}_range": (float(r[f"{k}_low"]), float(r[f"{k}_high"]))
