@@ -88,11 +88,12 @@ def gemm_s(m, n, k, *, peak, gemm_eff, bandwidth, units, elem_bytes=2.0):
 
 
 def compute_s(*, tokens, tp, cp, d_model, q_dim, kv_dim, d_ff, swiglu, vocab, seq_len, n_layer, n_head, pp, mode,
-              flash, peak, gemm_eff, attn_eff, bandwidth, units, act_bytes):
+              flash, peak, gemm_eff, attn_eff, bandwidth, units, act_bytes, passes=3.0):
     """(seconds, ideal seconds) one rank computes one micro-batch (forward, backward and recomputation) over
     its n_layer/pp layers, plus the logits on one stage's share (1/pp of them, averaged over stages); the
     ideal is the micro-batch's model FLOPs at the full peak. ``tokens`` = b·s;
-    ``mode``: "none", "selective" or "full" (a scalar). All other arguments broadcast."""
+    ``mode``: "none", "selective" or "full" (a scalar); ``passes`` 3 for training (forward + backward), 1 for a
+    forward pass (serving's prefill). All other arguments broadcast."""
     t = tokens / cp
     h, f = d_model, d_ff
     g = dict(peak=peak, gemm_eff=gemm_eff, bandwidth=bandwidth, units=units)
@@ -107,12 +108,12 @@ def compute_s(*, tokens, tp, cp, d_model, q_dim, kv_dim, d_ff, swiglu, vocab, se
     elem_fwd = elems * t * act_bytes / (bandwidth * MEMORY_EFFICIENCY)
     recompute_attn = 1.0 if mode == "full" else (np.where(flash, 0.0, 1.0) if mode == "selective" else 0.0)
     recompute_rest = 1.0 if mode == "full" else 0.0
-    layer = (3.0 + recompute_rest) * (fwd_gemm + elem_fwd) + (3.0 + recompute_attn) * attn_fwd
+    layer = (passes + recompute_rest) * (fwd_gemm + elem_fwd) + (passes + recompute_attn) * attn_fwd
     layer = np.maximum(layer, KERNELS_PER_LAYER * LAUNCH_S)
-    logits = 3.0 * gemm_s(t, vocab / tp, h, **g) + 16.0 * vocab / tp * t / (bandwidth * MEMORY_EFFICIENCY)
+    logits = passes * gemm_s(t, vocab / tp, h, **g) + 16.0 * vocab / tp * t / (bandwidth * MEMORY_EFFICIENCY)
     # the same micro-batch's model FLOPs (PaLM's count: no recomputation, causal attention counted whole)
     # at the full peak: the step's MFU is ideal / actual, whatever the shape's rounding
     matmul = 2.0 * t * (h * (q_dim + 2.0 * kv_dim) + q_dim * h + h * mlp_in * tp + f * h) / tp
-    ideal_layer = 3.0 * (matmul + 4.0 * seq_len * q_dim / tp * t) / peak
-    ideal = n_layer / pp * ideal_layer + 3.0 * 2.0 * t * h * vocab / tp / pp / peak
+    ideal_layer = passes * (matmul + 4.0 * seq_len * q_dim / tp * t) / peak
+    ideal = n_layer / pp * ideal_layer + passes * 2.0 * t * h * vocab / tp / pp / peak
     return n_layer / pp * layer + logits / pp, ideal
