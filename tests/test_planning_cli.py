@@ -136,7 +136,7 @@ def _number_flags():
 def test_every_number_flag_is_range_checked_by_its_own_name(capsys, a):
     """Generated from the argument table: each number flag, out of its range, exits 2 naming the flag."""
     mode = {"context", "input_tokens", "batch", "output_tokens", "request_rate", "decode_efficiency", "prefill_mfu"}
-    plan = {"flops", "budget_usd", "gpu_hours", "deadline_days", "target_loss", "tokens_per_param"}
+    plan = {"flops", "budget_usd", "gpu_hours", "deadline_days", "target_loss", "tokens_per_param", "max_days"}
     import argparse
 
     from scalebench.planning.cli import register
@@ -178,3 +178,14 @@ def test_reserve_larger_than_the_card_names_the_flag():
 
     with pytest.raises(ConfigError, match="--reserve-gib"):
         estimate(params=7e9, tokens=1e12, gpu="H100-SXM", context_bytes=100 * 2**30)
+
+
+def test_plan_without_a_gpu_count_finishes_within_a_stated_deadline(capsys):
+    """Not an 871-day run on the fewest GPUs that fit: the fewest that finish within 90 days, said."""
+    assert main(["plan", "--budget-usd", "1e6", "--gpu", "H100", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["estimate"]["wall_clock_s"] <= 90 * 86400 and "90 days (the default deadline" in d["gpu_count_rule"]
+    assert d["estimate"]["cost_usd"] <= 1e6 * (1 + 1e-6)
+    assert main(["plan", "--budget-usd", "1e6", "--gpu", "H100", "--max-days", "400"]) == 0
+    out = capsys.readouterr().out
+    assert "within 400 days (--max-days)" in out

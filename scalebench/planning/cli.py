@@ -107,6 +107,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(Hoffmann et al. 2022 rounded constants)")
     p.add_argument("--params", type=_num("params"), help="fix the model size (over-trained plans)")
     p.add_argument("--tokens-per-param", type=_num("tokens_per_param"), help="fix the tokens-per-parameter ratio")
+    p.add_argument("--max-days", type=_num("max_days"), default=None,
+                   help=f"without --num-gpus: the fewest GPUs (powers of two) that finish within this many days "
+                        f"(default {DEFAULT_MAX_DAYS:g})")
     _common(p)
     p.set_defaults(func=handle_plan)
 
@@ -171,5 +174,45 @@ def handle_plan(args: argparse.Namespace) -> int:
                       deadline_s=None if args.deadline_days is None else args.deadline_days * 86400.0,
                       target_loss=args.target_loss)
     kw.update({k: v for k, v in constraint.items() if v is not None})
-    _emit(plan(law=args.law, params=args.params, tokens_per_param=args.tokens_per_param, **kw), args.json)
+    common = dict(law=args.law, params=args.params, tokens_per_param=args.tokens_per_param)
+    result = plan(**common, **kw)
+    rule = None
+    if args.num_gpus is None and args.deadline_days is None:
+        result, rule = _within_days(result, common, kw, args.max_days or DEFAULT_MAX_DAYS, args.max_days is None)
+    if args.json:
+        print(json.dumps({**result.to_dict(), "gpu_count_rule": rule}, indent=2))
+    else:
+        print((rule + "\n" if rule else "") + result.report())
     return 0
+
+
+DEFAULT_MAX_DAYS = 90.0  # a plan without --num-gpus finishes within this (a stated default, --max-days)
+
+
+def _within_days(result, common: dict, kw: dict, days: float, default: bool):
+    """The plan again on the fewest GPUs (node x powers of two) whose estimate of the planned run finishes
+    within ``days``, where the fewest that fit would take longer; the rule is said in one line."""
+    import numpy as np
+
+    from scalebench.hardware.catalog import get_gpu
+    from scalebench.planning.estimate import estimate
+
+    e = result.estimate
+    said = f"{days:g} days" + (" (the default deadline; --max-days to change it)" if default else " (--max-days)")
+    if e.num_gpus is None or e.wall_clock_s <= days * 86400.0:
+        return result, None
+    node = get_gpu(e.gpu).node_size
+    counts = node * 2 ** np.arange(0, 18)
+    counts = counts[(counts > e.num_gpus) & (counts <= 2**20)]
+    fixed = {k: v for k, v in kw.items() if k not in ("num_gpus", "flops", "budget_usd", "gpu_hours", "target_loss")}
+    table = estimate(params=result.params, tokens=result.tokens, num_gpus=counts, **fixed)
+    ok = table[table["fits"].astype(bool) & (table["wall_clock_s"] <= days * 86400.0)]
+    if len(ok):
+        n = int(ok["num_gpus"].min())
+        rule = f"GPUs: {n}, the fewest (in powers of two per node) that finish within {said}"
+    else:
+        n = int(table.loc[table["wall_clock_s"].idxmin(), "num_gpus"])
+        rule = f"GPUs: {n}, the fastest layout found; none finishes within {said}"
+    from scalebench.planning.plan import plan
+
+    return plan(**common, **{**kw, "num_gpus": n}), rule

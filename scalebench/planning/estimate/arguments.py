@@ -111,6 +111,7 @@ CLI_ONLY: tuple[Arg, ...] = (
     _n("deadline_days", high=36525.0, why="a wall-clock deadline; 100 years is a typo"),
     _n("target_loss", high=100.0, why="a loss in nats per token"),
     _n("tokens_per_param", high=1e7),
+    _n("max_days", high=36525.0, why="a wall-clock limit for choosing the GPU count; 100 years is a typo"),
 )
 
 ARGUMENTS: dict[str, Any] = {a.name: a.default for a in ARGS}  # also the accepted DataFrame columns
