@@ -108,3 +108,21 @@ def test_llmc_headers_and_npy_shards_by_glob_with_the_last_shards_tail_held_out(
     np.save(npy / "part_val.npy", np.arange(100, dtype=np.int32))
     info = TEXT.prepare(DataSpec(source=str(npy), vocab_size=400), 0.1)
     assert (info.train_tokens, info.val_tokens, info.dtype) == (300, 100, "int32")
+
+
+def test_validate_plans_from_file_sizes_and_builds_no_corpus(tmp_path, capsys, monkeypatch):
+    from scalebench.cli import main
+
+    monkeypatch.setenv("SCALEBENCH_HOME", str(tmp_path / "home"))
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in _docs(200)))
+    spec = tmp_path / "s.toml"
+    spec.write_text(f'name = "v"\nfamily = "llama"\n[model]\nsizes = ["debug", "d2"]\n[budget]\ntokens = [4096]\n'
+                    f'[data]\nsource = "{folder}"\ntokenizer = {{bpe = 512}}\n[train]\nbatch_tokens = 256\n'
+                    'seq_len = 32\ncompile = "off"\n[eval]\neval_tokens = 256\nheld_out_share = 0.1\n'
+                    '[devices]\ndevice = "cpu"\n')
+    assert main(["validate", str(spec)]) == 0
+    out = capsys.readouterr().out
+    assert "not built yet" in out and "vocab 512" in out and "tokenizer bpe512" in out
+    assert not list((tmp_path / "home").rglob("*.bin"))  # nothing built

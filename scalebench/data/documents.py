@@ -156,16 +156,23 @@ def _build(files: list[tuple[str, Path]], column: str, share: float, out: Path, 
                       val_tokens=w.n["val"], n_files=n_docs, n_val_files=n_val, fingerprint=fp.hexdigest()[:16])
 
 
-def prepare_documents(spec, held_out_share: float, files: list[tuple[str, Path]]):
-    """Build (once) the byte corpus of the documents in ``files``; cached by names, sizes, mtimes and split."""
-    from scalebench._util import make_folder, open_nofollow, scalebench_home, write_bytes_atomic
-    from scalebench.data.corpus import CHECKSUMS, _cached
+def cache_folder(spec, held_out_share: float, files: list[tuple[str, Path]]) -> Path:
+    """Where the documents' byte corpus is (or will be) cached: keyed by names, sizes, mtimes and split."""
+    from scalebench._util import scalebench_home
 
     h = hashlib.sha256(json.dumps(["documents", spec.text_column, held_out_share]).encode())
     for rel, p in files:
         st = p.stat()
         h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    out = scalebench_home() / "corpus" / f"docs-{h.hexdigest()[:20]}"
+    return scalebench_home() / "corpus" / f"docs-{h.hexdigest()[:20]}"
+
+
+def prepare_documents(spec, held_out_share: float, files: list[tuple[str, Path]]):
+    """Build (once) the byte corpus of the documents in ``files``; cached by names, sizes, mtimes and split."""
+    from scalebench._util import make_folder, open_nofollow, write_bytes_atomic
+    from scalebench.data.corpus import CHECKSUMS, _cached
+
+    out = cache_folder(spec, held_out_share, files)
     make_folder(out)
     with os.fdopen(open_nofollow(out / ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

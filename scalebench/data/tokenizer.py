@@ -199,14 +199,35 @@ def _settings_key(value: Any) -> tuple[str, str]:
     return json.dumps({"file": digest, "format": FORMAT}), str(path)
 
 
+def cache_folder(byte_info, value: Any) -> Path:
+    """Where ``byte_info`` tokenized by ``value`` is (or will be) cached."""
+    from scalebench._util import scalebench_home
+
+    settings, _ = _settings_key(value)
+    key = hashlib.sha256(f"{byte_info.fingerprint}\0{byte_info.train_tokens}\0{settings}".encode()).hexdigest()[:20]
+    return scalebench_home() / "corpus" / f"tok-{key}"
+
+
+def cached_meta(out: Path):
+    """A cache folder's description from its meta.json alone (no checksums read), or None."""
+    from dataclasses import fields
+
+    from scalebench.data.corpus import CorpusInfo
+
+    try:
+        raw = json.loads((out / "meta.json").read_text(encoding="utf-8"))
+        return CorpusInfo(**{k: v for k, v in raw.items() if k in {f.name for f in fields(CorpusInfo)}})
+    except (OSError, ValueError, TypeError):
+        return None
+
+
 def tokenize_corpus(byte_info, value: Any):
     """The byte corpus ``byte_info`` tokenized by ``value`` (cached; see the module docstring)."""
-    from scalebench._util import make_folder, open_nofollow, scalebench_home, write_bytes_atomic
+    from scalebench._util import make_folder, open_nofollow, write_bytes_atomic
     from scalebench.data.corpus import CorpusInfo
 
     settings, user_file = _settings_key(value)
-    key = hashlib.sha256(f"{byte_info.fingerprint}\0{byte_info.train_tokens}\0{settings}".encode()).hexdigest()[:20]
-    out = scalebench_home() / "corpus" / f"tok-{key}"
+    out = cache_folder(byte_info, value)
     make_folder(out)
     with os.fdopen(open_nofollow(out / ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -239,14 +260,10 @@ def tokenize_corpus(byte_info, value: Any):
 
 def _cached(out: Path):
     """The cached tokenized corpus if its meta and files are whole, else None (it is rebuilt)."""
-    from dataclasses import fields
-
     from scalebench.data.corpus import CorpusInfo
 
-    try:
-        raw = json.loads((out / "meta.json").read_text(encoding="utf-8"))
-        info = CorpusInfo(**{k: v for k, v in raw.items() if k in {f.name for f in fields(CorpusInfo)}})
-    except (OSError, ValueError, TypeError):
+    info = cached_meta(out)
+    if info is None:
         return None
     want_train, want_val = info.expected_bytes()
     sizes = {"train.bin": want_train, "val.bin": want_val, "val_bytes.bin": info.val_tokens * 4}

@@ -45,7 +45,7 @@ from scalebench.errors import ConfigError
 from scalebench.families.base import Family, register_family
 
 ASPECT_RATIO = 64
-DEPTHS = (2, 3, 4, 6, 8, 10, 12, 16, 20, 24, 32)
+DEPTHS = (2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32)
 FLAVOURS: dict[str, dict[str, int]] = {
     "debug": dict(n_layer=2, d_model=32, n_head=2, n_kv_head=1),
     **{f"d{n}": dict(depth=n) for n in DEPTHS},

@@ -150,18 +150,24 @@ def cmd_validate(args) -> int:
 
     from scalebench._ticker import working
     from scalebench.config import load_sweep
+    from scalebench.data.describe import describe_sweep_corpus, is_estimate
     from scalebench.sweep.planner import plan_runs
 
     spec = load_sweep(args.sweep)
-    with working("validate: preparing the corpus (built once, then cached) and planning"):
-        plan = plan_runs(spec, source=args.sweep)
+    with working("validate: describing the corpus (never built here) and planning"):
+        corpus = describe_sweep_corpus(spec, args.sweep)
+        plan = plan_runs(spec, corpus=corpus, source=args.sweep)
     table = plan.table()
     c = plan.corpus
     print(f"sweep {spec.name!r}: family {', '.join(spec.families)}, {len(plan.runs)} runs, "
           f"{plan.total_flops:.3g} FLOPs in all, device {plan.runs[0].device}")
-    if "vocab_size" in c:
+    if is_estimate(corpus):
+        print(f"corpus: {c['source']} — not built yet (scalebench run builds it once): about {c['train_tokens']:,} "
+              f"train / {c['val_tokens']:,} held-out tokens estimated from file sizes, vocab {c['vocab_size']}, "
+              f"tokenizer {c['tokenizer']}")
+    elif "vocab_size" in c:
         print(f"corpus: {c['source']} — {c['train_tokens']:,} train / {c['val_tokens']:,} held-out tokens, "
-              f"vocab {c['vocab_size']}, fingerprint {c['fingerprint']}")
+              f"vocab {c['vocab_size']}, tokenizer {c.get('tokenizer', 'bytes')}, fingerprint {c['fingerprint']}")
     else:  # a task's own description (images, teacher)
         from scalebench.data.tasks import get_task
         from scalebench.families import get_family
