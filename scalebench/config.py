@@ -387,9 +387,11 @@ class RayExecutorSpec:
     num_cpus: int | None = None  # the started instance's CPUs (None: all of this machine's)
     num_gpus: int | None = None  # the started instance's GPUs (None: what Ray detects)
     cpus_per_run: float | None = None  # a task's CPU request; None = devices.threads_per_worker x parallel.ranks
+    gpus_per_node: int | None = None  # a run on more ranks spans nodes; None = the most any node of the cluster has
 
     def __post_init__(self) -> None:
         _positive("num_cpus", self.num_cpus)
+        _positive("gpus_per_node", self.gpus_per_node)
         if self.num_gpus is not None and self.num_gpus < 0:
             raise ConfigError(f"num_gpus must be >= 0, got {self.num_gpus!r}")
         _positive("cpus_per_run", self.cpus_per_run)
@@ -413,8 +415,10 @@ class SlurmExecutorSpec:
     partition: str = ""  # empty = the cluster's default partition
     account: str = ""  # empty = the user's default account
     time_min: int = 60  # the job's time limit
-    gpus_per_job: int | None = None  # None = parallel.ranks for CUDA runs (none for CPU runs)
-    cpus_per_job: int = 4
+    gpus_per_job: int | None = None  # None = parallel.ranks for CUDA runs (none for CPU runs); one-node jobs
+    # a run on more ranks than this spans nodes (8 on the common HGX/DGX nodes; set your cluster's)
+    gpus_per_node: int = 8
+    cpus_per_job: int = 4  # per task: one task per rank
     mem_gb: float = 32.0
     array_parallelism: int = 8  # jobs of an array running at once (sbatch --array=0-K%P)
     setup: tuple[str, ...] = ()  # shell lines run before the job, e.g. "module load cuda/12.4"
@@ -422,7 +426,7 @@ class SlurmExecutorSpec:
     python: str = ""  # the interpreter on the nodes; empty = the one running the sweep
 
     def __post_init__(self) -> None:
-        for name in ("time_min", "cpus_per_job", "mem_gb", "array_parallelism"):
+        for name in ("time_min", "cpus_per_job", "mem_gb", "array_parallelism", "gpus_per_node"):
             _positive(name, getattr(self, name))
         if self.gpus_per_job is not None and self.gpus_per_job < 0:
             raise ConfigError(f"gpus_per_job must be >= 0, got {self.gpus_per_job!r}")
@@ -430,6 +434,8 @@ class SlurmExecutorSpec:
             flag = key.replace("_", "-")
             if flag in _SBATCH_OWNED:
                 fix = (f"set executor.slurm.{_SBATCH_OWNED[flag]} instead" if _SBATCH_OWNED[flag]
+                       else "a run spans nodes by parallel.ranks beyond executor.slurm.gpus_per_node, or "
+                            "parallel.nodes" if flag in ("nodes", "ntasks-per-node")
                        else "scalebench writes it for every job")
                 raise ConfigError(f"sbatch_extra.{key}: --{flag} is not an extra option; {fix}")
             if isinstance(value, (dict, list, tuple)) or value is False:
@@ -442,7 +448,7 @@ class ExecutorSpec:
     kind has its own table (``[executor.local]``, ``[executor.ray]``, ``[executor.slurm]``), read only when
     that kind runs. The keys here hold for every kind."""
 
-    kind: Literal["local", "ray", "slurm"] = "local"
+    kind: str = "local"  # a registered executor kind (scalebench.sweep.executors.list_executors())
     max_attempts: int = 2  # a run that crashes (not diverges) is retried this many times in all
     timeout_s: float = 0.0  # per run; 0 = none (ray, slurm: counted from submission, queue time included)
     local: LocalExecutorSpec = field(default_factory=LocalExecutorSpec)
@@ -457,6 +463,12 @@ class ExecutorSpec:
     }
 
     def __post_init__(self) -> None:
+        from scalebench.sweep.executors import list_executors
+
+        object.__setattr__(self, "kind", self.kind.lower())
+        if self.kind not in list_executors():
+            raise ConfigError(f"kind: got {self.kind!r}, expected a registered executor kind: "
+                              f"{', '.join(repr(k) for k in list_executors())}")
         _positive("max_attempts", self.max_attempts)
         if self.timeout_s < 0:
             raise ConfigError(f"timeout_s must be >= 0, got {self.timeout_s!r}")
@@ -472,10 +484,15 @@ class ParallelSpec:
 
     ranks: int = 1
     strategy: Literal["auto", "ddp", "fsdp"] = "auto"
+    # nodes one run spans: 0 = derived (ranks over the executor's GPUs per node); ranks split evenly over them
+    nodes: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.ranks, int) or self.ranks < 1:
             raise ConfigError(f"ranks must be a positive integer, got {self.ranks!r}")
+        if self.nodes < 0 or (self.nodes and self.ranks % self.nodes):
+            raise ConfigError(f"nodes = {self.nodes}: the {self.ranks} ranks must split evenly over the nodes; "
+                              "give a divisor of ranks (or 0 to derive it)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -772,6 +789,7 @@ class RunSpec:
         # fields added after stores were written: at their defaults they leave the hash as it was
         if d["unit"] == "tokens":
             d.pop("unit")
+        d["parallel"].pop("nodes")  # where the ranks run does not change the result
         if d["parallel"]["ranks"] == 1:
             d.pop("parallel")
         if not d["axes"]:

@@ -56,7 +56,8 @@ def test_the_old_flat_slurm_keys_name_their_new_spelling(write_sweep, old, new):
 
 
 @pytest.mark.parametrize(("extra", "message"), [
-    ('[executor]\nkind = "pbs"', r"executor\.kind: got 'pbs', expected one of 'local', 'ray', 'slurm'"),
+    ('[executor]\nkind = "pbs"', r"\[executor\] kind: got 'pbs', expected a registered executor kind: 'local', "
+                                 r"'ray', 'slurm'"),
     ('[executor.slurm]\ncluster = "pbs"', r"executor\.slurm\.cluster: got 'pbs', expected one of 'auto'"),
     ("[executor.slurm]\ntime_min = 0", r"\[executor\.slurm\] time_min must be positive"),
     ("[executor.slurm]\ngpus_per_job = -1", r"gpus_per_job must be >= 0"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -51,7 +52,7 @@ def test_instruments_in_a_plain_loop(tmp_path):
     assert metrics["mfu"] is None and metrics["telemetry_available"] is False
     assert metrics["tokens_per_s"] > 0 and metrics["step_time_s"] <= metrics["step_time_p90_s"]
     assert metrics["peak_rss_bytes"] > 0 and metrics["peak_mem_bytes"] is None
-    assert metrics["trace_path"] == str(tmp_path / "trace.json.gz")
+    assert metrics["trace_path"] == str(tmp_path / "traces" / "rank0.trace.json.gz")
     assert metrics["bottleneck"] in {"compute", "memory-bandwidth", "host-overhead", "data-loading"}
     json.dumps(metrics, allow_nan=False)
     assert inst.result.throughput.n_steps == 5
@@ -80,7 +81,7 @@ def test_profile_config_debug(tmp_path):
         report = profile_config("gpt", "debug", batch=2, seq_len=32, steps=6, device="cpu", out_dir=tmp_path)
     m = report.metrics
     assert m["flops_counted_ratio"] == pytest.approx(1.0, abs=0.05)
-    assert (tmp_path / "trace.json.gz").exists() and m["trace_path"] == str(tmp_path / "trace.json.gz")
+    assert m["trace_path"] == str(tmp_path / "traces" / "rank0.trace.json.gz") and Path(m["trace_path"]).exists()
     assert report.result.breakdown is not None and report.result.breakdown.n_steps == 3
     assert m["bottleneck"] is not None
     text = report.report()

@@ -194,3 +194,29 @@ def test_real_cpu_golden_traces_parse():
         b = analyze_trace(path)
         assert b.device == "cpu" and b.n_steps == 2, path.name
         assert b.busy_s + b.idle_s == pytest.approx(b.window_s), path.name
+
+
+def test_each_ranks_trace_has_its_rank_and_hta_opens_the_folder(tmp_path):
+    """The traces folder holds one file per rank and nothing else, each with distributedInfo.rank, so HTA's
+    TraceAnalysis(trace_dir=...) reads it (HTA would parse any other .json beside them as a trace)."""
+    import gzip
+    import json
+
+    import torch
+
+    from scalebench.profiling.trace import ProfilerWindow, rank_trace_name, trace_folder
+
+    model = torch.nn.Linear(32, 32)
+    folder = trace_folder(tmp_path)
+    for rank in (0, 1):
+        with ProfilerWindow(folder, 1, 1, 2, "cpu", filename=rank_trace_name(rank), rank=rank, world_size=2) as w:
+            for _ in range(4):
+                model(torch.randn(8, 32)).sum().backward()
+                w.step()
+        with gzip.open(w.trace_path, "rt") as f:
+            assert json.load(f)["distributedInfo"]["rank"] == rank
+    assert sorted(p.name for p in folder.iterdir()) == ["rank0.trace.json.gz", "rank1.trace.json.gz"]
+    from hta.trace_analysis import TraceAnalysis
+
+    analysis = TraceAnalysis(trace_dir=str(folder))
+    assert sorted(analysis.t.get_ranks()) == [0, 1]

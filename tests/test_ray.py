@@ -153,3 +153,33 @@ def test_dry_runs_of_ray_and_local_start_nothing(write_sweep, tmp_path, capsys):
     assert text.startswith("# local: 4 runs, 2 at a time on this machine; nothing started")
     assert f"OMP_NUM_THREADS=1 {sys.executable} -I -m scalebench.sweep.worker " in text
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_run_on_two_ranks_is_a_placement_group_of_rank_actors(ray_cluster, write_sweep, tmp_path):
+    # one actor per rank, no torchrun: rank 0's actor shares its address and both meet through the rendezvous
+    spec = write_sweep(tokens="[6144]", workers=2, extra="[parallel]\nranks = 2\n[executor.ray]\ncpus_per_run = 2\n")
+    out = tmp_path / "sweep"
+    outcome = run_sweep(spec, out, backend="ray")
+    assert outcome.counts == {"done": 2}
+    df = load_results(out)
+    assert (df["world_size"] == 2).all()
+    events = load_events(out)
+    started = events[events.kind == "job"]["message"].tolist()
+    assert len(started) == 2 and all("Ray actor (rank 0 of 2)" in m and "rendezvous" in m for m in started)
+    import ray
+    from ray.util import placement_group_table
+
+    assert not [g for g in placement_group_table().values() if g["state"] != "REMOVED"]  # groups given back
+    assert ray.is_initialized()
+
+
+def test_a_ray_dry_run_of_a_multi_node_run_names_its_placement_group(write_sweep, tmp_path, capsys):
+    from scalebench.cli import main
+
+    spec = write_sweep(tokens="[16384]", extra="[parallel]\nranks = 16\n[executor.ray]\ngpus_per_node = 8\n")
+    spec.write_text(spec.read_text().replace('device = "cpu"', 'device = "cuda"'))
+    assert main(["run", str(spec), "--out", str(tmp_path / "o"), "--backend", "ray", "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "placement group STRICT_SPREAD of 2 bundle(s) {'CPU': 8.0, 'GPU': 8.0}" in text
+    assert "16 actors (one per rank, 8 per node)" in text and "torch.distributed.run" not in text

@@ -40,15 +40,18 @@ def _reduced_quickstart(tmp_path: Path) -> Path:
 @pytest.mark.slow
 def test_readme_quickstart_end_to_end(tmp_path, monkeypatch, capsys):
     commands, test_command = _readme_commands()
-    assert test_command.strip() == "python -m pytest -q"
-    assert commands[0][:3] == ["pip", "install", "torch==2.13.0"]
+    assert test_command.strip() == "pip install -e '.[dev]' && python -m pytest -q"
+    # torch from PyTorch's CPU index (a torch already there is kept), then scalebench without extras
+    assert commands[0] == ["pip", "install", "torch", "--index-url", "https://download.pytorch.org/whl/cpu"]
+    assert commands[1] == ["pip", "install", "-e", "."]
     scalebench_cmds = [c[1:] for c in commands if c[0] == "scalebench"]
-    assert scalebench_cmds[0] == ["run", "sweeps/quickstart.toml"]
+    assert scalebench_cmds == [["quickstart"]]  # sweep, fit and report in one command
+    from scalebench.sweep.cli import quickstart_spec
+
+    assert (ROOT / "sweeps" / "quickstart.toml").resolve() == quickstart_spec()  # the packaged sweep
     spec = _reduced_quickstart(tmp_path)
     monkeypatch.chdir(tmp_path)  # the default output folder is reports/<name>/ under the working directory
-    for args in scalebench_cmds:
-        args = [str(spec) if a == "sweeps/quickstart.toml" else a for a in args]
-        assert main(args) == 0, args
+    assert main(["quickstart", "--sweep", str(spec), "--no-progress"]) == 0
     out = tmp_path / "reports" / "quickstart"
     import scalebench
 
@@ -66,6 +69,5 @@ def test_readme_quickstart_end_to_end(tmp_path, monkeypatch, capsys):
     assert verdict == "undetermined"  # 6 runs for 5 parameters, on two budgets: and it says so
     assert any("6 points for 5 free parameters" in r for r in saved["summary"]["diagnostics"]["reasons"])
     assert saved["summary"]["n_bootstrap"] > 0
-    if any(c[0] == "report" for c in scalebench_cmds):
-        html = (out / "index.html").read_text()
-        assert f'<span id="verdict">{verdict}</span>' in html and "Fit from <code>fit.json</code>" in html
+    html = (out / "index.html").read_text()  # quickstart wrote the page too
+    assert f'<span id="verdict">{verdict}</span>' in html and "Fit from <code>fit.json</code>" in html

@@ -34,7 +34,13 @@ from scalebench.profiling.memory import MemoryStats, MemoryTracker
 from scalebench.profiling.mfu import MFUResult, mfu_for
 from scalebench.profiling.telemetry import SlotTelemetry, TelemetrySampler, TelemetrySummary
 from scalebench.profiling.timing import StepTimer, ThroughputStats
-from scalebench.profiling.trace import ProfilerWindow, TraceBreakdown, analyze_trace
+from scalebench.profiling.trace import (
+    ProfilerWindow,
+    TraceBreakdown,
+    analyze_trace,
+    rank_trace_name,
+    trace_folder,
+)
 
 __all__ = ["Instruments", "InstrumentsResult", "METRIC_NAMES"]
 
@@ -123,8 +129,9 @@ class Instruments:
         else:
             self.sampler = TelemetrySampler(cuda_index if telemetry else None, telemetry_interval_s)
         wait, warmup, active = profiler_schedule
-        self.profiler = ProfilerWindow(
-            self.run_dir, wait, warmup, active, self.device_type, enabled=cuda if profile is None else profile
+        self.profiler = ProfilerWindow(  # rank 0's trace; the other ranks' go beside it (train/loop.py)
+            trace_folder(self.run_dir), wait, warmup, active, self.device_type,
+            enabled=cuda if profile is None else profile, filename=rank_trace_name(0)
         )
         self.memory = MemoryTracker(self.device)
         self.result: InstrumentsResult | None = None

@@ -1,9 +1,11 @@
 """The profiler window and the analysis of its Chrome trace.
 
 :class:`ProfilerWindow` runs ``torch.profiler`` over a bounded schedule (``wait`` idle steps, ``warmup``
-steps recorded and discarded, ``active`` steps kept; one cycle) and writes ``trace.json.gz`` into the
-run's directory. The file is a standard Chrome trace: it opens in Perfetto (ui.perfetto.dev) and in
-Holistic Trace Analysis.
+steps recorded and discarded, ``active`` steps kept; one cycle) and writes each rank's trace into the
+run's ``traces/`` folder as ``rank{N}.trace.json.gz``, nothing else beside them, with
+``distributedInfo.rank`` set: a standard Chrome trace that opens in Perfetto (ui.perfetto.dev) and, the
+folder as a whole, in Holistic Trace Analysis (``TraceAnalysis(trace_dir=RUN/traces)``, which reads every
+``.json``/``.gz`` file of one folder as one rank's trace).
 
 :func:`analyze_trace` turns a trace into a :class:`TraceBreakdown`:
 
@@ -54,6 +56,26 @@ __all__ = [
 ]
 
 TRACE_FILENAME = "trace.json.gz"
+TRACE_DIR = "traces"  # in a run folder: the ranks' traces and nothing else (HTA reads the folder whole)
+
+
+def rank_trace_name(rank: int) -> str:
+    return f"rank{rank}.{TRACE_FILENAME}"
+
+
+def trace_folder(run_dir: str | Path) -> Path:
+    return Path(run_dir) / TRACE_DIR
+
+
+def _set_rank(path: Path, rank: int, world_size: int) -> None:
+    """Give a trace the ``distributedInfo`` HTA keys ranks by (torch writes it only inside a process group)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        trace = json.load(f)
+    if isinstance(trace, dict) and "rank" not in trace.get("distributedInfo", {}):
+        trace["distributedInfo"] = {**trace.get("distributedInfo", {}), "rank": rank, "world_size": world_size}
+        with opener(path, "wt", encoding="utf-8") as f:
+            json.dump(trace, f)
 CATEGORIES = ("matmul", "attention", "elementwise", "memcpy", "communication", "other")
 
 # Kernels (or CPU ops) shorter than this are "small": launch/dispatch overhead (~5-10 µs on GPU,
@@ -417,6 +439,8 @@ class ProfilerWindow:
         *,
         enabled: bool = True,
         filename: str = TRACE_FILENAME,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         if wait < 0 or warmup < 0 or active < 1:
             raise ValueError(
@@ -427,6 +451,7 @@ class ProfilerWindow:
         self.device_type = device_type
         self.enabled = enabled
         self.filename = filename
+        self.rank, self.world_size = rank, world_size
         self.trace_path: Path | None = None
         self._prof: Any = None
         self._steps = 0
@@ -439,6 +464,7 @@ class ProfilerWindow:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         path = self.out_dir / self.filename
         prof.export_chrome_trace(str(path))  # a ".gz" path is gzipped by torch
+        _set_rank(path, self.rank, self.world_size)
         self.trace_path = path
 
     def __enter__(self) -> ProfilerWindow:

@@ -281,6 +281,8 @@ def _bottlenecks(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | No
                              if isinstance(v, str) and v), "undetermined"),  # NaN/None: no rule fired
             "rule": detail.get("rule", ""), "recommendation": detail.get("recommendation", ""),
             "also": ", ".join(detail.get("also") or []),
+            # the run's traces folder, relative to the page (DIR/index.html); profiling/trace.py lays it out
+            "traces": f"runs/{r['run_id']}/traces/" if isinstance(r.get("trace_path"), str) else None,
             **{k: ev.get(k) for k in ("mfu", "idle_share", "median_kernel_us", "compute_share", "memory_share",
                                       "data_wait_share", "comm_share")},
         })

@@ -188,7 +188,8 @@ def _bottleneck_context(data: ReportData) -> list[dict[str, str]]:
                 evidence.append(f"{label} {fmt(v)}")
         rows.append({"run_id": str(r["run_id"]), "params": narrative.si(r["params"]), "verdict": str(r["verdict"]),
                      "rule": str(r["rule"] or ""), "also": str(r["also"] or ""), "evidence": ", ".join(evidence),
-                     "recommendation": str(r["recommendation"] or "")})
+                     "recommendation": str(r["recommendation"] or ""),
+                     "traces": r.get("traces") if isinstance(r.get("traces"), str) else ""})
     return rows
 
 

@@ -25,6 +25,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "start, submit and write nothing")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("quickstart", help="run the quickstart sweep, fit a scaling law to it and write its report",
+                       description="One command for the README's quickstart: `scalebench run` on the packaged "
+                                   "quickstart sweep, `scalebench fit DIR --law chinchilla` (saved as DIR/fit.json), "
+                                   "then `scalebench report DIR` (DIR/index.html). Resumes where it stopped.")
+    p.add_argument("--sweep", default=None, metavar="SPEC",
+                   help="another sweep spec instead of the packaged quickstart (e.g. a smaller one)")
+    p.add_argument("--out", help="sweep directory (default: reports/<sweep name>/)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (the per-run lines stay)")
+    p.set_defaults(func=cmd_quickstart)
+
     p = sub.add_parser("validate", help="check a sweep spec and print its planned runs without training")
     p.add_argument("sweep")
     p.set_defaults(func=cmd_validate)
@@ -143,6 +153,38 @@ def cmd_run(args) -> int:
     print(f"sweep finished in {outcome.wall_time_s:.0f} s: {counts}")
     print(f"results: {outcome.sweep_dir}   (scalebench status {outcome.sweep_dir})")
     return 0 if outcome.ok else 1
+
+
+def quickstart_spec() -> Path:
+    """The packaged quickstart sweep (``sweeps/quickstart.toml`` in a source checkout is a link to it)."""
+    return Path(__file__).resolve().parents[1] / "sweeps" / "quickstart.toml"
+
+
+def cmd_quickstart(args) -> int:
+    from scalebench.cli import main
+
+    spec = args.sweep or str(quickstart_spec())
+    run = ["run", spec, *(["--out", args.out] if args.out else []), *(["--no-progress"] if args.no_progress else [])]
+    code = cmd_run(build_namespace(run))
+    if code:
+        return code
+    from scalebench.config import load_sweep
+    from scalebench.sweep.runner import default_sweep_dir
+
+    out = args.out or str(default_sweep_dir(load_sweep(spec)))
+    for step in (["fit", out, "--law", "chinchilla"], ["report", out]):  # exactly the commands a user would type
+        print(f"$ scalebench {' '.join(step)}", flush=True)
+        code = main(step)
+        if code:
+            return code
+    return 0
+
+
+def build_namespace(argv: list[str]) -> argparse.Namespace:
+    """``argv`` parsed by the ``run`` command's own parser (its defaults included)."""
+    parser = argparse.ArgumentParser(prog="scalebench")
+    register(parser.add_subparsers())
+    return parser.parse_args(argv)
 
 
 def cmd_validate(args) -> int:

@@ -138,6 +138,7 @@ class _Run:
         self.evaluator = Evaluator(run=spec, family=self.family, model=self.step_model, data=self.data,
                                    precision=self.precision, device=self.device, ctx=ctx, strategy=self.strategy)
         self.instruments = self._instruments() if ctx.is_main else None
+        self.rank_trace = None if ctx.is_main else self._rank_trace()  # rank 0's is the instruments'
         self.steps.instruments = self.instruments
         for note in (self.precision_note, None if ctx.world_size == 1 else self.strategy_note):
             if note:
@@ -186,6 +187,24 @@ class _Run:
                                 "(wsd: its stable phase is this run's)")
         return loaded
 
+    def _profiles(self) -> bool:
+        prof = self.spec.profiling
+        window = prof.profiler_wait + prof.profiler_warmup + prof.profiler_active
+        # auto: always on GPU; on CPU only when the window is a small part of the run
+        return prof.profiler == "on" or (prof.profiler == "auto" and (self.device.type == "cuda"
+                                                                       or self.spec.steps >= 5 * window))
+
+    def _rank_trace(self):
+        """A rank other than 0 records the same profiler window into the run's traces folder."""
+        prof = self.spec.profiling
+        if not (prof.enabled and self._profiles()):
+            return None
+        from scalebench.profiling.trace import ProfilerWindow, rank_trace_name, trace_folder
+
+        return ProfilerWindow(trace_folder(self.run_path), prof.profiler_wait, prof.profiler_warmup,
+                              prof.profiler_active, self.device.type, filename=rank_trace_name(self.ctx.rank),
+                              rank=self.ctx.rank, world_size=self.ctx.world_size)
+
     def _instruments(self):
         prof = self.spec.profiling
         if not prof.enabled:
@@ -193,10 +212,7 @@ class _Run:
         from scalebench.profiling.flops import count_flops_per_unit
         from scalebench.profiling.instruments import Instruments
 
-        window = prof.profiler_wait + prof.profiler_warmup + prof.profiler_active
-        # auto: always on GPU; on CPU only when the window is a small part of the run
-        profile = prof.profiler == "on" or (prof.profiler == "auto" and (self.device.type == "cuda"
-                                                                          or self.spec.steps >= 5 * window))
+        profile = self._profiles()
         inst = Instruments(run_dir=self.run_path, device=self.device, warmup_steps=prof.warmup_steps, profile=profile,
                            profiler_schedule=(prof.profiler_wait, prof.profiler_warmup, prof.profiler_active),
                            telemetry=prof.telemetry, telemetry_interval_s=prof.telemetry_interval_s,
@@ -245,6 +261,8 @@ class _Run:
         with contextlib.ExitStack() as stack:
             if self.instruments is not None:
                 stack.enter_context(self.instruments)  # an exception stops the sampler and profiler
+            if self.rank_trace is not None:
+                stack.enter_context(self.rank_trace)
             while p.step < spec.steps:
                 lr = lr_at(p.step, spec.steps, spec.train)
                 set_lr(self.opt, lr)
@@ -256,6 +274,8 @@ class _Run:
                 p.step_times.append(dt)
                 if self.instruments is not None:
                     self.instruments.on_step(tokens=spec.batch_units, samples=spec.batch_rows)
+                if self.rank_trace is not None:
+                    self.rank_trace.step()
                 p.pending.append((p.step, out[0], lr, dt, out[1]))
                 p.step += 1
                 do_eval = p.step % spec.eval.interval_steps == 0 or p.step == spec.steps

@@ -41,14 +41,29 @@ _REGISTRY: dict[str, str] = {  # kind -> "module:Class", imported on use
 }
 
 
+ENTRY_POINTS = "scalebench.executors"  # third-party kinds: name = "package.module:Class"
+_loaded_entry_points = False
+
+
 def register_executor(kind: str, target: str) -> None:
     """Register an executor class (``"package.module:Class"``) under ``kind``."""
     _REGISTRY[kind] = target
 
 
+def _load_entry_points() -> None:
+    global _loaded_entry_points
+    if not _loaded_entry_points:
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group=ENTRY_POINTS):
+            _REGISTRY.setdefault(ep.name, ep.value)
+        _loaded_entry_points = True
+
+
 def executor_class(kind: str) -> type:
     import importlib
 
+    _load_entry_points()
     if kind not in _REGISTRY:
         raise ConfigError(f"executor kind {kind!r} is not known; one of {', '.join(sorted(_REGISTRY))}")
     module, name = _REGISTRY[kind].split(":")
@@ -56,6 +71,7 @@ def executor_class(kind: str) -> type:
 
 
 def list_executors() -> list[str]:
+    _load_entry_points()
     return sorted(_REGISTRY)
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from scalebench.config import RunSpec
-from scalebench.errors import DeviceError
+from scalebench.errors import ConfigError, DeviceError
 
 JOB_LOST = -1000  # a job ended without a result: killed, cancelled, node failure, preemption
 PARENT_ENV = "SCALEBENCH_PARENT_PID"  # the pid a worker must find as its parent (see worker.parent_gone)
@@ -189,7 +189,45 @@ def _isolated_module_args(python: str) -> list[str]:
     return args
 
 
-def worker_command(run: RunSpec, job_path: str | Path, python: str | None = None) -> list[str]:
+# --- runs across nodes: one process per rank, started by the cluster (srun tasks, Ray actors) ---------------
+
+def node_layout(ranks: int, nodes: int, gpus_per_node: int | None, where: str) -> tuple[int, int]:
+    """(nodes, ranks per node) of a run: ``nodes`` when given (> 0), else the fewest nodes of ``gpus_per_node``
+    GPUs that hold ``ranks``; the ranks split evenly. ``where`` names the GPUs-per-node setting in errors."""
+    if nodes <= 0:
+        nodes = 1 if not gpus_per_node else -(-ranks // gpus_per_node)
+    if ranks % nodes:
+        raise ConfigError(f"parallel.ranks = {ranks} on {nodes} nodes of {gpus_per_node} GPUs ({where}): the "
+                          "ranks must split evenly over the nodes; make ranks a multiple of the GPUs per node, or "
+                          "set parallel.nodes to a divisor of ranks")
+    per_node = ranks // nodes
+    if gpus_per_node and per_node > gpus_per_node:
+        raise ConfigError(f"parallel.nodes = {nodes} puts {per_node} ranks on each node, but a node has "
+                          f"{gpus_per_node} GPUs ({where}); raise parallel.nodes or set {where}")
+    return nodes, per_node
+
+
+def rendezvous_port(job_id: str) -> int:
+    """A rendezvous port every task of a job derives alike from its id without talking to the others.
+
+    15000-29999: below Linux's ephemeral range (32768+), where outgoing connections take their ports, and
+    different for the jobs of an array that may share a node (their ids differ).
+    """
+    import hashlib
+
+    return 15000 + int(hashlib.sha256(job_id.encode()).hexdigest(), 16) % 15000
+
+
+def rank_env(*, rank: int, local_rank: int, world_size: int, local_world_size: int, node_rank: int,
+             master_addr: str, master_port: int) -> dict[str, str]:
+    """The torch.distributed ``env://`` variables of one rank (what torchrun would set on one node)."""
+    return {"RANK": str(rank), "LOCAL_RANK": str(local_rank), "WORLD_SIZE": str(world_size),
+            "LOCAL_WORLD_SIZE": str(local_world_size), "GROUP_RANK": str(node_rank), "MASTER_ADDR": master_addr,
+            "MASTER_PORT": str(master_port)}
+
+
+def worker_command(run: RunSpec, job_path: str | Path, python: str | None = None, *,
+                   torchrun: bool = True) -> list[str]:
     """The command that trains ``run`` from its job file, in its slot: the one place executors get it from.
 
     One rank: ``python -I -m scalebench.sweep.worker JOB.json``. Several: torchrun on this node,
@@ -197,11 +235,12 @@ def worker_command(run: RunSpec, job_path: str | Path, python: str | None = None
     scalebench.sweep.worker JOB.json``; ``--no-python`` because torchrun would otherwise start each rank as
     ``python -u -m ...``, putting the current directory back on the ranks' ``sys.path``. ``--standalone``
     gives each run its own rendezvous on a free port, so several runs on one node do not meet.
+    ``torchrun=False``: the worker alone, for one rank that a cluster started (its ``rank_env`` set).
     """
     python = python or sys.executable
     worker = [python, *_isolated_module_args(python), str(job_path)]
     ranks = run.parallel.ranks
-    if ranks == 1:
+    if ranks == 1 or not torchrun:
         return worker
     return [python, "-I", "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}",
             "--no-python", *worker]

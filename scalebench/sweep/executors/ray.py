@@ -10,6 +10,11 @@ every executor.
 
 GPU request: ``parallel.ranks / devices.runs_per_gpu`` (a fraction packs small runs onto one GPU);
 CPU request: ``executor.ray.cpus_per_run``, else ``devices.threads_per_worker x parallel.ranks``.
+
+A run on several ranks is a *group*: a placement group of one bundle per node (``STRICT_SPREAD`` over the
+nodes its ranks need, ``STRICT_PACK`` on one), one actor per rank in its node's bundle, each starting the
+worker itself (no torchrun) with its rank's variables. Rank 0's actor picks its node's IP address and a
+free port there; Ray hands that address to the other actors before they start.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from scalebench.sweep.executors.base import (
     JOB_LOST,
     Launch,
     Slot,
+    node_layout,
+    rank_env,
     spawn_worker,
     tail,
     wait_forwarding_stop,
@@ -73,6 +80,129 @@ def ray_entry(job_path: str) -> int:
             sink.set_pid(run.run_id, proc.pid)
             sink.add_event(run.run_id, "job", f"Ray task started on {socket.gethostname()}, worker pid {proc.pid}")
         return wait_forwarding_stop(proc)  # ray.cancel raises KeyboardInterrupt here: the worker stops cleanly
+
+
+def group_layout(run: RunSpec, spec: Any, gpus_per_node: int | None) -> tuple[int, int]:
+    """(nodes, ranks per node) of a run on several ranks: ``parallel.nodes``, or as many nodes of
+    ``gpus_per_node`` GPUs as its ranks need (CPU ranks: one node unless ``parallel.nodes`` says more)."""
+    per = spec.executor.ray.gpus_per_node or gpus_per_node
+    return node_layout(spec.parallel.ranks, spec.parallel.nodes, per if run.device == "cuda" else None,
+                       "executor.ray.gpus_per_node")
+
+
+def group_bundles(run: RunSpec, spec: Any, nodes: int, per_node: int) -> tuple[list[dict[str, float]], str]:
+    """The placement group of a run on several ranks: one bundle per node, and its strategy."""
+    cpus = task_resources(run, spec)["num_cpus"] / spec.parallel.ranks  # per rank
+    bundle = {"CPU": cpus * per_node, **({"GPU": float(per_node)} if run.device == "cuda" else {})}
+    return [dict(bundle) for _ in range(nodes)], "STRICT_SPREAD" if nodes > 1 else "STRICT_PACK"
+
+
+class RankActor:
+    """One rank of a group run (a Ray actor in its node's bundle): starts that rank's worker."""
+
+    def address(self) -> tuple[str, int]:
+        """This node's IP address as Ray knows it and a port the OS finds free here (rank 0's rendezvous)."""
+        import ray
+
+        with socket.socket() as s:
+            s.bind(("", 0))
+            port = s.getsockname()[1]
+        return ray.util.get_node_ip_address(), port
+
+    def run(self, job_path: str, master: tuple[str, int], rank: int, per_node: int) -> int:
+        import ray
+
+        from scalebench.sweep.outbox import OutboxSink
+
+        path = Path(job_path)
+        job = json.loads(path.read_text())
+        run = RunSpec.from_dict(job["run"])
+        slot = Slot(label="ray", gpus=tuple(str(g) for g in ray.get_gpu_ids()))  # this rank's GPU
+        env = worker_env(run, slot)
+        # one GPU visible per rank: its local rank among what it sees is 0
+        env.update(rank_env(rank=rank, local_rank=0, world_size=run.parallel.ranks, local_world_size=1,
+                            node_rank=rank // per_node, master_addr=master[0], master_port=master[1]))
+        command = worker_command(run, path, torchrun=False)
+        if rank == 0:  # the telemetry sampler (rank 0) watches the GPU this actor got; atomic: others read it
+            from scalebench._util import write_text_atomic
+
+            write_text_atomic(path, json.dumps({**job, "gpus": slot.gpu_indices()}), what="job file")
+        with open(path.parent / ("worker.log" if rank == 0 else f"worker-rank{rank}.log"), "ab") as log:
+            proc = spawn_worker(command, env, stdout=log)
+            if rank == 0:
+                with OutboxSink(run.run_dir) as sink:
+                    sink.set_pid(run.run_id, proc.pid)
+                    sink.add_event(run.run_id, "job", f"Ray actor (rank 0 of {run.parallel.ranks}) started on "
+                                   f"{socket.gethostname()}, rendezvous {master[0]}:{master[1]}, worker pid {proc.pid}")
+            return wait_forwarding_stop(proc)
+
+
+class _RayGroupHandle:
+    """A run on several ranks: its actors, their result refs and its placement group."""
+
+    pid = None
+
+    def __init__(self, ray: Any, actors: list, refs: list, group: Any, run: RunSpec, log_path: Path) -> None:
+        self._ray, self.actors, self.refs, self.group = ray, actors, refs, group
+        self._run, self._log_path = run, log_path
+        self._code: int | None = None
+        self._failure: int | None = None
+        self._error = ""
+
+    def _outcome(self, ref: Any) -> int:
+        from ray.exceptions import TaskCancelledError
+
+        try:
+            value = self._ray.get(ref)
+            return value if isinstance(value, int) else 1
+        except TaskCancelledError:
+            return EXIT_INTERRUPTED
+        except Exception as exc:  # noqa: BLE001 - an actor or its node died
+            self._error = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+            return JOB_LOST
+
+    def poll(self) -> int | None:
+        if self._code is not None:
+            return self._code
+        ready, _ = self._ray.wait(self.refs, num_returns=len(self.refs), timeout=0)
+        codes = [self._outcome(r) for r in self.refs if r in ready]
+        failed = [c for c in codes if c != 0]
+        if failed and self._failure is None:  # the first rank to end badly says how the run ended
+            self._failure = failed[0]
+            if len(codes) < len(self.refs):
+                self.kill()  # the other ranks would wait on it until their collectives time out
+        if len(codes) < len(self.refs):
+            return None
+        self._code = self._failure if self._failure is not None else 0
+        return self._code
+
+    def terminate(self) -> None:
+        for ref in self.refs:
+            self._ray.cancel(ref, force=False)
+
+    def kill(self) -> None:
+        for actor in self.actors:
+            self._ray.kill(actor)
+
+    def wait(self, timeout: float) -> int | None:
+        self._ray.wait(self.refs, num_returns=len(self.refs), timeout=timeout)
+        return self.poll()
+
+    def describe(self, code: int) -> str:
+        where = f"Ray actors of {self._run.run_id} ({self._run.parallel.ranks} ranks; log {self._log_path})"
+        if code == JOB_LOST:
+            return f"{where} ended without recording an outcome ({self._error}): an actor or its node died"
+        return f"{where}: rank 0's worker exited with code {code}" if code >= 0 else \
+            f"{where}: a worker was killed by signal {-code}"
+
+    def log_tail(self, lines: int = 8) -> str:
+        return tail(self._log_path, lines)
+
+    def close(self) -> None:
+        from ray.util import remove_placement_group
+
+        self.kill()
+        remove_placement_group(self.group)
 
 
 class _RayHandle:
@@ -181,9 +311,35 @@ class RayExecutor:
         # every run in flight at once: Ray queues the tasks until their resources are free
         return [Slot(label=f"ray:{i}") for i in range(max(1, len(runs)))]
 
-    def start(self, launches: Sequence[Launch]) -> list[_RayHandle]:
-        handles = []
+    def _node_gpus(self) -> int | None:
+        """The most GPUs any alive node of the cluster has (how many ranks one node can hold)."""
+        gpus = [n["Resources"].get("GPU", 0) for n in self._ray.nodes() if n.get("Alive")]
+        return int(max(gpus)) if gpus and max(gpus) > 0 else None
+
+    def _start_group(self, item: Launch) -> _RayGroupHandle:
+        from ray.util.placement_group import placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        run, spec = item.run, self._sweep_spec
+        nodes, per_node = group_layout(run, spec, self._node_gpus())
+        bundles, strategy = group_bundles(run, spec, nodes, per_node)
+        group = placement_group(bundles, strategy=strategy, name=f"scalebench-{run.run_id}")
+        actor_cls = self._ray.remote(max_restarts=0)(RankActor)
+        cpus = bundles[0]["CPU"] / per_node
+        actors = [actor_cls.options(num_cpus=cpus, num_gpus=1 if run.device == "cuda" else 0,
+                                    scheduling_strategy=PlacementGroupSchedulingStrategy(
+                                        placement_group=group, placement_group_bundle_index=rank // per_node))
+                  .remote() for rank in range(spec.parallel.ranks)]
+        master = actors[0].address.remote()  # resolved by Ray before any rank's run starts: no wait here
+        refs = [a.run.remote(str(item.job_path), master, rank, per_node) for rank, a in enumerate(actors)]
+        return _RayGroupHandle(self._ray, actors, refs, group, run, item.job_path.parent / "worker.log")
+
+    def start(self, launches: Sequence[Launch]) -> list[Any]:
+        handles: list[Any] = []
         for item in launches:
+            if item.run.parallel.ranks > 1:
+                handles.append(self._start_group(item))
+                continue
             opts = task_resources(item.run, self._sweep_spec)
             ref = self._remote.options(name=f"scalebench-{item.run.run_id}", **opts).remote(str(item.job_path))
             handles.append(_RayHandle(self._ray, ref, item.run, item.job_path.parent / "worker.log"))
@@ -196,6 +352,15 @@ class RayExecutor:
         lines = [f"# ray: {len(runs)} tasks on {where}; nothing started"]
         for run in runs:
             res = task_resources(run, spec)
+            if run.parallel.ranks > 1:
+                nodes, per_node = group_layout(run, spec, None)
+                bundles, strategy = group_bundles(run, spec, nodes, per_node)
+                cmd = worker_command(run, Path(run.run_dir) / "job.json", sys.executable, torchrun=False)
+                lines.append(f"group {run.run_id}: placement group {strategy} of {nodes} bundle(s) {bundles[0]}, "
+                             f"{run.parallel.ranks} actors (one per rank, {per_node} per node); rank 0's actor "
+                             "shares its node's IP and a free port as MASTER_ADDR:MASTER_PORT; each runs "
+                             + " ".join(cmd))
+                continue
             cmd = worker_command(run, Path(run.run_dir) / "job.json", sys.executable)
             lines.append(f"task {run.run_id}: num_cpus={res['num_cpus']:g} num_gpus={res['num_gpus']:g} runs "
                          + " ".join(cmd))

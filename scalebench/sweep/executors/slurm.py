@@ -31,6 +31,9 @@ from scalebench.sweep.executors.base import (
     Slot,
     device_slots,
     die_with_parent,
+    node_layout,
+    rank_env,
+    rendezvous_port,
     spawn_worker,
     tail,
     wait_forwarding_stop,
@@ -54,13 +57,22 @@ def _mem(mem_gb: float) -> str:
     return f"{int(mem_gb)}GB" if float(mem_gb).is_integer() else f"{round(mem_gb * 1024)}MB"
 
 
+def job_layout(spec: Any, runs: Sequence[RunSpec]) -> tuple[int, int]:
+    """(nodes, tasks per node) of each job: one task per rank, over as many nodes as the ranks need."""
+    cuda = bool(runs) and runs[0].device == "cuda"
+    return node_layout(spec.parallel.ranks, spec.parallel.nodes, spec.executor.slurm.gpus_per_node if cuda else None,
+                       "executor.slurm.gpus_per_node")
+
+
 def sbatch_parameters(spec: Any, runs: Sequence[RunSpec]) -> dict[str, Any]:
-    """The submitit ``SlurmExecutor`` parameters (sbatch's names) for the jobs of ``runs``: one run per job."""
+    """The submitit ``SlurmExecutor`` parameters (sbatch's names) for the jobs of ``runs``: one run per job,
+    one task per rank (srun starts them; no torchrun), its GPUs on each of its nodes."""
     s = spec.executor.slurm
     cuda = bool(runs) and runs[0].device == "cuda"
-    gpus = (s.gpus_per_job if s.gpus_per_job is not None else spec.parallel.ranks) if cuda else 0
-    params: dict[str, Any] = {"job_name": f"scalebench-{spec.name}", "time": s.time_min, "nodes": 1,
-                              "ntasks_per_node": 1, "cpus_per_task": s.cpus_per_job, "mem": _mem(s.mem_gb),
+    nodes, per_node = job_layout(spec, runs)
+    gpus = (s.gpus_per_job if s.gpus_per_job is not None else per_node) if cuda else 0
+    params: dict[str, Any] = {"job_name": f"scalebench-{spec.name}", "time": s.time_min, "nodes": nodes,
+                              "ntasks_per_node": per_node, "cpus_per_task": s.cpus_per_job, "mem": _mem(s.mem_gb),
                               "array_parallelism": s.array_parallelism}
     if gpus:
         params["gpus_per_node"] = gpus
@@ -85,18 +97,37 @@ def _gpus_from_env() -> list[int | str]:
     return [int(v) if v.isdigit() else v for v in ids]
 
 
-def submitit_entry(job_path: str, gpus: list[str] | None, driver_pid: int | None = None) -> int:
-    """What a submitit job runs: the run's worker as a child process; returns its exit code.
+def task_rank_env(local: bool) -> dict[str, str]:
+    """This task's rank variables, from submitit's view of the job (Slurm's SLURM_PROCID, SLURM_LOCALID,
+    SLURM_NTASKS, SLURM_JOB_NODELIST ...). The rendezvous host is the allocation's first node, as Slurm names
+    it (not this task's ``hostname --ip-address``, which some clusters resolve to 127.0.0.1, nor the
+    submitting login node); the port derives from the job id, alike in every task."""
+    import submitit
 
-    ``gpus``: the slot's devices on submitit's local executor; on Slurm (None) the allocation's
+    env = submitit.JobEnvironment()
+    per_node = env.num_tasks // max(1, env.num_nodes)
+    return rank_env(rank=env.global_rank, local_rank=env.local_rank, world_size=env.num_tasks,
+                    local_world_size=per_node, node_rank=env.node,
+                    master_addr="127.0.0.1" if local else env.hostnames[0],
+                    master_port=rendezvous_port(f"{env.job_id}"))
+
+
+def submitit_entry(job_path: str, gpus: list[str] | None, driver_pid: int | None = None) -> int:
+    """What a submitit task runs: one rank of the run's worker as a child process; returns its exit code.
+
+    A run on several ranks is one task per rank (Slurm's srun starts them on the job's nodes; submitit's
+    local executor starts them here): each sets its rank's variables and starts the worker itself, no
+    torchrun. ``gpus``: the slot's devices on submitit's local executor; on Slurm (None) the allocation's
     CUDA_VISIBLE_DEVICES. scancel and preemption (SIGTERM) are forwarded to the worker, which leaves its
     run pending with its checkpoint, as a signal to a local worker does. ``driver_pid`` (local executor
     only): the sweep process, whose death ends the job (submitit's local controller would outlive it).
     """
     signal.signal(signal.SIGTERM, _raise_interrupt)  # submitit itself ignores SIGTERM (Slurm's warning)
     signal.signal(signal.SIGINT, _raise_interrupt)
-    if os.environ.get("SUBMITIT_EXECUTOR") == "local":
+    local = os.environ.get("SUBMITIT_EXECUTOR") == "local"
+    if local:
         die_with_parent()  # a SIGKILL to submitit's local controller (kill()) then reaches this job too
+    from scalebench._util import write_text_atomic
     from scalebench.config import RunSpec
     from scalebench.sweep.outbox import OutboxSink
 
@@ -105,13 +136,22 @@ def submitit_entry(job_path: str, gpus: list[str] | None, driver_pid: int | None
     run = RunSpec.from_dict(job["run"])
     slot = Slot(label="job", gpus=tuple(gpus or ()))
     env = worker_env(run, slot)
+    if run.parallel.ranks > 1:
+        env.update(task_rank_env(local))
+    command = worker_command(run, path, torchrun=False)
+    if env.get("RANK", "0") != "0":  # rank 0 alone writes the job file and the outbox
+        return wait_forwarding_stop(spawn_worker(command, env), watch_pid=driver_pid)
     job["gpus"] = slot.gpu_indices() if gpus is not None else _gpus_from_env()
-    path.write_text(json.dumps(job))  # the telemetry sampler watches the GPUs this job really got
+    # the telemetry sampler watches the GPUs this job really got; atomic: the other ranks may be reading it
+    write_text_atomic(path, json.dumps(job), what="job file")
     with OutboxSink(run.run_dir) as sink:
         job_id = os.environ.get("SLURM_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID", "?")
-        proc = spawn_worker(worker_command(run, path), env)  # output goes to the job's own log
+        proc = spawn_worker(command, env)  # output goes to the job's own log
         sink.set_pid(run.run_id, proc.pid)
-        sink.add_event(run.run_id, "job", f"job {job_id} started on {socket.gethostname()}, worker pid {proc.pid}")
+        where = (f" (rank 0 of {run.parallel.ranks}; rendezvous {env['MASTER_ADDR']}:{env['MASTER_PORT']})"
+                 if run.parallel.ranks > 1 else "")
+        sink.add_event(run.run_id, "job", f"job {job_id} started on {socket.gethostname()}{where}, worker pid "
+                       f"{proc.pid}")
     return wait_forwarding_stop(proc, watch_pid=driver_pid)
 
 
@@ -225,7 +265,8 @@ class SubmititExecutor:
         else:
             ex = submitit.LocalExecutor(folder=self.folder, python=shlex.quote(self.python))
             # the slot's GPUs are pinned by submitit_entry; `setup` lines are for cluster nodes, not run here
-            ex.update_parameters(timeout_min=self.spec.time_min, nodes=1, tasks_per_node=1)
+            # one machine: every rank a task here, whatever parallel.nodes says
+            ex.update_parameters(timeout_min=self.spec.time_min, nodes=1, tasks_per_node=spec.parallel.ranks)
         self._executor = ex
 
     def slots(self, runs: Sequence[RunSpec], spec: Any) -> list[Slot]:
@@ -303,7 +344,14 @@ def dry_run_submission(runs: Sequence[RunSpec], spec: Any, sweep_dir: Path, pyth
     lines = [f"# scalebench --dry-run: sweep {spec.name!r}, {n} runs as {'one job array' if n > 1 else 'one job'}; "
              "nothing submitted, nothing written",
              f"# sbatch {folder}/submission_file.sh  (submitit writes the file and the pickled calls at submission)"]
+    if spec.parallel.ranks > 1:
+        nodes, per_node = job_layout(spec, runs)
+        gpus = params.get("gpus_per_node", 0)
+        lines.append(f"# each job: {nodes} node(s) x {per_node} task(s), one task per rank"
+                     + (f", {gpus} GPUs per node" if gpus else "") + "; srun starts the tasks (no torchrun); each "
+                     "sets RANK/LOCAL_RANK/WORLD_SIZE from SLURM_PROCID/SLURM_LOCALID/SLURM_NTASKS, MASTER_ADDR = "
+                     "the first node of SLURM_JOB_NODELIST, MASTER_PORT = 15000 + hash(SLURM_JOB_ID) % 15000")
     for i, run in enumerate(runs):
-        cmd = worker_command(run, Path(run.run_dir).resolve() / "job.json", python)
-        lines.append(f"# [{i}] {run.run_id}: {shlex.join(cmd)}")
+        cmd = worker_command(run, Path(run.run_dir).resolve() / "job.json", python, torchrun=False)
+        lines.append(f"# [{i}] {run.run_id}: {'each task runs ' if run.parallel.ranks > 1 else ''}{shlex.join(cmd)}")
     return "\n".join(lines) + "\n" + script + "\n"
