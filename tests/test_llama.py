@@ -185,3 +185,17 @@ def test_two_rank_fsdp_over_llama_blocks_follows_the_one_rank_curve(write_sweep,
     one = train(run.__class__.from_dict({**run.to_dict(), "parallel": {"ranks": 1, "strategy": "auto"},
                                          "run_dir": str(tmp_path / "one")}))
     assert df.loc[run.run_id, "eval_loss"] == pytest.approx(one.eval_loss, rel=1e-4)
+
+
+def test_the_estimator_takes_a_llama_shape_with_grouped_kv_heads_from_the_family():
+    from scalebench.planning.estimate import estimate
+
+    a = get_architecture("llama3-8b")
+    fields = dict(n_layer=a.n_layer, d_model=a.d_model, n_head=a.n_head, n_kv_head=a.n_kv_head, d_ff=a.d_ff,
+                  vocab_size=a.vocab_size, seq_len=a.seq_len)
+    shape = make_shape(**fields)
+    e = estimate(family="llama", tokens=1e9, gpu="H100-SXM", **fields)
+    assert e.params == params(shape) and e.flops == pytest.approx(flops_per_token(shape) * 1e9)
+    # and the preset's own numbers: the same parameters (published rounding), FLOPs less the embedding lookup
+    preset = estimate(model="llama3-8b", tokens=1e9, gpu="H100-SXM")
+    assert preset.params == pytest.approx(params_total(shape), rel=1e-4)

@@ -1,7 +1,9 @@
-"""A tiny llama ladder end to end on CPU: a folder of text, a BPE trained on its training split, the sweep,
+"""A tiny llama ladder end to end on CPU: a folder of JSON Lines documents, a BPE trained on its training split, the sweep,
 bits per byte in the store, the tokenizer in the sweep folder, and a fit in bits per byte."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -23,7 +25,7 @@ qk_norm = true
 tokens = [3072, 6144]
 [data]
 source = "{source}"
-patterns = ["*.txt"]
+text_column = "content"
 tokenizer = {{bpe = 300}}
 [train]
 batch_tokens = 256
@@ -44,10 +46,11 @@ cpu_workers = 1
 def test_a_llama_ladder_on_a_text_folder_with_a_bpe_fits_in_bits_per_byte(tmp_path):
     rng = np.random.default_rng(0)
     words = "the cat sat on a mat and then it ran off to see its friend who lived by the sea".split()
-    text = tmp_path / "text"
+    text = tmp_path / "corpus"  # docs/data.md's worked example: a folder of JSON Lines
     text.mkdir()
-    for i in range(30):
-        (text / f"{i}.txt").write_text(" ".join(rng.choice(words, 300)) + "\n")
+    for k in range(3):
+        (text / f"part-{k:03d}.jsonl").write_text("".join(
+            json.dumps({"content": " ".join(rng.choice(words, 100)), "url": f"u{i}"}) + "\n" for i in range(30)))
     spec = tmp_path / "sweep.toml"
     spec.write_text(SWEEP.format(source=text))
     out = tmp_path / "out"

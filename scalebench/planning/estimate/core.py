@@ -380,12 +380,19 @@ def _apply_family(fam, rows, L, d, heads, kv, ff, vocab, seq, params, params_tot
     for k, arr in (("n_layer", L), ("d_model", d), ("n_head", heads)):
         if np.isnan(arr[rows]).any():
             raise ConfigError(f"family={fam.name!r} needs {k} (with n_layer, d_model, n_head)")
-    cols = {"n_layer": L, "d_model": d, "n_head": heads, "vocab_size": vocab, "seq_len": seq, "d_ff": ff}
+    cols = {"n_layer": L, "d_model": d, "n_head": heads, "vocab_size": vocab, "seq_len": seq, "d_ff": ff,
+            "n_kv_head": kv}
     frame = pd.DataFrame({k: v[rows] for k, v in cols.items()})
     for key, group in frame.groupby(list(cols), dropna=False, sort=False).groups.items():
         fields = {k: int(v) for k, v in zip(cols, key, strict=True) if not (isinstance(v, float) and math.isnan(v))}
-        shape = fam.make_shape(**fields)
+        try:
+            shape = fam.make_shape(**fields)
+        except TypeError:  # a family without grouped K/V heads (gpt): n_kv_head does not apply
+            fields.pop("n_kv_head", None)
+            shape = fam.make_shape(**fields)
         idx = rows[np.asarray(group)]
+        if getattr(shape, "kv_heads", None):
+            kv[idx] = shape.kv_heads
         if hasattr(shape, "vocab_size"):
             vocab[idx], seq[idx] = shape.vocab_size, shape.seq_len
         if getattr(shape, "ffn", None):
@@ -394,7 +401,6 @@ def _apply_family(fam, rows, L, d, heads, kv, ff, vocab, seq, params, params_tot
         params[keep] = fam.params(shape)
         params_total[keep] = fam.params_total(shape)
         flops_per_token[keep] = fam.flops_per_token(shape)
-    del kv  # families here use full multi-head attention
 
 
 def _mfu(raw: Any, given: np.ndarray, hfu: np.ndarray, active: np.ndarray, prec: np.ndarray, specs: np.ndarray,
