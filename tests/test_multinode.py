@@ -151,3 +151,17 @@ def test_rank_0_on_a_taken_port_fails_saying_so(monkeypatch):
         port = taken.getsockname()[1]
         with pytest.raises(DeviceError, match=rf"rank 0 could not listen on 127\.0\.0\.1:{port}: the port is taken"):
             _ctx(monkeypatch, 0, port).start()
+
+
+@pytest.mark.slow
+def test_submitits_local_executor_runs_each_rank_as_its_own_task(write_sweep, tmp_path):
+    from scalebench.store import load_events, load_results
+    from scalebench.sweep.runner import run_sweep
+
+    spec = write_sweep(tokens="[6144]", extra='[parallel]\nranks = 2\n[executor.slurm]\ncluster = "local"\n')
+    out = tmp_path / "sweep"
+    assert run_sweep(spec, out, backend="slurm").counts == {"done": 2}
+    assert (load_results(out)["world_size"] == 2).all()
+    events = load_events(out)
+    started = events[events.kind == "job"]["message"].tolist()
+    assert len(started) == 2 and all("(rank 0 of 2; rendezvous 127.0.0.1:" in m for m in started)
