@@ -26,7 +26,7 @@ def test_estimate_text_and_preset(capsys):
 def test_plan_json(capsys):
     assert main(["plan", "--budget-usd", "1e6", "--gpu", "H100-SXM", "--law", "chinchilla-epoch", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
-    assert d["estimate"]["cost_usd"] == pytest.approx(1e6, rel=1e-6) and d["params"] > 1e10
+    assert 0.9e6 <= d["estimate"]["cost_usd"] <= 1e6 * (1 + 1e-6) and d["params"] > 1e10  # never over budget
 
 
 def test_plan_deadline_days(capsys):

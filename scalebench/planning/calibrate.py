@@ -156,7 +156,8 @@ def _modelled_memory(df: pd.DataFrame) -> pd.Series:
         except Exception:  # noqa: BLE001 - an unknown precision string: no model for this run
             out.append(math.nan)
             continue
-        w, g, o = mem.state_bytes_per_param(prec, r.get("optimizer", "adamw") if isinstance(r.get("optimizer"), str) else "adamw")
+        opt = r.get("optimizer", "adamw") if isinstance(r.get("optimizer"), str) else "adamw"
+        w, g, o = mem.state_bytes_per_param(prec, opt, "autocast")  # scalebench's trainer: fp32 weights
         total = r.get("params_total", r["params"])
         act = mem.activation_bytes(
             n_layer=r["n_layer"], d_model=r["d_model"], n_head=r["n_head"], seq_len=r["seq_len"],

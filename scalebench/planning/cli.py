@@ -33,6 +33,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     tr.add_argument("--optimizer", choices=["adamw", "sgd"], help="default adamw")
     tr.add_argument("--checkpointing", choices=["auto", "none", "selective", "full"], help="default auto")
     tr.add_argument("--flash-attention", choices=["true", "false"], help="default true")
+    tr.add_argument("--framework", choices=["megatron", "deepspeed", "fsdp2", "autocast", "zero"],
+                    help="how model states are held (default megatron: bf16 weights, fp32 gradients and master, "
+                         "18 bytes/param; fsdp2 and autocast 16 with fp32 weights)")
+    tr.add_argument("--grad-dtype", choices=["bf16", "fp16", "fp32"], help="gradient type (default: the framework's)")
+    tr.add_argument("--master-dtype", choices=["fp32", "none"], help="master-weight copy (default: the framework's)")
+    tr.add_argument("--dropout", type=_num("dropout"), help="dropout probability (default 0: no masks kept)")
     tr.add_argument("--seq-len", type=_num("seq_len"), help="sequence length (default 2048, or the preset's)")
     tr.add_argument("--micro-batch", type=_num("micro_batch"), help="sequences per GPU per micro-step (default 1)")
     tr.add_argument("--global-batch", type=_num("global_batch"), help="sequences per optimizer step (default 4M tokens' worth, at least one micro-batch per GPU)")
@@ -62,7 +68,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 _PASS = ("gpu", "num_gpus", "price_usd_per_hour", "n_layer", "d_model", "n_head", "n_kv_head", "d_ff", "vocab_size",
          "n_experts", "top_k", "params_active", "expert_params", "head_dim", "family", "precision", "optimizer", "checkpointing", "flash_attention",
          "seq_len", "micro_batch", "global_batch", "tp", "pp", "cp", "ep", "zero", "mfu", "hfu", "scaling_efficiency",
-         "goodput", "power_fraction", "pue", "grid_gco2_per_kwh", "allocator_overhead", "context_bytes")
+         "goodput", "power_fraction", "pue", "grid_gco2_per_kwh", "allocator_overhead", "context_bytes",
+         "framework", "grad_dtype", "master_dtype", "dropout")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -131,7 +138,8 @@ _INFERENCE = ("context", "input_tokens", "request_rate", "batch", "output_tokens
               "decode_efficiency", "prefill_mfu")
 _TRAINING_ONLY = ("tokens", "law", "precision", "optimizer", "checkpointing", "flash_attention", "seq_len",
                   "micro_batch", "global_batch", "pp", "cp", "ep", "zero", "mfu", "hfu", "calibrate", "scaling_efficiency",
-                  "goodput", "power_fraction", "pue", "grid_gco2_per_kwh", "allocator_overhead", "family", "d_ff", "vocab_size")
+                  "goodput", "power_fraction", "pue", "grid_gco2_per_kwh", "allocator_overhead", "family", "d_ff", "vocab_size",
+                  "framework", "grad_dtype", "master_dtype", "dropout")
 
 
 def _emit(result, as_json: bool) -> None:

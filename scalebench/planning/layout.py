@@ -7,7 +7,7 @@ node when s·k ≤ node_size and uses the catalog's intra-node bandwidth, otherw
 
 Memory per GPU (bytes, before the allocator overhead f):
 
-    model states   [(P − E) + E/ep] · u / (tp·pp)  +  P · z / (tp·pp·cp·dp)
+    model states   ([(P − E − V·h) + E/ep] / pp + V·h) · u / tp  +  ((P − V·h) / pp + V·h) · z / (tp·cp·dp)
     activations    A(mode) · min(1, m/pp) / (tp·cp)
 
 with P all parameters, E the routed experts' parameters, u the bytes per parameter ZeRO leaves whole and
@@ -17,8 +17,9 @@ all layers (Korthikanti et al. 2022, eq. 1, in :mod:`~scalebench.planning.memory
 parallelism beside tensor parallelism (Korthikanti §4.2.2, eq. 5) every term divides by tp; context
 parallelism divides the sequence by cp; under the 1F1B pipeline schedule the first stage keeps pp
 micro-batches of L/pp layers in flight (Korthikanti §4.2.3), i.e. one micro-batch of all layers, or m/pp
-of that when only m < pp micro-batches exist. Embeddings are spread evenly over stages (in practice the
-first and last stage carry them: a small underestimate there).
+of that when only m < pp micro-batches exist. The first stage holds the V·h embedding beside its 1/pp of the
+layers (Megatron-LM's placement; with an untied head the last stage holds as much), and the first stage is
+the one that must fit.
 
 Time of one optimizer step of B sequences (m = B / (dp·micro_batch) micro-batches per rank):
 
@@ -122,6 +123,7 @@ class LayoutInputs:
     attn_eff: np.ndarray
     act_bytes: np.ndarray
     kernel_efficiency: np.ndarray  # share of the kernel model's rate reached in training (planning.evidence)
+    embedding_params: np.ndarray  # held whole by the first pipeline stage beside its layers
 
 
 def candidates(max_tp: int, max_pp: int, max_cp: int, max_ep: int, fixed: dict) -> np.ndarray:
@@ -155,7 +157,8 @@ def _memory(inp: LayoutInputs, grid: np.ndarray, dp: np.ndarray, mode: str, zero
     P, E = col(inp.params_total), col(inp.expert_params)
     m = col(inp.global_batch) / (dp * col(inp.micro_batch))
     u, z = _split(inp, zero)
-    states = ((P - E) + E / ep) * col(u) / (tp * pp) + P * col(z) / (tp * pp * cp * dp)
+    emb = col(inp.embedding_params)
+    states = (((P - E - emb) + E / ep) / pp + emb) * col(u) / tp + ((P - emb) / pp + emb) * col(z) / (tp * cp * dp)
     act = col(inp.activations[mode]) * np.minimum(1.0, m / pp) / (tp * cp)
     return (states + act) * (1.0 + col(inp.allocator_overhead))
 
@@ -167,7 +170,8 @@ def _evaluate(inp: LayoutInputs, grid: np.ndarray, dp: np.ndarray, mode: str, ze
     P, E = col(inp.params_total), col(inp.expert_params)
     m = col(inp.global_batch) / (dp * col(inp.micro_batch))
     u, z = _split(inp, zero)
-    states = ((P - E) + E / ep) * col(u) / (tp * pp) + P * col(z) / (tp * pp * cp * dp)
+    emb = col(inp.embedding_params)
+    states = (((P - E - emb) + E / ep) / pp + emb) * col(u) / tp + ((P - emb) / pp + emb) * col(z) / (tp * cp * dp)
     act = col(inp.activations[mode]) * np.minimum(1.0, m / pp) / (tp * cp)
     f = col(inp.allocator_overhead)
     total = (states + act) * (1.0 + f)

@@ -2,17 +2,28 @@
 
 All functions are vectorised: numbers may be numpy arrays (broadcast together). Bytes throughout.
 
-Model states — bytes per parameter (Rajbhandari et al. 2020, ZeRO, §3.1: "2Ψ + 2Ψ + KΨ" with K = 12
-for mixed-precision Adam; EleutherAI, "Transformer Math 101", 2023):
+Model states — bytes per parameter, as the common frameworks hold them (``framework``; ``grad_dtype`` and
+``master_dtype`` override its gradient and master-weight types):
 
-    precision      weights  gradients  AdamW state                        SGD (momentum) state
-    fp32 / tf32       4         4      8  (m, v in fp32)                   4 (momentum)
-    bf16 / fp16       2         2      12 (fp32 master copy + m + v)       8 (master + momentum)
-    fp8               3         2      12                                  8
-                      (bf16 weights plus the cached fp8 cast, as NVIDIA Transformer Engine keeps them)
+    framework     16-bit weights  gradients  fp32 master  AdamW m, v   total   source
+    megatron            2             4           4            8         18     Megatron-LM docs, distributed
+                                                                                optimizer: "bf16 param, fp32
+                                                                                grads: 18 bytes" (main_grad
+                                                                                accumulates in fp32)
+    deepspeed           2             4           4            8         18     DeepSpeed BF16_Optimizer: fp32
+                                                                                gradient accumulation buffers
+    fsdp2               4 (fp32)      4           -            8         16     FSDP2 MixedPrecisionPolicy
+                                                                                (param_dtype=bf16): sharded
+                                                                                fp32 parameters and gradients,
+                                                                                bf16 copies only while a layer
+                                                                                computes; reduce_dtype fp32 or
+                                                                                bf16 changes the traffic only
+    autocast            4 (fp32)      4           -            8         16     torch.autocast: fp32 weights
+    zero                2             2           4            8         16     ZeRO §3.1 "2Ψ + 2Ψ + KΨ", K=12
 
-PyTorch autocast keeps fp32 weights and gradients instead (4 + 4 + 8): the same 16 bytes per parameter
-split differently, so the total is right for both styles.
+fp32/tf32 training holds 4 + 4 + 8 whatever the framework; SGD with momentum keeps 4 bytes of state instead
+of AdamW's 8; fp8 (Transformer Engine) adds a cached 1-byte cast of the 16-bit weights. The default is
+``megatron``: the layout of the published at-scale runs.
 
 Sharding over the data-parallel size N_d (ZeRO §5; FSDP full-shard = stage 3). The functions here are
 the pure data-parallel case (N_d = num_gpus); :mod:`~scalebench.planning.layout` combines them with
@@ -30,11 +41,14 @@ h = d_model, a = n_head:
 generalised here to grouped K/V heads (g = n_kv_head/n_head; attention 7 + 4g, = 11 at g = 1) and to an
 MLP of width f (GELU: 3 + 4·f/h, = 19 at f = 4h; SwiGLU stores gate, up and their product: 3 + 6·f/h).
 The 5·a·s/h term (attention scores, softmax, its dropout) is not stored with flash attention (Dao et al.
-2022) nor with selective recomputation (Korthikanti §4.2). Full recomputation stores only each layer's
+2022) nor with selective recomputation (Korthikanti §4.2). Dropout masks (1 byte per element: sbh after
+attention, sbh after the MLP, as² on the scores, sbh on the embedding) and the dropped-out scores (2as²) are
+kept only when the model has dropout (``dropout`` > 0); without it a layer stores 32·sbh (+ 2as² of softmax). Full recomputation stores only each layer's
 input (2·s·b·h bytes) and rebuilds one layer at a time, so its peak is L·2sbh plus one layer's activations.
-Outside the layers (Korthikanti §4.3): the embedding dropout mask s·b·h and the output layer 4·s·b·h·(1 +
-V/h) (its LayerNorm and projection inputs, and fp32 logits for the loss). fp32 training doubles every
-term; fp8 is counted as bf16 (conservative: Transformer Engine saves some matmul inputs in fp8).
+Outside the layers (Korthikanti §4.3): the embedding dropout mask s·b·h (with dropout) and the output layer's
+LayerNorm and projection inputs 4·s·b·h, plus the fp32 logits for the loss, 4·s·b·V, once. fp32 training
+doubles every 16-bit term (not the logits, fp32 either way); fp8 is counted as bf16 (conservative:
+Transformer Engine saves some matmul inputs in fp8).
 
 Overhead: an allocator/fragmentation factor on everything above (default 10 %) plus a fixed per-process
 amount for the CUDA context and cuBLAS/NCCL workspaces (default 1 GiB). Both are assumptions, to be
@@ -50,7 +64,7 @@ import numpy as np
 from scalebench.errors import ConfigError
 
 __all__ = [
-    "PRECISIONS", "OPTIMIZERS", "CHECKPOINTING", "DEFAULT_ALLOCATOR_OVERHEAD", "DEFAULT_CONTEXT_BYTES",
+    "PRECISIONS", "OPTIMIZERS", "CHECKPOINTING", "DEFAULT_ALLOCATOR_OVERHEAD", "DEFAULT_CONTEXT_BYTES", "FRAMEWORKS",
     "state_bytes_per_param", "parse_zero", "activation_bytes", "memory_per_gpu", "memory_from_states",
     "min_gpus_to_fit",
 ]
@@ -61,14 +75,12 @@ CHECKPOINTING = ("none", "selective", "full")
 DEFAULT_ALLOCATOR_OVERHEAD = 0.10
 DEFAULT_CONTEXT_BYTES = float(2**30)
 
-# (weights, gradients) bytes/param and optimizer bytes/param per optimizer, by precision (table above)
-_STATE = {
-    "fp32": (4, 4, {"adamw": 8, "sgd": 4}),
-    "tf32": (4, 4, {"adamw": 8, "sgd": 4}),
-    "bf16": (2, 2, {"adamw": 12, "sgd": 8}),
-    "fp16": (2, 2, {"adamw": 12, "sgd": 8}),
-    "fp8": (3, 2, {"adamw": 12, "sgd": 8}),
-}
+# 16-bit training: (weights, gradients, fp32 master copy) bytes per parameter by framework (table above)
+FRAMEWORKS = {"megatron": (2, 4, 4), "deepspeed": (2, 4, 4), "fsdp2": (4, 4, 0), "autocast": (4, 4, 0),
+              "zero": (2, 2, 4)}
+DEFAULT_FRAMEWORK = "megatron"
+_MOMENTS = {"adamw": 8, "sgd": 4}  # fp32 optimizer moments (m and v; momentum)
+_DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4, "none": 0}
 _OPTIMIZER_ALIASES = {"adamw": "adamw", "adam": "adamw", "sgd": "sgd", "sgd-momentum": "sgd"}
 # bytes per activation element relative to the 16-bit formula
 ACTIVATION_SCALE = {"fp32": 2.0, "tf32": 2.0, "bf16": 1.0, "fp16": 1.0, "fp8": 1.0}
@@ -112,15 +124,44 @@ def parse_checkpointing(value: Any) -> str:
     return key
 
 
-def state_bytes_per_param(precision: str, optimizer: str) -> tuple[int, int, int]:
-    """(weights, gradients, optimizer) bytes per parameter for one precision and optimizer."""
-    w, g, opt = _STATE[parse_precision(precision)]
-    return w, g, opt[parse_optimizer(optimizer)]
+def parse_framework(value: Any) -> str:
+    key = str(value).strip().lower().replace("_", "-")
+    key = {"fsdp": "fsdp2", "fsdp2-bf16-reduce": "fsdp2", "fsdp2-fp32-reduce": "fsdp2", "megatron-lm": "megatron",
+           "amp": "autocast"}.get(key, key)
+    if key not in FRAMEWORKS:
+        raise ConfigError(f"framework must be one of {', '.join(FRAMEWORKS)}, got {value!r}")
+    return key
+
+
+def parse_dtype_override(name: str, value: Any, allowed: tuple[str, ...]) -> str | None:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    key = str(value).strip().lower().removeprefix("torch.")
+    key = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(key, key)
+    if key not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return key
+
+
+def state_bytes_per_param(precision: str, optimizer: str, framework: str = DEFAULT_FRAMEWORK,
+                          grad_dtype: str | None = None, master_dtype: str | None = None) -> tuple[int, int, int]:
+    """(weights, gradients, optimizer) bytes per parameter: optimizer = fp32 master copy + moments."""
+    prec, moments = parse_precision(precision), _MOMENTS[parse_optimizer(optimizer)]
+    if prec in ("fp32", "tf32"):
+        w, g, master = 4, 4, 0
+    else:
+        w, g, master = FRAMEWORKS[parse_framework(framework)]
+        w += 1 if prec == "fp8" else 0  # Transformer Engine's cached fp8 cast of the weights
+    if grad_dtype is not None:
+        g = _DTYPE_BYTES[grad_dtype]
+    if master_dtype is not None and w < 4:  # fp32 weights are their own master copy
+        master = _DTYPE_BYTES[master_dtype]
+    return w, g, master + moments
 
 
 def activation_bytes(
     *, n_layer, d_model, n_head, seq_len, micro_batch, vocab_size, checkpointing,
-    n_kv_head=None, d_ff=None, swiglu=False, flash_attention=True, scale=1.0,
+    n_kv_head=None, d_ff=None, swiglu=False, flash_attention=True, scale=1.0, dropout=0.0,
 ) -> np.ndarray:
     """Activation bytes of one micro-batch per GPU (Korthikanti et al. 2022; see the module docstring).
 
@@ -132,15 +173,18 @@ def activation_bytes(
     g = kv / a
     mlp = np.where(np.asarray(swiglu, dtype=bool), 3.0 + 6.0 * f / h, 3.0 + 4.0 * f / h)
     sbh = s * b * h
-    linear = sbh * (4.0 + 7.0 + 4.0 * g + mlp)  # 34·sbh for GPT-3-style layers
-    scores = 5.0 * a * s * s * b  # attention scores, softmax and its dropout
+    drop = np.asarray(dropout, dtype=float) > 0
+    # 34·sbh for GPT-3-style layers with dropout (two 1-byte masks), 32·sbh without
+    linear = sbh * (4.0 + 7.0 + 4.0 * g + mlp - np.where(drop, 0.0, 2.0))
+    scores = np.where(drop, 5.0, 2.0) * a * s * s * b  # softmax output (+ its dropout mask and output)
     ckpt = np.asarray(checkpointing)
     keep_scores = (ckpt == "none") & ~np.asarray(flash_attention, dtype=bool)
     layer = linear + np.where(keep_scores, scores, 0.0)
     full_layer = linear + np.where(np.asarray(flash_attention, dtype=bool), 0.0, scores)
     stored = np.where(ckpt == "full", L * 2.0 * sbh + full_layer, L * layer)
-    outside = sbh + 4.0 * sbh * (1.0 + V / h)
-    return (stored + outside) * np.asarray(scale, dtype=float)
+    outside = np.where(drop, sbh, 0.0) + 4.0 * sbh  # embedding dropout mask; output LayerNorm and projection inputs
+    logits = 4.0 * s * b * V  # fp32 logits for the loss, once whatever the training precision
+    return (stored + outside) * np.asarray(scale, dtype=float) + logits
 
 
 def _shard_split(params_total, w, g, o, zero):
@@ -153,13 +197,14 @@ def _shard_split(params_total, w, g, o, zero):
 
 def memory_per_gpu(
     *, params_total, num_gpus, precision="bf16", optimizer="adamw", zero=3, activations=0.0,
-    allocator_overhead=DEFAULT_ALLOCATOR_OVERHEAD, context_bytes=DEFAULT_CONTEXT_BYTES,
+    allocator_overhead=DEFAULT_ALLOCATOR_OVERHEAD, context_bytes=DEFAULT_CONTEXT_BYTES, framework=DEFAULT_FRAMEWORK,
 ) -> dict[str, np.ndarray]:
     """Per-GPU bytes: ``weights``, ``gradients``, ``optimizer``, ``activations``, ``overhead``, ``total``.
 
-    ``precision``/``optimizer`` are scalars here; ``activations`` comes from :func:`activation_bytes`.
+    ``precision``/``optimizer``/``framework`` are scalars here; ``activations`` comes from
+    :func:`activation_bytes`.
     """
-    w, g, o = state_bytes_per_param(precision, optimizer)
+    w, g, o = state_bytes_per_param(precision, optimizer, framework)
     return memory_from_states(params_total=params_total, num_gpus=num_gpus, w=w, g=g, o=o, zero=zero,
                               activations=activations, allocator_overhead=allocator_overhead,
                               context_bytes=context_bytes)

@@ -84,6 +84,7 @@ def modelled_memory_bytes(results: pd.DataFrame) -> pd.Series:
     est = estimate(pd.DataFrame({
         "family": "gpt", **{k: rows[k].astype(int).to_numpy() for k in need},
         "precision": prec.to_numpy(), "gpu": "H100-SXM", "num_gpus": 1, "zero": 0, "checkpointing": "none",
+        "framework": "autocast",  # scalebench's trainer: fp32 weights under autocast
         "tokens": rows["tokens"].to_numpy(float),
     }, index=rows.index))
     parts = ["memory_weights_bytes", "memory_gradients_bytes", "memory_optimizer_bytes", "memory_activations_bytes"]

@@ -129,7 +129,7 @@ def _check_memory(spec: SweepSpec, runs: list, device: str, where: str) -> list[
     frame = pd.DataFrame([{**{k: r.shape[k] for k in ("n_layer", "d_model", "n_head", "vocab_size", "d_ff") if k in r.shape},
                            "family": "gpt", "seq_len": spec.train.seq_len, "micro_batch": m, "precision": prec,
                            "optimizer": _ESTIMATOR_OPTIMIZER.get(spec.train.optimizer, "adamw"), "gpu": "H100-SXM", "num_gpus": 1, "zero": 0,
-                           "checkpointing": "none", "tokens": float(r.tokens),
+                           "checkpointing": "none", "tokens": float(r.tokens), "framework": "autocast",
                            "context_bytes": 0.0 if device == "cpu" else None}
                           for r in sizes.values() for m in (1, micro)])
     frame["context_bytes"] = frame["context_bytes"].astype(float)

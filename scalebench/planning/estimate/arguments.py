@@ -40,6 +40,7 @@ class Arg:
     scale: float = 1.0
     cli_low: float | None = None
     cli_high: float | None = None
+    text: str = ""  # the range in words where the generated wording would say less
 
     @property
     def cli_flag(self) -> str:
@@ -55,12 +56,11 @@ def _n(name, low=0.0, high=math.inf, *, integer=False, low_open=True, why="", de
                low_open=low_open, why=why, **kw)
 
 
-_SIZE = "larger than any model or cluster on record by orders of magnitude: a typo"
+_SIZE = "orders of magnitude past any model on record: a typo"
 ARGS: tuple[Arg, ...] = (
-    _n("params", cli_high=1e16, why=f"parameters; on the command line at most 1e16, {_SIZE}"),
+    _n("params", cli_high=1e16, why=f"more is {_SIZE}"),
     _n("tokens", cli_low=1e6, cli_high=1e16,
-       why="training tokens; on the command line from a million (fewer is shorter than one optimizer step of "
-           f"any real batch) to 1e16 ({_SIZE})"),
+       why="fewer than a million is shorter than one optimizer step of any real batch"),
     Arg(name="model", kind="text"), Arg(name="family", kind="text"),
     _n("n_layer", 1, 1e5, integer=True, low_open=False), _n("d_model", 1, 1e7, integer=True, low_open=False),
     _n("n_head", 1, 1e5, integer=True, low_open=False), _n("n_kv_head", 1, 1e5, integer=True, low_open=False),
@@ -74,7 +74,7 @@ ARGS: tuple[Arg, ...] = (
     Arg(name="flash_attention", default=True, kind="flag"),
     _n("micro_batch", 1, 1e6, integer=True, low_open=False, default=1),
     _n("global_batch", 1, 1e9, integer=True, low_open=False),
-    _n("mfu", 1e-3, 1.0, low_open=False, why="a fraction of the peak (a percentage? 40% is 0.4)"),
+    _n("mfu", 1e-3, 1.0, low_open=False, text="a fraction of the peak from 0.001 to 1"),
     _n("price_usd_per_hour", high=1000.0, flag="--price",
        why="USD per GPU-hour; list prices are $0.3-$15, and 1000 is a typo"),
     _n("grid_gco2_per_kwh", high=2000.0, low_open=False, flag="--grid-intensity",
@@ -94,7 +94,11 @@ ARGS: tuple[Arg, ...] = (
     _n("expert_params", cli_high=1e16, low_open=False),
     _n("goodput", high=1.0, why="the share of reserved GPU time spent training"),
     _n("head_dim", 1, 1e5, integer=True, low_open=False),
-    _n("hfu", 1e-3, 1.0, low_open=False, why="a fraction of the peak, recomputation counted"),
+    _n("hfu", 1e-3, 1.0, low_open=False, text="a fraction of the peak from 0.001 to 1",
+       why="recomputation counted"),
+    Arg(name="framework", default="megatron", kind="text"), Arg(name="grad_dtype", kind="text"),
+    Arg(name="master_dtype", kind="text"),
+    _n("dropout", 0.0, 1.0, low_open=False, default=0.0, why="a dropout probability; 0 keeps no masks"),
 )
 
 CLI_ONLY: tuple[Arg, ...] = (
@@ -104,7 +108,7 @@ CLI_ONLY: tuple[Arg, ...] = (
     _n("output_tokens", 1, 1e7, integer=True, low_open=False),
     _n("request_rate", high=1e6, why="requests per second"),
     _n("decode_efficiency", high=1.0, why="a fraction of the memory bandwidth"),
-    _n("prefill_mfu", 1e-3, 1.0, low_open=False, why="a fraction of the peak"),
+    _n("prefill_mfu", 1e-3, 1.0, low_open=False, text="a fraction of the peak from 0.001 to 1"),
     _n("flops", high=1e35, why="a compute budget in FLOPs"),
     _n("budget_usd", why="a dollar budget"),
     _n("gpu_hours", why="a GPU-hour budget"),
@@ -130,6 +134,8 @@ def _fmt(x: float) -> str:
 def range_text(a: Arg, low: float | None = None, scale: float = 1.0, high: float | None = None) -> str:
     """'a positive integer no larger than 1,048,576'-style wording of one row's range (in units of
     ``scale``: the flag's unit on the command line)."""
+    if a.text and low is None and high is None:
+        return a.text
     open_ = a.low_open and (low is None or low == a.low)
     lo = (a.low if low is None else low) / scale
     kind = "an integer" if a.kind == "integer" else "a number"
@@ -166,7 +172,7 @@ def check(name: str, values) -> None:
         i = int(np.flatnonzero(bad)[0])
         where = f" (row {i})" if len(values) > 1 else ""
         why = f" ({a.why})" if a.why else ""
-        raise ConfigError(f"{name} must be {range_text(a)}, got {float(values[i]):g}{where}{why}")
+        raise ConfigError(f"{name} must be {range_text(a)}{why}, got {float(values[i]):g}{where}")
 
 
 def cli_type(name: str):
@@ -176,17 +182,21 @@ def cli_type(name: str):
     low = a.cli_low if a.cli_low is not None else a.low
     high = a.cli_high if a.cli_high is not None else a.high
 
+    stricter = a.cli_low is not None or a.cli_high is not None or a.scale != 1.0
+    words = range_text(a, low, a.scale, high) if stricter else range_text(a)
+
     def parse(text: str) -> float | int:
+        why = f" ({a.why})" if a.why else ""
         try:
             value = float(text) * a.scale
         except (TypeError, ValueError):
-            raise argparse.ArgumentTypeError(f"must be {range_text(a, low, a.scale, high)}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"must be {words}{why}, got {text!r}") from None
         below = value <= low if (a.low_open and low == a.low) else value < low
         if not math.isfinite(value) or below or value > high or (a.kind == "integer" and value != round(value)):
-            hint = f" ({a.why})" if a.why else ""
+            hint = ""
             if name in ("mfu", "hfu", "prefill_mfu") and 1 < value <= 100:
                 hint = f" (a percentage? {value:g}% is {a.cli_flag} {value / 100:g})"
-            raise argparse.ArgumentTypeError(f"must be {range_text(a, low, a.scale, high)}, got {text!r}{hint}")
+            raise argparse.ArgumentTypeError(f"must be {words}{why}, got {text!r}{hint}")
         return int(value) if a.kind == "integer" else value
 
     parse.__name__ = a.kind

@@ -155,12 +155,7 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
     gpu_name = _take(g_codes, [s.name for s in gpus], None, dtype=object)
     prec_name = _take(p_codes, precs, None, dtype=object)
 
-    w = _take(p_codes, [mem._STATE[p][0] for p in precs], np.nan)
-    gb = _take(p_codes, [mem._STATE[p][1] for p in precs], np.nan)
-    o = np.empty(n)
-    for pi, prec in enumerate(precs):
-        for oi, opt in enumerate(opts):
-            o[(p_codes == pi) & (o_codes == oi)] = mem._STATE[prec][2][opt]
+    w, gb, o = _state_bytes(values, n, p_codes, precs, o_codes, opts)
     zero = _take(z_codes, zeros, -1, dtype=int)
     act_scale = _take(p_codes, [mem.ACTIVATION_SCALE[p] for p in precs], np.nan)
     flash = _flags("flash_attention", values["flash_attention"], n, default=True)
@@ -176,9 +171,10 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
     mfu_in, mfu_source, extrapolated, calibration = _mfu(values["mfu"], num["mfu"], num["hfu"], active, prec_name,
                                                          specs, n)
     ckpt_req = _take(c_codes, ckpts, None, dtype=object)
+    dropout = np.where(np.isnan(num["dropout"]), 0.0, num["dropout"])
     acts = {mode: mem.activation_bytes(n_layer=L, d_model=d, n_head=heads, seq_len=seq, micro_batch=micro,
                                        vocab_size=vocab, checkpointing=mode, n_kv_head=kv, d_ff=ff,
-                                       swiglu=swiglu, flash_attention=flash, scale=act_scale)
+                                       swiglu=swiglu, flash_attention=flash, scale=act_scale, dropout=dropout)
             for mode in mem.CHECKPOINTING}
     # the default table and a given hfu are hardware rates: full recomputation keeps the rate and spends
     # a quarter of it on the repeated forward pass (Korthikanti et al. 2022, §5); a given mfu is used as is
@@ -207,6 +203,7 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
                           f"{ctx[i] / 2**30:g} GiB leaves no usable memory on {gpu_name[i]} "
                           f"({capacity[i] / 2**30:g} GiB); give a smaller reserve")
     fixed = {k: num[k] for k in ("tp", "pp", "cp", "ep")}
+    embed = np.minimum(vocab * d, 0.5 * (params_total - expert_params))  # the first stage's embedding
     inp = layout.LayoutInputs(
         params_total=params_total, expert_params=expert_params, weight_bpp=w, grad_bpp=gb, optimizer_bpp=o,
         zero=zero_arr, activations=acts, usable_bytes=usable,
@@ -219,7 +216,7 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
         units=_take(g_codes, [np.nan if s.compute_units is None else s.compute_units for s in gpus], np.nan),
         gemm_eff=_take(g_codes, [e[0] for e in effs], np.nan),
         attn_eff=_take(g_codes, [e[1] for e in effs], np.nan) * attn_peak / peak, act_bytes=2.0 * act_scale,
-        kernel_efficiency=np.full(n, kernel_eff))
+        kernel_efficiency=np.full(n, kernel_eff), embedding_params=embed)
     grid = layout.candidates(max_tp=int(np.nanmax(np.where(np.isnan(fixed["tp"]), np.minimum(node, heads), fixed["tp"]))),
                              max_pp=int(np.nanmax(L)), max_cp=int(np.nanmax(seq) // layout.MIN_CP_CHUNK) or 1,
                              max_ep=int(np.nanmax(n_exp)) or 1, fixed=fixed)
@@ -229,7 +226,7 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
     zero = zero_arr.astype(int)
     no_layout = np.array([m is None for m in chosen])
     chosen = np.where(no_layout, np.where(ckpt_req == "auto", "full", ckpt_req), chosen)
-    memory = _breakdown(best, params_total, expert_params, w, gb, o, zero_arr, f_over, num_gpus)
+    memory = _breakdown(best, params_total, expert_params, w, gb, o, zero_arr, f_over, num_gpus, embed)
 
     # time, cost, energy: time = model FLOPs / (GPUs · peak · mfu), mfu the effective (reported) value
     eff = np.where(np.isnan(num["scaling_efficiency"]), 1.0, num["scaling_efficiency"])
@@ -293,11 +290,29 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
     return out
 
 
-def _breakdown(best, P, E, w, g, o, zero, f, num_gpus) -> dict[str, np.ndarray]:
-    """Weights, gradients, optimizer, activations and overhead per GPU for the chosen layouts."""
+def _state_bytes(values, n, p_codes, precs, o_codes, opts):
+    """(weights, gradients, optimizer) bytes per parameter per row: precision, optimizer, framework and the
+    gradient / master-weight overrides (planning.memory's table)."""
+    f_codes, frames = _categorical(values["framework"], n, mem.parse_framework)
+    g_codes, grads = _categorical(values["grad_dtype"], n,
+                                  lambda v: mem.parse_dtype_override("grad_dtype", v, ("bf16", "fp16", "fp32")))
+    m_codes, masters = _categorical(values["master_dtype"], n,
+                                    lambda v: mem.parse_dtype_override("master_dtype", v, ("fp32", "none")))
+    key = np.stack([p_codes, o_codes, f_codes, g_codes, m_codes], axis=1)
+    uniq, inv = np.unique(key, axis=0, return_inverse=True)
+    table = np.array([mem.state_bytes_per_param(
+        precs[pc], opts[oc], frames[fc] if fc >= 0 else mem.DEFAULT_FRAMEWORK,
+        grads[gc] if gc >= 0 else None, masters[mc] if mc >= 0 else None) for pc, oc, fc, gc, mc in uniq], dtype=float)
+    out = table[inv.ravel()]
+    return out[:, 0], out[:, 1], out[:, 2]
+
+
+def _breakdown(best, P, E, w, g, o, zero, f, num_gpus, emb) -> dict[str, np.ndarray]:
+    """Weights, gradients, optimizer, activations and overhead per GPU for the chosen layouts (the first
+    pipeline stage: its layers and the embedding, planning.layout)."""
     tp, pp, cp, ep, dp = (best[k] for k in ("tp", "pp", "cp", "ep", "dp"))
-    whole = ((P - E) + E / ep) / (tp * pp)
-    shard = P / (tp * pp * cp * dp)
+    whole = (((P - E - emb) + E / ep) / pp + emb) / tp
+    shard = ((P - emb) / pp + emb) / (tp * cp * dp)
     parts = {"weights": w * np.where(zero >= 3, shard, whole), "gradients": g * np.where(zero >= 2, shard, whole),
              "optimizer": o * np.where(zero >= 1, shard, whole)}
     unknown = np.isnan(num_gpus)
