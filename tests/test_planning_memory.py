@@ -224,3 +224,52 @@ def test_against_h200_measured_peak(L, d, heads, batch, peak):
     m = e.memory_per_gpu
     allocated = m.weights + m.gradients + m.optimizer + m.activations
     assert 0.8 < allocated / peak < 1.35  # model / measured: 1.17, 1.06, 1.03
+
+
+@pytest.mark.parametrize("L,d,heads,V,T,B", [
+    (2, 64, 4, 256, 64, 2),
+    pytest.param(4, 128, 4, 256, 128, 4, marks=pytest.mark.slow),  # MemTracker dispatches every op in Python
+    pytest.param(3, 96, 3, 512, 96, 3, marks=pytest.mark.slow),
+])
+def test_memory_model_against_torch_memtracker(L, d, heads, V, T, B):
+    """torch's MemTracker (torch.distributed._tools.mem_tracker) on a real GPT step on CPU, per component:
+    parameters, gradients and AdamW state exactly (fp32: 4 + 4 + 8 bytes; PyTorch adds a 4-byte step count
+    per parameter tensor), activations at the peak of forward + backward within 5% of the model (fp32, no
+    dropout, SDPA: flash-style, fp32 logits once)."""
+    torch = pytest.importorskip("torch")
+    mem_tracker = pytest.importorskip("torch.distributed._tools.mem_tracker")
+    from scalebench.families import get_family
+    from scalebench.families.gpt import GPTShape, build, params_total
+
+    torch.manual_seed(0)
+    shape = GPTShape(n_layer=L, d_model=d, n_head=heads, vocab_size=V, seq_len=T)
+    model = build(shape)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x = torch.randint(0, V, (B, T))
+    loss_fn = get_family("gpt").loss
+
+    def components(snapshot):
+        (by_type,) = snapshot.values()
+        return {str(k).rsplit(".", 1)[-1]: v for k, v in by_type.items()}
+
+    states = mem_tracker.MemTracker()
+    states.track_external(model, opt)
+    with states:
+        loss_fn(model(x), x).backward()
+        opt.step()
+    after = components(states.get_tracker_snapshot())
+    opt.zero_grad(set_to_none=False)
+    acts = mem_tracker.MemTracker()
+    acts.track_external(model, opt)
+    with acts:
+        loss_fn(model(x), x).backward()
+    peak = components(acts.get_tracker_snapshot("peak"))
+
+    P = params_total(shape)
+    w, g, o = mem.state_bytes_per_param("fp32", "adamw")
+    n_tensors = len(list(model.parameters()))
+    assert after["PARAM"] == P * w and after["GRAD"] == P * g
+    assert after["OPT"] == P * o + 4 * n_tensors  # m and v, plus AdamW's per-tensor step count
+    modelled = float(mem.activation_bytes(n_layer=L, d_model=d, n_head=heads, seq_len=T, micro_batch=B,
+                                          vocab_size=V, checkpointing="none", flash_attention=True, scale=2.0))
+    assert peak["ACT"] == pytest.approx(modelled, rel=0.05)
