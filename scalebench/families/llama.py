@@ -65,8 +65,13 @@ class LlamaShape:
     tie_embeddings: bool = False
     z_loss: float = 0.0  # coefficient of log²Z added to the training loss (PaLM uses 1e-4)
     rope_theta: float = 10000.0
+    # scalebench/families/parametrization.py: how init, per-layer lr and output scale follow the base shape
+    parametrization: str = "standard"
+    base_d_model: int | None = None
+    base_n_layer: int | None = None
 
     def __post_init__(self) -> None:
+        self.scaling  # noqa: B018 - checks the parametrisation's fields
         for name in ("n_layer", "d_model", "n_head", "vocab_size", "seq_len"):
             _check_int(name, getattr(self, name))
         for name in ("n_kv_head", "d_ff"):
@@ -105,8 +110,19 @@ class LlamaShape:
         kv = f"-kv{self.kv_heads}" if self.kv_heads != self.n_head else ""
         return f"L{self.n_layer}-d{self.d_model}-h{self.n_head}{kv}"
 
+    @property
+    def scaling(self):
+        from scalebench.families.parametrization import Scaling
+
+        return Scaling(kind=self.parametrization, d_model=self.d_model, n_layer=self.n_layer,
+                       base_d_model=self.base_d_model, base_n_layer=self.base_n_layer)
+
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if self.parametrization == "standard":
+            for key in ("parametrization", "base_d_model", "base_n_layer"):
+                d.pop(key)
+        return d
 
 
 def _check_int(name: str, value: Any) -> None:
@@ -215,6 +231,9 @@ def shape_context(info: Any, train: Any, model: Any) -> dict[str, Any]:
     context = {"vocab_size": info.vocab_size, "seq_len": train.seq_len}
     if options is not None:
         context.update(options.shape_fields())
+    if getattr(model, "parametrization", "standard") != "standard":
+        context.update(parametrization=model.parametrization, base_d_model=model.base_d_model,
+                       base_n_layer=model.base_n_layer)
     return context
 
 

@@ -53,6 +53,8 @@ class Attention(nn.Module):
         self.wo = nn.Linear(s.n_head * q, s.d_model, bias=False)
         self.q_norm = RMSNorm(q) if s.qk_norm else None
         self.k_norm = RMSNorm(q) if s.qk_norm else None
+        scaling = s.scaling  # None: SDPA's 1/sqrt(d_head) (standard); muP and CompleteP use 1/d_head
+        self.scale = None if scaling.kind == "standard" else scaling.attention_scale(q)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape
@@ -62,7 +64,8 @@ class Attention(nn.Module):
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = apply_rope(q.transpose(1, 2), cos, sin), apply_rope(k.transpose(1, 2), cos, sin)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.n_kv_head != self.n_head)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.n_kv_head != self.n_head,
+                                           scale=self.scale)
         return self.wo(y.transpose(1, 2).reshape(b, t, self.n_head * self.head_dim))
 
 
@@ -86,10 +89,14 @@ class Block(nn.Module):
         self.attn = Attention(s)
         self.mlp_norm = RMSNorm(s.d_model)
         self.mlp = SwiGLU(s)
+        self.branch_mult = s.scaling.branch_mult  # CompleteP: 1/m_L on each residual branch
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x), cos, sin)
-        return x + self.mlp(self.mlp_norm(x))
+        if self.branch_mult == 1.0:
+            x = x + self.attn(self.attn_norm(x), cos, sin)
+            return x + self.mlp(self.mlp_norm(x))
+        x = x + self.branch_mult * self.attn(self.attn_norm(x), cos, sin)
+        return x + self.branch_mult * self.mlp(self.mlp_norm(x))
 
 
 def param_kind(name: str) -> str:
@@ -107,9 +114,19 @@ def init_std(name: str, s: LlamaShape) -> float | None:
     kind = param_kind(name)
     if kind == "vector":
         return None
+    if s.parametrization != "standard":
+        return s.scaling.init_std(role(name))
     if name.endswith(("attn.wo.weight", "mlp.w2.weight")):
         return 0.02 / math.sqrt(2 * s.n_layer)
     return 0.02
+
+
+def role(name: str) -> str:
+    """The parameter's role in scalebench/families/parametrization.py."""
+    kind = param_kind(name)
+    if kind == "hidden" and name.endswith(("attn.wo.weight", "mlp.w2.weight")):
+        return "residual"
+    return {"output": "head"}.get(kind, kind)
 
 
 class Llama(nn.Module):
@@ -123,7 +140,24 @@ class Llama(nn.Module):
         cos, sin = rope_tables(s.seq_len, s.head_dim, s.rope_theta)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
+        self.output_mult = s.scaling.output_mult
         self.reset_parameters()
+
+    def optimizer_groups(self, weight_decay: float) -> list[dict] | None:
+        """Per-role groups (lr, weight-decay and eps multipliers) under muP/CompleteP; None: the standard two."""
+        if self.shape.parametrization == "standard":
+            return None
+        from scalebench.families.parametrization import optimizer_groups
+
+        return optimizer_groups(self.named_parameters(), lambda name, _p: role(name), self.shape.scaling,
+                                weight_decay)
+
+    def coord_modules(self) -> dict[str, nn.Module]:
+        """Outputs a coordinate check follows (scalebench/train/coordcheck.py)."""
+        out: dict[str, nn.Module] = {"embedding": self.embed}
+        for i, block in enumerate(self.blocks):
+            out.update({f"block{i}.attn": block.attn.wo, f"block{i}.mlp": block.mlp.w2, f"block{i}": block})
+        return out
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
@@ -143,6 +177,8 @@ class Llama(nn.Module):
             x = block(x, cos, sin)
         x = self.norm(x)
         logits = self.head(x) if self.head is not None else x @ self.embed.weight.t()
+        if self.output_mult != 1.0:
+            logits = logits * self.output_mult
         if self.training and self.shape.z_loss > 0:
             # PaLM's auxiliary loss z_loss·log²Z keeps the softmax normaliser near 1 (Chowdhery et al. 2022, §5)
             log_z = torch.logsumexp(logits.float(), dim=-1)

@@ -60,6 +60,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the JSON summary instead of the text report")
     p.add_argument("--at-flops", type=float, default=None, metavar="C",
                    help="also report the compute-optimal point at C FLOPs with intervals (JSON: optimum)")
+    p.add_argument("--hyper", choices=("lr", "batch"), default=None,
+                   help="fit the law of the best lr (or batch) per size and budget from a [grid] lr sweep instead "
+                   "of a loss law (saved as DIR/hyper_lr.json); see docs/hyperparameters.md")
+    p.add_argument("--at-params", type=float, default=None, metavar="N",
+                   help="with --hyper: the fitted value at N parameters (and --at-tokens D) with its interval")
+    p.add_argument("--at-tokens", type=float, default=None, metavar="D", help="with --hyper and --at-params")
     p.set_defaults(func=handle)
 
 
@@ -114,6 +120,10 @@ def handle(args: argparse.Namespace) -> int:
     from scalebench.laws.fitting import fit_frame
     from scalebench.laws.io import SWEEP_STORE_FILE, describe_source, known_floor, load_data
 
+    if args.hyper or args.at_params is not None or args.at_tokens is not None:
+        from scalebench.laws.hyper_cli import handle_hyper
+
+        return handle_hyper(args)
     if args.bootstrap < 0:
         raise ConfigError(f"--bootstrap must be a non-negative count of resamples, not {args.bootstrap}")
     if args.approach != 3 and (args.compare or args.group_by or args.fix or args.tie):
@@ -175,6 +185,10 @@ def handle(args: argparse.Namespace) -> int:
         result = fit_frame(frame, form, source=describe_source(args.source), backtest_below=args.backtest_below,
                            progress=lambda done, total: bar.update(1), known_floor=known_floor(args.source, args.loss_col),
                            **options)
+    if sweep:  # the ladder's own checks (lr probes, spikes, crossing curves, cells left out) join the verdict
+        from scalebench.laws.health import with_health
+
+        result = with_health(result, path, args.loss_col or "eval_loss")
     if args.at_flops is not None:  # scalebench next's target, with its intervals
         import json
 

@@ -99,6 +99,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     inf.add_argument("--decode-efficiency", type=_num("decode_efficiency"), help="fraction of memory bandwidth decode reaches (default 0.89, a measured copy)")
     inf.add_argument("--prefill-mfu", type=_num("prefill_mfu"), help="MFU of the prefill (default: timed by the hardware model)")
     _common(e)
+    e.add_argument("--hyper-law", metavar="DIR", help="a sweep folder with fitted lr/batch laws (fit DIR --hyper lr): "
+                   "report their values for this run")
     e.set_defaults(func=handle_estimate)
 
     p = subparsers.add_parser("plan", help="compute-optimal model size and tokens for a budget, with its estimate",
@@ -118,6 +120,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"without --num-gpus: the fewest GPUs (powers of two) that finish within this many days "
                         f"(default {DEFAULT_MAX_DAYS:g})")
     _common(p)
+    p.add_argument("--hyper-law", metavar="DIR", help="a sweep folder with fitted lr/batch laws (fit DIR --hyper lr): "
+                   "report their values for the planned run")
     p.set_defaults(func=handle_plan)
 
 
@@ -139,11 +143,37 @@ _INFERENCE = ("context", "input_tokens", "request_rate", "batch", "output_tokens
 _TRAINING_ONLY = ("tokens", "law", "precision", "optimizer", "checkpointing", "flash_attention", "seq_len",
                   "micro_batch", "global_batch", "pp", "cp", "ep", "zero", "mfu", "hfu", "calibrate", "scaling_efficiency",
                   "goodput", "power_fraction", "pue", "grid_gco2_per_kwh", "allocator_overhead", "family", "d_ff", "vocab_size",
-                  "framework", "grad_dtype", "master_dtype", "dropout")
+                  "framework", "grad_dtype", "master_dtype", "dropout", "hyper_law")
 
 
-def _emit(result, as_json: bool) -> None:
-    print(json.dumps(result.to_dict(), indent=2) if as_json else result.report())
+def _hyper_laws(result, hyper_law: str | None) -> dict | None:
+    """The lr / batch laws a sweep fitted (scalebench/laws/hyper.py), at this run's N and D."""
+    if not hyper_law:
+        return None
+    from scalebench.errors import ConfigError
+    from scalebench.laws.hyper import laws_at_target
+
+    d = result.to_dict()
+    if not d.get("params") or not d.get("tokens"):
+        raise ConfigError("--hyper-law needs a training run with params and tokens")
+    return laws_at_target(hyper_law, float(d["params"]), float(d["tokens"]))
+
+
+def _print_hyper(result, found: dict | None) -> None:
+    if found:
+        from scalebench.laws.hyper import target_lines
+
+        print("\n".join(target_lines(found, float(result.to_dict()["params"]))))
+
+
+def _emit(result, as_json: bool, hyper_law: str | None = None) -> None:
+    found = _hyper_laws(result, hyper_law)
+    if as_json:
+        d = result.to_dict()
+        print(json.dumps({**d, "hyperparameters": found} if found else d, indent=2))
+        return
+    print(result.report())
+    _print_hyper(result, found)
 
 
 def handle_estimate(args: argparse.Namespace) -> int:
@@ -170,7 +200,7 @@ def handle_estimate(args: argparse.Namespace) -> int:
     for k in ("params", "tokens", "model", "law"):
         if getattr(args, k) is not None:
             kw[k] = getattr(args, k)
-    _emit(estimate(**kw), args.json)
+    _emit(estimate(**kw), args.json, args.hyper_law)
     return 0
 
 
@@ -187,10 +217,13 @@ def handle_plan(args: argparse.Namespace) -> int:
     rule = None
     if args.num_gpus is None and args.deadline_days is None:
         result, rule = _within_days(result, common, kw, args.max_days or DEFAULT_MAX_DAYS, args.max_days is None)
+    found = _hyper_laws(result, args.hyper_law)
     if args.json:
-        print(json.dumps({**result.to_dict(), "gpu_count_rule": rule}, indent=2))
+        extra = {"hyperparameters": found} if found else {}
+        print(json.dumps({**result.to_dict(), "gpu_count_rule": rule, **extra}, indent=2))
     else:
         print((rule + "\n" if rule else "") + result.report())
+        _print_hyper(result, found)
     return 0
 
 
