@@ -70,3 +70,30 @@ def test_bad_arguments(home):
     if not torch.cuda.is_available():
         with pytest.raises(DeviceError):
             calibrate("cuda")
+
+
+def test_calibrate_grid_on_cpu_and_the_estimate_uses_the_profile(home, capsys):
+    """The matmul-efficiency grid runs on CPU; a saved profile of a catalogued card sets the estimator's GEMM
+    efficiency for that card (`scalebench estimate --calibrate` without a folder)."""
+    import dataclasses
+
+    from scalebench.cli import main
+    from scalebench.hardware.calibrate import GRID_CPU, calibrate, gemm_efficiency, save_calibration
+
+    cal = calibrate("cpu", size=64, copy_bytes=1 << 16, repeats=1, rounds=1, pause_s=0.0, grid=True)
+    assert {(r["m"], r["n"], r["k"]) for r in cal.matmul_grid} == set(GRID_CPU)
+    assert all(r["flops_per_s"] > 0 for r in cal.matmul_grid) and {r["dtype"] for r in cal.matmul_grid} == {"fp32", "bf16"}
+    best = max(r["flops_per_s"] for r in cal.matmul_grid if r["dtype"] == "bf16")
+    assert gemm_efficiency(cal, "bf16", best * 2) == pytest.approx(0.5)
+    base = ["estimate", "--params", "7e9", "--tokens", "1e12", "--gpu", "H100", "--num-gpus", "64", "--json"]
+    assert main([*base, "--calibrate"]) == 2
+    assert "no hardware profile of H100-SXM" in capsys.readouterr().err
+    # a profile as `env --calibrate` saves it on an H100 (the name the driver reports), at half the kernel benchmark
+    h100 = dataclasses.replace(cal, device_name="NVIDIA H100 80GB HBM3", device_type="cuda",
+                               matmul_grid=({"dtype": "bf16", "m": 8192, "n": 4096, "k": 4096, "flops_per_s": 400e12},))
+    save_calibration(h100)
+    assert main(base) == 0
+    default = json.loads(capsys.readouterr().out)
+    assert main([*base, "--calibrate"]) == 0
+    measured = json.loads(capsys.readouterr().out)
+    assert measured["mfu"] < 0.8 * default["mfu"] and measured["wall_clock_s"] > default["wall_clock_s"]

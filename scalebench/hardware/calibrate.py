@@ -16,6 +16,13 @@ synchronised around each timed call; TF32 is disabled for the fp32 figure so it 
 bf16 figure is measured too (it runs, often slowly, without bf16 units) and says what a CPU bf16 run
 would reach.
 
+``grid=True`` (what ``scalebench env --calibrate`` runs) adds a matmul-efficiency grid: GEMMs of the shapes a
+training layer produces (tokens × width by width × width', ``GRID_GPU`` or the smaller ``GRID_CPU``) in fp32
+and bf16, each timed ``GRID_REPEATS`` times after a warm-up, kept as ``matmul_grid`` rows {dtype, m, n, k,
+flops_per_s}. ``scalebench estimate --calibrate`` (no sweep folder) then takes the GEMM efficiency of the
+estimate's GPU from the profile saved for that card (:func:`gemm_efficiency`). An all-reduce bandwidth is
+not measured yet (it needs one process per GPU); the catalog's link rates stand.
+
 The file (``$SCALEBENCH_HOME/calibration.json``, ``SCALEBENCH_HOME`` defaulting to
 ``~/.cache/scalebench``) holds one entry per device name, so one home can serve several machines.
 """
@@ -41,7 +48,13 @@ __all__ = [
     "calibration_path",
     "current_device_name",
     "scalebench_home",
+    "gemm_efficiency",
+    "load_profiles",
 ]
+
+GRID_GPU = tuple((m, n, k) for m in (512, 2048, 8192) for n, k in ((4096, 4096), (11008, 4096), (4096, 11008)))
+GRID_CPU = tuple((m, n, k) for m in (64, 256) for n, k in ((256, 256), (512, 256)))
+GRID_REPEATS = 3
 
 _FILE = "calibration.json"
 _FORMAT = 1
@@ -67,6 +80,7 @@ class Calibration:
     fp32_matmul_spread: float | None = None  # (p90 - p10) / p90 of the rates: 0 on a quiet machine
     bf16_matmul_spread: float | None = None
     copy_bandwidth_spread: float | None = None
+    matmul_grid: tuple = ()  # {dtype, m, n, k, flops_per_s} per measured GEMM shape (grid=True)
 
     SPREAD_WARN = 0.25  # a spread above this: the machine was busy, the peak is likely understated
 
@@ -153,7 +167,7 @@ def _summary(work: float, times: list[float]) -> tuple[float | None, float | Non
 
 def calibrate(
     device: Any = "auto", *, size: int | None = None, copy_bytes: int | None = None, repeats: int = 10,
-    rounds: int = 5, pause_s: float = 0.2,
+    rounds: int = 5, pause_s: float = 0.2, grid: bool = False,
 ) -> Calibration:
     """Measure matmul FLOP/s (fp32, bf16) and copy bandwidth on ``device`` ("auto": CUDA if present).
 
@@ -198,6 +212,8 @@ def calibrate(
         torch.backends.cuda.matmul.allow_tf32 = tf32
     bf16 = matmul_rate(torch.bfloat16)
 
+    rows = _grid(torch, dev, sync, GRID_GPU if cuda else GRID_CPU) if grid else ()
+
     src = torch.empty(nbytes // 4, dtype=torch.float32, device=dev).fill_(1.0)
     dst = torch.empty_like(src)
     copy = _summary(2.0 * src.numel() * 4, _times_s(lambda: dst.copy_(src), sync, repeats, rounds, pause_s))
@@ -217,7 +233,41 @@ def calibrate(
         torch_version=str(torch.__version__),
         date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         threads=torch.get_num_threads() if dev.type == "cpu" else None,
+        matmul_grid=rows,
     )
+
+
+def _grid(torch: Any, dev: Any, sync: Any, shapes: tuple) -> tuple:
+    """The matmul-efficiency grid: the median rate of GRID_REPEATS timings per (dtype, shape)."""
+    import numpy as np
+
+    rows = []
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        for m, n, k in shapes:
+            try:
+                a = torch.randn(m, k, device=dev).to(dtype)
+                b = torch.randn(k, n, device=dev).to(dtype)
+                times = _times_s(lambda: torch.mm(a, b), sync, GRID_REPEATS, 1, 0.0)  # noqa: B023
+            except (RuntimeError, TypeError):  # no kernel for this dtype here
+                continue
+            rows.append({"dtype": name, "m": m, "n": n, "k": k,
+                         "flops_per_s": 2.0 * m * n * k / float(np.median(times))})
+    return tuple(rows)
+
+
+def gemm_efficiency(cal: Calibration, dtype: str, peak_flops: float) -> float | None:
+    """The best measured GEMM rate of ``dtype`` (bf16 stands for fp16 and fp8 too) over ``peak_flops``;
+    None without a grid row of that dtype."""
+    key = "fp32" if dtype in ("fp32", "tf32") else "bf16"
+    rates = [r["flops_per_s"] for r in cal.matmul_grid if r.get("dtype") == key]
+    if not rates or not peak_flops:
+        return None
+    return min(1.0, max(rates) / peak_flops)
+
+
+def load_profiles(path: str | Path | None = None) -> list[Calibration]:
+    """Every saved calibration in the file (one per device name)."""
+    return [c for name in _read(calibration_path(path))["devices"] if (c := load_calibration(name, path))]
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -257,7 +307,9 @@ def load_calibration(device_name: str, path: str | Path | None = None) -> Calibr
         return None
     known = {f.name for f in fields(Calibration)}
     try:
-        return Calibration(**{k: v for k, v in entry.items() if k in known})
+        values = {k: v for k, v in entry.items() if k in known}
+        values["matmul_grid"] = tuple(values.get("matmul_grid") or ())  # JSON gives a list
+        return Calibration(**values)
     except TypeError as exc:
         raise ConfigError(
             f"calibration file {p}: entry {device_name!r} is incomplete ({exc}); recalibrate"

@@ -53,7 +53,11 @@ def _common(p: argparse.ArgumentParser) -> None:
                                                "(default: the published-runs table for the GPU generation)")
     ef.add_argument("--hfu", type=_num("hfu"), help="hardware FLOPs utilisation 0-1, recomputation counted (a Megatron-style "
                                                "TFLOP/s over the peak): 3/4 of it is the MFU under full recomputation")
-    ef.add_argument("--calibrate", metavar="SWEEP_DIR", help="take MFU (and power) from a sweep's measurements")
+    ef.add_argument("--calibrate", metavar="SWEEP_DIR", nargs="?", const=PROFILE,
+                    help="with a sweep folder: take MFU (and power) from its measurements; alone: take the GEMM "
+                         "efficiency of --gpu from the profile `scalebench env --calibrate` saved on that card")
+    ef.add_argument("--gemm-efficiency", type=_num("gemm_efficiency"),
+                    help="measured GEMM rate over the datasheet peak (default: the generation's kernel benchmark)")
     ef.add_argument("--scaling-efficiency", type=_num("scaling_efficiency"), help="a further multiplier on throughput (default 1)")
     ef.add_argument("--goodput", type=_num("goodput"), help="share of reserved GPU time spent training, restarts and repeated "
                                                    "steps excluded (default 1: the default MFU's hours contain them)")
@@ -69,7 +73,7 @@ _PASS = ("gpu", "num_gpus", "price_usd_per_hour", "n_layer", "d_model", "n_head"
          "n_experts", "top_k", "params_active", "expert_params", "head_dim", "family", "precision", "optimizer", "checkpointing", "flash_attention",
          "seq_len", "micro_batch", "global_batch", "tp", "pp", "cp", "ep", "zero", "mfu", "hfu", "scaling_efficiency",
          "goodput", "power_fraction", "pue", "grid_gco2_per_kwh", "allocator_overhead", "context_bytes",
-         "framework", "grad_dtype", "master_dtype", "dropout")
+         "framework", "grad_dtype", "master_dtype", "dropout", "gemm_efficiency")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -125,9 +129,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=handle_plan)
 
 
+PROFILE = "(hardware profile)"  # --calibrate without a folder
+
+
+def _profile_efficiency(args: argparse.Namespace) -> float:
+    """The GEMM efficiency of --gpu from the saved hardware profile (scalebench env --calibrate)."""
+    from scalebench.errors import ConfigError
+    from scalebench.hardware.calibrate import calibration_path, gemm_efficiency, load_profiles
+    from scalebench.hardware.catalog import get_gpu, match_device_name
+
+    spec = get_gpu(args.gpu)
+    precision = args.precision or "bf16"
+    for cal in load_profiles():
+        matched = match_device_name(cal.device_name)
+        if matched is not None and matched.name == spec.name:
+            eff = gemm_efficiency(cal, precision, spec.peak_for(precision) or 0.0)
+            if eff is None:
+                raise ConfigError(f"the profile of {cal.device_name} in {calibration_path()} has no {precision} "
+                                  "matmul grid; rerun `scalebench env --calibrate` on that machine")
+            return eff
+    raise ConfigError(f"no hardware profile of {spec.name} in {calibration_path()}: run `scalebench env --calibrate` "
+                      "on a machine with that card (or give --calibrate SWEEP_DIR)")
+
+
 def _estimate_kwargs(args: argparse.Namespace) -> dict:
     kw = {k: getattr(args, k) for k in _PASS}
-    if args.calibrate:
+    if args.calibrate == PROFILE:
+        kw["gemm_efficiency"] = _profile_efficiency(args)
+    elif args.calibrate:
         if args.mfu is not None or args.hfu is not None:
             from scalebench.errors import ConfigError
 
@@ -143,7 +172,7 @@ _INFERENCE = ("context", "input_tokens", "request_rate", "batch", "output_tokens
 _TRAINING_ONLY = ("tokens", "law", "precision", "optimizer", "checkpointing", "flash_attention", "seq_len",
                   "micro_batch", "global_batch", "pp", "cp", "ep", "zero", "mfu", "hfu", "calibrate", "scaling_efficiency",
                   "goodput", "power_fraction", "pue", "grid_gco2_per_kwh", "allocator_overhead", "family", "d_ff", "vocab_size",
-                  "framework", "grad_dtype", "master_dtype", "dropout", "hyper_law")
+                  "framework", "grad_dtype", "master_dtype", "dropout", "hyper_law", "gemm_efficiency")
 
 
 def _hyper_laws(result, hyper_law: str | None) -> dict | None:

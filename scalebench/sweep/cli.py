@@ -306,8 +306,8 @@ def cmd_env(args) -> int:
         from scalebench._ticker import working
         from scalebench.hardware.calibrate import calibrate, save_calibration
 
-        with working("env: calibrating matmul peak and copy bandwidth (5 rounds)"):
-            cal = calibrate()
+        with working("env: calibrating matmul peak, a matmul-efficiency grid and copy bandwidth"):
+            cal = calibrate(grid=True)
         path = save_calibration(cal)
         env["calibration"] = {**cal.as_dict(), "saved_to": str(path), "noisy": cal.noisy()}
     if args.json:

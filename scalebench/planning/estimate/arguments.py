@@ -96,6 +96,7 @@ ARGS: tuple[Arg, ...] = (
     _n("head_dim", 1, 1e5, integer=True, low_open=False),
     _n("hfu", 1e-3, 1.0, low_open=False, text="a fraction of the peak from 0.001 to 1",
        why="recomputation counted"),
+    _n("gemm_efficiency", high=1.0, why="measured GEMM rate over the datasheet peak (env --calibrate)"),
     Arg(name="framework", default="megatron", kind="text"), Arg(name="grad_dtype", kind="text"),
     Arg(name="master_dtype", kind="text"),
     _n("dropout", 0.0, 1.0, low_open=False, default=0.0, why="a dropout probability; 0 keeps no masks"),

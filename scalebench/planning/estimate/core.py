@@ -214,7 +214,8 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
         modelled=modelled, d_ff=ff, swiglu=swiglu, vocab=vocab, q_dim=attn_dim, flash=flash,
         bandwidth=_take(g_codes, [s.bandwidth_bytes_per_s for s in gpus], np.nan),
         units=_take(g_codes, [np.nan if s.compute_units is None else s.compute_units for s in gpus], np.nan),
-        gemm_eff=_take(g_codes, [e[0] for e in effs], np.nan),
+        gemm_eff=np.where(np.isnan(num["gemm_efficiency"]), _take(g_codes, [e[0] for e in effs], np.nan),
+                          num["gemm_efficiency"]),
         attn_eff=_take(g_codes, [e[1] for e in effs], np.nan) * attn_peak / peak, act_bytes=2.0 * act_scale,
         kernel_efficiency=np.full(n, kernel_eff), embedding_params=embed)
     grid = layout.candidates(max_tp=int(np.nanmax(np.where(np.isnan(fixed["tp"]), np.minimum(node, heads), fixed["tp"]))),
