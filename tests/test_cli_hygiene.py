@@ -87,3 +87,29 @@ def test_long_steps_show_an_elapsed_line_on_a_terminal_only():
         pass
     assert "report: fitting … 0 s" in term.getvalue() and term.getvalue().endswith("\r")
     assert log.getvalue() == ""
+
+
+# --- light commands import no heavy library: each in a fresh interpreter, on a real sweep folder -------------
+
+_RUN_PROBE = """
+import contextlib, io, json, sys
+from scalebench.cli import main
+with contextlib.redirect_stdout(io.StringIO()):
+    code = main({argv!r})
+print(json.dumps({{"code": code, "heavy": [m for m in ("torch", "scipy", "matplotlib", "seaborn") if m in sys.modules]}}))
+"""
+
+
+def test_light_commands_import_no_torch_scipy_or_matplotlib(tmp_path):
+    from pathlib import Path
+
+    from scalebench.report.synthetic import make_synthetic_sweep
+
+    sweep = make_synthetic_sweep(tmp_path / "sweep", n_sizes=3, n_budgets=2, steps_per_run=5, telemetry_per_run=2)
+    spec = Path(__file__).resolve().parents[1] / "sweeps" / "synthetic.toml"
+    for argv in (["status", str(sweep)], ["export", str(sweep), "--out", str(tmp_path / "runs.csv")],
+                 ["export", str(sweep), "--steps", "--out", str(tmp_path / "steps.csv")], ["validate", str(spec)]):
+        res = subprocess.run([sys.executable, "-c", _RUN_PROBE.format(argv=argv)], capture_output=True, text=True,
+                             timeout=120)
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout.splitlines()[-1]) == {"code": 0, "heavy": []}, argv

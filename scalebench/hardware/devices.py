@@ -9,6 +9,16 @@ import sys
 from typing import Any
 
 
+# Where a GPU driver shows itself: NVIDIA's device nodes and proc entry, WSL's GPU paravirtualisation, ROCm's
+# kernel driver. Without any of them torch cannot see a GPU, so "is there CUDA?" needs no torch import (~1 s).
+GPU_DRIVER_PATHS = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia", "/dev/dxg", "/dev/kfd")
+
+
+def gpu_driver_visible() -> bool:
+    """Whether any GPU driver is visible here (see ``GPU_DRIVER_PATHS``); False means no CUDA for certain."""
+    return any(os.path.exists(p) for p in GPU_DRIVER_PATHS)
+
+
 def cuda_devices() -> list[dict[str, Any]]:
     """Visible CUDA devices (index, name, memory); empty without CUDA."""
     import torch

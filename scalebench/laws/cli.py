@@ -43,6 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="fit one law per value of column COL (e.g. family, optimizer) and compare the exponents")
     p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, metavar="N",
                    help=f"bootstrap resamples over runs for intervals (default {DEFAULT_BOOTSTRAP}; 0: none)")
+    p.add_argument("--bootstrap-method", choices=("warm", "full"), default="warm",
+                   help="warm (default): refit resamples from the full fit's optima, checking a sample against the "
+                        "full start grid; full: the whole grid on every resample (slow, the reference)")
     p.add_argument("--confidence", type=float, default=0.95, help="interval confidence (default 0.95)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--backtest-below", type=float, default=None, metavar="FLOPS",
@@ -147,7 +150,7 @@ def handle(args: argparse.Namespace) -> int:
 
     form = _form(args)
     options = {"bootstrap": args.bootstrap, "seed": args.seed, "confidence": args.confidence,
-               "huber_delta": args.huber_delta}
+               "huber_delta": args.huber_delta, "bootstrap_method": args.bootstrap_method}
     if args.compare:
         import json
 
@@ -183,7 +186,7 @@ def handle(args: argparse.Namespace) -> int:
                disable=not args.bootstrap or not sys.stderr.isatty())
     with bar:
         result = fit_frame(frame, form, source=describe_source(args.source), backtest_below=args.backtest_below,
-                           progress=lambda done, total: bar.update(1), known_floor=known_floor(args.source, args.loss_col),
+                           progress=lambda done, total: bar.update(done - bar.n), known_floor=known_floor(args.source, args.loss_col),
                            **options)
     if sweep:  # the ladder's own checks (lr probes, spikes, crossing curves, cells left out) join the verdict
         from scalebench.laws.health import with_health

@@ -169,6 +169,15 @@ def _check_bootstrap(c: _Collector, result: Any) -> None:
         c.checks["bootstrap"] = 0
         return
     form, ci = result.form, result.intervals
+    audited, disagree = result.metadata.get("bootstrap_audited"), result.metadata.get("bootstrap_disagree")
+    if audited:  # the warm refits were checked against the full grid on a sample of resamples
+        c.checks["bootstrap_audited"] = audited
+        c.checks["bootstrap_disagree_share"] = disagree / audited
+        if disagree:
+            c.add("weak", f"{disagree} of {audited} bootstrap resamples checked against the full start grid found a "
+                  "lower optimum there than from the warm starts: other resamples may have missed it too, so the "
+                  "intervals may be off", "refit with the full grid on every resample (fit(..., "
+                  "bootstrap_method='full'); slow), or add runs so that the optimum is unique")
     stuck = float(np.mean(np.max(np.abs(thetas - result.theta[None, :]), axis=1) < 1e-7))
     c.checks["bootstrap_stuck_share"] = stuck
     if stuck > 0.25:

@@ -22,7 +22,9 @@ from scalebench.laws.objective import huber
 from scalebench.laws.optimize import multistart
 from scalebench.laws.result import FitResult
 
-# Bootstrap refits start from the full-data optimum plus this many other distinct local optima.
+# Bootstrap refits (method "warm") start from the full-data optimum plus at most this many other distinct local
+# optima of the full fit that nearly tie with it; a sample of resamples is checked against the full grid
+# (see ``bootstrap``).
 BOOTSTRAP_EXTRA_STARTS = 3
 
 
@@ -38,8 +40,15 @@ MAX_BOOTSTRAP = 100_000  # each resample is a full multi-start fit; more is hour
 
 
 def _check_options(
-    huber_delta: float, confidence: float, bootstrap: int, n_refine: int | None, seed: object = 0
+    huber_delta: float, confidence: float, bootstrap: int, n_refine: int | None, seed: object = 0,
+    bootstrap_method: object = "warm",
 ) -> None:
+    from scalebench.laws.bootstrap import METHODS
+
+    if bootstrap_method not in METHODS:
+        raise ConfigError(f"bootstrap_method must be one of {', '.join(map(repr, METHODS))} ('warm': refits from "
+                          f"the full fit's optima, checked on a sample; 'full': the whole grid on every resample), "
+                          f"not {bootstrap_method!r}")
     if not (_real(huber_delta) and huber_delta > 0):
         raise ConfigError(f"huber_delta must be a positive number, not {huber_delta!r}")
     if not (_real(confidence) and 0 < confidence < 1):
@@ -79,6 +88,7 @@ def fit_frame(
     form: LawForm,
     *,
     bootstrap: int = 0,
+    bootstrap_method: str = "warm",
     seed: int = 0,
     confidence: float = 0.95,
     huber_delta: float = 1e-3,
@@ -94,10 +104,11 @@ def fit_frame(
     """Fit ``form`` to a canonical, validated frame (see ``io.load_data``). Exact duplicate runs are
     dropped with a warning (they would count twice and narrow the intervals). With ``diagnostics`` the
     result carries a verdict (see ``diagnostics.diagnose``)."""
-    from scalebench.laws.bootstrap import bootstrap_thetas, intervals
+    from scalebench.laws.bootstrap import bootstrap as run_bootstrap
+    from scalebench.laws.bootstrap import intervals
     from scalebench.laws.io import drop_duplicate_runs
 
-    _check_options(huber_delta, confidence, bootstrap, n_refine, seed)
+    _check_options(huber_delta, confidence, bootstrap, n_refine, seed, bootstrap_method)
     frame = drop_duplicate_runs(frame, form.variables, source or "data")
     _check_data(frame, form)
     logx = np.log(frame[list(form.variables)].to_numpy(dtype=float).T)
@@ -112,21 +123,17 @@ def fit_frame(
     residuals["residual"] = log_pred - logy  # in log loss, the fitted quantity
     residuals["huber"] = huber(residuals["residual"].to_numpy(), huber_delta)
 
-    thetas, cis = None, {}
+    thetas, cis, boot_meta = None, {}, {}
     if bootstrap:
         groups = frame["run_id"].to_numpy() if "run_id" in frame else np.arange(len(frame))
-        thetas = bootstrap_thetas(
-            form,
-            logx,
-            logy,
-            groups,
-            starts=outcome.optima[: 1 + BOOTSTRAP_EXTRA_STARTS],
-            n_resamples=int(bootstrap),
-            seed=seed,
-            delta=huber_delta,
-            progress=progress,
-        )
+        boot = run_bootstrap(form, logx, logy, groups, optima=outcome.optima, grid=starts, n_refine=n_refine,
+                             n_resamples=int(bootstrap), seed=seed, delta=huber_delta, method=bootstrap_method,
+                             n_warm=1 + BOOTSTRAP_EXTRA_STARTS, progress=progress)
+        thetas = boot.thetas
         cis = dict(intervals(form, thetas, confidence))
+        boot_meta = {"bootstrap_method": boot.method}
+        if boot.n_audited:
+            boot_meta |= {"bootstrap_audited": boot.n_audited, "bootstrap_disagree": boot.n_disagree}
 
     result = FitResult(
         law=form.name,
@@ -148,7 +155,7 @@ def fit_frame(
         bootstrap_thetas=thetas,
         source=source,
         metadata={"seed": seed, "reach_rtol": outcome.reach_rtol, "n_local_optima": len(outcome.optima),
-                  "n_refine": n_refine, "data_fingerprint": data_fingerprint(frame, form.variables)},
+                  "n_refine": n_refine, "data_fingerprint": data_fingerprint(frame, form.variables), **boot_meta},
     )
     if backtest_below is not None:
         from scalebench.laws.backtest import backtest_frame
@@ -193,6 +200,7 @@ def fit(
     tokens_col: str = "tokens",
     flops_col: str = "flops",
     bootstrap: int = 0,
+    bootstrap_method: str = "warm",
     seed: int = 0,
     backtest_below: float | None = None,
     confidence: float = 0.95,
@@ -211,7 +219,9 @@ def fit(
     by default). ``law``: a registered name (``chinchilla``, ``kaplan-joint``, ``power-*``, ``kaplan-*``
     with E = 0, ``broken-power-*``, ``data-constrained``) or a ``LawForm``. ``fix`` holds public
     parameters at given values (``{"E": 1.8}``); ``tie`` makes one equal another (``{"alpha": "beta"}``).
-    ``bootstrap``: resamples over runs for percentile intervals at ``confidence``. ``backtest_below``:
+    ``bootstrap``: resamples over runs for percentile intervals at ``confidence``; ``bootstrap_method``
+    ``"warm"`` refits them from the full fit's optima, all at once, checking a sample against the full grid
+    (the share that disagree is in the diagnostics); ``"full"`` runs the full grid on every resample (slow). ``backtest_below``:
     also fit on runs below this many FLOPs and score predictions of the rest. ``n_refine``: grid starts
     refined after screening (None: all); ``grid``: per-raw-parameter start values or an (S, P) array
     replacing the form's grid. ``progress(done, total)`` is called after each bootstrap resample.
@@ -223,7 +233,7 @@ def fit(
     from scalebench.laws.io import known_floor
 
     form = constrain(law, fix, tie)
-    _check_options(huber_delta, confidence, bootstrap, n_refine, seed)
+    _check_options(huber_delta, confidence, bootstrap, n_refine, seed, bootstrap_method)
     if backtest_below is not None:
         backtest_below = check_backtest_below(backtest_below)
     frame = load_data(
@@ -238,6 +248,7 @@ def fit(
         frame,
         form,
         bootstrap=bootstrap,
+        bootstrap_method=bootstrap_method,
         source=describe_source(source),
         progress=progress,
         huber_delta=huber_delta,

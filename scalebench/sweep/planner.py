@@ -77,6 +77,10 @@ def _batch_units(train, family, where: str) -> tuple[int, str]:
 def resolve_device(spec: SweepSpec) -> str:
     if spec.devices.device != "auto":
         return spec.devices.device
+    from scalebench.hardware.devices import gpu_driver_visible
+
+    if not gpu_driver_visible():  # certain without importing torch, which `validate` would otherwise pay for
+        return "cpu"
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
