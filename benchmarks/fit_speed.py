@@ -126,6 +126,9 @@ def main() -> None:
                         help="resamples timed for the full-grid reference (extrapolated to --bootstrap)")
     parser.add_argument("--full-intervals", action="store_true",
                         help="run the full-grid reference on every resample and compare the intervals")
+    parser.add_argument("--noise-seeds", type=int, default=0,
+                        help="also refit the warm bootstrap with this many other seeds and print how far each interval "
+                             "endpoint moves from seed to seed (the resampling noise)")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
@@ -163,6 +166,12 @@ def main() -> None:
             wl, wh = warm.intervals[name]
             diff = max(abs(wl - lo), abs(wh - hi)) / (hi - lo) if hi > lo else 0.0
             print(f"  {name:6s} [{wl:10.5g}, {wh:10.5g}]   [{lo:10.5g}, {hi:10.5g}]   {diff:18.1%}")
+    if args.noise_seeds:
+        others = [fit(source, bootstrap=args.bootstrap, seed=args.seed + 1 + k).intervals for k in range(args.noise_seeds)]
+        print(f"  resampling noise: each endpoint over seeds {args.seed}..{args.seed + args.noise_seeds} (warm)")
+        for name, (lo, hi) in warm.intervals.items():
+            los, his = [lo] + [o[name][0] for o in others], [hi] + [o[name][1] for o in others]
+            print(f"  {name:6s} low {min(los):10.5g} .. {max(los):10.5g}   high {min(his):10.5g} .. {max(his):10.5g}")
     print(f"fitted: {', '.join(f'{k}={v:.4g}' for k, v in result.params.items())}, a={result.a:.4f}")
 
 

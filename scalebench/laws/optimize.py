@@ -2,8 +2,8 @@
 
 Hoffmann et al. (2022, D.2) run L-BFGS from every point of a 4,500-point grid. Most of those starts sit in
 the same few basins, so we (1) evaluate the objective at *every* grid point at once (one vectorised pass,
-~20 ms for 4,500 starts × 240 points), (2) refine the ``n_refine`` best of them with L-BFGS-B and analytic
-gradients, and (3) report the best objective, how many *refined* starts reached it (within ``reach_rtol``)
+~20 ms for 4,500 starts × 240 points), (2) refine the ``n_refine`` best of them with L-BFGS and analytic
+gradients (all at once, ``refine_rows``), and (3) report the best objective, how many *refined* starts reached it (within ``reach_rtol``)
 and whether it sits on a bound. ``n_refine=None`` refines every grid point (slow, complete).
 
 ``refine_rows`` is the same local search for many independent problems at once (a bootstrap's resamples, a
@@ -126,10 +126,13 @@ def multistart(
     screened = objective_values(form, starts, logx, logy, delta, weights)
     order = np.argsort(screened, kind="stable")
     chosen = starts[order if n_refine is None else order[:n_refine]]
+    rows_w = None if weights is None else np.broadcast_to(weights, (len(chosen), len(logy)))
     with blas_single_thread():
-        locals_ = [refine(form, s, logx, logy, delta, weights) for s in chosen]
-    objs = np.array([r.objective for r in locals_])
-    best = locals_[int(np.argmin(objs))]
+        rows = refine_rows(form, chosen, logx, logy, delta, rows_w)
+    objs = rows.objective
+    i_best = int(np.argmin(objs))
+    best = _Local(theta=rows.theta[i_best], objective=float(objs[i_best]), success=bool(rows.success[i_best]),
+                  message=rows.message(i_best))
     tol = reach_rtol * max(abs(best.objective), 1e-300)
     lo, hi = np.array(form.bounds).T
     edge = 1e-6 * (hi - lo)
@@ -144,11 +147,11 @@ def multistart(
         success=best.success and np.isfinite(best.objective),
         message=best.message,
         n_grid=starts.shape[0],
-        n_refined=len(locals_),
+        n_refined=len(chosen),
         n_at_best=int(np.sum(objs <= best.objective + tol)),
         reach_rtol=reach_rtol,
         on_bound=on_bound,
-        optima=_distinct(np.array([r.theta for r in locals_]), objs),
+        optima=_distinct(rows.theta, objs),
     )
 
 
@@ -158,6 +161,10 @@ class RowsOutcome:
     objective: np.ndarray  # (S,)
     success: np.ndarray  # (S,) bool: converged by the same tests as ``refine`` (ftol, gtol, stationary stall)
     n_iter: int  # steps taken by the slowest row
+    messages: tuple[str, ...] = ()  # (S,) why each row stopped
+
+    def message(self, row: int) -> str:
+        return self.messages[row] if self.messages else ""
 
 
 ARMIJO_C1 = 1e-4  # sufficient decrease, as in L-BFGS-B's line search
@@ -189,20 +196,24 @@ def refine_rows(
     delta: float,
     weights: np.ndarray | None = None,
     *,
-    memory: int = LBFGS_OPTIONS["maxcor"],
-    max_iter: int = LBFGS_OPTIONS["maxiter"],
+    memory: int | None = None,
+    max_iter: int | None = None,
 ) -> RowsOutcome:
     """Minimise S problems at once: row s starts at ``theta0[s]`` (S, P) and scores points with ``weights[s]``
     (S, n). Projected L-BFGS (bound-active coordinates frozen, steps clipped into the bounds) with a
     backtracking Armijo search; a row stops on L-BFGS-B's own tests (``LBFGS_OPTIONS`` ftol and gtol)."""
+    memory = LBFGS_OPTIONS["maxcor"] if memory is None else memory
+    max_iter = LBFGS_OPTIONS["maxiter"] if max_iter is None else max_iter
     lo, hi = np.array(form.bounds).T
     x = np.clip(np.atleast_2d(np.asarray(theta0, dtype=float)), lo, hi).copy()
     n_rows, n_par = x.shape
+    why = np.full(n_rows, "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT", dtype=object)
     f, g = objective_and_grad_rows(form, x, logx, logy, delta, weights)
     s_mem, y_mem = np.zeros((n_rows, memory, n_par)), np.zeros((n_rows, memory, n_par))
     rho = np.zeros((n_rows, memory))
     success = np.zeros(n_rows, dtype=bool)
     active = np.isfinite(f)
+    why[~active] = "objective not finite at the start"
     scalar = np.zeros(n_rows, dtype=bool)  # rows to finish with ``refine``
     scale = delta * (np.full(n_rows, logy.size, float) if weights is None else np.sum(weights, axis=1))
     ftol, gtol = LBFGS_OPTIONS["ftol"], LBFGS_OPTIONS["gtol"]
@@ -210,6 +221,8 @@ def refine_rows(
     for it in range(1, max_iter + 1):  # noqa: B007 (reported)
         idx = np.flatnonzero(active)
         if idx.size <= HANDOFF_ROWS:  # a step's fixed cost outweighs a few rows: finish them one by one
+            scalar[idx] = True
+            active[idx] = False
             break
         xa, fa, ga = x[idx], f[idx], g[idx]
         free = ~(((xa <= lo) & (ga > 0)) | ((xa >= hi) & (ga < 0)))
@@ -239,18 +252,22 @@ def refine_rows(
         done = small | (moved & reduced) | (npg_max <= gtol)
         success[idx] = done
         active[idx[done]] = False
+        why[idx[small | (npg_max <= gtol)]] = "CONVERGENCE: NORM OF PROJECTED GRADIENT <= PGTOL"
+        why[idx[moved & reduced & ~small & (npg_max > gtol)]] = "CONVERGENCE: RELATIVE REDUCTION OF F <= FACTR*EPSMCH"
+        why[idx[stalled]] = "line search stalled at a stationary point"
         # a search that found no decrease away from a stationary point: left to L-BFGS-B's own search
         stuck = idx[stalled & (npg_max > STATIONARY_RTOL * scale[idx])]
         success[idx[stalled]] = ~np.isin(idx[stalled], stuck)
         active[idx[stalled]] = False
         scalar[stuck] = True
-    for r in np.flatnonzero(active | scalar):
+    for r in np.flatnonzero(scalar):
         local = refine(form, x[r], logx, logy, delta, None if weights is None else weights[r])
         if local.objective <= f[r] or not np.isfinite(f[r]):
             x[r], f[r] = local.theta, local.objective
-        success[r] = local.success
+        success[r], why[r] = local.success, local.message
     success &= np.isfinite(f)
-    return RowsOutcome(theta=x, objective=np.where(np.isfinite(f), f, np.inf), success=success, n_iter=it)
+    return RowsOutcome(theta=x, objective=np.where(np.isfinite(f), f, np.inf), success=success, n_iter=it,
+                       messages=tuple(why))
 
 
 def _line_search(form, logx, logy, delta, weights, idx, xa, fa, ga, d, step, lo, hi):
