@@ -113,3 +113,22 @@ def test_light_commands_import_no_torch_scipy_or_matplotlib(tmp_path):
                              timeout=120)
         assert res.returncode == 0, res.stderr
         assert json.loads(res.stdout.splitlines()[-1]) == {"code": 0, "heavy": []}, argv
+
+
+def test_each_command_maps_to_the_module_that_registers_it():
+    # `scalebench status DIR` loads only scalebench.sweep.cli (COMMAND_OWNERS); a stale map would load the wrong one
+    import argparse
+    import importlib
+
+    from scalebench.cli import COMMAND_MODULES, COMMAND_OWNERS, build_parser
+
+    registered = {}
+    for name in COMMAND_MODULES:
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(name).register(sub)
+        registered |= dict.fromkeys(sub.choices, name)
+    assert registered == COMMAND_OWNERS
+    for command, owner in COMMAND_OWNERS.items():
+        assert set(build_parser([command])._subparsers._group_actions[0].choices) == {
+            c for c, m in registered.items() if m == owner}
+    assert set(build_parser(["-v"])._subparsers._group_actions[0].choices) == set(registered)
