@@ -192,6 +192,7 @@ def handle(args: argparse.Namespace) -> int:
         from scalebench.laws.health import with_health
 
         result = with_health(result, path, args.loss_col or "eval_loss")
+    result.metadata.update(loss_col=frame.attrs.get("loss_col", args.loss_col), params_col=args.params_col)
     if args.at_flops is not None:  # scalebench next's target, with its intervals
         import json
 

@@ -244,7 +244,8 @@ def fit(
         tokens_col=tokens_col,
         flops_col=flops_col,
     )
-    return fit_frame(
+    columns = {"loss_col": frame.attrs.get("loss_col", loss_col), "params_col": params_col}
+    result = fit_frame(
         frame,
         form,
         bootstrap=bootstrap,
@@ -259,3 +260,5 @@ def fit(
         backtest_below=backtest_below,
         known_floor=known_floor(source, loss_col),
     )
+    result.metadata.update(columns)  # saved with the fit: the report fits and shows the same columns
+    return result

@@ -149,7 +149,9 @@ def load_data(
             f"{list(raw.columns)}{hint}"
         )
     validate(out, needed, where)
-    return out.reset_index(drop=True)
+    out = out.reset_index(drop=True)
+    out.attrs["loss_col"] = loss_name  # which loss the frame holds, for the fit's record (fit.json)
+    return out
 
 
 # Above these a value is not a measurement: a loss in nats per token starts near ln(vocabulary) (< 15 for

@@ -109,7 +109,8 @@ class ReportData:
     telemetry: pd.DataFrame
     events: pd.DataFrame
     spend: Spend
-    loss_col: str  # the loss that was fitted (eval_loss, else train_loss)
+    loss_col: str  # the loss that was fitted (eval_loss, else train_loss; eval_bpb by `fit --loss-col` or mixed families)
+    params_col: str = "params"  # the N the law uses (`fit --params-col`: params, params_total, params_nonembedding)
     fit: Any = None  # scalebench.laws.FitResult
     n_bootstrap: int = 0
     predictions: pd.DataFrame | None = None  # compute_optimal at scale_factors x the largest compute
@@ -207,12 +208,31 @@ def _spend(results: pd.DataFrame) -> Spend:
     )
 
 
-def _fit_frame(results: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+def _saved_columns(sweep_dir: Path) -> dict[str, str]:
+    """The loss and parameter columns ``scalebench fit DIR`` used (``--loss-col``, ``--params-col``), if saved."""
+    from scalebench.laws import FIT_FILE
+
+    try:
+        meta = json.loads((sweep_dir / FIT_FILE).read_text(encoding="utf-8")).get("metadata", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {k: meta[k] for k in ("loss_col", "params_col") if isinstance(meta.get(k), str)}
+
+
+def _fit_frame(results: pd.DataFrame, loss_col: str | None = None,
+               params_col: str = "params") -> tuple[pd.DataFrame, str, str]:
+    from scalebench.laws.io import sweep_loss_col
+
     done = results[results["status"] == "done"]
-    loss_col = "eval_loss" if pd.to_numeric(done["eval_loss"], errors="coerce").notna().all() else "train_loss"
-    frame = done[["run_id", "params", "tokens", "flops", loss_col]].rename(columns={loss_col: "loss"})
+    if loss_col not in done or params_col not in done:
+        loss_col, params_col = None, "params"
+    if loss_col is None:
+        has_eval = pd.to_numeric(done["eval_loss"], errors="coerce").notna().all()
+        loss_col = sweep_loss_col(done) if has_eval else "train_loss"
+    frame = done[["run_id", params_col, "tokens", "flops", loss_col]].rename(
+        columns={loss_col: "loss", params_col: "params"})
     frame = frame.apply(lambda s: pd.to_numeric(s, errors="coerce") if s.name != "run_id" else s)
-    return frame.dropna().reset_index(drop=True), loss_col
+    return frame.dropna().reset_index(drop=True), loss_col, params_col
 
 
 def _backtest(frame: pd.DataFrame, form: Any, opts: ReportOptions) -> Any:
@@ -379,7 +399,7 @@ def build_report_data(sweep_dir: str | Path, options: ReportOptions | None = Non
         results = results.assign(memory_model_bytes=np.nan)
         missing["memory_model"] = _reason(exc)
 
-    frame, loss_col = _fit_frame(results)
+    frame, loss_col, params_col = _fit_frame(results, **(_saved_columns(sweep_dir) if opts.use_saved_fit else {}))
     max_flops = float(frame["flops"].max()) if len(frame) else None
     from scalebench.laws.isoflop import smoothed_curves
 
@@ -446,7 +466,7 @@ def build_report_data(sweep_dir: str | Path, options: ReportOptions | None = Non
     return ReportData(
         sweep_dir=sweep_dir, name=name, notes=str(spec.get("notes") or ""), options=opts, meta=meta,
         results=results, steps=steps, telemetry=telemetry, events=events, spend=_spend(results),
-        loss_col=loss_col, missing=missing, notes_fit=tuple(dict.fromkeys(notes)), timings_s=timings, **out,
+        loss_col=loss_col, params_col=params_col, missing=missing, notes_fit=tuple(dict.fromkeys(notes)), timings_s=timings, **out,
     )
 
 

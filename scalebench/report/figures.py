@@ -190,7 +190,7 @@ def fig_groups(data: ReportData, fig: Figure) -> None:
             if len(line):
                 ax.plot(line["flops"], line["loss"], "-", color=color, lw=1.4)
     ax.set(xscale="log", yscale="log", xlabel="training compute C (FLOPs)",
-           ylabel=f"{data.loss_col.replace('_', ' ')} (nats/token)")
+           ylabel=f"{data.loss_col.replace('_', ' ')} ({'bits/byte' if data.loss_col == 'eval_bpb' else 'nats/token'})")
     _plain_y(ax)
     _legend(ax, loc="upper right", fontsize=8)
 

@@ -326,7 +326,7 @@ def render_html(data: ReportData, *, generated_at: str | None = None) -> str:
         "generated_at": generated_at or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "version": (data.meta.get("env") or {}).get("scalebench", ""),
         "figures": figs, "svgs": svgs, "missing": data.missing, "fit_notes": list(data.notes_fit),
-        "fit_sentences": narrative.fit_summary(data), "fit": _fit_context(data), "loss_col": data.loss_col,
+        "fit_sentences": narrative.fit_summary(data), "fit": _fit_context(data), "loss_col": data.loss_col, "params_col": data.params_col,
         "backtest": _backtest_context(data), "n_bootstrap": data.n_bootstrap,
         "approaches": _approaches_context(data), "groups": _groups_context(data),
         "confidence": f"{100 * data.options.confidence:g}%",
