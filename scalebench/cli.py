@@ -30,7 +30,7 @@ COMMAND_MODULES = (
 # `status` or `export` does not import every other command's dependencies (~0.3 s on two cores). A command
 # missing here still works (the whole parser is built); tests check the map against the registrations.
 COMMAND_OWNERS = {
-    **dict.fromkeys(("run", "validate", "status", "export", "env"), "scalebench.sweep.cli"),
+    **dict.fromkeys(("run", "validate", "status", "export", "env", "quickstart"), "scalebench.sweep.cli"),
     "profile": "scalebench.profiling.cli",
     "check": "scalebench.train.check_cli",
     "fit": "scalebench.laws.cli",
