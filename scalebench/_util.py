@@ -145,6 +145,17 @@ def open_nofollow(path: str | os.PathLike, mode: int = 0o644) -> int:
     return os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0), mode)
 
 
+def open_append(path: str | os.PathLike, binary: bool = True):
+    """A log or outbox opened for appending, never through a symbolic link: a link planted at its name (the
+    run's own folder) is removed first, and one planted again meanwhile makes the open fail (ELOOP)."""
+    path = Path(path)
+    if path.is_symlink():
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
+    return os.fdopen(fd, "ab") if binary else os.fdopen(fd, "a", encoding="utf-8")
+
+
 def write_bytes_atomic(path: str | os.PathLike, chunks: Any, *, what: str, make_parents: bool = False) -> int:
     """Write ``chunks`` (bytes, or an iterable of bytes) to ``path`` whole or not at all.
 

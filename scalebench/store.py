@@ -82,13 +82,30 @@ def damaged(path: Path, why: object) -> StoreInputError:
 
 
 @contextlib.contextmanager
+def damage_check(path: Path) -> Iterator[None]:
+    """The one damage check every read of a store goes through: SQLite finding a damaged page (directly or
+    through pandas) or a stored JSON value that does not parse becomes ``damaged`` (exit 2, with the fix)."""
+    import pandas as pd
+
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise
+        raise damaged(path, exc) from None
+    except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
+        raise damaged(path, str(exc).splitlines()[-1]) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise damaged(path, f"a stored JSON value does not parse: {exc}") from None
+
+
+@contextlib.contextmanager
 def _reading(sweep_dir: str | Path) -> Iterator[ResultStore]:
-    """A read-only store whose SQLite errors (damage found while reading) become one clear message."""
+    """A read-only store whose damage found while reading becomes one clear message."""
     store = ResultStore(sweep_dir, readonly=True)
     try:
-        yield store
-    except sqlite3.DatabaseError as exc:
-        raise damaged(store.path, exc) from None
+        with damage_check(store.path):
+            yield store
     finally:
         store.close()
 
@@ -236,7 +253,8 @@ class ResultStore:
             c.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [(k, _dumps(v)) for k, v in items.items()])
 
     def meta(self) -> dict[str, Any]:
-        return {k: json.loads(v) for k, v in self._conn.execute("SELECT key, value FROM meta")}
+        with damage_check(self.path):
+            return {k: json.loads(v) for k, v in self._conn.execute("SELECT key, value FROM meta")}
 
     # --- runs -------------------------------------------------------------------------------------
     def add_runs(self, runs: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
@@ -252,15 +270,21 @@ class ResultStore:
                 )
 
     def runs(self) -> list[dict[str, Any]]:
-        cur = self._conn.execute("SELECT * FROM runs ORDER BY idx")
-        names = [d[0] for d in cur.description]
-        rows = []
-        for row in cur:
-            r = dict(zip(names, row, strict=False))
-            r["spec"] = json.loads(r["spec"])
-            r["record"] = json.loads(r["record"]) if r["record"] else None
-            rows.append(r)
-        return rows
+        with damage_check(self.path):
+            cur = self._conn.execute("SELECT * FROM runs ORDER BY idx")
+            names = [d[0] for d in cur.description]
+            rows = []
+            for row in cur:
+                r = dict(zip(names, row, strict=False))
+                r["spec"] = json.loads(r["spec"])
+                r["record"] = json.loads(r["record"]) if r["record"] else None
+                if not isinstance(r["spec"], dict) or not isinstance(r["record"], (dict, type(None))):
+                    raise json.JSONDecodeError(f"run {r['run_id']}: its spec or record is not a JSON object", "", 0)
+                if r["status"] not in STATUSES:
+                    raise sqlite3.DatabaseError(f"run {r['run_id']} has status {r['status']!r}, not one of "
+                                                f"{', '.join(STATUSES)}")
+                rows.append(r)
+            return rows
 
     def set_status(self, run_id: str, status: str, *, error: str | None = None, record: Mapping | None = None,
                    pid: int | None = None, host: str | None = None, expect: str | None = None) -> bool:
@@ -316,8 +340,9 @@ class ResultStore:
             c.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (run_id, time.time(), kind, message))
 
     def count_events(self, run_id: str, kind: str) -> int:
-        return self._conn.execute("SELECT COUNT(*) FROM events WHERE run_id = ? AND kind = ?",
-                                  (run_id, kind)).fetchone()[0]
+        with damage_check(self.path):
+            return self._conn.execute("SELECT COUNT(*) FROM events WHERE run_id = ? AND kind = ?",
+                                      (run_id, kind)).fetchone()[0]
 
     def add_telemetry(self, run_id: str, samples: Iterable[Mapping[str, Any]]) -> None:
         cols = ("t_s", "gpu_util", "mem_used_bytes", "power_w", "sm_clock_mhz", "temp_c", "throttle_reasons",
@@ -330,7 +355,8 @@ class ResultStore:
     def query(self, sql: str, args: tuple = ()):
         import pandas as pd
 
-        return pd.read_sql_query(sql, self._conn, params=args)
+        with damage_check(self.path):
+            return pd.read_sql_query(sql, self._conn, params=args)
 
 
 def load_results(sweep_dir: str | Path):

@@ -135,10 +135,10 @@ def test_cuda_requested_without_a_gpu_fails_fast(write_sweep, tmp_path):
         pytest.skip("a CUDA device is present")
     spec = write_sweep(extra="")
     spec.write_text(spec.read_text().replace('device = "cpu"', 'device = "cuda"'))
-    from scalebench.errors import DeviceError
+    from scalebench.errors import ConfigError
 
-    with pytest.raises(DeviceError, match="torch sees no CUDA device"):
-        run_sweep(spec, tmp_path / "sweep")
+    with pytest.raises(ConfigError, match="devices.device = 'cuda', but torch sees no CUDA device"):
+        run_sweep(spec, tmp_path / "sweep")  # refused when planned, as `validate` refuses it
 
 
 def test_sigterm_to_the_sweep_stops_it_cleanly(write_sweep, tmp_path, sweep_cli, wait_until, both_training,

@@ -158,8 +158,11 @@ def test_a_torn_checkpoint_is_set_aside(run_spec, tmp_path):
 @pytest.mark.parametrize("case", ["not-a-dict", "other-model", "bad-trainer-state"])
 def test_a_checkpoint_that_loads_but_has_the_wrong_structure_is_set_aside(run_spec, tmp_path, case):
     """Issue 13 item 9: a file torch.load reads (weights_only) but that is not this run's checkpoint."""
+    from scalebench.data.tasks import get_task
+
+    corpus = get_task("text").prepare(run_spec.data, run_spec.eval.held_out_share).fingerprint
     good = {"step": 20, "micro_batch": 16, "ema": 3.0, "best_ema": 3.0, "backoffs": 0, "trained_s": 1.0,
-            "spec_hash": run_spec.spec_hash()}
+            "spec_hash": run_spec.spec_hash(), "corpus": corpus}
     state = {
         "not-a-dict": torch.zeros(3),
         "other-model": {"model": {"wte.weight": torch.zeros(2, 2)}, "optimizer": {}, "trainer": good},
@@ -194,7 +197,7 @@ def test_a_checkpoint_that_fits_the_model_but_not_the_optimizer_leaves_the_initi
 
     torch.manual_seed(1)
     other = torch.nn.Linear(4, 4)
-    ck = Checkpointer(tmp_path, spec_hash="h", run_id="r", sink=Sink(), ctx=Ctx(), strategy="single")
+    ck = Checkpointer(tmp_path, spec_hash="h", run_id="r", sink=Sink(), ctx=Ctx(), strategy="single", steps=10)
     ck.save(other, torch.optim.AdamW(other.parameters()), None,
             {"step": 3, "micro_batch": 1, "ema": None, "best_ema": 1.0, "backoffs": 0, "trained_s": 0.0})
     torch.manual_seed(0)

@@ -5,7 +5,8 @@ Every corpus is materialised once into ``$SCALEBENCH_HOME/corpus/<key>/`` as ``t
 records each file's size and sha256, checked whenever a sweep uses the cache: a truncated, emptied, missing
 or altered file, or a garbage ``meta.json``, makes the cache be rebuilt from its sources, with a warning,
 instead of training on what is left (a cache from before checksums is checked by size, then its checksums
-are recorded). Workers check the sizes again as they open the memmaps. The checksums live beside
+are recorded). Workers verify the data again (sizes and sha256; a ``.bin`` corpus by its fingerprint) as they
+open it and once they have trained (``verify_corpus``), so data altered under a sweep never gives a "done" run. The checksums live beside
 ``meta.json``, not in it, so older scalebench versions sharing ``$SCALEBENCH_HOME`` still read the cache.
 
 * Default corpus: the ``*.py`` files of the standard library found through ``sysconfig`` (optionally
@@ -206,14 +207,38 @@ def _bin_corpus(spec: DataSpec, held_out_share: float) -> CorpusInfo:
     else:
         n_val = int(len(tokens) * held_out_share)
         n_train = len(tokens) - n_val
+    fp = _bin_fingerprint(spec, n_val)
+    return CorpusInfo(source=spec.source, path=str(path.parent), dtype=spec.dtype,
+                      vocab_size=int(spec.vocab_size or 0), train_tokens=n_train, val_tokens=n_val,
+                      n_files=1 + bool(spec.val_source), n_val_files=int(bool(spec.val_source)), fingerprint=fp)
+
+
+def _bin_fingerprint(spec: DataSpec, n_val: int) -> str:
     ident = ""
     for f in filter(None, (spec.source, spec.val_source)):  # either file changed: another corpus
         st = Path(f).expanduser().stat()
         ident += f"{Path(f).expanduser().resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0"
-    fp = hashlib.sha256(f"{ident}{n_val}".encode()).hexdigest()[:16]
-    return CorpusInfo(source=spec.source, path=str(path.parent), dtype=spec.dtype,
-                      vocab_size=int(spec.vocab_size or 0), train_tokens=n_train, val_tokens=n_val,
-                      n_files=1 + bool(spec.val_source), n_val_files=int(bool(spec.val_source)), fingerprint=fp)
+    return hashlib.sha256(f"{ident}{n_val}".encode()).hexdigest()[:16]
+
+
+def verify_corpus(info: CorpusInfo, spec: DataSpec | None = None) -> None:
+    """The data a run trains on is the data its sweep recorded: a cache's files by size and sha256, a ``.bin``
+    corpus by its fingerprint (path, size, modification time). Else a ConfigError naming the file and the fix."""
+    if spec is not None and spec.source.endswith(".bin"):
+        try:
+            same = _bin_fingerprint(spec, info.val_tokens) == info.fingerprint
+        except OSError:
+            same = False
+        if not same:
+            raise ConfigError(f"data.source: {spec.source!r} (or data.val_source) changed or vanished since the "
+                              "sweep recorded it; this run's data would not be the sweep's. Restore the file, or "
+                              "run the sweep into a new folder (--out)")
+        return
+    found, problem = _cached(Path(info.path))
+    if found is None or found.fingerprint != info.fingerprint:
+        raise ConfigError(f"corpus cache {info.path}: {problem or 'holds another corpus than the sweep recorded'}; "
+                          "the run's data is not the sweep's. Run the sweep again to rebuild the cache (finished "
+                          "runs are kept, this one is retrained)")
 
 
 def prepare_corpus(spec: DataSpec, held_out_share: float) -> CorpusInfo:
@@ -324,6 +349,7 @@ class TokenData:
         else:
             train, val = (self._open_cached(Path(info.path) / name, size)
                           for name, size in zip(("train.bin", "val.bin"), info.expected_bytes(), strict=True))
+        verify_corpus(info, spec)  # the content, not only the sizes
         self.train, self.val = train, val
 
     def _open_cached(self, path: Path, size: int) -> np.ndarray:

@@ -107,6 +107,13 @@ class TextTask:
 
         return CorpusInfo(**d)
 
+    def verify(self, info: Any, run: Any) -> None:
+        """Raise ConfigError when the run's data is no longer what the sweep recorded (checked after training)."""
+        if info.source != "synthetic":  # generated, and checked against its fingerprint when opened
+            from scalebench.data.corpus import verify_corpus
+
+            verify_corpus(info, run.data)
+
     def open(self, info: Any, run: Any):
         if info.source == "synthetic":
             from scalebench.data.synthetic import SyntheticBatches

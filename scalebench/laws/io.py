@@ -41,12 +41,8 @@ def known_floor(source: object, loss_col: str | None = None) -> float | None:
     if not (Path(source) / SWEEP_STORE_FILE).is_file():
         return None
     from scalebench import store
-    from scalebench.errors import StoreError
 
-    try:
-        floor = store.load_meta(source).get("irreducible_loss")
-    except StoreError:  # a store without its meta table: nothing known, the fit itself goes on
-        return None
+    floor = store.load_meta(source).get("irreducible_loss")  # a damaged store stops the fit (exit 2)
     return float(floor) if floor is not None else None
 
 

@@ -238,11 +238,18 @@ def cmd_status(args) -> int:
     import pandas as pd
 
     from scalebench.store import load_results
+    from scalebench.sweep.runner import sweep_running
 
     df = load_results(args.dir)
     if args.json:
         print(df.to_json(orient="records"))
         return 0
+    if df.empty:  # a sweep killed between creating its store and planning its runs leaves one
+        print(f"{args.dir}: no runs yet (the sweep was stopped before it planned them); run its spec again with "
+              f"--out {args.dir} to start it")
+        return 0
+    stale = (df["status"] == "running") & (not sweep_running(args.dir))
+    df.loc[stale, "status"] = "interrupted"  # no sweep process holds the folder: nothing of it trains
     counts = df["status"].value_counts().to_dict()
     print(f"{args.dir}: {len(df)} runs — " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     df["memory"] = [  # device memory on GPU; the worker's peak RSS on CPU
@@ -267,6 +274,9 @@ def cmd_status(args) -> int:
         print(f"mfu!: {ids}: MFU above 1 against {against} is impossible, so that peak is understated (a "
               "calibration taken while the machine was busy?); rerun `scalebench env --calibrate` on an idle "
               "machine. These MFU values are not measurements of the runs.")
+    if stale.any():
+        print(f"interrupted: no `scalebench run` holds {args.dir} now (stopped or killed), so these runs are not "
+              "training; run the spec again with the same --out to resume them from their checkpoints")
     bad = df[df["status"].isin(["failed", "diverged"])]
     for row in bad.itertuples():
         print(f"{row.run_id} {row.status}: {str(row.error).splitlines()[0] if row.error else ''}")

@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from scalebench._util import open_append
+
 OUTBOX = "outbox.jsonl"
 _OFFSET = "outbox.offset"
 
@@ -32,7 +34,7 @@ class OutboxSink:
 
     def _put(self, op: str, **fields: Any) -> None:
         line = json.dumps({"op": op, **fields}, default=str) + "\n"
-        with open(self.path, "a", encoding="utf-8") as f:
+        with open_append(self.path, binary=False) as f:
             f.write(line)
             f.flush()
             os.fsync(f.fileno())

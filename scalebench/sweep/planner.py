@@ -151,6 +151,25 @@ def _check_memory(spec: SweepSpec, runs: list, device: str, where: str) -> list[
     return notes
 
 
+def _check_local(spec: SweepSpec, where: str) -> None:
+    """What a local sweep needs of this machine, checked at validate rather than when its workers start (a
+    remote executor's workers run elsewhere: their interpreter and devices are theirs)."""
+    if spec.executor.kind != "local":
+        return
+    import shutil
+
+    python = getattr(getattr(spec.executor, "local", None), "python", "")
+    if python and not (shutil.which(python) or (os.path.isfile(python) and os.access(python, os.X_OK))):
+        raise ConfigError(f"{where}executor.local.python = {python!r}: no such executable here; give the path "
+                          "of a Python with scalebench installed, or remove the key to use this one")
+    if spec.devices.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"{where}devices.device = 'cuda', but torch sees no CUDA device on this machine; "
+                              "use device = 'auto' or 'cpu', or run on a machine with a GPU")
+
+
 def prepare_sweep_corpus(spec: SweepSpec, source: str = ""):
     """The data of the sweep's task (its families share one); its errors name the spec file they come from."""
     from scalebench.data.tasks import get_task
@@ -175,6 +194,7 @@ def plan_runs(spec: SweepSpec, *, corpus=None, sweep_dir: str | Path | None = No
     where = f"{source}: " if source else ""
     families = [get_family(name) for name in spec.families]  # one task for all (SweepSpec checks it)
     task = get_task(families[0].task)
+    _check_local(spec, where)
     corpus = corpus or prepare_sweep_corpus(spec, source)
     device = resolve_device(spec)
     full_batch_rows = corpus.train_units if getattr(task, "full_batch", False) else None
@@ -299,6 +319,11 @@ def _ladder_runs(spec: SweepSpec, family, ladder, t, axes: dict, suffix: str, co
                     notes.append(msg + ": dropped from this isoFLOP budget")
                     continue
                 raise ConfigError(f"{where}budget.{b.kind}: {msg}; raise the budget or lower {batch_key}")
+            if t.warmup_steps is not None and t.warmup_steps >= steps:
+                raise ConfigError(f"{where}train.warmup_steps = {t.warmup_steps}: size {label} with budget "
+                                  f"{b.kind}={value:g} trains {steps} steps, so its learning rate would never leave "
+                                  f"the warm-up; set warmup_steps below {steps} (or use warmup_share, a share of "
+                                  "each run's steps)")
             tokens_int = steps * batch_units
             epochs = tokens_int / max(1, corpus.train_units)
             if epochs > b.max_epochs and t.optimizer != "gd":  # full-batch GD repeats the set by design

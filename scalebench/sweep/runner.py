@@ -87,7 +87,7 @@ def _check_folder(sweep_dir: Path, spec: SweepSpec, source: str) -> None:
     path = store_path(sweep_dir)
     if path.is_file() and path.stat().st_size > 0:  # 0 bytes: being created by a sweep that holds the lock,
         with ResultStore(sweep_dir, readonly=True) as store:  # or truly empty: both are reported under the lock
-            _check_same_sweep(store.meta(), spec, sweep_dir, source)
+            _check_same_sweep(store.meta(), spec, sweep_dir, source)  # the setup: once the store is checked
 
 
 def _check_writable(sweep_dir: Path) -> None:
@@ -108,14 +108,94 @@ def _check_writable(sweep_dir: Path) -> None:
         raise file_error(OSError(code, os.strerror(code), str(here)), sweep_dir, "--out (the sweep folder)")
 
 
-def _check_same_sweep(meta: dict, spec: SweepSpec, sweep_dir: Path, source: str) -> None:
+def _check_same_sweep(meta: dict, spec: SweepSpec, sweep_dir: Path, source: str, *, corpus: dict | None = None,
+                      runs: list[dict] | None = None) -> None:
     """One folder, one sweep: another sweep's runs would merge with these and be fitted as one ladder.
-    The same sweep extended (more sizes or budgets, same name) is a resume and allowed."""
+    The same sweep extended (more sizes, budgets or grid values, same name) is a resume and allowed; another
+    training setup or another corpus under the same name is refused, naming what differs."""
     name = meta.get("sweep_name") or (meta.get("spec") or {}).get("name")
     if name is not None and name != spec.name:
         raise ConfigError(
             f"{source}: {sweep_dir} holds sweep {name!r}, and this spec is sweep {spec.name!r}; one folder holds "
             f"one sweep. Give another folder (--out), or name this spec {name!r} to extend that sweep")
+    fix = "Give another folder (--out) for the new setup, or restore the sweep's own"
+    if runs is not None and isinstance(meta.get("spec"), dict):
+        diffs = setup_differences(meta["spec"], spec.to_dict(), runs or [])
+        if diffs:
+            raise ConfigError(f"{source}: {sweep_dir} holds sweep {spec.name!r} trained with another setup: "
+                              f"{'; '.join(diffs[:4])}{'; ...' if len(diffs) > 4 else ''}. An extension may add "
+                              f"sizes, budgets or grid values only (one folder, one setup). {fix}")
+    before = (meta.get("corpus") or {}).get("fingerprint") if isinstance(meta.get("corpus"), dict) else None
+    if corpus is not None and before is not None and corpus.get("fingerprint") != before:
+        raise ConfigError(
+            f"{source}: data.source: the corpus changed since {sweep_dir} was trained on it (fingerprint "
+            f"{before}, now {corpus.get('fingerprint')}: its files were edited, added or removed, or another Python "
+            f"installation gives another default corpus); runs on two corpora would be fitted as one ladder. "
+            f"{fix} corpus")
+
+
+# What an extension may change: the ladder, the budgets and the grid's values (not which of them are given);
+# where and how the runs go and what they measure besides their loss never changes a result.
+_EXTENSIBLE = {"model.sizes", "model.shapes", "model.params", "budget.tokens", "budget.tokens_per_param",
+               "budget.flops", *(f"grid.{axis}" for axis in ("family", "optimizer", "momentum", "lr", "batch",
+                                                             "precision"))}
+_NOT_SETUP = ("name", "notes", "devices", "executor", "profiling")
+
+
+def setup_differences(before: dict, after: dict, runs: list[dict] = ()) -> list[str]:
+    """The training-setup keys on which two resolved sweep specs differ (``key: old -> new``), ignoring what
+    an extension may change. ``runs``: the stored runs (a wsd extension pins the warm-up they share)."""
+    before, after = _normalised(before), _normalised(after)
+    old, new = _flat(before), _flat(after)
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if key.split(".")[0] in _NOT_SETUP or a == b:
+            continue
+        if key in _EXTENSIBLE:
+            if bool(a) == bool(b):
+                continue
+            out.append(f"{key} {'given' if b else 'not given'} (was {'given' if a else 'not given'})")
+            continue
+        if key == "train.warmup_steps" and a is None and runs:  # wsd: the warm-up its runs trained with
+            if {(r["spec"].get("train") or {}).get("warmup_steps") for r in runs} == {b}:
+                continue
+        out.append(f"{key} = {b!r} (was {a!r})")
+    return out
+
+
+def _normalised(spec: dict) -> dict:
+    """A stored spec with today's defaults filled in (an older scalebench wrote fewer keys)."""
+    try:
+        return SweepSpec.from_dict(spec, "<stored spec>").to_dict()
+    except (ConfigError, TypeError, ValueError):
+        return spec
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v and key not in ("grid.per_optimizer", "grid.per_family"):
+            out.update(_flat(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def sweep_running(sweep_dir: str | Path) -> bool:
+    """Whether a `scalebench run` holds the folder's lock now (read-only: the lock file is never made)."""
+    try:
+        fd = os.open(Path(sweep_dir) / ".lock", os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a lock taken here
+    return False
 
 
 @contextlib.contextmanager
@@ -179,12 +259,45 @@ def _reconcile(store: ResultStore, plan: SweepPlan, executor: Executor) -> list[
             continue
         if row["status"] == "running":
             executor.abandon(Path(run.run_dir))  # e.g. cancel a Slurm job the dead sweep left behind
+            _end_old_worker(row, Path(run.run_dir))
             store.add_event(run.run_id, "interrupted", "found running from an earlier sweep process; restarting")
         if row["spec_hash"] != run.spec_hash():
             store.update_spec(run.run_id, run.spec_hash(), run.to_dict())
         store.set_status(run.run_id, "pending")
         todo.append(run.run_id)
     return todo
+
+
+_OLD_WORKER_WAIT_S = 20.0
+
+
+def _end_old_worker(row: dict, run_dir: Path) -> None:
+    """A worker of a killed sweep still alive on this machine (a Ray task outlives its driver by seconds) is
+    waited for, then stopped, before its run is started again: never two processes training one run and
+    writing one outbox. Only a process whose command line names this run's job file is touched."""
+    from scalebench.sweep.executors.base import pid_alive
+
+    pid = row.get("pid")
+    if not pid or row.get("host") != socket.gethostname():
+        return
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return
+    job = (run_dir / "job.json").resolve()
+    if not any(arg.endswith("job.json") and (cwd / arg).resolve() == job for arg in cmd):
+        return
+    deadline = time.monotonic() + _OLD_WORKER_WAIT_S
+    for sig in (None, signal.SIGTERM, signal.SIGKILL):
+        if sig is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+            deadline = time.monotonic() + _TERM_GRACE_S
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not pid_alive(pid):
+            return
 
 
 @dataclass
@@ -246,7 +359,8 @@ def run_sweep(spec: SweepSpec | str | Path, out_dir: str | Path | None = None, *
     corpus = prepare_sweep_corpus(spec, source)
     plan = plan_runs(spec, corpus=corpus, sweep_dir=sweep_dir, source=source)
     with _sweep_lock(sweep_dir), _sigterm_as_interrupt(), ResultStore(sweep_dir, create=True, check=True) as store:
-        _check_same_sweep(store.meta(), spec, sweep_dir, source)  # again, under the lock
+        _check_same_sweep(store.meta(), spec, sweep_dir, source, corpus=corpus.as_dict(),  # again, under the lock
+                          runs=store.runs())
         _check_unchanged(store, plan, source)
         floor = getattr(corpus, "irreducible_loss", None)  # a task that knows its Bayes loss (teacher)
         store.set_meta(spec=spec.to_dict(), env=environment(), corpus=corpus.as_dict(), plan_notes=list(plan.notes),

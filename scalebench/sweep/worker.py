@@ -6,6 +6,7 @@ a worker that died without writing (killed, segfault) and mark that run failed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -13,6 +14,8 @@ import signal
 import sys
 import traceback
 from pathlib import Path
+
+from scalebench._util import write_text_atomic
 
 EXIT_INTERRUPTED = 130
 EXIT_ORPHANED = 3
@@ -59,6 +62,28 @@ def _raise_interrupt(signum, frame):  # noqa: ARG001
     raise KeyboardInterrupt
 
 
+def _verify_data(task, corpus, spec, run_dir: Path) -> None:
+    """Data altered while the run trained (a corpus cache overwritten in place) fails the run instead of leaving
+    it "done"; its checkpoint, trained partly on that data, goes with it."""
+    check = getattr(task, "verify", None)
+    if check is None:
+        return
+    try:
+        check(corpus, spec)
+    except Exception:
+        _remove_checkpoints(run_dir)
+        raise
+
+
+def _remove_checkpoints(run_dir: Path) -> None:
+    for name in ("checkpoint.pt", "checkpoint.dcp"):
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
 def run_job(job: dict) -> int:
     from scalebench.config import RunSpec
     from scalebench.data.tasks import get_task
@@ -68,7 +93,8 @@ def run_job(job: dict) -> int:
     from scalebench.train import train
 
     spec = RunSpec.from_dict(job["run"])
-    corpus = get_task(get_family(spec.family).task).info_from_dict(job["corpus"])
+    task = get_task(get_family(spec.family).task)
+    corpus = task.info_from_dict(job["corpus"])
     run_dir = Path(spec.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 writes
@@ -91,6 +117,7 @@ def run_job(job: dict) -> int:
         try:
             rec = train(spec, corpus=corpus, sink=TrackingSink(store, trackers), run_dir=run_dir,
                         remove_checkpoint=False)
+            _verify_data(task, corpus, spec, run_dir)
         except KeyboardInterrupt:
             trackers.finish("interrupted")
             store.set_status(spec.run_id, "pending", expect="running")
@@ -98,19 +125,15 @@ def run_job(job: dict) -> int:
             return EXIT_INTERRUPTED
         except Exception as exc:  # noqa: BLE001 - every failure is recorded, then reported by exit code
             tb = traceback.format_exc()
-            (run_dir / "error.txt").write_text(tb)
+            with contextlib.suppress(Exception):  # whole, never through a planted link
+                write_text_atomic(run_dir / "error.txt", tb, what="error.txt")
             trackers.finish("failed")
             store.set_status(spec.run_id, "failed", error=f"{type(exc).__name__}: {exc}")
             return 1
         trackers.finish(rec.status)
         store.set_status(spec.run_id, rec.status, record=rec.to_dict(), error=rec.error)
     if rec.status == "done":  # only once the record is committed: a kill before this resumes, not restarts
-        for name in ("checkpoint.pt", "checkpoint.dcp"):
-            path = run_dir / name
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
+        _remove_checkpoints(run_dir)
         from scalebench.train.checkpoint import release_fork
 
         release_fork(run_dir, spec.fork_from)

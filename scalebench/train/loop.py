@@ -120,7 +120,8 @@ class _Run:
                               f"{ctx.world_size} ranks; make it a multiple of parallel.ranks")
         micro = min(spec.train.micro_batch or rows, rows // ctx.world_size)
         self.checkpointer = Checkpointer(self.run_path, spec_hash=spec.spec_hash(), run_id=spec.run_id,
-                                         sink=self.sink, ctx=ctx, strategy=self.strategy)
+                                         sink=self.sink, ctx=ctx, strategy=self.strategy, steps=spec.steps,
+                                         corpus=getattr(corpus, "fingerprint", None))
         self.progress = _Progress()
         self.monitor = DivergenceMonitor(factor=spec.train.divergence_factor,
                                          warmup_steps=warmup_steps(spec.steps, spec.train))

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from scalebench._util import open_append
 from scalebench.config import ExecutorSpec, RunSpec
 from scalebench.sweep.executors.base import (
     Launch,
@@ -42,7 +43,7 @@ class LocalExecutor:
         handles = []
         for item in launches:
             log_path = item.job_path.parent / "worker.log"
-            log = open(log_path, "ab")  # noqa: SIM115 - closed when the worker is reaped
+            log = open_append(log_path)  # closed when the worker is reaped; never through a planted link
             try:
                 proc = spawn_worker(worker_command(item.run, item.job_path, self.python),
                                     worker_env(item.run, item.slot), stdout=log)

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from scalebench._util import open_append, write_text_atomic
 from scalebench.config import ExecutorSpec, RunSpec
 from scalebench.errors import ConfigError
 from scalebench.sweep.executors.base import (
@@ -62,8 +63,10 @@ def task_resources(run: RunSpec, spec: Any) -> dict[str, float]:
     return {"num_cpus": cpus, "num_gpus": gpus}
 
 
-def ray_entry(job_path: str) -> int:
-    """What a Ray task runs: the run's worker as a child process; returns its exit code."""
+def ray_entry(job_path: str, driver_pid: int | None = None, driver_host: str = "") -> int:
+    """What a Ray task runs: the run's worker as a child process; returns its exit code. On the sweep's own
+    machine the worker is killed as soon as the sweep process is gone (Ray notices a dead driver only seconds
+    later, while the worker would go on training and writing its outbox)."""
     import ray
 
     from scalebench.sweep.outbox import OutboxSink
@@ -73,13 +76,14 @@ def ray_entry(job_path: str) -> int:
     run = RunSpec.from_dict(job["run"])
     slot = Slot(label="ray", gpus=tuple(str(g) for g in ray.get_gpu_ids()))  # the GPUs Ray gave this task
     job["gpus"] = slot.gpu_indices()
-    path.write_text(json.dumps(job))  # the telemetry sampler watches the GPUs this task really got
-    with open(path.parent / "worker.log", "ab") as log:
+    write_text_atomic(path, json.dumps(job), what="job file")  # the sampler watches the GPUs this task got
+    with open_append(path.parent / "worker.log") as log:
         proc = spawn_worker(worker_command(run, path), worker_env(run, slot), stdout=log)
         with OutboxSink(run.run_dir) as sink:
             sink.set_pid(run.run_id, proc.pid)
             sink.add_event(run.run_id, "job", f"Ray task started on {socket.gethostname()}, worker pid {proc.pid}")
-        return wait_forwarding_stop(proc)  # ray.cancel raises KeyboardInterrupt here: the worker stops cleanly
+        # ray.cancel raises KeyboardInterrupt here: the worker stops cleanly
+        return wait_forwarding_stop(proc, watch_pid=driver_pid if driver_host == socket.gethostname() else None)
 
 
 def group_layout(run: RunSpec, spec: Any, gpus_per_node: int | None) -> tuple[int, int]:
@@ -341,7 +345,8 @@ class RayExecutor:
                 handles.append(self._start_group(item))
                 continue
             opts = task_resources(item.run, self._sweep_spec)
-            ref = self._remote.options(name=f"scalebench-{item.run.run_id}", **opts).remote(str(item.job_path))
+            ref = self._remote.options(name=f"scalebench-{item.run.run_id}", **opts).remote(
+                str(item.job_path), os.getpid(), socket.gethostname())
             handles.append(_RayHandle(self._ray, ref, item.run, item.job_path.parent / "worker.log"))
         return handles
 
@@ -370,7 +375,7 @@ class RayExecutor:
         return self._notes
 
     def abandon(self, run_dir: Path) -> None:
-        pass  # Ray ended a dead driver's tasks, and their workers died with them
+        pass  # Ray ends a dead driver's tasks, their workers die with them; the runner waits for any left here
 
     def close(self) -> None:
         if self._owned and self._ray.is_initialized():

@@ -1,0 +1,341 @@
+"""Nothing silently wrong: a changed corpus or setup never mixes into a sweep, damage never becomes a "done" run.
+
+Each test reproduces one failure a hostile probe found (named F1..F14 in the comments) before its fix."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from scalebench.cli import main
+from scalebench.errors import ConfigError
+from scalebench.store import ResultStore
+from scalebench.sweep.runner import run_sweep, setup_differences
+
+
+def _corpus(tmp_path: Path, text: str = "the quick brown fox jumps over the lazy dog. ") -> str:
+    src = tmp_path / "corpus"
+    src.mkdir(exist_ok=True)
+    for i in range(40):
+        (src / f"f{i}.txt").write_text(f"file {i}: " + text * 40)
+    return f'\n[data]\nsource = "{src}"\n'
+
+
+def _seed_store(out: Path, spec_path: Path, **meta) -> None:
+    """A sweep folder as an earlier `run` of ``spec_path`` left it (its meta), with no runs trained."""
+    from scalebench.config import load_sweep
+
+    with ResultStore(out, create=True) as store:
+        spec = load_sweep(spec_path)
+        store.set_meta(sweep_name=spec.name, spec=spec.to_dict(), **meta)
+
+
+# --- F1: a corpus changed under a sweep -------------------------------------------------------------------
+
+def test_a_sweep_whose_corpus_changed_is_refused_and_its_fingerprint_kept(write_sweep, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    spec = write_sweep(extra=_corpus(tmp_path))
+    _seed_store(out, spec, corpus={"fingerprint": "0123456789abcdef", "source": "old"})
+    with pytest.raises(ConfigError, match="corpus changed since .*fingerprint 0123456789abcdef, now [0-9a-f]{16}"):
+        run_sweep(spec, out)
+    assert main(["run", str(spec), "--out", str(out), "--no-progress"]) == 2
+    assert "another folder (--out)" in capsys.readouterr().err
+    with ResultStore(out) as store:
+        assert store.meta()["corpus"]["fingerprint"] == "0123456789abcdef" and store.runs() == []
+
+
+class _Ctx:
+    is_main = True
+
+    def barrier(self):
+        pass
+
+
+class _Sink:
+    def __init__(self):
+        self.events = []
+
+    def add_event(self, run_id, kind, message):
+        self.events.append((kind, message))
+
+
+def _checkpointer(tmp_path, **kw):
+    from scalebench.train.checkpoint import Checkpointer
+
+    args = {"spec_hash": "h", "run_id": "r", "sink": _Sink(), "ctx": _Ctx(), "strategy": "single", "steps": 10,
+            "corpus": "aaaa"}
+    return Checkpointer(tmp_path, **{**args, **kw})
+
+
+_STATE = {"step": 3, "micro_batch": 1, "ema": None, "best_ema": 1.0, "backoffs": 0, "trained_s": 0.0}
+
+
+def test_a_checkpoint_never_resumes_on_another_corpus(tmp_path):
+    model = torch.nn.Linear(4, 4)
+    _checkpointer(tmp_path).save(model, torch.optim.AdamW(model.parameters()), None, _STATE)
+    other = _checkpointer(tmp_path, corpus="bbbb")
+    assert other.load(model, torch.optim.AdamW(model.parameters()), "cpu") is None
+    assert other.sink.events[0][0] == "checkpoint-stale" and "another corpus" in other.sink.events[0][1]
+    assert (tmp_path / "checkpoint.pt.unusable").is_file() and not (tmp_path / "checkpoint.pt").exists()
+
+
+# --- F2: another training setup under the same name -------------------------------------------------------
+
+def test_an_extension_may_add_sizes_budgets_and_grid_values_only(write_sweep, tmp_path):
+    from scalebench.config import load_sweep
+
+    base = load_sweep(write_sweep(tokens="[8192]")).to_dict()
+    more = load_sweep(write_sweep(tokens="[8192, 16384]", workers=1)).to_dict()
+    assert setup_differences(base, more) == []  # more budgets, another worker count: the same setup
+    longer = load_sweep(_with(write_sweep, "seq_len = 32", "seq_len = 64")).to_dict()
+    assert setup_differences(base, longer) == ["train.seq_len = 64 (was 32)"]
+
+
+def _with(write_sweep, old: str, new: str) -> Path:
+    path = write_sweep(tokens="[16384]")
+    path.write_text(path.read_text().replace(old, new))
+    return path
+
+
+def test_the_same_name_with_another_setup_is_refused_naming_what_differs(write_sweep, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    extra = _corpus(tmp_path)
+    first = write_sweep(extra=extra)
+    _seed_store(out, first)
+    changed = _with(write_sweep, "seq_len = 32", "seq_len = 64")
+    changed.write_text(changed.read_text() + extra)
+    with pytest.raises(ConfigError, match=r"another setup: train.seq_len = 64 \(was 32\).*sizes, budgets or grid"):
+        run_sweep(changed, out)
+    assert main(["run", str(changed), "--out", str(out), "--no-progress"]) == 2
+    with ResultStore(out) as store:
+        assert store.runs() == []
+
+
+# --- F5: damaged checkpoints and forks of every kind are set aside ----------------------------------------
+
+@pytest.mark.parametrize("step", [10**6, -5, 11])
+def test_a_checkpoint_at_a_step_outside_the_run_is_set_aside(tmp_path, step):
+    model = torch.nn.Linear(4, 4)
+    _checkpointer(tmp_path).save(model, torch.optim.AdamW(model.parameters()), None, {**_STATE, "step": step})
+    ck = _checkpointer(tmp_path)
+    assert ck.load(model, torch.optim.AdamW(model.parameters()), "cpu") is None
+    kind, message = ck.sink.events[0]
+    assert kind == "checkpoint-unusable" and f"at step {step}" in message and "set aside" in message
+
+
+def test_a_checkpoint_with_non_finite_weights_is_set_aside(tmp_path):
+    model = torch.nn.Linear(4, 4)
+    with torch.no_grad():
+        model.weight[0, 0] = float("nan")
+    _checkpointer(tmp_path).save(model, torch.optim.AdamW(model.parameters()), None, _STATE)
+    ck = _checkpointer(tmp_path)
+    assert ck.load(torch.nn.Linear(4, 4), torch.optim.AdamW(model.parameters()), "cpu") is None
+    assert "not finite" in ck.sink.events[0][1]
+
+
+def test_a_fork_at_another_step_is_set_aside(tmp_path):
+    from scalebench.train.checkpoint import fork_path
+
+    model = torch.nn.Linear(4, 4)
+    _checkpointer(tmp_path).save_fork(model, torch.optim.AdamW(model.parameters()), None, {**_STATE, "step": 4})
+    path = fork_path(tmp_path, 4)
+    state = torch.load(path, weights_only=True)
+    state["trainer"]["step"] = 500
+    torch.save(state, path)
+    ck = _checkpointer(tmp_path / "branch")
+    assert ck.load_fork(path, "h", model, torch.optim.AdamW(model.parameters()), "cpu") is None
+    assert "this run needs step 4" in ck.sink.events[0][1] and not path.exists()
+    assert path.with_name(path.name + ".unusable").is_file()
+
+
+def test_a_folder_or_link_named_checkpoint_tmp_never_stops_a_save(tmp_path):
+    """F5 and F10: a folder left as checkpoint.tmp failed every save; a planted link was written through."""
+    model = torch.nn.Linear(4, 4)
+    (tmp_path / "checkpoint.tmp").mkdir()
+    (tmp_path / "checkpoint.tmp" / "x").write_text("x")
+    _checkpointer(tmp_path).save(model, torch.optim.AdamW(model.parameters()), None, _STATE)
+    assert (tmp_path / "checkpoint.pt").is_file() and not (tmp_path / "checkpoint.tmp").exists()
+    victim = tmp_path / "victim"
+    victim.write_text("VICTIM")
+    os.symlink(victim, tmp_path / "checkpoint.tmp")
+    _checkpointer(tmp_path).save(model, torch.optim.AdamW(model.parameters()), None, _STATE)
+    assert victim.read_text() == "VICTIM" and (tmp_path / "checkpoint.pt").is_file()
+
+
+# --- F3: workers verify the data they train on, not its size only -----------------------------------------
+
+def test_a_cache_altered_in_place_is_refused_when_opened_and_after_training(tmp_path):
+    from scalebench.config import DataSpec
+    from scalebench.data import TokenData, prepare_corpus
+    from scalebench.data.tasks import get_task
+    from scalebench.sweep.worker import _verify_data
+
+    src = tmp_path / "texts"
+    src.mkdir()
+    for i in range(30):
+        (src / f"f{i}.txt").write_text(f"text number {i}. " * 300)
+    data = DataSpec(source=str(src), patterns=("*.txt",))
+    info = prepare_corpus(data, 0.2)
+    TokenData(info, data)  # whole: opens
+    train = Path(info.path) / "train.bin"
+    raw = bytearray(train.read_bytes())
+    raw[10:20] = bytes(10)  # same size, other content: what the sizes alone let through
+    train.write_bytes(bytes(raw))
+    with pytest.raises(ConfigError, match="train.bin does not match its recorded sha256.*Run the sweep again"):
+        TokenData(info, data)
+
+    class Run:  # what the worker checks once a run has trained
+        pass
+
+    run = Run()
+    run.data = data
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "checkpoint.pt").write_bytes(b"trained partly on the altered data")
+    with pytest.raises(ConfigError, match="sha256"):
+        _verify_data(get_task("text"), info, run, run_dir)
+    assert not (run_dir / "checkpoint.pt").exists()
+
+
+# --- F4: a warm-up past the run's length ----------------------------------------------------------------
+
+def test_warmup_steps_past_a_runs_length_is_refused_at_validate(write_sweep, capsys):
+    spec = write_sweep(tokens="[8192, 16384]")
+    spec.write_text(spec.read_text().replace("compile = \"off\"", "compile = \"off\"\nwarmup_steps = 1000000000"))
+    assert main(["validate", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert "train.warmup_steps = 1000000000" in err and "trains 16 steps" in err and "Traceback" not in err
+
+
+# --- F6, F7, F8: every read of a store goes through one damage check ----------------------------------------
+
+def _sql(out: Path, stmt: str) -> None:
+    import sqlite3
+
+    c = sqlite3.connect(out / "scalebench.sqlite")
+    c.execute(stmt)
+    c.commit()
+    c.close()
+
+
+def test_status_of_a_store_without_runs_says_so(tmp_path, capsys):
+    ResultStore(tmp_path / "sweep", create=True).close()  # what a kill between creating and planning leaves
+    assert main(["status", str(tmp_path / "sweep")]) == 0
+    assert "no runs yet" in capsys.readouterr().out
+
+
+def _smash_table(out: Path, table: str) -> None:
+    import random
+    import sqlite3
+
+    db = out / "scalebench.sqlite"
+    c = sqlite3.connect(db)
+    c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    root = c.execute("select rootpage from sqlite_master where name=?", (table,)).fetchone()[0]
+    c.close()
+    with open(db, "r+b") as f:
+        f.seek((root - 1) * 4096)
+        f.write(random.Random(0).randbytes(4096))
+
+
+@pytest.mark.parametrize("damage", ["steps-page", "events-page", "meta-page", "runs-json", "meta-json",
+                                    "status-bogus"])
+def test_damage_found_while_reading_is_bad_input_with_the_fix(tmp_path, capsys, damage):
+    from scalebench.report.synthetic import make_synthetic_sweep
+
+    out = make_synthetic_sweep(tmp_path / "sweep", n_sizes=3, n_budgets=2, steps_per_run=10, telemetry_per_run=2)
+    if damage.endswith("-page"):
+        _smash_table(out, damage.split("-")[0])
+    elif damage == "runs-json":
+        _sql(out, "update runs set record='{not json' where rowid=1")
+    elif damage == "meta-json":
+        _sql(out, "update meta set value='{{{' where key='spec'")
+    else:
+        _sql(out, "update runs set status='exploded' where rowid=1")
+    cmds = ("status", "fit", "report") if damage == "steps-page" else ("status", "fit")  # report: slow
+    codes = {cmd: main([cmd, str(out)]) for cmd in cmds}
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if damage == "events-page":  # read by report and run only: the loader they share
+        from scalebench.errors import StoreInputError
+        from scalebench.store import load_events
+
+        with pytest.raises(StoreInputError, match="not a readable scalebench store"):
+            load_events(out)
+        return
+    hit = [cmd for cmd, code in codes.items() if code == 2]
+    assert hit, codes  # at least the command that reads the damaged part refuses
+    assert all(code in (0, 2) for code in codes.values()), codes
+    assert "not a readable scalebench store" in err and "scalebench.sqlite.damaged" in err
+    if damage in ("meta-page", "meta-json"):
+        assert codes["fit"] == 2 and not (out / "fit.json").exists()  # no fit saved from a damaged store
+
+
+def test_status_shows_a_killed_sweeps_runs_as_not_running(tmp_path, capsys):
+    from scalebench.report.synthetic import make_synthetic_sweep
+    from scalebench.sweep.runner import _sweep_lock, sweep_running
+
+    out = make_synthetic_sweep(tmp_path / "sweep", n_sizes=3, n_budgets=2, steps_per_run=10, telemetry_per_run=2)
+    _sql(out, "update runs set status='running' where rowid=1")
+    assert not sweep_running(out)
+    assert main(["status", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "1 interrupted" in text and "not training" in text
+    with _sweep_lock(out):  # a live sweep holds the folder: its runs are running
+        assert sweep_running(out)
+        assert main(["status", str(out)]) == 0
+        assert "1 running" in capsys.readouterr().out
+
+
+def test_a_missing_local_python_is_refused_at_validate(write_sweep, capsys):
+    spec = write_sweep(extra='\n[executor.local]\npython = "/nowhere/python3"\n')
+    assert main(["validate", str(spec)]) == 2
+    assert "executor.local.python = '/nowhere/python3': no such executable" in capsys.readouterr().err
+
+
+# --- F10: logs and outboxes are never written through a planted link -------------------------------------
+
+def test_a_link_planted_as_worker_log_or_outbox_is_not_written_through(tmp_path):
+    from scalebench._util import open_append
+    from scalebench.sweep.outbox import OutboxSink
+
+    victim = tmp_path / "victim"
+    victim.write_text("VICTIM")
+    for name in ("worker.log", "outbox.jsonl"):
+        os.symlink(victim, tmp_path / name)
+    with open_append(tmp_path / "worker.log") as log:
+        log.write(b"a worker's output\n")
+    OutboxSink(tmp_path).add_event("r", "note", "hello")
+    assert victim.read_text() == "VICTIM"
+    assert not (tmp_path / "worker.log").is_symlink() and (tmp_path / "worker.log").read_bytes() == b"a worker's output\n"
+    assert "hello" in (tmp_path / "outbox.jsonl").read_text()
+
+
+# --- F9: a killed sweep's worker still alive is waited for (then stopped) before its run starts again ------
+
+def test_a_rerun_ends_a_dead_sweeps_worker_before_starting_its_run_again(tmp_path, monkeypatch):
+    import socket
+    import subprocess
+    import sys
+
+    from scalebench.sweep import runner
+
+    run_dir = tmp_path / "runs" / "r"
+    run_dir.mkdir(parents=True)
+    sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
+    old = subprocess.Popen([*sleeper, "runs/r/job.json"], cwd=tmp_path)  # names this run's job file
+    other = subprocess.Popen([*sleeper, "runs/q/job.json"], cwd=tmp_path)  # another run's: never touched
+    try:
+        monkeypatch.setattr(runner, "_OLD_WORKER_WAIT_S", 0.5)
+        host = socket.gethostname()
+        runner._end_old_worker({"pid": other.pid, "host": host}, run_dir)
+        assert other.poll() is None
+        runner._end_old_worker({"pid": old.pid, "host": host}, run_dir)
+        assert old.wait(timeout=30) is not None
+    finally:
+        for p in (old, other):
+            p.kill()
+            p.wait()
