@@ -252,6 +252,16 @@ class DataSpec:
         if self.tokenizer != "bytes" and (self.source.endswith(".bin") or self.source == "synthetic"):
             raise ConfigError(f"tokenizer: {self.source!r} is already tokens; a tokenizer applies to text sources "
                               "(remove data.tokenizer)")
+        if not self.source.endswith(".bin"):  # keys of token files, which a text source would ignore
+            for key in ("val_source", "vocab_size"):
+                if getattr(self, key) is not None:
+                    raise ConfigError(f"{key} applies to .bin token files, and source {self.source!r} is not one "
+                                      "(a text corpus holds out files by eval.held_out_share, and its vocabulary "
+                                      f"is its tokenizer's); remove data.{key}")
+        for i, pattern in enumerate(self.patterns):
+            if not pattern or pattern.startswith(("/", "~")) or ".." in Path(pattern).parts:
+                raise ConfigError(f"patterns[{i}] = {pattern!r}: a pattern matches files inside data.source; give "
+                                  "one relative to it, without '..' (e.g. '*.txt' or 'books/*.txt')")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -430,8 +440,17 @@ class SlurmExecutorSpec:
             _positive(name, getattr(self, name))
         if self.gpus_per_job is not None and self.gpus_per_job < 0:
             raise ConfigError(f"gpus_per_job must be >= 0, got {self.gpus_per_job!r}")
+        for name in ("partition", "account"):
+            if any(not c.isprintable() or c.isspace() for c in getattr(self, name)):
+                raise ConfigError(f"{name} = {getattr(self, name)!r}: a Slurm name has no spaces or control "
+                                  "characters (it is written into the job script)")
         for key, value in self.sbatch_extra.items():
             flag = key.replace("_", "-")
+            if not key or not all(c.isalnum() or c in "-_" for c in key) or (
+                    isinstance(value, str) and any(not c.isprintable() for c in value)):
+                raise ConfigError(f"sbatch_extra.{key}: an #SBATCH option is one line: letters, digits, '-' and "
+                                  f"'_' in its name and no newline or control character in its value (got "
+                                  f"{value!r}); give each option as its own key")
             if flag in _SBATCH_OWNED:
                 fix = (f"set executor.slurm.{_SBATCH_OWNED[flag]} instead" if _SBATCH_OWNED[flag]
                        else "a run spans nodes by parallel.ranks beyond executor.slurm.gpus_per_node, or "
@@ -659,6 +678,11 @@ class SweepSpec:
     def __post_init__(self) -> None:
         if not self.name or any(c in self.name for c in "/\\\0") or self.name in (".", ".."):
             raise ConfigError(f"name must be a plain folder name (no slashes), got {self.name!r}")
+        odd = [c for c in self.name if not c.isprintable()]
+        if odd or self.name != self.name.strip() or self.name.startswith("-"):
+            what = f"character {odd[0]!r} (U+{ord(odd[0]):04X})" if odd else "leading or trailing space, or '-'"
+            raise ConfigError(f"name {self.name!r}: it names the sweep's folder and jobs, so it must be printable "
+                              f"text without control or direction characters; remove the {what}")
         if len(self.name.encode("utf-8")) > MAX_NAME_BYTES:
             raise ConfigError(f"name must be at most {MAX_NAME_BYTES} bytes (it names the sweep's folder), got "
                               f"{len(self.name.encode('utf-8'))}: {self.name[:40]!r}...")
@@ -820,7 +844,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
     if not path.is_file():
         raise ConfigError(f"{path}: no such sweep file (see sweeps/ for examples)")
     try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
+        table = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark (Windows editors) is fine
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except UnicodeDecodeError:

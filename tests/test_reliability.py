@@ -339,3 +339,149 @@ def test_a_rerun_ends_a_dead_sweeps_worker_before_starting_its_run_again(tmp_pat
         for p in (old, other):
             p.kill()
             p.wait()
+
+
+# --- F11: every family's memory model refuses impossible specs at validate ---------------------------------
+
+def test_an_impossible_lstm_is_refused_at_validate_by_its_memory_model(tmp_path, capsys):
+    spec = tmp_path / "huge.toml"
+    spec.write_text('name = "huge"\nfamily = "lstm"\n[model]\nshapes = [{n_layer = 1, d_model = 32}, '
+                    '{n_layer = 8, d_model = 100000}]\n[budget]\ntokens = [8192]\n[train]\nbatch_tokens = 512\n'
+                    'seq_len = 32\n[devices]\ndevice = "cpu"\n' + _corpus(tmp_path))
+    assert main(["validate", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert "by the family's memory model, lstm L8-d100000 needs" in err and "L1-d32" not in err
+
+
+@pytest.mark.parametrize("family, small, huge", [
+    ("gpt", {"n_layer": 2, "d_model": 64, "n_head": 2}, {"n_layer": 96, "d_model": 32768, "n_head": 64}),
+    ("lstm", {"n_layer": 1, "d_model": 32}, {"n_layer": 100, "d_model": 20000}),
+    ("cnn", {"width": 8, "blocks": 1}, {"width": 80000, "blocks": 4}),
+    ("mlp", {"n_layer": 1, "width": 8}, {"n_layer": 100, "width": 30000}),
+    ("llama", {"n_layer": 2, "d_model": 64, "n_head": 2}, {"n_layer": 96, "d_model": 32768, "n_head": 64}),
+])
+def test_each_family_has_a_memory_model_that_grows_with_its_shape(family, small, huge):
+    from scalebench.families import get_family
+
+    fam = get_family(family)
+    s, h = fam.make_shape(**small), fam.make_shape(**huge)
+    assert fam.params_total(h) > 1e10
+    # model states alone: 16 bytes per parameter with AdamW in fp32 (weights, gradients, two moments)
+    assert fam.memory_model(h, 1, "fp32") >= 16 * fam.params_total(h)
+    assert fam.memory_model(s, 1, "fp32") < 2**30
+    assert fam.memory_model(s, 8, "fp32") > fam.memory_model(s, 1, "fp32")  # activations grow with the batch
+
+
+# --- F13: names, Slurm options, ignored data keys, patterns, a BOM, unknown shape keys --------------------
+
+@pytest.mark.parametrize("text, message", [
+    ('name = "a\\nb"', r"name 'a\\nb': .* printable .*character '\\n' \(U\+000A\)"),
+    ('name = "tab\\there"', r"character '\\t'"),
+    ('name = "evil\\u202egnp.exe"', r"U\+202E"),
+    ('[executor.slurm]\nsbatch_extra = {qos = "high\\n#SBATCH --wrap=evil"}', "an #SBATCH option is one line"),
+    ('[executor.slurm]\npartition = "a b"', "partition = 'a b': a Slurm name has no spaces"),
+    ('[data]\nsource = "default"\nval_source = "v.bin"', "val_source applies to .bin token files"),
+    ('[data]\nsource = "default"\nvocab_size = 50304', "vocab_size applies to .bin token files"),
+    ('[data]\nsource = "default"\npatterns = ["../*.txt"]', r"patterns\[0\] = '\.\./\*\.txt'.*without '\.\.'"),
+    ('[data]\nsource = "default"\npatterns = ["/etc/*"]', r"patterns\[0\] = '/etc/\*'"),
+])
+def test_hostile_spec_values_are_refused_naming_the_key(tmp_path, text, message):
+    from scalebench.config import load_sweep
+
+    body = 'name = "x"\n[model]\nsizes = ["debug", "100k"]\n[budget]\ntokens = [8192]\n'
+    if text.startswith("name"):
+        body = body.replace('name = "x"', text)
+    else:
+        body += text + "\n"
+    path = tmp_path / "s.toml"
+    path.write_text(body)
+    with pytest.raises(ConfigError, match=message):
+        load_sweep(path)
+
+
+def test_a_spec_with_a_byte_order_mark_loads(tmp_path):
+    from scalebench.config import load_sweep
+
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + b'name = "bom"\n[model]\nsizes = ["debug", "100k"]\n[budget]\ntokens = [8192]\n')
+    assert load_sweep(path).name == "bom"
+
+
+def test_an_unknown_shape_key_names_the_accepted_ones(write_sweep, capsys):
+    spec = write_sweep()
+    spec.write_text(spec.read_text().replace('sizes = ["debug", "100k"]',
+                                             'shapes = [{n_layer = 2, d_model = 32, n_head = 2}, '
+                                             '{n_layer = 2, d_model = 64, heads = 2}]'))
+    assert main(["validate", str(spec)]) == 2
+    assert "model.shapes[1]: gpt shape: unknown field 'heads'; fields: n_layer, d_model, n_head" in capsys.readouterr().err
+
+
+# --- F14: fit inputs, the crash log of the current attempt ------------------------------------------------
+
+def _law_csv(path: Path, extra_header: str = "", extra_value: str = "") -> Path:
+    rows = [f"params,tokens,loss{extra_header}"]
+    for n in (1e6, 3e6, 1e7, 3e7):
+        for d in (1e8, 3e8, 1e9):
+            rows.append(f"{n},{d},{1.7 + 400 / n**0.34 + 410 / d**0.28:.5f}{extra_value}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_fit_refuses_two_loss_columns_and_a_boolean_column(tmp_path, capsys):
+    two = _law_csv(tmp_path / "two.csv", ",loss", ",9.9")
+    assert main(["fit", str(two), "--law", "power-params"]) == 2
+    assert "column 'loss' appears 2 times" in capsys.readouterr().err
+    flags = _law_csv(tmp_path / "bool.csv", ",done", ",True")
+    assert main(["fit", str(flags), "--law", "power-params", "--loss-col", "done"]) == 2
+    assert "column 'done' holds True/False, not numbers" in capsys.readouterr().err
+
+
+def test_a_saved_fit_with_non_finite_parameters_is_refused(tmp_path):
+    import json
+
+    from scalebench.errors import FitError
+    from scalebench.laws import fit
+    from scalebench.laws.result import load_fit, save_fit
+
+    path = save_fit(fit(_law_csv(tmp_path / "law.csv"), law="power-params"), tmp_path / "fit.json")
+    doc = json.loads(path.read_text())
+    doc["theta"] = [float("nan")] * len(doc["theta"])
+    path.write_text(json.dumps(doc))
+    with pytest.raises(FitError, match="not finite numbers"):
+        load_fit(path)
+
+
+def test_a_crash_quotes_its_own_attempts_log_not_an_earlier_ones(tmp_path):
+    import subprocess
+    import sys
+
+    from scalebench.sweep.executors.base import ProcessHandle
+
+    log_path = tmp_path / "worker.log"
+    log_path.write_text("Traceback: the first attempt's error\n")
+    with open(log_path, "ab") as log:
+        offset = os.fstat(log.fileno()).st_size
+        proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"], stdout=log)
+        handle = ProcessHandle(proc, log_path, log, offset)
+        assert handle.wait(60) == 3
+        assert handle.log_tail() == ""  # this attempt wrote nothing: nothing of the last one is quoted
+
+
+def test_a_step_trains_on_the_same_windows_however_its_batch_is_split(tmp_path):
+    """F14: with the default micro_batch a 2-rank run drew other windows than the 1-rank run."""
+    import numpy as np
+
+    from scalebench.config import DataSpec
+    from scalebench.data import TokenData, prepare_corpus
+
+    src = tmp_path / "texts"
+    src.mkdir()
+    for i in range(30):
+        (src / f"f{i}.txt").write_text(f"text number {i}. " * 300)
+    data = TokenData(prepare_corpus(DataSpec(source=str(src), patterns=("*.txt",)), 0.2))
+    whole = data.batch(0, 5, 0, 16, 32, batch_rows=16)[0]
+    old_one_rank = data.batch(0, 5, 0, 16, 32)[0]
+    assert np.array_equal(whole, old_one_rank)  # a 1-rank run without micro-batches: the windows it always drew
+    for micro in (8, 4, 1):  # two ranks (micro-batch r of each step), or micro-batches on one
+        parts = [data.batch(0, 5, m, micro, 32, batch_rows=16)[0] for m in range(16 // micro)]
+        assert np.array_equal(np.concatenate(parts), whole)

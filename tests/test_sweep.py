@@ -83,7 +83,7 @@ def test_changed_spec_that_would_alter_finished_runs_is_refused(write_sweep, tmp
     assert main(["run", str(spec), "--out", str(out), "--no-progress"]) == 0
     text = spec.read_text().replace("lr = 3e-3", "lr = 1e-3")
     spec.write_text(text)
-    with pytest.raises(ConfigError, match="already finished .* with other settings"):
+    with pytest.raises(ConfigError, match=r"another setup: train.lr = 0.001 \(was 0.003\)"):
         run_sweep(spec, out)
     assert main(["run", str(spec), "--out", str(out), "--no-progress"]) == 2
     # running the unchanged spec again repeats nothing

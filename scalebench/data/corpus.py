@@ -361,10 +361,17 @@ class TokenData:
                               "rebuild the cache (finished runs are kept)")
         return np.memmap(path, dtype=self.info.dtype, mode="r")
 
-    def batch(self, seed: int, step: int, micro: int, n_seqs: int, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
-        """Micro-batch ``micro`` of step ``step``: ``n_seqs`` random windows of seq_len + 1 tokens."""
-        rng = np.random.default_rng((seed, step, micro))
-        starts = rng.integers(0, len(self.train) - seq_len - 1, size=n_seqs)
+    def batch(self, seed: int, step: int, micro: int, n_seqs: int, seq_len: int,
+              batch_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Micro-batch ``micro`` of step ``step``: ``n_seqs`` random windows of seq_len + 1 tokens. With
+        ``batch_rows`` (the global batch) the step's windows are drawn once and micro-batch ``micro`` is
+        its slice, so any split over micro-batches and ranks trains on the same windows as one batch."""
+        if batch_rows is None:
+            rng = np.random.default_rng((seed, step, micro))
+            starts = rng.integers(0, len(self.train) - seq_len - 1, size=n_seqs)
+        else:
+            rng = np.random.default_rng((seed, step, 0))
+            starts = rng.integers(0, len(self.train) - seq_len - 1, size=batch_rows)[micro * n_seqs:][:n_seqs]
         return self._windows(self.train, starts, seq_len)
 
     def eval_starts(self, eval_tokens: int, seq_len: int) -> np.ndarray:

@@ -151,10 +151,14 @@ class ShardData:
         which = np.searchsorted(edges, positions, side="right")
         return which, positions - (edges[which] - usable[which])
 
-    def batch(self, seed: int, step: int, micro: int, n_seqs: int, seq_len: int):
-        rng = np.random.default_rng((seed, step, micro))
+    def batch(self, seed: int, step: int, micro: int, n_seqs: int, seq_len: int, batch_rows: int | None = None):
+        """As ``TokenData.batch``: with ``batch_rows`` the step's windows are drawn once and sliced."""
+        rng = np.random.default_rng((seed, step, micro if batch_rows is None else 0))
         total = int(self._starts(self.train, seq_len).sum())
-        which, starts = self._locate(self.train, seq_len, rng.integers(0, max(1, total), size=n_seqs))
+        drawn = rng.integers(0, max(1, total), size=n_seqs if batch_rows is None else batch_rows)
+        if batch_rows is not None:
+            drawn = drawn[micro * n_seqs:][:n_seqs]
+        which, starts = self._locate(self.train, seq_len, drawn)
         return self._windows(self.train, which, starts, seq_len)
 
     def eval_batches(self, eval_tokens: int, seq_len: int, batch_seqs: int):

@@ -145,9 +145,10 @@ def check_window(info: SyntheticInfo, seq_len: int, where: str = "") -> None:
 class SyntheticBatches:
     """Fresh training documents per (run seed, step, micro-batch); the fixed held-out documents for eval."""
 
-    def __init__(self, info: SyntheticInfo, seq_len: int) -> None:
+    def __init__(self, info: SyntheticInfo, seq_len: int, batch_rows: int | None = None) -> None:
         from scalebench.errors import ConfigError
 
+        self.batch_rows, self._step_docs = batch_rows, (None, None)
         check_window(info, seq_len)
         self.source = Source(**{n: getattr(info, n) for n in _NAMES})
         self.seed = info.seed
@@ -158,7 +159,14 @@ class SyntheticBatches:
                               "numpy draws other numbers — rerun the sweep into a new directory")
 
     def batch(self, seed: int, step: int, micro: int, rows: int):
-        doc = self.source.documents(np.random.default_rng((self.seed, 2, seed, step, micro)), rows)
+        if self.batch_rows is None:
+            doc = self.source.documents(np.random.default_rng((self.seed, 2, seed, step, micro)), rows)
+        else:  # the step's documents drawn once; a micro-batch (of any split over ranks) is its slice
+            key, docs = self._step_docs
+            if key != (seed, step):
+                docs = self.source.documents(np.random.default_rng((self.seed, 2, seed, step, 0)), self.batch_rows)
+                self._step_docs = ((seed, step), docs)
+            doc = docs[micro * rows:][:rows]
         return doc[:, :-1], doc[:, 1:]
 
     def eval_batches(self, eval_units: int, rows: int):

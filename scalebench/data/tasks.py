@@ -46,9 +46,10 @@ class _TextBatches:
 
         self._data = ShardData(info) if is_shard_corpus(info) else TokenData(info, run.data)
         self._seq_len = run.train.seq_len
+        self._rows = run.batch_rows  # one global batch per step, however it is split (ranks, micro-batches)
 
     def batch(self, seed: int, step: int, micro: int, rows: int):
-        return self._data.batch(seed, step, micro, rows, self._seq_len)
+        return self._data.batch(seed, step, micro, rows, self._seq_len, batch_rows=self._rows)
 
     def eval_batches(self, eval_units: int, rows: int):
         return self._data.eval_batches(eval_units, self._seq_len, rows)
@@ -109,7 +110,9 @@ class TextTask:
 
     def verify(self, info: Any, run: Any) -> None:
         """Raise ConfigError when the run's data is no longer what the sweep recorded (checked after training)."""
-        if info.source != "synthetic":  # generated, and checked against its fingerprint when opened
+        from scalebench.data.shards import is_shard_corpus
+
+        if info.source != "synthetic" and not is_shard_corpus(info):  # generated; the user's own shards
             from scalebench.data.corpus import verify_corpus
 
             verify_corpus(info, run.data)
@@ -118,7 +121,7 @@ class TextTask:
         if info.source == "synthetic":
             from scalebench.data.synthetic import SyntheticBatches
 
-            return SyntheticBatches(info, run.train.seq_len)
+            return SyntheticBatches(info, run.train.seq_len, run.batch_rows)
         return _TextBatches(info, run)
 
 

@@ -118,6 +118,15 @@ def layers(s: CNNShape) -> list[tuple[int, int, int, int, int]]:
     return out
 
 
+def memory_model(s: CNNShape, micro_rows: int, precision: str) -> int:
+    """Training bytes on one device: model states plus, per sample, the input and three values per output
+    of every convolution (its output, the GroupNorm's and the ReLU's or the residual sum's)."""
+    from scalebench.families._memory import training_bytes
+
+    per_sample = s.channels * s.image_size**2 + sum(3 * co * hw for _, _, co, hw, _ in layers(s))
+    return training_bytes(params_total(s), micro_rows * per_sample, precision)
+
+
 def params_total(s: CNNShape) -> int:
     convs = layers(s)
     weights = sum(k * k * ci * co for k, ci, co, _, _ in convs)
@@ -193,5 +202,6 @@ FAMILY = CNN_FAMILY = register_family(
         shape_for_params=shape_for_params, shape_context=shape_context, build=build, loss=loss,
         params=params, params_total=params_total, flops_per_token=flops_per_token,
         flops_formula=FLOPS_FORMULA, example_batch=example_batch, fsdp_blocks=fsdp_blocks,
+        memory_model=memory_model,
     )
 )

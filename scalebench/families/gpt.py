@@ -107,7 +107,9 @@ class GPTShape:
 
 
 def make_shape(**fields: Any) -> GPTShape:
-    return GPTShape(**fields)
+    from scalebench.families._shapes import make_strict
+
+    return make_strict(GPTShape, "gpt", fields)  # an unknown key is named with the accepted ones
 
 
 def _block_params(s: GPTShape) -> int:
@@ -119,6 +121,17 @@ def params_total(s: GPTShape) -> int:
     emb = s.vocab_size * s.d_model
     head = 0 if s.tie_embeddings else emb
     return s.n_layer * _block_params(s) + 2 * s.d_model + emb + s.seq_len * s.d_model + head
+
+
+def memory_model(s: GPTShape, micro_rows: int, precision: str) -> int:
+    """Training bytes on one device: model states plus activations (Korthikanti et al. 2022, flash attention,
+    no recomputation; ``planning.memory``), as the estimator counts them."""
+    from scalebench.families._memory import training_bytes
+    from scalebench.planning.memory import activation_bytes
+
+    acts = activation_bytes(n_layer=s.n_layer, d_model=s.d_model, n_head=s.n_head, seq_len=s.seq_len,
+                            micro_batch=micro_rows, vocab_size=s.vocab_size, checkpointing="none", d_ff=s.ffn)
+    return training_bytes(params_total(s), float(acts) / 2.0, precision)  # the table counts 2-byte values
 
 
 def params(s: GPTShape) -> int:
@@ -198,6 +211,7 @@ FAMILY = GPT_FAMILY = register_family(
         flops_per_token=flops_per_token,
         flops_formula=FLOPS_FORMULA,
         example_batch=example_batch,
+        memory_model=memory_model,
         fsdp_blocks=fsdp_blocks,
     )
 )

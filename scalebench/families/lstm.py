@@ -102,6 +102,16 @@ def params_total(s: LSTMShape) -> int:
     return params(s) + (0 if s.tie_embeddings else s.vocab_size * s.d_model)
 
 
+def memory_model(s: LSTMShape, micro_rows: int, precision: str) -> int:
+    """Training bytes on one device: model states plus, per token and layer, the values the cell keeps for
+    its backward (input projection and recurrent gates 8d, their sigmoids and tanh 4d, c, tanh(c), h: 15d),
+    the embedding (d) and the logits with their softmax (2V)."""
+    from scalebench.families._memory import training_bytes
+
+    per_token = s.n_layer * 15 * s.d_model + s.d_model + 2 * s.vocab_size
+    return training_bytes(params_total(s), micro_rows * s.seq_len * per_token, precision)
+
+
 def flops_per_token(s: LSTMShape) -> float:
     d, T = s.d_model, s.seq_len
     input_proj = s.n_layer * 4 * d * d
@@ -159,5 +169,6 @@ FAMILY = LSTM_FAMILY = register_family(
         shape_for_params=shape_for_params, shape_context=shape_context, build=build, loss=loss,
         params=params, params_total=params_total, flops_per_token=flops_per_token,
         flops_formula=FLOPS_FORMULA, example_batch=example_batch, fsdp_blocks=fsdp_blocks,
+        memory_model=memory_model,
     )
 )

@@ -73,6 +73,15 @@ def params(s: MLPShape) -> int:
     return d * w + w + (s.n_layer - 1) * (w * w + w) + w * k + k
 
 
+def memory_model(s: MLPShape, micro_rows: int, precision: str) -> int:
+    """Training bytes on one device: model states plus, per sample, the input, each hidden layer's output
+    before and after its ReLU, and the logits with their softmax."""
+    from scalebench.families._memory import training_bytes
+
+    per_sample = s.input_dim + 2 * s.n_layer * s.width + 2 * s.num_classes
+    return training_bytes(params_total(s), micro_rows * per_sample, precision)
+
+
 def params_total(s: MLPShape) -> int:
     return params(s)
 
@@ -130,6 +139,6 @@ FAMILY = MLP_FAMILY = register_family(
         name="mlp", unit="samples", task="teacher", flavours=FLAVOURS, make_shape=make_shape,
         shape_for_params=shape_for_params, shape_context=shape_context, build=build, loss=loss,
         params=params, params_total=params_total, flops_per_token=flops_per_token,
-        flops_formula=FLOPS_FORMULA, example_batch=example_batch,
+        flops_formula=FLOPS_FORMULA, example_batch=example_batch, memory_model=memory_model,
     )
 )

@@ -89,9 +89,18 @@ def _read(source: object, loss_col: str | None) -> tuple[pd.DataFrame, str]:
     if path.suffix.lower() == ".parquet":
         return pd.read_parquet(path), loss_col or "loss"
     try:
-        return pd.read_csv(path), loss_col or "loss"
+        frame = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise FitError(f"{path}: cannot read as CSV ({exc})") from exc
+    import csv
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:  # pandas renames a repeat 'loss.1'
+        header = next(csv.reader(f), [])
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:
+        raise FitError(f"{path}: column {twice[0]!r} appears {header.count(twice[0])} times, so which one to fit is "
+                       "unclear; rename or remove the others")
+    return frame, loss_col or "loss"
 
 
 def load_data(
@@ -116,6 +125,9 @@ def load_data(
     if loss_name not in raw.columns:
         hint = " (sweeps default to eval_loss; try loss_col='train_loss')" if loss_col is None else ""
         raise FitError(f"{where}: no loss column {loss_name!r}{hint}; columns are {list(raw.columns)}")
+    for col in {params_col, tokens_col, flops_col, loss_name, *variables} & set(raw.columns):
+        if pd.api.types.is_bool_dtype(raw[col]):
+            raise FitError(f"{where}: column {col!r} holds True/False, not numbers; fit a numeric column")
     out = pd.DataFrame(index=raw.index)
     for canon, col in (("params", params_col), ("tokens", tokens_col), ("flops", flops_col)):
         if col in raw.columns:

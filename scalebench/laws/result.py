@@ -355,6 +355,11 @@ def load_fit(path: Any) -> FitResult:
         raise FitError(f"{path}: not a saved scalebench fit ({exc}); refit with `scalebench fit`") from exc
     if theta.shape != (form.n_params,):
         raise FitError(f"{path}: {theta.size} raw parameters for law {form.name!r}, which has {form.n_params}")
+    shown = summary.get("params") if isinstance(summary, dict) else None
+    shown = list(shown.values()) if isinstance(shown, dict) else []
+    if not np.isfinite(theta).all() or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in shown):
+        raise FitError(f"{path}: its parameters are not finite numbers (damaged or edited); refit with "
+                       "`scalebench fit`")
     diag = summary.get("diagnostics")
     return FitResult(
         law=form.name,

@@ -116,13 +116,14 @@ def _check_memory(spec: SweepSpec, runs: list, device: str, where: str) -> list[
     """Refuse sizes whose training memory (the estimator's model) cannot fit the device even at a
     micro-batch of one sequence (the trainer halves the micro-batch on OOM down to one); note sizes that
     only fit at a smaller micro-batch than planned."""
-    runs = [r for r in runs if r.family == "gpt"]  # the estimator's memory model knows GPT shapes
-    if not runs:
-        return []
     cap = device_memory_bytes(spec, device)
     if cap is None:
         return []
     capacity, what = cap
+    notes = _check_family_memory(spec, [r for r in runs if r.family != "gpt"], device, capacity, what, where)
+    runs = [r for r in runs if r.family == "gpt"]  # the estimator's memory model knows GPT shapes
+    if not runs:
+        return notes
     import pandas as pd
 
     from scalebench.planning import estimate
@@ -138,7 +139,7 @@ def _check_memory(spec: SweepSpec, runs: list, device: str, where: str) -> list[
                           for r in sizes.values() for m in (1, micro)])
     frame["context_bytes"] = frame["context_bytes"].astype(float)
     need = estimate(frame)["memory_total_bytes"].to_numpy(float).reshape(len(sizes), 2)
-    notes, refused = [], []
+    refused = []
     for (label, _), (at_one, planned) in zip(sizes.items(), need, strict=True):
         if at_one > capacity:
             refused.append(f"{label} needs {at_one / 2**30:.2f} GiB even at 1 sequence per micro-batch")
@@ -168,6 +169,38 @@ def _check_local(spec: SweepSpec, where: str) -> None:
         if not torch.cuda.is_available():
             raise ConfigError(f"{where}devices.device = 'cuda', but torch sees no CUDA device on this machine; "
                               "use device = 'auto' or 'cpu', or run on a machine with a GPU")
+
+
+def _check_family_memory(spec: SweepSpec, runs: list, device: str, capacity: float, what: str,
+                         where: str) -> list[str]:
+    """The same refusal for every other family, by its own ``memory_model`` (model states alone where it has
+    none): a size that cannot train even at one row per micro-batch is refused before anything starts."""
+    from scalebench.families import get_family
+    from scalebench.families._memory import training_bytes
+
+    prec = {"auto": "bf16" if device == "cuda" else "fp32"}.get(spec.train.precision, spec.train.precision)
+    prec = "fp32" if device == "cpu" else prec
+    notes, refused, seen = [], [], set()
+    for r in runs:
+        if (r.family, r.size) in seen:
+            continue
+        seen.add((r.family, r.size))
+        fam = get_family(r.family)
+        shape = fam.make_shape(**r.shape)
+        micro = min(spec.train.micro_batch or r.batch_rows, r.batch_rows)
+        need = ((lambda rows, f=fam, s=shape: f.memory_model(s, rows, prec)) if fam.memory_model is not None
+                else (lambda rows, f=fam, s=shape: training_bytes(f.params_total(s), 0, prec)))
+        at_one, planned = float(need(1)), float(need(micro))
+        unit = "sequence" if r.unit == "tokens" else "sample"
+        if at_one > capacity:
+            refused.append(f"{r.family} {r.size} needs {at_one / 2**30:.2f} GiB even at 1 {unit} per micro-batch")
+        elif planned > capacity:
+            notes.append(f"{r.family} {r.size}: {planned / 2**30:.2f} GiB at micro-batch {micro} exceeds {what} "
+                         f"({capacity / 2**30:.2f} GiB); it will train at a smaller micro-batch (same global batch)")
+    if refused:
+        raise ConfigError(f"{where}model: by the family's memory model, {'; '.join(refused)}, more than {what} = "
+                          f"{capacity / 2**30:.2f} GiB; drop these sizes or use a larger device")
+    return notes
 
 
 def prepare_sweep_corpus(spec: SweepSpec, source: str = ""):

@@ -335,9 +335,12 @@ def wait_forwarding_stop(proc: subprocess.Popen, grace_s: float = 10.0, watch_pi
             return proc.wait()
 
 
-def tail(path: Path, lines: int) -> str:
+def tail(path: Path, lines: int, offset: int = 0) -> str:
+    """The last ``lines`` lines of a log from byte ``offset`` on (one attempt's output, never an earlier one's)."""
     try:
-        text = Path(path).read_text(errors="replace").strip().splitlines()
+        with open(path, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace").strip().splitlines()
     except OSError:
         return ""
     return "\n".join(text[-lines:])
@@ -346,8 +349,9 @@ def tail(path: Path, lines: int) -> str:
 class ProcessHandle:
     """A worker process this sweep started (local executor)."""
 
-    def __init__(self, proc: subprocess.Popen, log_path: Path, log: Any) -> None:
+    def __init__(self, proc: subprocess.Popen, log_path: Path, log: Any, log_offset: int = 0) -> None:
         self.proc, self.pid, self._log_path, self._log = proc, proc.pid, log_path, log
+        self._log_offset = log_offset  # where this attempt's output starts in the (appended) log
 
     def poll(self) -> int | None:
         return self.proc.poll()
@@ -373,7 +377,7 @@ class ProcessHandle:
         return f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
 
     def log_tail(self, lines: int = 8) -> str:
-        return tail(self._log_path, lines)
+        return tail(self._log_path, lines, self._log_offset)
 
     def close(self) -> None:
         self._log.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -44,13 +45,14 @@ class LocalExecutor:
         for item in launches:
             log_path = item.job_path.parent / "worker.log"
             log = open_append(log_path)  # closed when the worker is reaped; never through a planted link
+            offset = os.fstat(log.fileno()).st_size
             try:
                 proc = spawn_worker(worker_command(item.run, item.job_path, self.python),
                                     worker_env(item.run, item.slot), stdout=log)
             except BaseException:
                 log.close()
                 raise
-            handles.append(ProcessHandle(proc, log_path, log))
+            handles.append(ProcessHandle(proc, log_path, log, offset))
         return handles
 
     def describe(self, runs: Sequence[RunSpec], spec: Any, sweep_dir: Path) -> str:

@@ -216,6 +216,10 @@ class _RayHandle:
         self._ray, self.ref, self._run, self._log_path = ray, ref, run, log_path
         self._code: int | None = None
         self._error = ""
+        try:  # where this attempt's output will start in the run's (appended) log
+            self._log_offset = log_path.stat().st_size
+        except OSError:
+            self._log_offset = 0
 
     def poll(self) -> int | None:
         if self._code is not None:
@@ -256,7 +260,7 @@ class _RayHandle:
         return f"{where}: its worker exited with code {code}"
 
     def log_tail(self, lines: int = 8) -> str:
-        return tail(self._log_path, lines)
+        return tail(self._log_path, lines, self._log_offset)
 
     def close(self) -> None:
         pass
