@@ -252,12 +252,6 @@ class DataSpec:
         if self.tokenizer != "bytes" and (self.source.endswith(".bin") or self.source == "synthetic"):
             raise ConfigError(f"tokenizer: {self.source!r} is already tokens; a tokenizer applies to text sources "
                               "(remove data.tokenizer)")
-        if not self.source.endswith(".bin"):  # keys of token files, which a text source would ignore
-            for key in ("val_source", "vocab_size"):
-                if getattr(self, key) is not None:
-                    raise ConfigError(f"{key} applies to .bin token files, and source {self.source!r} is not one "
-                                      "(a text corpus holds out files by eval.held_out_share, and its vocabulary "
-                                      f"is its tokenizer's); remove data.{key}")
         for i, pattern in enumerate(self.patterns):
             if not pattern or pattern.startswith(("/", "~")) or ".." in Path(pattern).parts:
                 raise ConfigError(f"patterns[{i}] = {pattern!r}: a pattern matches files inside data.source; give "

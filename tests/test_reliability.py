@@ -380,8 +380,6 @@ def test_each_family_has_a_memory_model_that_grows_with_its_shape(family, small,
     ('name = "evil\\u202egnp.exe"', r"U\+202E"),
     ('[executor.slurm]\nsbatch_extra = {qos = "high\\n#SBATCH --wrap=evil"}', "an #SBATCH option is one line"),
     ('[executor.slurm]\npartition = "a b"', "partition = 'a b': a Slurm name has no spaces"),
-    ('[data]\nsource = "default"\nval_source = "v.bin"', "val_source applies to .bin token files"),
-    ('[data]\nsource = "default"\nvocab_size = 50304', "vocab_size applies to .bin token files"),
     ('[data]\nsource = "default"\npatterns = ["../*.txt"]', r"patterns\[0\] = '\.\./\*\.txt'.*without '\.\.'"),
     ('[data]\nsource = "default"\npatterns = ["/etc/*"]', r"patterns\[0\] = '/etc/\*'"),
 ])
@@ -485,3 +483,11 @@ def test_a_step_trains_on_the_same_windows_however_its_batch_is_split(tmp_path):
     for micro in (8, 4, 1):  # two ranks (micro-batch r of each step), or micro-batches on one
         parts = [data.batch(0, 5, m, micro, 32, batch_rows=16)[0] for m in range(16 // micro)]
         assert np.array_equal(np.concatenate(parts), whole)
+
+
+@pytest.mark.parametrize("key", ["val_source = \"v.bin\"", "vocab_size = 50304"])
+def test_token_file_keys_on_a_text_source_are_refused_not_ignored(write_sweep, tmp_path, capsys, key):
+    spec = write_sweep(extra=_corpus(tmp_path) + key + "\n")
+    assert main(["validate", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert f"data.{key.split()[0]} applies to token files" in err and "Traceback" not in err

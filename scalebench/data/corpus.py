@@ -241,6 +241,17 @@ def verify_corpus(info: CorpusInfo, spec: DataSpec | None = None) -> None:
                           "runs are kept, this one is retrained)")
 
 
+def refuse_token_keys(spec: DataSpec) -> None:
+    """A text source (files, documents, the default corpus) would ignore the keys of token files: refuse them."""
+    if spec.source.endswith(".bin"):
+        return
+    for key in ("val_source", "vocab_size"):
+        if getattr(spec, key) is not None:
+            raise ConfigError(f"data.{key} applies to token files (.bin, shards), and source {spec.source!r} is "
+                              "text (held out by eval.held_out_share, its vocabulary its tokenizer's); remove "
+                              f"data.{key}")
+
+
 def prepare_corpus(spec: DataSpec, held_out_share: float) -> CorpusInfo:
     """Materialise (once) and describe the corpus a sweep trains on; a damaged cache is rebuilt."""
     if spec.source.endswith(".bin"):

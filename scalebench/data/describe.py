@@ -43,6 +43,7 @@ def _byte_corpus(data, share: float) -> CorpusInfo | None:
         by_document = False
         folder, label = None, "default (installed Python sources" + (
             " + site-packages)" if data.include_site_packages else ")")
+    corpus.refuse_token_keys(data)  # text: the keys of token files would be ignored
     if folder is None:
         from scalebench._util import scalebench_home
 

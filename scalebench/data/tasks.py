@@ -92,6 +92,9 @@ class TextTask:
                 raise ConfigError(f"data.tokenizer: {data.source!r} holds token shards, already tokenized; remove "
                                   "data.tokenizer")
             return prepare_shards(data, held_out_share, shards)
+        from scalebench.data.corpus import refuse_token_keys
+
+        refuse_token_keys(data)
         info = prepare_documents(data, held_out_share, files) if files else prepare_corpus(data, held_out_share)
         if data.tokenizer != "bytes":
             from scalebench.data.tokenizer import tokenize_corpus
