@@ -46,7 +46,7 @@ class _TextBatches:
 
         self._data = ShardData(info) if is_shard_corpus(info) else TokenData(info, run.data)
         self._seq_len = run.train.seq_len
-        self._rows = run.batch_rows  # one global batch per step, however it is split (ranks, micro-batches)
+        self._rows = getattr(run, "batch_rows", None)  # one global batch a step, however split
 
     def batch(self, seed: int, step: int, micro: int, rows: int):
         return self._data.batch(seed, step, micro, rows, self._seq_len, batch_rows=self._rows)
@@ -124,7 +124,7 @@ class TextTask:
         if info.source == "synthetic":
             from scalebench.data.synthetic import SyntheticBatches
 
-            return SyntheticBatches(info, run.train.seq_len, run.batch_rows)
+            return SyntheticBatches(info, run.train.seq_len, getattr(run, "batch_rows", None))
         return _TextBatches(info, run)
 
 
