@@ -17,6 +17,9 @@ from sweep_helpers import store_rows as _rows
 from scalebench.store import load_events, load_results
 from scalebench.sweep.runner import run_sweep
 
+# one worker holds the session's Ray instance: its tests go to the same pytest-xdist worker
+pytestmark = pytest.mark.xdist_group("ray")
+
 
 @pytest.fixture(scope="session")
 def ray_cluster(scalebench_home):
