@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import time
 
 import numpy as np
 import pandas as pd
@@ -141,19 +140,21 @@ def test_arrays_broadcast_with_scalars():
     assert out["predicted_loss"].is_monotonic_decreasing
 
 
-def test_ten_thousand_scenarios_fast():
+def test_ten_thousand_scenarios_in_one_call_agree_with_one_at_a_time():
+    """The vectorised path answers 10,000 scenarios in one call, as the per-row path would (its speed, as a
+    ratio against the per-row loop, is benchmarks/estimate_speed.py: no timing here)."""
     rng = np.random.default_rng(0)
     n = 10_000
     df = pd.DataFrame({"params": 10 ** rng.uniform(7, 11, n), "tokens": 10 ** rng.uniform(9, 13, n),
                        "gpu": rng.choice(["H100-SXM", "A100-80GB", "H200", "L4"], n),
                        "num_gpus": rng.choice([1, 8, 64, 512], n)})
-    estimate(df)  # warm-up (imports, caches)
-    t = time.perf_counter()
     out = estimate(df)
-    elapsed = time.perf_counter() - t
     assert len(out) == n and out["flops"].notna().all()
-    # each row searches ~30 layouts x 3 recomputation modes x 3 ZeRO stages; slack for a loaded machine
-    assert elapsed < 10.0, elapsed  # about 1.5 s on an idle core; the ratio is benchmarks/estimate_speed.py
+    for i in rng.choice(n, 12, replace=False):
+        row = df.iloc[i]
+        one = estimate(params=row.params, tokens=row.tokens, gpu=row.gpu, num_gpus=int(row.num_gpus))
+        assert out["flops"].iloc[i] == pytest.approx(one.flops, rel=1e-9)
+        assert out["cost_usd"].iloc[i] == pytest.approx(one.cost_usd, rel=1e-6, nan_ok=True), i
 
 
 @settings(max_examples=60, deadline=None)
