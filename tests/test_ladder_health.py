@@ -111,3 +111,22 @@ def test_seeds_feed_the_weights_of_each_cells_optimum():
     one_seed = health_of(pd.DataFrame([{"run_id": "a", "status": "done", "size": "s", "budget": "b",
                                         "eval_loss": 2.0}]))
     assert one_seed.noise["dof"] == 0 and "no seeds" in one_seed.noise["source"]
+
+
+def test_an_lr_sweep_compares_each_size_at_its_best_lr():
+    rows, steps = [], []
+    for size, n in (("s", 1e5), ("l", 1e6)):
+        for lr in (1e-3, 1e-2):
+            bad = size == "l" and lr == 1e-2  # the large size mistuned at one grid point only
+            final = (2.5 if size == "s" else 2.3) + (0.5 if bad else 0.0)
+            run_id = f"{size}-{lr:g}"
+            rows.append({"run_id": run_id, "status": "done", "size": size, "budget": "t", "lr": lr, "params": n,
+                         "eval_loss": final})
+            steps += [{"run_id": run_id, "step": j, "tokens": 1000 * (j + 1), "loss": final + 1.0 / (j + 1)}
+                      for j in range(40)]
+    health = health_of(pd.DataFrame(rows), pd.DataFrame(steps))
+    assert not [f for f in health.findings if f.kind == "crossing"], health.report()
+    rows[-1]["eval_loss"] = rows[-2]["eval_loss"] = 2.7  # now worse at both: it crosses at its best lr too
+    steps = [dict(s, loss=2.7 + 1.0 / (s["step"] + 1)) if s["run_id"].startswith("l-") else s for s in steps]
+    health = health_of(pd.DataFrame(rows), pd.DataFrame(steps))
+    assert [f.where for f in health.findings if f.kind == "crossing"] == ["s/l"], health.report()

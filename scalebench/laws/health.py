@@ -9,7 +9,8 @@
   the z-score rule of OLMo-core's stability monitoring.
 * **crossing curves**: at the same tokens, a larger model should not end above a smaller one trained the same
   way (nanochat's rule of thumb: if curves of different sizes cross, the setup is wrong). Compared on the
-  smoothed training curves over the last quarter of the tokens both saw.
+  smoothed training curves over the last quarter of the tokens both saw; in an lr sweep, each size at its
+  best lr.
 * **diverged, failed and missing cells**: listed, each said to be excluded from the fit and how to re-run it.
 * **seed noise** (``[ladder] seeds = K``): the spread of the held-out loss between seeds of one cell, pooled;
   it sets the threshold of the probe check and weighs the cells of ``fit --hyper``.
@@ -217,8 +218,11 @@ def crossing_findings(steps: pd.DataFrame, results: pd.DataFrame, noise: dict[st
     base = base[base["status"] == "done"]
     if base.empty:
         return []
-    curves = smoothed_curves(steps, base)
     keys = [c for c in _cell_columns(base) if c != "size" and c in base and base[c].notna().any()]
+    if "lr" in keys and "eval_loss" in base:  # an lr sweep mistunes most points on purpose: each size at its best
+        keys.remove("lr")
+        base = base.loc[base.groupby(["size", *keys], dropna=False)["eval_loss"].idxmin().dropna()]
+    curves = smoothed_curves(steps, base)
     out = []
     for _, group in base.groupby(keys, dropna=False) if keys else [(None, base)]:
         ordered = group.sort_values("params")

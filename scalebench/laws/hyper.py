@@ -148,7 +148,10 @@ def _parabola(h: np.ndarray, loss: np.ndarray, var: np.ndarray | None) -> dict[s
     resid = y - design @ beta
     grad = np.array([0.0, -1 / (2 * c), b / (2 * c * c)])
     log_opt = float(-b / (2 * c) + x.mean())
-    edge = not (x.min() < log_opt < x.max()) or int(np.argmin(y)) in (int(np.argmin(x)), int(np.argmax(x)))
+    if not x.min() <= log_opt <= x.max():  # a vertex outside the values tried is a guess, not a measurement
+        side = "below" if log_opt < x.min() else "above"
+        return {"note": f"the parabola's minimum lies {side} the values tried", "edge": True}
+    edge = int(np.argmin(y)) in (int(np.argmin(x)), int(np.argmax(x)))
     return {"log_opt": log_opt, "gvar": float(grad @ inv @ grad), "rss": float(resid @ (w * resid)),
             "dof": len(x) - 3, "edge": edge, "note": ""}
 
@@ -216,7 +219,8 @@ def fit_hyper_frame(frame: pd.DataFrame, hyper: str = "lr", *, variables: tuple[
     n_coef = 1 + len(variables)
     if len(usable) < n_coef + 1:
         raise FitError(f"fit --hyper {hyper}: {len(usable)} cell(s) with an optimum, a law in "
-                       f"{' and '.join(variables)} needs at least {n_coef + 1}; add sizes or {hyper} values")
+                       f"{' and '.join(variables)} needs at least {n_coef + 1}; add sizes or {hyper} values"
+                       + "".join(f"; {r}" for r in reasons))
     log_opt = np.array([c.log_opt for c in usable])
     x = np.stack([np.ones(len(usable))] + [np.log([getattr(c, v) for c in usable]) for v in variables], axis=1)
     se = np.array([c.se if c.se is not None and c.se > 0 else np.nan for c in usable])

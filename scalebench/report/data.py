@@ -224,6 +224,8 @@ def _fit_frame(results: pd.DataFrame, loss_col: str | None = None,
     from scalebench.laws.io import sweep_loss_col
 
     done = results[results["status"] == "done"]
+    if "probe" in done:  # [ladder] lr probes check the ladder (laws/health.py); the fit leaves them out
+        done = done[done["probe"].isna()]
     if loss_col not in done or params_col not in done:
         loss_col, params_col = None, "params"
     if loss_col is None:
@@ -280,6 +282,9 @@ def _load_or_fit(sweep_dir: Path, frame: pd.DataFrame, curves: pd.DataFrame | No
         result = fit_frame(frame, form, bootstrap=opts.bootstrap, seed=opts.seed, confidence=opts.confidence,
                            n_refine=opts.n_refine, source=str(sweep_dir),
                            other_exponents=approach_exponents(frame, curves) if form.has_frontier else None)
+    from scalebench.laws.health import with_health  # the ladder's checks join the verdict, as in `fit DIR`
+
+    result = with_health(result, sweep_dir)
     notes += [str(w.message) for w in caught]
     return result, f"refit: {why}", notes
 
