@@ -1,24 +1,31 @@
-"""`scalebench next` against the designs a person would pick, on simulated laws with known truth.
+"""`scalebench next` against the designs a person would pick, measured the way a user measures them.
 
-Each seed draws a ground-truth Chinchilla law (E, A, B, α, β around published fits) and noise σ in log
-loss, "runs" a starting ladder (4 sizes × 3 tokens-per-parameter ratios, losses = law · exp(noise)), fits it,
-and then spends one budget three ways:
+Each seed draws a ground-truth Chinchilla law (E, A, B, α, β around published fits) and a noise σ in log
+loss, "runs" a starting ladder (losses = law · exp(noise)), fits it with a bootstrap, and spends one budget
+four ways:
 
-* **larger size** — what a person usually does: the ladder's next size (same size ratio) at the ladder's
-  tokens-per-parameter ratios; its cost in FLOPs (C = 6·N·D) *is* the budget;
+* **larger size** — the ladder's next size (its own size step) at the ladder's tokens per parameter; its
+  cost in FLOPs (C = 6·N·D) *is* the budget;
+* **ratios extended** — every ladder size once more, at one longer tokens-per-parameter ratio chosen so the
+  cost equals the budget;
 * **random** — runs at random sizes (1/4 of the smallest to 16x the largest) and tokens per parameter (the
-  ladder's range widened 3x each way, the advisor's default trusted range), drawn until the budget is
-  spent (the last one's tokens trimmed so the cost is exactly the budget);
-* **advisor** — ``scalebench.advise`` with the same budget (never more).
+  ladder's range widened 3x each way) until the budget is spent (the last one trimmed to the budget);
+* **advisor** — ``scalebench.advise``, the function `scalebench next` calls, with the same budget and the
+  ladder's fit (never more than the budget).
 
-The new runs' losses are simulated from the truth, the law is refitted on old + new runs, and the 95%
-interval on the target (N_opt at C* = 300x the largest run, by default) is computed by the delta method
-(``optimum_at``). Printed: the median over seeds of (better baseline's width / advisor's width), of each
-baseline's, the same for the root-mean-square error of log N_opt against the truth, how often the three
-intervals cover the truth, and the advisor's predicted against realised width. Goal: >= 1.2x.
+The new runs' losses are drawn from the truth, the law is refitted on old + new runs with a bootstrap, and
+the interval on N_opt at C* is the one `scalebench fit --at-flops C* --bootstrap B` prints
+(``laws.optimum.optimum_at``: percentile bootstrap). Ladders: ``small`` (4 sizes 2M-20M x ratios 5, 20, 80)
+and ``issue`` (3 sizes 20M-100M x ratios 10, 20, 40); targets ``near`` (C* = 30x the largest run) and
+``far`` (1000x). Printed: every seed's log-widths, the median ratio advisor / best human design, the share
+of seeds the advisor lost, and each design's coverage of the true N_opt.
 
-    python benchmarks/advisor_sim.py              # 40 seeds, about a minute on one core
-    python benchmarks/advisor_sim.py --seeds 100 --target loss
+CPU cost: the fits use the CLI's default start grid with 8 refined starts (the CLI refines 64) and no
+diagnostics; the bootstrap has 30 resamples by default (the CLI's `--bootstrap` is the user's choice). The
+default 20 seeds x 4 scenarios take about 20-30 minutes on one loaded core.
+
+    python benchmarks/advisor_sim.py                        # 20 seeds x 4 scenarios
+    python benchmarks/advisor_sim.py --seeds 5 --scenarios small-far --bootstrap 20
 """
 
 from __future__ import annotations
@@ -37,8 +44,13 @@ from scalebench.laws import fit_frame, get_law
 from scalebench.laws.optimum import optimum_at, target_log
 
 FORM = get_law("chinchilla")
-RATIOS = (5.0, 20.0, 80.0)  # the ladder's tokens per parameter
-SIZES = np.geomspace(2e6, 2e7, 4)  # the ladder (a factor 10^(1/3) apart)
+LADDERS = {  # name: (sizes, tokens-per-parameter ratios)
+    "small": (np.geomspace(2e6, 2e7, 4), (5.0, 20.0, 80.0)),
+    "issue": (np.geomspace(2e7, 1e8, 3), (10.0, 20.0, 40.0)),
+}
+TARGETS = {"near": 30.0, "far": 1000.0}  # C* as a multiple of the ladder's largest run
+DESIGNS = ("larger size", "ratios extended", "random", "advisor")
+HUMAN = DESIGNS[:3]
 
 
 def draw_truth(rng: np.random.Generator) -> tuple[np.ndarray, float]:
@@ -54,25 +66,32 @@ def simulate(theta: np.ndarray, sigma: float, params, tokens, rng) -> pd.DataFra
     return pd.DataFrame({"params": n, "tokens": d, "flops": 6 * n * d, "loss": np.exp(log_l)})
 
 
-def refit(frame: pd.DataFrame, start: np.ndarray, bootstrap: int = 0, seed: int = 0):
-    # the full-grid fit, refined from the 16 best starts plus the previous optimum: quick and robust
-    starts = np.vstack([FORM.init_grid(), start])
+def fit(frame: pd.DataFrame, bootstrap: int, seed: int):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return fit_frame(frame, FORM, grid=starts, n_refine=16, bootstrap=bootstrap, seed=seed)
+        return fit_frame(frame, FORM, bootstrap=bootstrap, seed=seed, n_refine=8, diagnostics=False)
 
 
-def width(result, target: str, c_star: float) -> float:
-    opt = optimum_at(result, c_star, confidence=0.95)
-    lo, hi = opt["ci"][target]
-    return math.log(hi / lo) if lo and hi and hi > lo else math.inf
+def interval(result, c_star: float, confidence: float) -> tuple[float, float]:
+    lo, hi = optimum_at(result, c_star, confidence=confidence)["ci"]["params"]
+    return (lo, hi) if lo and hi and hi > lo else (math.nan, math.nan)
 
 
-def random_design(budget: float, rng) -> tuple[list[float], list[float]]:
+def human_designs(sizes, ratios, rng) -> tuple[dict[str, tuple[list, list]], float]:
+    big = float(sizes[-1] * sizes[-1] / sizes[-2])
+    budget = float(sum(6 * big * big * r for r in ratios))
+    longer = budget / (6 * float(np.sum(np.square(sizes))))
+    designs = {"larger size": ([big] * len(ratios), [big * r for r in ratios]),
+               "ratios extended": (list(sizes), [n * longer for n in sizes]),
+               "random": random_design(sizes, ratios, budget, rng)}
+    return designs, budget
+
+
+def random_design(sizes, ratios, budget: float, rng) -> tuple[list[float], list[float]]:
     params, tokens, spent = [], [], 0.0
     while spent < budget * (1 - 1e-9):
-        n = float(np.exp(rng.uniform(np.log(SIZES[0] / 4), np.log(SIZES[-1] * 16))))
-        d = n * float(np.exp(rng.uniform(np.log(RATIOS[0] / 3), np.log(RATIOS[-1] * 3))))
+        n = float(np.exp(rng.uniform(np.log(sizes[0] / 4), np.log(sizes[-1] * 16))))
+        d = n * float(np.exp(rng.uniform(np.log(ratios[0] / 3), np.log(ratios[-1] * 3))))
         d = min(d, (budget - spent) / (6 * n))
         params.append(n)
         tokens.append(d)
@@ -80,57 +99,90 @@ def random_design(budget: float, rng) -> tuple[list[float], list[float]]:
     return params, tokens
 
 
-def one_seed(seed: int, target: str, c_mult: float) -> dict[str, float]:
-    rng = np.random.default_rng(seed)
+def one_case(ladder: str, target: str, seed: int, bootstrap: int, confidence: float) -> dict:
+    rng = np.random.default_rng([seed, list(LADDERS).index(ladder), list(TARGETS).index(target)])
+    sizes, ratios = LADDERS[ladder]
     theta, sigma = draw_truth(rng)
-    ladder = simulate(theta, sigma, np.repeat(SIZES, len(RATIOS)), np.repeat(SIZES, len(RATIOS)) * np.tile(RATIOS, len(SIZES)), rng)
-    c_star = c_mult * float(ladder["flops"].max())
-    truth = float(target_log(FORM, theta, target, math.log(c_star))[0])
-    start = refit(ladder, theta, bootstrap=16, seed=seed)
-    step = SIZES[1] / SIZES[0]
-    big = SIZES[-1] * step
-    budget = float(sum(6 * big * big * r for r in RATIOS))
-    designs = {"larger size": ([big] * len(RATIOS), [big * r for r in RATIOS]),
-               "random": random_design(budget, rng)}
-    advice = advise(ladder, fit=start, target_flops=c_star, target=target, budget_flops=budget, seed=seed)
+    n0 = np.repeat(sizes, len(ratios))
+    runs = simulate(theta, sigma, n0, n0 * np.tile(ratios, len(sizes)), rng)
+    c_star = TARGETS[target] * float(runs["flops"].max())
+    truth = float(np.exp(target_log(FORM, theta, "params", math.log(c_star))[0]))
+    start = fit(runs, bootstrap, seed)
+    designs, budget = human_designs(sizes, ratios, rng)
+    advice = advise(runs, fit=start, target_flops=c_star, budget_flops=budget, seed=seed, confidence=confidence,
+                    bootstrap=bootstrap)
     designs["advisor"] = ([r.params for r in advice.runs], [r.tokens for r in advice.runs])
-    out = {"advisor_cost": advice.total_cost / budget, "predicted": math.log(advice.expected_width
-                                                                              / advice.current_width + 1e-300)}
+    lo, hi = interval(start, c_star, confidence)
+    row = {"ladder": ladder, "target": target, "seed": seed, "start": math.log(hi / lo),
+           "advisor runs": len(advice.runs), "advisor cost": advice.total_cost / budget,
+           "advisor is larger size": advice.design_name == "larger size",
+           "predicted": math.log(advice.expected_width / advice.current_width) if advice.runs else 0.0}
+    noise = rng.normal(0, sigma, 64)  # the same noise draws for every design: a paired comparison
     for name, (n, d) in designs.items():
-        data = pd.concat([ladder, simulate(theta, sigma, n, d, rng)], ignore_index=True)
-        res = refit(data, start.theta)
-        w = width(res, target, c_star)
-        est = float(target_log(FORM, res.theta, target, math.log(c_star))[0])
-        out[f"{name}_width"] = w
-        out[f"{name}_error"] = est - truth
-        out[f"{name}_covered"] = float(abs(est - truth) <= w / 2)  # log-symmetric delta interval
-    out["start_width"] = width(start, target, c_star)
+        new = simulate(theta, 0.0, n, d, rng)
+        new["loss"] *= np.exp(noise[: len(new)])
+        lo, hi = interval(fit(pd.concat([runs, new], ignore_index=True), bootstrap, seed), c_star, confidence)
+        row[name] = math.log(hi / lo)
+        row[f"{name} covers"] = bool(lo <= truth <= hi)
+    return row
+
+
+def summarise(rows: pd.DataFrame, confidence: float) -> list[str]:
+    best = rows[list(HUMAN)].min(axis=1)
+    ratio = rows["advisor"] / best  # ratio of log-widths, advisor / best human design of that seed
+    out = [f"{'ladder':>6} {'target':>6} {'seed':>4} {'start':>6} " + " ".join(f"{d:>15}" for d in DESIGNS)
+           + f" {'adv/best':>8} {'runs':>4}"]
+    for (_, r), q in zip(rows.iterrows(), ratio, strict=True):
+        out.append(f"{r['ladder']:>6} {r['target']:>6} {r['seed']:>4} {r['start']:>6.3f} "
+                   + " ".join(f"{r[d]:>15.3f}" for d in DESIGNS) + f" {q:>8.2f} {r['advisor runs']:>4}")
+    out.append("")
+    out.append(f"log-width ln(hi/lo) of the {100 * confidence:g}% bootstrap interval on N_opt (`fit --at-flops`); "
+               "adv/best = the advisor's over the narrowest human design's, per seed")
+    for key, part in [("all", rows.index), *rows.groupby(["ladder", "target"]).groups.items()]:
+        q = ratio[part]
+        label = key if isinstance(key, str) else f"{key[0]}-{key[1]}"
+        out.append(f"  {label:>10}: median adv/best {np.median(q):.2f}  (quartiles {np.quantile(q, 0.25):.2f}"
+                   f"-{np.quantile(q, 0.75):.2f}), advisor lost {np.mean(q > 1):.0%} of {len(q)} seeds "
+                   f"(by >10%: {np.mean(q > 1.1):.0%})")
+    for d in HUMAN:
+        out.append(f"  median log-width ratio advisor / {d}: {np.median(rows['advisor'] / rows[d]):.2f}")
+    out.append(f"  coverage of the true N_opt ({100 * confidence:g}% intervals): " + ", ".join(
+        f"{d} {rows[f'{d} covers'].mean():.0%}" for d in DESIGNS))
+    realised = np.log(rows["advisor"] / rows["start"])
+    out.append(f"  advisor: median predicted narrowing {np.exp(-np.median(rows['predicted'])):.2f}x, realised "
+               f"{np.exp(-np.median(realised)):.2f}x (log-widths); cost {rows['advisor cost'].median():.0%} of the "
+               f"budget (max {rows['advisor cost'].max():.0%}); it proposed the larger-size design in "
+               f"{rows['advisor is larger size'].mean():.0%} of seeds")
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", type=int, default=40)
-    ap.add_argument("--target", default="params", choices=("params", "tokens", "loss"))
-    ap.add_argument("--c-mult", type=float, default=300.0, help="C* as a multiple of the largest run's FLOPs")
+    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--scenarios", nargs="+", default=[f"{lad}-{t}" for lad in LADDERS for t in TARGETS],
+                    help="ladder-target pairs, e.g. small-far issue-near")
+    ap.add_argument("--bootstrap", type=int, default=30, help="bootstrap resamples per fit (default 30)")
+    ap.add_argument("--confidence", type=float, default=0.9)
+    ap.add_argument("--csv", default=None, help="also write the per-seed rows to this CSV")
+    ap.add_argument("--summarise", nargs="+", metavar="CSV", default=None,
+                    help="print the summary of rows saved by earlier --csv runs (e.g. scenarios run in parallel)")
     args = ap.parse_args(argv)
+    if args.summarise:
+        frame = pd.concat([pd.read_csv(p) for p in args.summarise], ignore_index=True)
+        print("\n".join(summarise(frame, args.confidence)))
+        return 0
     t0 = time.perf_counter()
-    rows = pd.DataFrame([one_seed(s, args.target, args.c_mult) for s in range(args.seeds)])
-    better = np.minimum(rows["larger size_width"], rows["random_width"])
-    print(f"advisor_sim: {args.seeds} seeds, target {args.target} at {args.c_mult:g}x the largest run, "
-          f"budget = one larger size at the ladder's {len(RATIOS)} ratios ({time.perf_counter() - t0:.0f} s)")
-    print(f"  median width ratio, better baseline / advisor: {np.median(better / rows['advisor_width']):.2f}x"
-          "   (goal >= 1.2x)")
-    for name in ("larger size", "random"):
-        print(f"  median width ratio, {name:>11} / advisor: {np.median(rows[f'{name}_width'] / rows['advisor_width']):.2f}x")
-    rmse = {n: float(np.sqrt(np.mean(rows[f"{n}_error"] ** 2))) for n in ("larger size", "random", "advisor")}
-    print("  RMS error of log target vs truth: " + ", ".join(f"{n} {v:.3f}" for n, v in rmse.items()))
-    print("  95% interval coverage of the truth: " + ", ".join(
-        f"{n} {rows[f'{n}_covered'].mean():.0%}" for n in ("larger size", "random", "advisor")))
-    realised = np.log(rows["advisor_width"] / rows["start_width"])
-    print(f"  advisor: median predicted narrowing {np.exp(-np.nanmedian(rows['predicted'])):.2f}x, realised "
-          f"{np.exp(-np.median(realised)):.2f}x; cost used {rows['advisor_cost'].median():.0%} of the budget "
-          f"(max {rows['advisor_cost'].max():.0%})")
+    rows = []
+    for scenario in args.scenarios:
+        ladder, target = scenario.split("-")
+        for seed in range(args.seeds):
+            rows.append(one_case(ladder, target, seed, args.bootstrap, args.confidence))
+    frame = pd.DataFrame(rows)
+    if args.csv:
+        frame.to_csv(args.csv, index=False)
+    print(f"advisor_sim: {args.seeds} seeds x {len(args.scenarios)} scenarios, bootstrap {args.bootstrap}, "
+          f"{time.perf_counter() - t0:.0f} s")
+    print("\n".join(summarise(frame, args.confidence)))
     return 0
 
 

@@ -843,4 +843,40 @@ def load_sweep(path: str | Path) -> SweepSpec:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    if "extends" in table:
+        table = _extended(table, path)
     return build(SweepSpec, _pin_recipe_keys(table), str(path))
+
+
+# In an extension, a ladder or budget given replaces the stored one of whichever kind (one kind per table).
+_ALTERNATIVES = {"model": ("sizes", "shapes", "params"), "budget": ("tokens", "tokens_per_param", "flops")}
+
+
+def _extended(table: dict[str, Any], path: Path) -> dict[str, Any]:
+    """A sweep extension (``extends = "SWEEP_DIR"``, as `scalebench next --write` writes one): the folder's
+    stored spec with this file's keys laid over it, table by table. ``extends`` is relative to this file."""
+    table = dict(table)
+    where = table.pop("extends")
+    if not isinstance(where, str) or not where:
+        raise ConfigError(f"{path}: extends must be the path of a sweep folder (a string), not {where!r}")
+    folder = Path(where) if Path(where).is_absolute() else path.parent / where
+    from scalebench.store import load_meta, store_path
+
+    if not store_path(folder).is_file():
+        raise ConfigError(f"{path}: extends = {where!r}: {folder} holds no sweep (no {store_path(folder).name}); "
+                          "give the folder the sweep being extended ran into")
+    base = load_meta(folder).get("spec")
+    if not isinstance(base, dict) or not base:
+        raise ConfigError(f"{path}: extends = {where!r}: the sweep in {folder} has no stored spec to extend")
+    merged = dict(base)
+    for key, value in table.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            sub = dict(merged[key])
+            alternatives = _ALTERNATIVES.get(key, ())
+            if any(k in value for k in alternatives):
+                for k in alternatives:
+                    sub.pop(k, None)
+            merged[key] = {**sub, **value}
+        else:
+            merged[key] = value
+    return merged

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import tomllib
 
 import scalebench
 from scalebench.cli import main
@@ -23,6 +24,7 @@ def test_written_extension_runs_into_the_same_folder(write_sweep, tmp_path, caps
                  "--bootstrap", "8", "--json", "--write", str(ext)]) == 0
     advice = json.loads(capsys.readouterr().out)
     assert 2 <= len(advice["runs"]) <= 2 and advice["total_cost"] <= budget
+    assert set(tomllib.loads(ext.read_text())) <= {"extends", "model", "budget", "train"}  # only what changes
 
     assert main(["run", str(ext), "--out", str(out), "--no-progress"]) == 0
     after = scalebench.load_results(out).set_index("run_id")
@@ -32,6 +34,7 @@ def test_written_extension_runs_into_the_same_folder(write_sweep, tmp_path, caps
         assert after.loc[run_id, "eval_loss"] == row["eval_loss"]
     new = after.drop(index=before.index)
     assert sorted(zip(new["params"], new["tokens"], strict=False)) == sorted((r["params"], r["tokens"]) for r in advice["runs"])
+    assert sorted(new.index) == sorted(r["run_id"] for r in advice["runs"])  # the ids `next` printed
     capsys.readouterr()
     assert main(["fit", str(out), "--at-flops", "1e13", "--json"]) in (0, 1)  # 1: converged flag only
     assert "optimum" in json.loads(capsys.readouterr().out)

@@ -2,7 +2,7 @@
 
 Given the runs already done, a law, a target compute C* and what the user wants to know there — the
 compute-optimal size N_opt(C*) (``params``), its token count D_opt(C*) (``tokens``; the same relative width,
-since N·D = C*/6) or the loss it reaches (``loss``) — and a budget in FLOPs, GPU-hours or dollars, the
+since N·D = C*/6) or the loss it reaches (``loss``) — and a budget in FLOPs, device-hours or dollars, the
 advisor proposes new runs and says how much narrower the target's interval should become.
 
 Method (details and citations in ``design.py``, ``space.py`` and ``scalebench/laws/optimum.py``):
@@ -11,16 +11,20 @@ Method (details and citations in ``design.py``, ``space.py`` and ``scalebench/la
    values. σ, the noise of log loss per run, comes from the fit's residuals.
 2. Candidates are *sweep extensions*: a set of new sizes crossed with a set of budget values of one kind
    (``tokens``, ``tokens_per_param`` or isoFLOP ``flops``), because that is what a sweep spec runs (and what
-   ``--write`` writes). Sizes come from the family's shape rule; cells that would exceed the epochs cap, train
-   fewer than ``min_steps`` batches or not fit the device's memory are excluded (see ``space.py``).
+   ``--write`` writes). Sizes follow the ladder's own rule (``space.ladder_sizes``); cells that would exceed
+   the epochs cap, train fewer than ``min_steps`` batches or not fit the device's memory are excluded.
 3. The design criterion is the c-optimal variance of the target, linearised at each ensemble member and
    averaged as mean log variance (pseudo-Bayesian design), with a weak prior so it is finite before the law
    is identified. A greedy sequential search adds the size or budget value (all its cells) with the largest
    drop of the criterion per unit cost (also per √cost and per run, keeping the best of the three, a guard
    against the ratio rule's known failure on knapsacks), until nothing more fits the budget or ``max_runs``.
    The proposal never costs more than the budget.
-4. Expected width: the current width (bootstrap percentile when there are refits, delta method otherwise)
-   times the predicted ratio of standard deviations.
+4. The searches' designs and the design a person picks first (the ladder's next size at its tokens per
+   parameter) are compared by the interval `fit` will report: the width of the bootstrap percentile
+   interval, linearised (``Criterion.bootstrap_value``), which sees a design whose width hangs on a few runs
+   a resample may leave out. The larger size is proposed unless another design predicts 10% narrower.
+5. Expected width: the current width, exactly as `fit --at-flops` reports it (``laws.optimum.optimum_at``),
+   times the predicted ratio of the linearised bootstrap widths.
 
 When the current data do not identify the law (a parameter whose variance the data barely shrink below the
 prior's, or a fit that cannot be made at all) the advice says so and proposes the *smallest* design that
@@ -38,6 +42,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import tempfile
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -58,12 +64,15 @@ from scalebench.advisor.space import (
     default_axes,
     flops_cost_model,
     measured_cost_model,
+    run_id,
+    sweep_devices,
     sweep_space,
     to_toml,
 )
 from scalebench.errors import ConfigError, FitError
 from scalebench.laws import optimum
 from scalebench.laws.forms import get_law
+from scalebench.laws.optimum import optimum_at
 from scalebench.laws.result import FitResult
 
 ENSEMBLE = 16  # ensemble members: the fit plus up to 15 bootstrap refits
@@ -71,6 +80,8 @@ IDENTIFIED = 0.01  # posterior/prior variance at or below which a parameter coun
 SETTLED = 1.5  # the target is determined when a 10x wider prior grows its variance less than this
 DEFAULT_MIN_RUNS = 6  # max_runs defaults to max(this, the runs done)
 RATIO_SPAN = 3.0  # default trusted tokens per parameter: the runs' range widened this factor each way
+BEAT_MARGIN = math.log(1.1)  # another design replaces the larger-size one when it predicts a 10% narrower
+# interval: the prediction is a linearisation, and a person's design wins the ties
 SCORES = (1.0, 0.5, 0.0)  # greedy gain / cost**λ for each λ; the best final design wins
 
 
@@ -80,14 +91,15 @@ class ProposedRun:
     tokens: float
     flops: float
     cost: float
-    size: float  # the target parameter count written to the spec (model.params)
+    size: Any  # the size as the extension writes it: a flavour, a shape table or a parameter count
+    run_id: str  # the id the sweep's planner gives the run
     shape: dict[str, Any]
     epochs: float
     memory_bytes: float
 
     def summary(self) -> dict[str, Any]:
-        return json_safe({"params": self.params, "tokens": self.tokens, "flops": self.flops, "cost": self.cost,
-                          "size": self.size, "shape": self.shape, "epochs": self.epochs,
+        return json_safe({"run_id": self.run_id, "params": self.params, "tokens": self.tokens, "flops": self.flops,
+                          "cost": self.cost, "size": self.size, "shape": self.shape, "epochs": self.epochs,
                           "memory_bytes": self.memory_bytes})
 
 
@@ -105,7 +117,7 @@ class Advice:
     cost_source: str
     runs: tuple[ProposedRun, ...]
     design_kind: str | None  # budget kind of the extension: tokens | tokens_per_param | flops
-    design_sizes: tuple[float, ...]
+    design_sizes: tuple[Any, ...]  # as written under model.<ladder_kind>
     design_budgets: tuple[float, ...]
     estimate: float  # the target's current point estimate at C*
     current_interval: tuple[float, float]
@@ -115,7 +127,11 @@ class Advice:
     verdict: str  # determined | undetermined
     reasons: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    design_name: str = "advisor"  # advisor, or the conventional design it could not beat ("larger size")
+    ladder_kind: str = "params"  # the sweep's model key the sizes are written under: sizes | shapes | params
     spec: dict[str, Any] | None = field(default=None, repr=False)
+    spec_changes: dict[str, Any] = field(default_factory=dict, repr=False)
+    sweep_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.target not in optimum.TARGETS:
@@ -145,8 +161,8 @@ class Advice:
             "width_method": self.width_method,
             "budget": self.budget, "cost_unit": self.cost_unit, "cost_source": self.cost_source,
             "total_cost": self.total_cost, "total_flops": self.total_flops,
-            "design": {"kind": self.design_kind, "sizes": list(self.design_sizes),
-                       "budgets": list(self.design_budgets)},
+            "design": {"name": self.design_name, "kind": self.design_kind, "ladder_key": self.ladder_kind,
+                       "sizes": list(self.design_sizes), "budgets": list(self.design_budgets)},
             "runs": [r.summary() for r in self.runs], "notes": list(self.notes),
         })
 
@@ -168,54 +184,69 @@ class Advice:
             if math.isfinite(self.expected_width) and self.expected_width > 0:
                 lines.append(f"  expected width after the runs below: {self.expected_width:.4g} "
                              f"({self.current_width / self.expected_width:.2f}x narrower)")
-            lines.append(f"  {len(self.runs)} runs ({self.design_kind} design), cost {self.total_cost:.4g} of "
-                         f"{self.budget:.4g} {self.cost_unit} ({self.cost_source})")
-            lines.append(f"  {'params':>10} {'tokens':>10} {'flops':>10} {'cost':>10} {'epochs':>7}")
+            design = "" if self.design_name == "advisor" else f", the {self.design_name} design: nothing found beats it"
+            lines.append(f"  {len(self.runs)} runs ({self.design_kind} budgets{design}), cost {self.total_cost:.4g} "
+                         f"of {self.budget:.4g} {self.cost_unit} ({self.cost_source})")
+            width = max(6, *(len(r.run_id) for r in self.runs))
+            lines.append(f"  {'run':<{width}} {'params':>10} {'tokens':>10} {'flops':>10} {'cost':>10} {'epochs':>7}")
             for r in self.runs:
-                lines.append(f"  {r.params:>10.4g} {r.tokens:>10.4g} {r.flops:>10.4g} {r.cost:>10.4g} {r.epochs:>7.2f}")
+                lines.append(f"  {r.run_id:<{width}} {r.params:>10.4g} {r.tokens:>10.4g} {r.flops:>10.4g} "
+                             f"{r.cost:>10.4g} {r.epochs:>7.2f}")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
-    def extension_spec(self) -> dict[str, Any]:
-        """The sweep spec (a dict) that adds the proposed runs to the same sweep: the same name and settings
-        with ``model.params`` = the new sizes and the budget of the design's kind."""
-        if self.spec is None:
+    def extension_spec(self, path: str | Path | None = None) -> dict[str, Any]:
+        """What the extension changes, as a spec table: ``extends`` (the sweep folder; relative to ``path``'s
+        folder when the TOML is written there), the new sizes under the ladder's own key, the budgets of the
+        design's kind, and any setting the new runs must share with the old (a wsd sweep's warm-up)."""
+        if self.spec is None or self.sweep_dir is None:
             raise ConfigError("a sweep extension needs a sweep folder as the source (this advice came from a "
                               "file of runs); write the runs yourself from summary()['runs']")
         if not self.runs:
             raise ConfigError("nothing to write: the advice proposes no runs")
-        spec = {k: v for k, v in self.spec.items()}
-        model = {k: v for k, v in (spec.get("model") or {}).items() if k not in ("sizes", "shapes", "params")}
-        spec["model"] = {"params": list(self.design_sizes), **model}
-        budget = {k: v for k, v in (spec.get("budget") or {}).items() if k not in BUDGET_KINDS}
-        spec["budget"] = {self.design_kind: list(self.design_budgets), **budget}
-        return spec
+        where = Path(self.sweep_dir).resolve()
+        if path is not None:
+            where = Path(os.path.relpath(where, Path(path).resolve().parent))
+        out: dict[str, Any] = {"extends": where.as_posix(), **{k: dict(v) for k, v in self.spec_changes.items()}}
+        out["model"] = {self.ladder_kind: list(self.design_sizes)}
+        out["budget"] = {self.design_kind: list(self.design_budgets)}
+        return out
 
-    def extension_toml(self) -> str:
-        from scalebench.config import SweepSpec
+    def extension_toml(self, path: str | Path | None = None) -> str:
+        from scalebench.config import load_sweep
 
-        spec = self.extension_spec()
+        spec = self.extension_spec(path)
         header = (f"Sweep extension from `scalebench next` ({self.law}, {self.target} at {self.target_flops:.3g} "
-                  f"FLOPs):\n{len(self.runs)} runs, {self.total_cost:.4g} {self.cost_unit}. Run it into the same "
-                  f"folder: scalebench run THIS.toml --out SWEEP_DIR")
+                  f"FLOPs): {len(self.runs)} runs,\n{self.total_cost:.4g} {self.cost_unit}. It holds only what "
+                  f"changes; the rest is the sweep's own spec.\nRun it into the same folder: "
+                  f"scalebench run {Path(path).name if path is not None else 'THIS.toml'} --out {self.sweep_dir}")
         text = to_toml(spec, header)
-        import tomllib
-
-        SweepSpec.from_dict(tomllib.loads(text), "<extension>")  # what we write must load
+        with tempfile.TemporaryDirectory() as tmp:  # what we write must load, from where it is written
+            probe = Path(path).resolve().parent if path is not None else Path(tmp)
+            check = probe / f".scalebench-next-{os.getpid()}.toml" if path is not None else Path(tmp) / "ext.toml"
+            try:
+                check.write_text(text, encoding="utf-8")
+                load_sweep(check)
+            finally:
+                check.unlink(missing_ok=True)
         return text
 
     def write_extension(self, path: str | Path) -> Path:
         path = Path(path)
-        path.write_text(self.extension_toml(), encoding="utf-8")
+        text = self.extension_toml(path)
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"--write {path}: cannot write the extension ({exc.strerror or exc})") from None
         return path
 
 
 # --- inputs -----------------------------------------------------------------------------------------------
-def _budget(budget_flops, budget_gpu_hours, budget_usd) -> tuple[str, float]:
-    given = {k: v for k, v in (("flops", budget_flops), ("gpu_hours", budget_gpu_hours), ("usd", budget_usd))
-             if v is not None}
+def _budget(budget_flops, budget_hours, budget_gpu_hours, budget_usd) -> tuple[str, float]:
+    given = {k: v for k, v in (("flops", budget_flops), ("hours", budget_hours), ("gpu_hours", budget_gpu_hours),
+                               ("usd", budget_usd)) if v is not None}
     if len(given) != 1:
-        raise ConfigError("give exactly one budget: budget_flops, budget_gpu_hours or budget_usd "
+        raise ConfigError("give exactly one budget: budget_flops, budget_hours, budget_gpu_hours or budget_usd "
                           f"(got {sorted(given) or 'none'})")
     kind, value = next(iter(given.items()))
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
@@ -227,33 +258,33 @@ def _load(source, form, loss_col, kind, options) -> tuple[pd.DataFrame, Space, C
     from scalebench.laws.io import SWEEP_STORE_FILE, load_data
 
     frame = load_data(source, form.variables, loss_col=loss_col)
+    cost_kind = "hours" if kind == "gpu_hours" else kind
     is_sweep = isinstance(source, (str, Path)) and (Path(source) / SWEEP_STORE_FILE).exists()
-    if is_sweep:
-        from scalebench.store import load_results
-
-        results = load_results(source)
-        done = results[results["status"] == "done"]
-        space = sweep_space(Path(source), done, memory_bytes=options.get("memory_bytes"))
-        overrides = {k: options[k] for k in ("corpus_tokens", "max_epochs") if options.get(k) is not None}
-        if overrides:
-            space = _replace(space, **overrides)
-        ranks = int(((space.spec or {}).get("parallel") or {}).get("ranks", 1))
-        cost = measured_cost_model(done, kind, env=_env(source), price_usd_per_hour=options.get("price_usd_per_hour"),
-                                   ranks=ranks)
+    if not is_sweep:
+        space = Space(family=options.get("family"), shape_context=dict(options.get("shape_context") or {}),
+                      batch_tokens=int(options.get("batch_tokens") or 1),
+                      min_steps=int(options.get("min_steps") or 1),
+                      max_epochs=float(options.get("max_epochs") or math.inf),
+                      corpus_tokens=options.get("corpus_tokens"), memory_bytes=options.get("memory_bytes"))
+        cost = flops_cost_model(cost_kind, gpu=options.get("gpu"), mfu=options.get("mfu"),
+                                price_usd_per_hour=options.get("price_usd_per_hour"))
         return frame, space, cost
-    space = Space(family=options.get("family"), shape_context=dict(options.get("shape_context") or {}),
-                  batch_tokens=int(options.get("batch_tokens") or 1), min_steps=int(options.get("min_steps") or 1),
-                  max_epochs=float(options.get("max_epochs") or math.inf), corpus_tokens=options.get("corpus_tokens"),
-                  memory_bytes=options.get("memory_bytes"))
-    cost = flops_cost_model(kind, gpu=options.get("gpu"), mfu=options.get("mfu"),
-                            price_usd_per_hour=options.get("price_usd_per_hour"))
+    from scalebench.store import load_meta, load_results
+
+    results = load_results(source)
+    done = results[results["status"] == "done"]
+    space = sweep_space(Path(source), done, memory_bytes=options.get("memory_bytes"))
+    overrides = {k: options[k] for k in ("corpus_tokens", "max_epochs") if options.get(k) is not None}
+    if overrides:
+        space = _replace(space, **overrides)
+    device, per_run, price = sweep_devices(done, space.spec or {}, load_meta(source).get("env") or {})
+    if kind == "gpu_hours" and device != "GPU":
+        raise ConfigError(f"{source}: the sweep ran on {device}, so its runs cost {device}-hours, not GPU-hours; "
+                          "give the budget as --budget-hours (budget_hours=...), in hours of the device it ran on")
+    if options.get("price_usd_per_hour") is not None:
+        price = options["price_usd_per_hour"]
+    cost = measured_cost_model(done, cost_kind, device=device, devices_per_run=per_run, price_usd_per_hour=price)
     return frame, space, cost
-
-
-def _env(source) -> dict:
-    from scalebench.store import load_meta
-
-    return load_meta(source).get("env") or {}
 
 
 def _replace(space: Space, **changes) -> Space:
@@ -360,6 +391,7 @@ def advise(
     target_flops: float,
     target: str = "params",
     budget_flops: float | None = None,
+    budget_hours: float | None = None,
     budget_gpu_hours: float | None = None,
     budget_usd: float | None = None,
     candidates: Mapping[str, Any] | None = None,
@@ -376,7 +408,8 @@ def advise(
 
     ``source``: a sweep folder (costs from its measured throughput, candidates within its corpus, memory and
     family) or a CSV/DataFrame of runs (costs from FLOPs; for GPU-hours or dollars give ``gpu=`` and
-    ``mfu=``). Exactly one of ``budget_flops``, ``budget_gpu_hours``, ``budget_usd``. ``candidates``: axis
+    ``mfu=``). Exactly one of ``budget_flops``, ``budget_hours`` (hours of the device the sweep ran on: GPU-hours,
+    or CPU core-hours), ``budget_gpu_hours`` (the same, refused for a sweep that ran on CPU), ``budget_usd``. ``candidates``: axis
     values to choose from instead of the default grids, ``{"params": [...], "tokens": [...]}`` (or
     ``"tokens_per_param"`` / ``"flops"`` as the budget axis). ``max_runs`` caps the number of new runs.
     ``fit``: an already fitted result of the same data (skips the fit). Further keywords describe the space
@@ -386,7 +419,7 @@ def advise(
     """
     form = get_law(law)
     target_flops = _check_target(target, target_flops, form)
-    kind, budget = _budget(budget_flops, budget_gpu_hours, budget_usd)
+    kind, budget = _budget(budget_flops, budget_hours, budget_gpu_hours, budget_usd)
     unknown = set(context) - {"family", "shape_context", "corpus_tokens", "max_epochs", "memory_bytes",
                               "batch_tokens", "min_steps", "gpu", "mfu", "price_usd_per_hour",
                               "tokens_per_param_range"}
@@ -464,19 +497,12 @@ def _ensemble(result: FitResult, seed: int) -> np.ndarray:
     return np.array(members)
 
 
-def _current(result: FitResult, frame, form, target, log_c, confidence) -> tuple[float, tuple, str]:
-    logx = np.log(frame[list(form.variables)].to_numpy(dtype=float).T)
-    resid = result.residuals["residual"].to_numpy() if result.residuals is not None else np.array([])
-    point, lo, hi = optimum.delta_interval(form, result.theta, logx, resid, delta=result.huber_delta,
-                                          target=target, log_c=log_c, confidence=confidence)
-    boot = result.bootstrap_thetas
-    if boot is not None and len(boot) >= 20:
-        with np.errstate(all="ignore"):
-            samples = np.exp(optimum.target_log(form, boot, target, log_c))
-        tail = 50.0 * (1.0 - confidence)
-        blo, bhi = np.nanpercentile(samples, [tail, 100.0 - tail])
-        return point, (float(blo), float(bhi)), "bootstrap"
-    return point, (lo, hi), "delta"
+def _current(result: FitResult, frame, target, target_flops, confidence) -> tuple[float, tuple, str]:
+    """The target now and its interval: exactly what `scalebench fit --at-flops` reports (``optimum_at``)."""
+    opt = optimum_at(result, target_flops, confidence=confidence, data=frame)
+    lo, hi = opt["ci"].get(target) or (None, None)
+    nan = math.nan
+    return float(opt[target]), (nan if lo is None else float(lo), nan if hi is None else float(hi)), opt["ci_method"]
 
 
 def _advise_fitted(result, frame, form, space, cost_model, axes, *, target, log_c, target_flops, confidence,
@@ -492,26 +518,33 @@ def _advise_fitted(result, frame, form, space, cost_model, axes, *, target, log_
     ensemble = _ensemble(result, seed)
     n_opt = float(np.exp(optimum.target_log(form, result.theta, "params", log_c)[0]))
     d_opt = target_flops / (6.0 * n_opt)
-    point, interval, method = _current(result, frame, form, target, log_c, confidence)
+    point, interval, method = _current(result, frame, target, target_flops, confidence)
     if not result.success:
         notes.append(f"the fit did not converge ({result.message}); the advice linearises it all the same")
-    best, reasons = None, []
+    found, reasons = [], []
     for kind, (sizes, values) in axes.items():
         if sizes is None:
             sizes, values = default_axes(kind, frame, n_opt, d_opt, target_flops, _flops_hint(cost_model, budget),
                                          space)
         cells = build_cells(space, kind, sizes, values, cost_model, done=frame)
-        cells_logx = np.log(np.vstack([np.repeat(cells.params, cells.budget_values.size),
-                                       np.maximum(cells.tokens.ravel(), 1.0)]))  # 0-token cells are invalid
-        crit = design.Criterion(form, ensemble, logx_old, cells_logx, v=v, target=target, log_c=log_c)
+        crit = design.Criterion(form, ensemble, logx_old, _cells_logx(cells), v=v, target=target, log_c=log_c)
         reasons = _undetermined_reasons(crit, form, target)
-        for key, state in _search(crit, cells, budget, max_runs, settle=bool(reasons)):
-            if best is None or key < best[0]:
-                best = (key, state, float(crit.value(crit.base)), float(crit.value(crit.info_of(state.cells))),
-                        cells, crit)
-    _, state, v0, v1, best_cells, best_crit = best
+        found += [(key, state, cells, crit) for key, state in _search(crit, cells, budget, max_runs,
+                                                                       settle=bool(reasons))]
+    if reasons:
+        _, state, best_cells, best_crit = min(found, key=lambda f: f[0])
+        ratio = math.exp(0.5 * (float(best_crit.value(best_crit.info_of(state.cells)))
+                                - float(best_crit.value(best_crit.base))))
+        design_name = "advisor"
+    else:
+        ref = _larger_size(frame, space, cost_model, budget, max_runs)
+        if ref is not None:
+            ref_crit = design.Criterion(form, ensemble, logx_old, _cells_logx(ref[0]), v=v, target=target,
+                                        log_c=log_c)
+            found.append(((-1,), ref[1], ref[0], ref_crit))
+        state, best_cells, best_crit, ratio, design_name = _select(found, confidence, seed)
     width = interval[1] - interval[0]
-    expected = width * math.exp(0.5 * (v1 - v0)) if state.cells else width
+    expected = width * ratio if state.cells else width
     verdict = "undetermined" if reasons else "determined"
     if reasons:
         if state.cells and _settled(best_crit, state.cells):
@@ -520,7 +553,59 @@ def _advise_fitted(result, frame, form, space, cost_model, axes, *, target, log_
         else:
             notes.append("no design within the budget determines the target; this one helps most")
     return _make_advice(result.law, target, target_flops, confidence, budget, cost_model, best_cells, state,
-                        point, interval, width, expected, method, verdict, reasons, notes, space)
+                        point, interval, width, expected, method, verdict, reasons, notes, space, design_name)
+
+
+def _select(found: list, confidence: float, seed: int) -> tuple:
+    """The design to propose among the searches' results and the larger-size design (key ``(-1,)``), by the
+    linearised width of the bootstrap interval `fit` will report after the runs (``Criterion.bootstrap_value``).
+    The larger-size design wins unless another predicts an interval at least 10% narrower. Returns (state,
+    cells, criterion, predicted width ratio, design name)."""
+    scored = []
+    for key, state, cells, crit in found:
+        if state.cells:
+            value = crit.bootstrap_value(state.cells, confidence, seed=seed)
+            scored.append((value - (BEAT_MARGIN if key == (-1,) else 0.0), value, key, state, cells, crit))
+    if not scored:
+        _, state, cells, crit = found[0]
+        return state, cells, crit, 1.0, "advisor"
+    _, value, key, state, cells, crit = min(scored, key=lambda s: s[0])
+    ratio = math.exp(value - crit.bootstrap_value([], confidence, seed=seed))
+    return state, cells, crit, ratio, "larger size" if key == (-1,) else "advisor"
+
+
+def _cells_logx(cells: Cells) -> np.ndarray:
+    """log (params, tokens) of every cell, flattened (0-token cells are invalid anyway)."""
+    return np.log(np.vstack([np.repeat(cells.params, cells.budget_values.size),
+                             np.maximum(cells.tokens.ravel(), 1.0)]))
+
+
+def _larger_size(frame: pd.DataFrame, space: Space, cost_model: CostModel, budget: float,
+                 max_runs: int) -> tuple[Cells, _State] | None:
+    """The design a person picks first: the ladder's next size (its own size step above its largest) at the
+    tokens per parameter of the largest size's runs; the nearest size above the largest that fits the budget,
+    or None."""
+    sizes = np.unique(frame["params"].to_numpy(dtype=float))
+    if sizes.size < 2:
+        return None
+    top, step = sizes[-1], sizes[-1] / sizes[-2]
+    ratios = frame.loc[frame["params"] == top, "tokens"].to_numpy(dtype=float) / top
+    try:
+        cells = build_cells(space, "tokens_per_param", top * np.geomspace(1.0001, step**2, 24), ratios, cost_model)
+    except ConfigError:  # no size of the ladder's family above its largest
+        return None
+    n_j = cells.budget_values.size
+    options = []
+    for i in range(cells.params.size):
+        if cells.params[i] > top and cells.valid[i].all() and n_j <= max_runs:
+            cost = float(cells.cost[i].sum())
+            if cost <= budget:
+                options.append((abs(math.log(cells.params[i] / (top * step))), i, cost))
+    if not options:
+        return None
+    _, i, cost = min(options)
+    return cells, _State(sizes=[i], budgets=list(range(n_j)), cells=[i * n_j + j for j in range(n_j)], cost=cost,
+                         value=math.nan)
 
 
 def _undetermined_reasons(crit: design.Criterion, form, target: str) -> list[str]:
@@ -567,24 +652,28 @@ def _public(form, raw: list[str]) -> list[str]:
 
 
 def _make_advice(law, target, target_flops, confidence, budget, cost_model, cells, state, point, interval,
-                 width, expected, method, verdict, reasons, notes, space) -> Advice:
+                 width, expected, method, verdict, reasons, notes, space, design_name="advisor") -> Advice:
     n_j = cells.budget_values.size
     runs = []
     for flat in sorted(state.cells, key=lambda f: (cells.params[f // n_j], cells.tokens.ravel()[f])):
         i, j = divmod(flat, n_j)
         runs.append(ProposedRun(params=float(cells.params[i]), tokens=float(cells.tokens[i, j]),
                                 flops=float(cells.flops[i, j]), cost=float(cells.cost[i, j]),
-                                size=float(cells.size_targets[i]),
+                                size=cells.size_entries[i],
+                                run_id=run_id(space.family, cells.size_labels[i], cells.kind,
+                                              float(cells.budget_values[j])),
                                 shape=cells.shapes[i].as_dict() if cells.shapes[i] is not None else {},
                                 epochs=float(cells.epochs[i, j]), memory_bytes=float(cells.memory_bytes[i])))
     return Advice(law=law, target=target, target_flops=target_flops, confidence=confidence, budget=budget,
                   cost_unit=cost_model.unit, cost_source=cost_model.source, runs=tuple(runs),
                   design_kind=cells.kind if runs else None,
-                  design_sizes=tuple(float(cells.size_targets[i]) for i in sorted(state.sizes)),
+                  design_sizes=tuple(cells.size_entries[i] for i in sorted(state.sizes, key=lambda i: cells.params[i])),
                   design_budgets=tuple(float(cells.budget_values[j]) for j in sorted(state.budgets)),
                   estimate=point, current_interval=(float(interval[0]), float(interval[1])),
                   current_width=float(width), expected_width=float(expected), width_method=method,
-                  verdict=verdict, reasons=tuple(reasons), notes=tuple(notes), spec=space.spec)
+                  verdict=verdict, reasons=tuple(reasons), notes=tuple(notes), spec=space.spec,
+                  spec_changes=space.spec_changes, ladder_kind=space.ladder_kind or "params",
+                  sweep_dir=space.sweep_dir, design_name=design_name)
 
 
 def _unfittable(frame, form, space, cost_model, axes, reason, *, law, target, target_flops, confidence, budget,

@@ -8,7 +8,7 @@ import argparse
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "next",
-        help="propose the next runs: the most certainty on the compute-optimal point per FLOP, GPU-hour or dollar",
+        help="propose the next runs: the most certainty on the compute-optimal point per FLOP, device-hour or dollar",
         description="Fit the law to the runs done, then propose a sweep extension (new sizes x budgets) that most "
         "narrows the interval on the compute-optimal size, token count or loss at --target-flops within the "
         "budget. Costs come from the sweep's measured throughput (a sweep folder) or from FLOPs (a CSV).",
@@ -20,7 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="what to know at C: compute-optimal params (default), tokens, or the loss reached")
     budget = p.add_mutually_exclusive_group(required=True)
     budget.add_argument("--budget-flops", type=float, metavar="B", help="FLOPs to spend on new runs")
-    budget.add_argument("--budget-gpu-hours", type=float, metavar="H", help="GPU-hours to spend (measured speed)")
+    budget.add_argument("--budget-hours", type=float, metavar="H",
+                        help="hours of the device the sweep ran on (GPU-hours; CPU core-hours on a CPU sweep)")
+    budget.add_argument("--budget-gpu-hours", type=float, metavar="H",
+                        help="GPU-hours to spend (a GPU sweep's measured speed; a CSV with --gpu and --mfu)")
     budget.add_argument("--budget-usd", type=float, metavar="U", help="dollars to spend (measured speed x price)")
     p.add_argument("--max-runs", type=int, default=None, help="at most this many new runs")
     p.add_argument("--confidence", type=float, default=0.95, help="interval confidence (default 0.95)")
@@ -44,7 +47,8 @@ def handle(args: argparse.Namespace) -> int:
 
     extra = {k: getattr(args, k) for k in ("gpu", "mfu", "price_usd_per_hour") if getattr(args, k) is not None}
     advice = advise(args.source, law=args.law, target_flops=args.target_flops, target=args.target,
-                    budget_flops=args.budget_flops, budget_gpu_hours=args.budget_gpu_hours,
+                    budget_flops=args.budget_flops, budget_hours=args.budget_hours,
+                    budget_gpu_hours=args.budget_gpu_hours,
                     budget_usd=args.budget_usd, max_runs=args.max_runs, seed=args.seed,
                     confidence=args.confidence, bootstrap=args.bootstrap, loss_col=args.loss_col, **extra)
     path = advice.write_extension(args.write) if args.write else None  # before printing: a refusal exits 2

@@ -15,9 +15,11 @@ fields, model states alone otherwise.
 Costs. From a sweep folder the cost of a run is its FLOPs over the FLOP/s the sweep *measured*: a power law
 log(FLOP/s) = a + b·log N fitted to the done runs' ``tokens_per_s · flops_per_token``, held at the measured
 edge outside the measured sizes (no extrapolated speed-up: a larger model is never assumed cheaper per FLOP
-than the largest one measured). GPU-hours multiply by the GPUs of a run (``world_size``, 1 when absent);
-dollars by the price per GPU-hour (the catalog's for the sweep's GPU, or given). Without a sweep (a CSV or
-DataFrame) the cost is the FLOPs themselves, or FLOPs over (peak · MFU) of a named GPU for hours and dollars.
+than the largest one measured). Hours are named for the device the runs measured: GPU-hours multiply the
+wall time by the GPUs of a run (``world_size``, 1 when absent); CPU-hours (core-hours) by the threads of a
+run (``devices.threads_per_worker`` times its ranks). Dollars multiply hours by the price per device-hour (the
+catalog's for the sweep's GPU, or given). Without a sweep (a CSV or DataFrame) the cost is the FLOPs
+themselves, or FLOPs over (peak · MFU) of a named GPU for GPU-hours and dollars.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import pandas as pd
 from scalebench.errors import ConfigError
 
 BUDGET_KINDS = ("tokens", "tokens_per_param", "flops")
-COST_KINDS = {"flops": "FLOPs", "gpu_hours": "GPU-hours", "usd": "USD"}
+COST_KINDS = {"flops": "FLOPs", "hours": "device-hours", "usd": "USD"}
 GRID_POINTS = 14  # candidate values per axis
 
 
@@ -48,27 +50,30 @@ def sig3(x: float) -> float:
 
 @dataclass(frozen=True, kw_only=True)
 class CostModel:
-    """Cost of a run from its size and FLOPs, in ``unit`` (FLOPs, GPU-hours or USD)."""
+    """Cost of a run from its size and FLOPs, in ``unit`` (FLOPs, GPU-hours, CPU-hours or USD)."""
 
-    kind: str  # flops | gpu_hours | usd
+    kind: str  # flops | hours | usd
+    device: str = "GPU"  # what the hours are hours of: GPU, or CPU (core-hours)
     log_speed: tuple[float, float] | None = None  # (a, b): log FLOP/s = a + b·log N, within the range below
     log_params_range: tuple[float, float] = (-math.inf, math.inf)
-    gpus_per_run: int = 1
+    devices_per_run: int = 1  # GPUs of a run, or its CPU threads
     price_usd_per_hour: float | None = None
     source: str = "FLOPs"
 
     def __post_init__(self) -> None:
+        if self.device not in ("GPU", "CPU"):
+            raise ConfigError(f"cost device must be GPU or CPU, not {self.device!r}")
         if self.kind not in COST_KINDS:
             raise ConfigError(f"cost kind must be one of {', '.join(COST_KINDS)}, not {self.kind!r}")
         if self.kind != "flops" and self.log_speed is None:
-            raise ConfigError(f"costs in {COST_KINDS[self.kind]} need a throughput (a sweep folder, or gpu= and mfu=)")
+            raise ConfigError("costs in hours or dollars need a throughput (a sweep folder, or gpu= and mfu=)")
         if self.kind == "usd" and not (self.price_usd_per_hour and self.price_usd_per_hour > 0):
-            raise ConfigError("costs in USD need a price: price_usd_per_hour=... (the GPU is not in the catalog "
-                              "or has no price)")
+            raise ConfigError(f"costs in USD need a price per {self.device}-hour: price_usd_per_hour=... (--price-usd-per-hour;"
+                              " the catalog prices GPUs only, and this one is not in it or has no price)")
 
     @property
     def unit(self) -> str:
-        return COST_KINDS[self.kind]
+        return f"{self.device}-hours" if self.kind == "hours" else COST_KINDS[self.kind]
 
     def flops_per_s(self, params: np.ndarray) -> np.ndarray:
         a, b = self.log_speed
@@ -79,21 +84,20 @@ class CostModel:
         flops = np.asarray(flops, dtype=float)
         if self.kind == "flops":
             return flops
-        hours = flops / self.flops_per_s(params) / 3600.0 * self.gpus_per_run
-        return hours if self.kind == "gpu_hours" else hours * self.price_usd_per_hour
+        hours = flops / self.flops_per_s(params) / 3600.0 * self.devices_per_run
+        return hours if self.kind == "hours" else hours * self.price_usd_per_hour
 
 
-def measured_cost_model(done: pd.DataFrame, kind: str, *, env: Mapping[str, Any],
-                        price_usd_per_hour: float | None, ranks: int = 1) -> CostModel:
-    """Cost model from a sweep's done runs (their measured tokens/s); a FLOP budget costs FLOPs."""
+def measured_cost_model(done: pd.DataFrame, kind: str, *, device: str = "GPU", devices_per_run: int = 1,
+                        price_usd_per_hour: float | None = None) -> CostModel:
+    """Cost model from a sweep's done runs (their measured tokens/s); a FLOP budget costs FLOPs. ``device``
+    and ``devices_per_run``: what the runs ran on (``sweep_devices``)."""
     if kind == "flops":
         return CostModel(kind="flops")
     speed = pd.to_numeric(done.get("tokens_per_s"), errors="coerce") * pd.to_numeric(
         done.get("flops_per_token"), errors="coerce")
     ok = np.isfinite(speed.to_numpy(dtype=float)) & (speed.to_numpy(dtype=float) > 0)
     if not ok.any():
-        if kind == "flops":
-            return CostModel(kind="flops")
         raise ConfigError("the sweep has no measured throughput (tokens_per_s) in its done runs; "
                           "give the budget in FLOPs (budget_flops=...)")
     log_n = np.log(done["params"].to_numpy(dtype=float)[ok])
@@ -102,13 +106,22 @@ def measured_cost_model(done: pd.DataFrame, kind: str, *, env: Mapping[str, Any]
         b, a = np.polyfit(log_n, log_s, 1)
     else:
         a, b = float(np.median(log_s)), 0.0
+    per_run = f"{devices_per_run} {'GPU' if device == 'GPU' else 'thread'}{'s' if devices_per_run > 1 else ''} a run"
+    return CostModel(kind=kind, device=device, log_speed=(float(a), float(b)),
+                     log_params_range=(float(log_n.min()), float(log_n.max())), devices_per_run=devices_per_run,
+                     price_usd_per_hour=price_usd_per_hour,
+                     source=f"measured throughput of {int(ok.sum())} done runs on {device}, {per_run}")
+
+
+def sweep_devices(done: pd.DataFrame, spec: Mapping[str, Any], env: Mapping[str, Any]) -> tuple[str, int, float | None]:
+    """(GPU or CPU, devices per run, catalog price per device-hour or None) of a sweep's done runs."""
+    on_gpu = "device" in done and (done["device"].dropna().astype(str) != "cpu").any()
+    ranks = max(1, int((spec.get("parallel") or {}).get("ranks", 1)))
+    if not on_gpu:
+        threads = max(1, int((spec.get("devices") or {}).get("threads_per_worker", 1)))
+        return "CPU", threads * ranks, None
     gpus = pd.to_numeric(done.get("world_size", pd.Series(dtype=float)), errors="coerce").dropna()
-    price = price_usd_per_hour
-    if kind == "usd" and price is None:
-        price = _catalog_price(env)
-    return CostModel(kind=kind, log_speed=(float(a), float(b)), log_params_range=(float(log_n.min()), float(log_n.max())),
-                     gpus_per_run=int(gpus.max()) if len(gpus) else max(1, int(ranks)), price_usd_per_hour=price,
-                     source=f"measured throughput of {int(ok.sum())} done runs")
+    return "GPU", int(gpus.max()) if len(gpus) else ranks, _catalog_price(env)
 
 
 def _catalog_price(env: Mapping[str, Any]) -> float | None:
@@ -127,7 +140,7 @@ def flops_cost_model(kind: str, *, gpu: str | None, mfu: float | None,
     if kind == "flops":
         return CostModel(kind="flops")
     if gpu is None or mfu is None:
-        raise ConfigError(f"a budget in {COST_KINDS[kind]} from a file of runs (no measured throughput) needs "
+        raise ConfigError(f"a budget in {'GPU-hours' if kind == 'hours' else 'USD'} from a file of runs (no measured throughput) needs "
                           "gpu='H100-SXM' (a catalog name) and mfu=0.4 (the utilisation you expect)")
     if not (isinstance(mfu, (int, float)) and 0 < mfu <= 1):
         raise ConfigError(f"mfu must be a fraction in (0, 1], not {mfu!r}")
@@ -156,8 +169,13 @@ class Space:
     precision: str = "fp32"
     optimizer: str = "adamw"
     tokens_per_param_range: tuple[float, float] = (0.0, math.inf)  # where the law is trusted (see advise)
+    ladder_kind: str | None = None  # how the sweep names its sizes: sizes | shapes | params (None: a file)
+    ladder_entries: tuple[Any, ...] = ()  # the sweep's model.<ladder_kind> list
+    ladder_shapes: tuple[Any, ...] = ()  # the done runs' shapes (family shapes), for the ladder's order
+    spec_changes: dict[str, Any] = field(default_factory=dict)  # settings an extension must carry (wsd warm-up)
     copies: int = 1  # runs per cell: the sweep's grid-axis combinations, each trains every (size, budget)
     spec: dict[str, Any] | None = None  # the sweep's resolved spec (to write an extension); None for files
+    sweep_dir: str | None = None  # the sweep folder an extension extends; None for files
     notes: tuple[str, ...] = ()
 
     def shape(self, target: float):
@@ -204,7 +222,9 @@ def sweep_space(path: Path, done: pd.DataFrame, *, memory_bytes: float | None) -
     spec, corpus, env = meta.get("spec") or {}, meta.get("corpus") or {}, meta.get("env") or {}
     if not spec:
         raise ConfigError(f"{path}: the sweep's store has no resolved spec; re-run it with `scalebench run`")
-    spec = _pin_wsd_warmup(path, spec)
+    pinned = _pin_wsd_warmup(path, spec)
+    changes = {} if pinned is spec else {"train": {"warmup_steps": pinned["train"]["warmup_steps"]}}
+    spec = pinned
     from scalebench.config import BudgetSpec, TrainSpec
 
     train, budget = spec.get("train") or {}, spec.get("budget") or {}
@@ -225,12 +245,26 @@ def sweep_space(path: Path, done: pd.DataFrame, *, memory_bytes: float | None) -
         memory_bytes, where = _device_memory(env, done, spec)
         notes.append(f"memory cap {memory_bytes / 2**30:.1f} GiB per run ({where})")
     units = corpus.get("train_units", corpus.get("train_tokens"))
+    kind, entries, shapes = _ladder(family, spec.get("model") or {}, context)
     return Space(family=family.name, shape_context=context, batch_tokens=int(batch),
+                 ladder_kind=kind, ladder_entries=entries, ladder_shapes=shapes, spec_changes=changes,
+                 sweep_dir=str(path),
                  min_steps=int(budget.get("min_steps", BudgetSpec.min_steps)),
                  max_epochs=float(budget.get("max_epochs", BudgetSpec.max_epochs)),
                  corpus_tokens=float(units) if units else None,
                  memory_bytes=memory_bytes, precision=precision if precision in ("fp32", "bf16", "fp16") else "fp32",
                  optimizer=str(train.get("optimizer", "adamw")), spec=spec, notes=tuple(notes), copies=copies)
+
+
+def _ladder(family, model: Mapping[str, Any], context: Mapping[str, Any]) -> tuple[str | None, tuple, tuple]:
+    """(ladder kind, its entries, their shapes) of a sweep's ``[model]`` table."""
+    for kind, make in (("sizes", lambda e: family.shape_from_flavour(e, **context)),
+                       ("shapes", lambda e: family.make_shape(**{**context, **e})),
+                       ("params", lambda e: family.shape_for_params(e, **context))):
+        entries = tuple(model.get(kind) or ())
+        if entries:
+            return kind, entries, tuple(make(e) for e in entries)
+    return None, (), ()
 
 
 def _pin_wsd_warmup(path: Path, spec: dict[str, Any]) -> dict[str, Any]:
@@ -295,7 +329,8 @@ class Cells:
     """The candidate grid of one budget kind: sizes × budget values, with each cell's run and cost."""
 
     kind: str
-    size_targets: np.ndarray  # (I,) target parameter counts as written to the spec
+    size_entries: tuple[Any, ...]  # (I,) each size as the extension writes it under model.<ladder kind>
+    size_labels: tuple[str, ...]  # (I,) the planner's name for it in run ids
     shapes: tuple[Any, ...]  # (I,)
     budget_values: np.ndarray  # (J,)
     params: np.ndarray  # (I,) the family's exact count
@@ -308,28 +343,95 @@ class Cells:
     epochs: np.ndarray  # (I, J)
 
 
-def size_axis(space: Space, targets: np.ndarray) -> tuple[np.ndarray, tuple, np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct family shapes for the targets: (targets, shapes, params, flops_per_token, memory), by size."""
-    from scalebench.families import get_family
+def num_label(x: float) -> str:
+    """A number as the planner writes it in run ids."""
+    from scalebench.sweep.planner import _num_label
 
+    return _num_label(x)
+
+
+def run_id(family: str | None, size_label: str, kind: str, value: float) -> str:
+    """The run id the planner gives a size at one budget value (``sweep.planner``'s naming)."""
+    from scalebench.sweep.planner import _slug
+
+    prefix = {"tokens": "t", "tokens_per_param": "tpp", "flops": "C"}[kind]
+    return _slug(f"{family or 'runs'}-{size_label}-{prefix}{num_label(value)}")
+
+
+def size_axis(space: Space, targets: np.ndarray) -> tuple[tuple, tuple, tuple, np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct sizes for the targets, in the ladder's own terms: (entries, labels, shapes, params,
+    flops_per_token, memory), by size. See ``ladder_sizes``."""
     if space.family is None:  # no family: the size is the count, C = 6·N·D, memory = model states only
         t = np.array(sorted({sig3(t) for t in targets if t > 0}))
         if not t.size:
             raise ConfigError("no candidate sizes: give positive parameter counts")
-        return t, (None,) * t.size, t, 6.0 * t, _states_bytes(space, t)
+        return tuple(t), tuple(f"p{num_label(x)}" for x in t), (None,) * t.size, t, 6.0 * t, _states_bytes(space, t)
+    from scalebench.families import get_family
+
     fam = get_family(space.family)
-    seen, rows = set(), []
-    for t in sorted({sig3(t) for t in targets if t > 0}):
-        shape = space.shape(t)
-        n = fam.params(shape)
-        if n in seen:
-            continue
-        seen.add(n)
-        rows.append((t, shape, float(n), float(fam.flops_per_token(shape)), space.memory(shape)))
+    rows = ladder_sizes(space, fam, targets)
     if not rows:
-        raise ConfigError("no candidate sizes: give positive parameter counts")
-    t, s, n, f, m = zip(*rows, strict=True)
-    return np.array(t), tuple(s), np.array(n), np.array(f), np.array(m)
+        raise ConfigError(f"no candidate sizes: the {space.family} family's shapes in the range asked for do not "
+                          "follow the ladder (see scalebench.advisor.space.ladder_sizes)")
+    rows = [(e, lab, s, float(fam.params(s)), float(fam.flops_per_token(s)), space.memory(s)) for e, lab, s in rows]
+    e, lab, s, n, f, m = zip(*sorted(rows, key=lambda r: r[3]), strict=True)
+    return e, lab, s, np.array(n), np.array(f), np.array(m)
+
+
+def ladder_sizes(space: Space, fam, targets: np.ndarray) -> list[tuple[Any, str, Any]]:
+    """(entry, label, shape) of each candidate size, following the ladder's own rule.
+
+    A ladder of target counts (``model.params``) gets the family's target rule, written as the *real*
+    parameter count (3 digits) and kept only where the rule maps that count back to the same shape, so a run
+    id ``p…`` names the run's own size. A ladder of flavours (``model.sizes``) gets the family's flavours; a
+    ladder of shapes (``model.shapes``) its own shapes and the family's flavour shapes. Candidates span the
+    targets' range, never below the ladder's smallest size, and keep every shape field that grows with size
+    along the ladder (depth, width) in the ladder's order: no one-layer model above a two-layer one."""
+    lo, hi = min(targets), max(targets)
+    out: dict[int, tuple[Any, str, Any]] = {}
+    if space.ladder_kind in ("sizes", "shapes"):
+        named = [(k, fam.shape_from_flavour(k, **space.shape_context)) for k in fam.flavours]
+        if space.ladder_kind == "sizes":
+            found = [(k, k, s) for k, s in named]
+        else:
+            own = [fam.make_shape(**{**space.shape_context, **e}) for e in space.ladder_entries]
+            found = [(_entry(s, space), fam.label(s), s) for s in own + [s for _, s in named]]
+        for e, lab, s in found:
+            out.setdefault(fam.params(s), (e, lab, s))
+    else:
+        for t in sorted({sig3(t) for t in targets if t > 0}):
+            s = space.shape(t)
+            n = sig3(fam.params(s))
+            if space.shape(n) == s:  # self-naming: the id p<n> is this shape's own count
+                out.setdefault(fam.params(s), (n, f"p{num_label(n)}", s))
+    ladder = [fam.params(s) for s in space.ladder_shapes]
+    floor = min(ladder) if ladder else 0
+    keep = [r for n, r in sorted(out.items()) if (lo <= n <= hi or n in ladder) and n >= floor]
+    return [r for r in keep if _follows(fam, r[2], space.ladder_shapes)]
+
+
+def _entry(shape, space: Space) -> dict[str, Any]:
+    """A shape as a ``model.shapes`` table: its fields less those the sweep fixes (its shape context)."""
+    return {k: v for k, v in shape.as_dict().items() if k not in space.shape_context and v is not None}
+
+
+def _follows(fam, shape, ladder: tuple) -> bool:
+    """Whether ``shape`` keeps the ladder's order in every numeric field that never shrinks along it."""
+    if not ladder:
+        return True
+    rows = sorted(((fam.params(s), s.as_dict()) for s in ladder), key=lambda r: r[0])
+    n, fields = fam.params(shape), shape.as_dict()
+    for key, value in fields.items():
+        seq = [r[1].get(key) for r in rows]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in [value, *seq]):
+            continue
+        if any(b < a for a, b in zip(seq, seq[1:], strict=False)):
+            continue  # not a field that grows with size along this ladder
+        below = [f[key] for m, f in rows if m <= n]
+        above = [f[key] for m, f in rows if m >= n]
+        if (below and value < max(below)) or (above and value > min(above)):
+            return False
+    return True
 
 
 def _states_bytes(space: Space, params: np.ndarray) -> np.ndarray:
@@ -343,7 +445,7 @@ def build_cells(space: Space, kind: str, size_targets: np.ndarray, budget_values
                 cost_model: CostModel, done: pd.DataFrame | None = None) -> Cells:
     """The grid of one budget kind. A cell equal to a run in ``done`` (same params and tokens) is not
     admissible: the sweep would keep the finished run rather than train it again."""
-    targets, shapes, params, fpt, mem = size_axis(space, size_targets)
+    entries, labels, shapes, params, fpt, mem = size_axis(space, size_targets)
     values = np.array(sorted({sig3(v) for v in budget_values if v > 0}))
     if kind == "tokens":
         raw = np.broadcast_to(values[None, :], (params.size, values.size))
@@ -369,7 +471,7 @@ def build_cells(space: Space, kind: str, size_targets: np.ndarray, budget_values
     dropped = short if kind == "flops" else np.zeros_like(short)
     cost = np.where(valid, space.copies * cost_model.cost(np.broadcast_to(params[:, None], tokens.shape), flops),
                     np.inf)
-    return Cells(kind=kind, size_targets=targets, shapes=shapes, budget_values=values, params=params,
+    return Cells(kind=kind, size_entries=entries, size_labels=labels, shapes=shapes, budget_values=values, params=params,
                  tokens=tokens, flops=flops, cost=cost, valid=valid, dropped=dropped, memory_bytes=mem, epochs=epochs)
 
 
@@ -377,7 +479,7 @@ def default_axes(kind: str, done: pd.DataFrame, n_opt: float, d_opt: float, targ
                  budget_flops_hint: float, space: Space) -> tuple[np.ndarray, np.ndarray]:
     """Candidate sizes and budget values: geometric grids from below the smallest run to the target's
     compute-optimal point (runs there are usually unaffordable; the cost filter decides)."""
-    n_lo = float(done["params"].min()) / 4.0
+    n_lo = float(done["params"].min())  # never below the ladder: a person extends it or fills it in
     n_hi = max(float(done["params"].max()) * 4.0, min(n_opt, float(done["params"].max()) * 256.0))
     sizes = np.geomspace(n_lo, max(n_hi, 2 * n_lo), GRID_POINTS)
     d_lo = max(float(done["tokens"].min()) / 4.0, space.min_steps * space.batch_tokens)
