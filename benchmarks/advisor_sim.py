@@ -177,9 +177,10 @@ def main(argv: list[str] | None = None) -> int:
         ladder, target = scenario.split("-")
         for seed in range(args.seeds):
             rows.append(one_case(ladder, target, seed, args.bootstrap, args.confidence))
+            if args.csv:  # after every case: an interrupted run keeps what it measured
+                pd.DataFrame(rows).to_csv(args.csv, index=False)
+            print(f"{scenario} seed {seed}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     frame = pd.DataFrame(rows)
-    if args.csv:
-        frame.to_csv(args.csv, index=False)
     print(f"advisor_sim: {args.seeds} seeds x {len(args.scenarios)} scenarios, bootstrap {args.bootstrap}, "
           f"{time.perf_counter() - t0:.0f} s")
     print("\n".join(summarise(frame, args.confidence)))
