@@ -161,6 +161,7 @@ def summarise(rows: pd.DataFrame, confidence: float) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds run from this one (to split a run)")
     ap.add_argument("--scenarios", nargs="+", default=[f"{lad}-{t}" for lad in LADDERS for t in TARGETS],
                     help="ladder-target pairs, e.g. small-far issue-near")
     ap.add_argument("--bootstrap", type=int, default=30, help="bootstrap resamples per fit (default 30)")
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for scenario in args.scenarios:
         ladder, target = scenario.split("-")
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             rows.append(one_case(ladder, target, seed, args.bootstrap, args.confidence))
             if args.csv:  # after every case: an interrupted run keeps what it measured
                 pd.DataFrame(rows).to_csv(args.csv, index=False)
