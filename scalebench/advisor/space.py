@@ -381,9 +381,9 @@ def size_axis(space: Space, targets: np.ndarray) -> tuple[tuple, tuple, tuple, n
 def ladder_sizes(space: Space, fam, targets: np.ndarray) -> list[tuple[Any, str, Any]]:
     """(entry, label, shape) of each candidate size, following the ladder's own rule.
 
-    A ladder of target counts (``model.params``) gets the family's target rule, written as the *real*
-    parameter count (3 digits) and kept only where the rule maps that count back to the same shape, so a run
-    id ``p…`` names the run's own size. A ladder of flavours (``model.sizes``) gets the family's flavours; a
+    A ladder of target counts (``model.params``) gets the family's target rule, each shape written as the
+    target nearest its *real* parameter count among those the rule maps to it (the count itself, 3 digits,
+    whenever the rule allows), so a run id ``p…`` names the run's own size as closely as the rule can. A ladder of flavours (``model.sizes``) gets the family's flavours; a
     ladder of shapes (``model.shapes``) its own shapes and the family's flavour shapes. Candidates span the
     targets' range, never below the ladder's smallest size, and keep every shape field that grows with size
     along the ladder (depth, width) in the ladder's order: no one-layer model above a two-layer one."""
@@ -398,12 +398,16 @@ def ladder_sizes(space: Space, fam, targets: np.ndarray) -> list[tuple[Any, str,
             found = [(_entry(s, space), fam.label(s), s) for s in own + [s for _, s in named]]
         for e, lab, s in found:
             out.setdefault(fam.params(s), (e, lab, s))
-    else:
-        for t in sorted({sig3(t) for t in targets if t > 0}):
-            s = space.shape(t)
-            n = sig3(fam.params(s))
-            if space.shape(n) == s:  # self-naming: the id p<n> is this shape's own count
-                out.setdefault(fam.params(s), (n, f"p{num_label(n)}", s))
+    else:  # per shape, the target nearest its real count among those the rule maps to it: the id p<t> names it
+        fine = {sig3(t) for t in np.geomspace(lo, hi, 40 * len(targets))} | {sig3(t) for t in targets if t > 0}
+        best: dict[int, tuple[float, float, Any]] = {}
+        for t in sorted(fine):
+            shape = space.shape(t)
+            n = fam.params(shape)
+            for w in (t, sig3(n)):
+                if (w == t or space.shape(w) == shape) and abs(math.log(w / n)) < best.get(n, (math.inf,))[0]:
+                    best[n] = (abs(math.log(w / n)), w, shape)
+        out = {n: (w, f"p{num_label(w)}", shape) for n, (_, w, shape) in best.items()}
     ladder = [fam.params(s) for s in space.ladder_shapes]
     floor = min(ladder) if ladder else 0
     keep = [r for n, r in sorted(out.items()) if (lo <= n <= hi or n in ladder) and n >= floor]
