@@ -22,6 +22,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 # public name -> module that defines it
 _LAZY = {
+    "Sweep": "scalebench.sweep_dir",
     "SweepSpec": "scalebench.config",
     "RunSpec": "scalebench.config",
     "load_sweep": "scalebench.config",
@@ -45,6 +46,8 @@ _LAZY = {
     "list_gpus": "scalebench.hardware.catalog",
     "GPUSpec": "scalebench.hardware.catalog",
     "get_family": "scalebench.families",
+    "Family": "scalebench.families",
+    "register_family": "scalebench.families",
     "fit": "scalebench.laws",
     "FitResult": "scalebench.laws",
     "backtest": "scalebench.laws",
@@ -59,6 +62,7 @@ _LAZY = {
     "Advice": "scalebench.advisor",
     "register_law": "scalebench.laws",
     "write_report": "scalebench.report",
+    "ReportOptions": "scalebench.report",
     "profile_config": "scalebench.profiling",
 }
 

@@ -361,32 +361,37 @@ class ResultStore:
 
 def load_results(sweep_dir: str | Path):
     """One row per run with DESIGN.md's column names (``RESULT_COLUMNS`` first, then any extra fields)."""
+    with _reading(sweep_dir) as store:
+        return _results_frame(store)
+
+
+def _results_frame(store: ResultStore):
+    """load_results on an open store (a Sweep reads every table through one connection)."""
     import pandas as pd
 
-    with _reading(sweep_dir) as store:
-        rows = []
-        for r in store.runs():
-            spec, rec = r["spec"], r["record"] or {}
-            shape = spec.get("shape", {})
-            row = {
-                "run_id": r["run_id"], "status": r["status"], "family": spec.get("family"),
-                "size": spec.get("size"), "budget": spec.get("budget_label"), "shape": _label(spec),
-                "unit": spec.get("unit", "tokens"), "params": spec.get("params"),
-                "params_total": spec.get("params_total"), "params_nonembedding": _nonembedding(spec),
-                "tokens": spec.get("tokens"),
-                "flops": spec.get("flops"), "flops_per_token": spec.get("flops_per_token"),
-                "world_size": spec.get("parallel", {}).get("ranks", 1), "error": r["error"],
-                "attempts": r["attempts"],
-            }
-            for k, v in {**shape, **spec.get("axes", {})}.items():
-                if k not in row and not isinstance(v, (dict, list)):
-                    row[k] = v
-            for k, v in rec.items():
-                if k not in ("run_id", "status") and not isinstance(v, (dict, list)):
-                    row[k] = v
-            if isinstance(rec.get("bottleneck_detail"), dict):
-                row["bottleneck_detail"] = json.dumps(rec["bottleneck_detail"])
-            rows.append(row)
+    rows = []
+    for r in store.runs():
+        spec, rec = r["spec"], r["record"] or {}
+        shape = spec.get("shape", {})
+        row = {
+            "run_id": r["run_id"], "status": r["status"], "family": spec.get("family"),
+            "size": spec.get("size"), "budget": spec.get("budget_label"), "shape": _label(spec),
+            "unit": spec.get("unit", "tokens"), "params": spec.get("params"),
+            "params_total": spec.get("params_total"), "params_nonembedding": _nonembedding(spec),
+            "tokens": spec.get("tokens"),
+            "flops": spec.get("flops"), "flops_per_token": spec.get("flops_per_token"),
+            "world_size": spec.get("parallel", {}).get("ranks", 1), "error": r["error"],
+            "attempts": r["attempts"],
+        }
+        for k, v in {**shape, **spec.get("axes", {})}.items():
+            if k not in row and not isinstance(v, (dict, list)):
+                row[k] = v
+        for k, v in rec.items():
+            if k not in ("run_id", "status") and not isinstance(v, (dict, list)):
+                row[k] = v
+        if isinstance(rec.get("bottleneck_detail"), dict):
+            row["bottleneck_detail"] = json.dumps(rec["bottleneck_detail"])
+        rows.append(row)
     df = pd.DataFrame(rows)
     for col in RESULT_COLUMNS:
         if col not in df.columns:
@@ -448,3 +453,18 @@ def load_meta(sweep_dir: str | Path) -> dict[str, Any]:
     """The resolved spec (``spec``), environment (``env``) and corpus (``corpus``) of a sweep."""
     with _reading(sweep_dir) as store:
         return store.meta()
+
+
+def load_all(sweep_dir: str | Path) -> dict[str, Any]:
+    """Every table of a sweep through one read-only connection: ``results``, ``steps``, ``telemetry``,
+    ``events`` (DataFrames, as the ``load_*`` functions give them), ``meta`` (a dict) and ``axes`` (the grid
+    axes' names in first-seen order)."""
+    with _reading(sweep_dir) as store:
+        axes: dict[str, None] = {}
+        for r in store.runs():
+            axes.update(dict.fromkeys((r["spec"] or {}).get("axes") or {}))
+        return {"results": _results_frame(store), "axes": tuple(axes),
+                "steps": store.query("SELECT * FROM steps ORDER BY run_id, step"),
+                "telemetry": store.query("SELECT * FROM telemetry ORDER BY run_id, t_s"),
+                "events": store.query("SELECT * FROM events ORDER BY t"),
+                "meta": store.meta()}

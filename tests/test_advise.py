@@ -402,10 +402,13 @@ def test_report_advice_context(tmp_path):
 
     _, out, _ = fake_sweep(tmp_path)
     done = scalebench.load_results(out)
-    ctx = advice_context(out)  # the proposal for 100x the largest run, a budget of the sweep's FLOPs again
+    assert "scalebench next" in advice_context(out)["missing"]  # the page never runs the advisor itself
+    target, budget = 100 * done["flops"].max(), done["flops"].sum()
+    scalebench.Sweep(out).next(target_flops=target, budget_flops=budget, bootstrap=8)  # saves next.json
+    ctx = advice_context(out)
     assert ctx["missing"] is None and ctx["rows"]
-    assert ctx["target_flops"] == narrative.si(100 * done["flops"].max())
-    assert ctx["budget"] == narrative.si(done["flops"].sum())
+    assert ctx["target_flops"] == narrative.si(target)
+    assert ctx["budget"] == narrative.si(budget)
     assert ctx["command"].startswith(f"scalebench next {out} --target-flops")
     assert advice_context(tmp_path)["missing"].startswith("no proposal")  # not a sweep: a reason, no crash
 
@@ -428,6 +431,9 @@ def test_report_plan_section_shows_the_proposal(tmp_path):
     from scalebench.report.synthetic import make_synthetic_sweep
 
     out = make_synthetic_sweep(tmp_path / "syn", n_sizes=4, n_budgets=2)
+    done = scalebench.load_results(out)
+    assert main(["next", str(out), "--target-flops", str(100 * done["flops"].max()), "--budget-flops",
+                 str(done["flops"].sum()), "--bootstrap", "8"]) == 0  # saves next.json, which the page shows
     html = write_report(out).read_text()
     plan = html[html.index('<section id="plan">'):html.index('<section id="reproducibility">')]
     assert 'id="next-runs-table"' in plan and "scalebench next" in plan and "narrower" in plan

@@ -336,8 +336,11 @@ def test_sweep_directory_uses_done_runs_and_eval_loss(tmp_path, monkeypatch):
     frame.loc[36:, "eval_loss"] = np.nan  # unfinished runs have no loss; they must not reach validation
     (tmp_path / "scalebench.sqlite").touch()
     store = types.ModuleType("scalebench.store")
+    store.STORE_NAME = "scalebench.sqlite"
     store.load_results = lambda sweep_dir: frame.copy()
     store.load_meta = lambda sweep_dir: {}
+    store.load_all = lambda sweep_dir: {"results": frame.copy(), "steps": pd.DataFrame(), "meta": {}, "axes": (),
+                                        "telemetry": pd.DataFrame(), "events": pd.DataFrame()}
     monkeypatch.setitem(__import__("sys").modules, "scalebench.store", store)
     monkeypatch.setattr("scalebench.store", store, raising=False)
     with pytest.warns(UserWarning, match="excluded 1 failed, 2 diverged, 1 running"):

@@ -105,7 +105,7 @@ def test_an_E_below_a_known_floor_is_a_reason_and_one_at_it_is_not():
     assert any("below the data's known irreducible loss 2.5" in r for r in below.reasons)
     assert any("--fix E=2.5" in s for s in below.suggestions)
     above = fit_frame(frame, law, known_floor=1.2).diagnostics
-    assert any(r.startswith("note: E = ") for r in above.reasons)
+    assert any(r.startswith("E = ") for r in above.cautions) and not any("E = " in r for r in above.reasons)
 
 
 def test_a_frame_has_no_known_floor():

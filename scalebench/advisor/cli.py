@@ -46,11 +46,25 @@ def handle(args: argparse.Namespace) -> int:
     from scalebench.advisor.advise import advise
 
     extra = {k: getattr(args, k) for k in ("gpu", "mfu", "price_usd_per_hour") if getattr(args, k) is not None}
-    advice = advise(args.source, law=args.law, target_flops=args.target_flops, target=args.target,
-                    budget_flops=args.budget_flops, budget_hours=args.budget_hours,
-                    budget_gpu_hours=args.budget_gpu_hours,
-                    budget_usd=args.budget_usd, max_runs=args.max_runs, seed=args.seed,
-                    confidence=args.confidence, bootstrap=args.bootstrap, loss_col=args.loss_col, **extra)
+    options = dict(law=args.law, target_flops=args.target_flops, target=args.target,
+                   budget_flops=args.budget_flops, budget_hours=args.budget_hours,
+                   budget_gpu_hours=args.budget_gpu_hours,
+                   budget_usd=args.budget_usd, max_runs=args.max_runs, seed=args.seed,
+                   confidence=args.confidence, bootstrap=args.bootstrap, loss_col=args.loss_col, **extra)
+    from scalebench.laws.io import is_sweep_dir
+
+    if is_sweep_dir(args.source):  # saved as DIR/next.json, which the report shows
+        from scalebench.errors import ConfigError
+        from scalebench.sweep_dir import Sweep
+
+        sweep = Sweep(args.source)
+        advice = sweep.next(save=False, **options)
+        try:
+            sweep.save_next(advice)
+        except (OSError, ConfigError) as exc:
+            print(f"note: proposal not saved in {args.source} ({exc})", file=sys.stderr)
+    else:
+        advice = advise(args.source, **options)
     path = advice.write_extension(args.write) if args.write else None  # before printing: a refusal exits 2
     print(json.dumps(advice.summary(), indent=2) if args.json else advice.report())
     if path is not None:

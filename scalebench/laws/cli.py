@@ -2,8 +2,9 @@
 
 Approach 3 (the parametric law, ``--law``) is the default; ``--approach 2`` runs isoFLOP profiles and
 ``--approach 1`` the training-curve envelope. ``--group-by COL`` fits one law per value of a column;
-``--compare`` fits several laws and ranks them. A sweep directory gets the result saved as ``fit.json``
-(Approach 3, ungrouped), which ``scalebench report`` then uses.
+``--compare`` fits several laws and ranks them. A sweep directory is fitted as ``scalebench.Sweep(dir).fit``
+fits it (``laws.sweepfit``: one set of inputs everywhere) and gets the result saved as ``fit.json``
+(Approach 3, ungrouped), which ``scalebench report`` renders.
 """
 
 from __future__ import annotations
@@ -115,13 +116,11 @@ def _print(result, as_json: bool) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     import sys
-    from pathlib import Path
 
     from tqdm import tqdm
 
-    from scalebench.errors import ConfigError, FitError
-    from scalebench.laws.fitting import fit_frame
-    from scalebench.laws.io import SWEEP_STORE_FILE, describe_source, known_floor, load_data
+    from scalebench.errors import ConfigError
+    from scalebench.laws.fitting import fit
 
     if args.hyper or args.at_params is not None or args.at_tokens is not None:
         from scalebench.laws.hyper_cli import handle_hyper
@@ -151,69 +150,72 @@ def handle(args: argparse.Namespace) -> int:
     form = _form(args)
     options = {"bootstrap": args.bootstrap, "seed": args.seed, "confidence": args.confidence,
                "huber_delta": args.huber_delta, "bootstrap_method": args.bootstrap_method}
+    sweep = _sweep(args.source)
     if args.compare:
-        import json
-
-        from scalebench.laws.compare import compare_laws
-
-        laws = None if args.compare == "auto" else [s.strip() for s in args.compare.split(",") if s.strip()]
-        table = compare_laws(args.source, laws, **_columns(args), **{**options, "bootstrap": 0})
-        if args.json:
-            print(json.dumps({"compare": json.loads(table.to_json(orient="records"))}, indent=2))
-        else:
-            print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
-        return 0
+        return _compare(args, sweep, options)
     if args.group_by:
-        from scalebench.laws.groups import fit_groups
+        if sweep is not None:
+            grouped = sweep.fit(form, group_by=args.group_by, **_columns(args), **options,
+                                backtest_below=args.backtest_below)
+        else:
+            from scalebench.laws.groups import fit_groups
 
-        grouped = fit_groups(args.source, form, by=args.group_by, **_columns(args), **options,
-                             backtest_below=args.backtest_below)
+            grouped = fit_groups(args.source, form, by=args.group_by, **_columns(args), **options,
+                                 backtest_below=args.backtest_below)
         _print(grouped, args.json)
         return 0 if all(r.success for r in grouped.results.values()) else 1
 
-    frame = load_data(args.source, form.variables, **_columns(args))
-    path = Path(args.source)
-    sweep = path.is_dir() and (path / SWEEP_STORE_FILE).exists()
-    if sweep and form.has_frontier:  # the curves let the diagnostics compare Approach 1 too (as the report does)
-        from scalebench.laws.isoflop import approach_exponents, sweep_curves
-
-        try:
-            curves = sweep_curves(path)
-        except FitError:
-            curves = None
-        options["other_exponents"] = approach_exponents(frame, curves)
     bar = tqdm(total=args.bootstrap, desc="bootstrap", unit="resample",
                disable=not args.bootstrap or not sys.stderr.isatty())
     with bar:
-        result = fit_frame(frame, form, source=describe_source(args.source), backtest_below=args.backtest_below,
-                           progress=lambda done, total: bar.update(done - bar.n), known_floor=known_floor(args.source, args.loss_col),
-                           **options)
-    if sweep:  # the ladder's own checks (lr probes, spikes, crossing curves, cells left out) join the verdict
-        from scalebench.laws.health import with_health
-
-        result = with_health(result, path, args.loss_col or "eval_loss")
-    result.metadata.update(loss_col=frame.attrs.get("loss_col", args.loss_col), params_col=args.params_col)
+        step = {"progress": lambda done, total: bar.update(done - bar.n), "backtest_below": args.backtest_below}
+        if sweep is not None:  # the one way to fit a sweep (Sweep.fit: the report renders what it saves)
+            result = sweep.fit(form, save=False, **_columns(args), **options, **step)
+        else:
+            result = fit(args.source, form, **_columns(args), **options, **step)
     if args.at_flops is not None:  # scalebench next's target, with its intervals
         import json
 
         from scalebench._util import json_safe
-        from scalebench.laws.optimum import format_optimum, optimum_at
+        from scalebench.laws.intervals import format_optimum, optimum
 
         summary, text = result.summary(), result.report()
-        summary["optimum"] = optimum_at(result, args.at_flops, confidence=args.confidence)
+        summary["optimum"] = optimum(result, args.at_flops, confidence=args.confidence)
         text += "\n" + format_optimum(summary["optimum"])
         print(json.dumps(json_safe(summary), indent=2, allow_nan=False) if args.json else text)
     else:
         _print(result, args.json)
-    if sweep and not args.no_save:
-        from scalebench.errors import ConfigError
-        from scalebench.laws.result import save_fit
-
+    if sweep is not None and not args.no_save:
         try:
-            saved = save_fit(result, path)
+            saved = sweep.save_fit(result)
         except (OSError, ConfigError) as exc:  # a read-only sweep folder (an archive): the fit itself stands
-            print(f"note: fit not saved in {path} ({exc}); scalebench report will refit (pass --no-save to skip "
-                  "saving)", file=sys.stderr)
+            print(f"note: fit not saved in {sweep.path} ({exc}); scalebench report needs it (pass --no-save to "
+                  "skip saving)", file=sys.stderr)
         else:
-            print(f"fit saved to {saved} (scalebench report uses it)", file=sys.stderr)
+            print(f"fit saved to {saved} (scalebench report renders it)", file=sys.stderr)
     return 0 if result.success else 1
+
+
+def _sweep(source: str):
+    from scalebench.laws.io import is_sweep_dir
+
+    if not is_sweep_dir(source):
+        return None
+    from scalebench.sweep_dir import Sweep
+
+    return Sweep(source)
+
+
+def _compare(args: argparse.Namespace, sweep, options: dict) -> int:
+    """Several laws ranked; on a sweep each is fitted by the one path, so its verdict is `--law`'s."""
+    import json
+
+    from scalebench.laws.compare import compare_laws
+
+    laws = None if args.compare == "auto" else [s.strip() for s in args.compare.split(",") if s.strip()]
+    table = compare_laws(sweep if sweep is not None else args.source, laws, **_columns(args), **options)
+    if args.json:
+        print(json.dumps({"compare": json.loads(table.to_json(orient="records"))}, indent=2))
+    else:
+        print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    return 0

@@ -216,7 +216,7 @@ def fit(
     ``source``: a DataFrame, a CSV/Parquet path (columns ``params``, ``tokens``, ``loss``; tokens =
     flops/(6·params) when only ``flops`` is given; other names via ``*_col``; a law's other variables,
     such as ``unique_tokens``, by their own names) or a sweep directory (done runs only, loss ``eval_loss``
-    by default). ``law``: a registered name (``chinchilla``, ``kaplan-joint``, ``power-*``, ``kaplan-*``
+    by default; fitted as ``scalebench.Sweep(dir).fit`` does, see ``laws.sweepfit``). ``law``: a registered name (``chinchilla``, ``kaplan-joint``, ``power-*``, ``kaplan-*``
     with E = 0, ``broken-power-*``, ``data-constrained``) or a ``LawForm``. ``fix`` holds public
     parameters at given values (``{"E": 1.8}``); ``tie`` makes one equal another (``{"alpha": "beta"}``).
     ``bootstrap``: resamples over runs for percentile intervals at ``confidence``; ``bootstrap_method``
@@ -230,8 +230,15 @@ def fit(
     returns with ``success=False``; unusable data raise ``FitError``.
     """
     from scalebench.laws.constraints import constrain
-    from scalebench.laws.io import known_floor
+    from scalebench.laws.io import is_sweep_dir
 
+    if is_sweep_dir(source):  # one way to fit a sweep: the CLI's, the report's and Sweep.fit's
+        from scalebench.laws.sweepfit import fit_sweep
+
+        return fit_sweep(source, law, loss_col=loss_col, params_col=params_col, tokens_col=tokens_col,
+                         flops_col=flops_col, bootstrap=bootstrap, seed=seed, confidence=confidence,
+                         huber_delta=huber_delta, n_refine=n_refine, grid=grid, fix=fix, tie=tie,
+                         backtest_below=backtest_below, progress=progress, bootstrap_method=bootstrap_method)
     form = constrain(law, fix, tie)
     _check_options(huber_delta, confidence, bootstrap, n_refine, seed, bootstrap_method)
     if backtest_below is not None:
@@ -258,7 +265,6 @@ def fit(
         seed=seed,
         confidence=confidence,
         backtest_below=backtest_below,
-        known_floor=known_floor(source, loss_col),
     )
     result.metadata.update(columns)  # saved with the fit: the report fits and shows the same columns
     return result

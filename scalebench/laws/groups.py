@@ -41,20 +41,35 @@ class GroupedFit:
         return pd.DataFrame(rows, columns=["group", "quantity", "value", "low", "high", "n_points", "verdict"])
 
     def differences(self) -> list[str]:
-        """Sentences on the frontier exponent a across groups: which pairs' intervals are disjoint."""
+        """Sentences on the frontier exponent a across groups. A difference is claimed only between two
+        fits that determine a (verdict not ``undetermined``, with an interval): there, disjoint intervals are
+        a difference the data support and overlapping ones are none shown. A group that does not determine
+        a is named with what it lacks, and no claim involves it."""
         table = self.comparison()
-        a = table[table["quantity"] == "a"].dropna(subset=["low", "high"])
-        out = []
-        rows = list(a.itertuples(index=False))
-        for i, x in enumerate(rows):
-            for y in rows[i + 1:]:
+        a = table[table["quantity"] == "a"]
+        determined, out = [], []
+        for row in a.itertuples(index=False):
+            r = self.results[row.group]
+            if r.verdict == "undetermined":
+                why = "; ".join(r.diagnostics.reasons[:2]) if r.diagnostics is not None else ""
+                out.append(f"no claim about a for {self.by} = {row.group}: its fit is undetermined"
+                           + (f" ({why})" if why else "") + "; add the runs its verdict asks for")
+            elif not (math.isfinite(row.low) and math.isfinite(row.high)):
+                out.append(f"no claim about a for {self.by} = {row.group}: no interval (fit with a bootstrap, "
+                           "e.g. --bootstrap 200)")
+            else:
+                determined.append(row)
+        claims = []
+        for i, x in enumerate(determined):
+            for y in determined[i + 1:]:
                 if x.high < y.low or y.high < x.low:
-                    out.append(f"a differs between {x.group} ({x.value:.3f} [{x.low:.3f}, {x.high:.3f}]) and "
-                               f"{y.group} ({y.value:.3f} [{y.low:.3f}, {y.high:.3f}]): the intervals do not overlap")
-        if rows and not out and len(rows) > 1:
-            out.append("the intervals of a overlap for every pair of groups: these runs show no difference in "
-                       "compute-optimal scaling")
-        return out
+                    claims.append(f"a differs between {x.group} ({x.value:.3f} [{x.low:.3f}, {x.high:.3f}]) and "
+                                  f"{y.group} ({y.value:.3f} [{y.low:.3f}, {y.high:.3f}]): the intervals do not "
+                                  "overlap")
+        if len(determined) > 1 and not claims:
+            claims.append("the intervals of a overlap for every pair of groups that determine it: these runs show "
+                          "no difference in compute-optimal scaling")
+        return claims + out
 
     def summary(self) -> dict[str, Any]:
         comp = self.comparison()

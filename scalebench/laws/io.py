@@ -33,6 +33,13 @@ def describe_source(source: object) -> str:
     return str(source)
 
 
+def is_sweep_dir(source: object) -> bool:
+    """Whether ``source`` is a sweep folder (a path, or a ``scalebench.Sweep``, holding the store)."""
+    if not isinstance(source, (str, os.PathLike)) or not str(source):
+        return False
+    return (Path(source) / SWEEP_STORE_FILE).is_file()
+
+
 def known_floor(source: object, loss_col: str | None = None) -> float | None:
     """The floor of a sweep's held-out loss (``eval_loss``, the default) where its task knows it (the
     synthetic language, the teacher task), else None."""
@@ -54,6 +61,22 @@ def sweep_loss_col(frame: pd.DataFrame) -> str:
     return "eval_bpb" if mixed and has_bpb else "eval_loss"
 
 
+def done_runs(results: pd.DataFrame, where: object, stacklevel: int = 3) -> pd.DataFrame:
+    """The ``done`` runs of a sweep's results, with a warning that counts the others (not fitted). Probe runs
+    (``[ladder]`` learning-rate probes, checked by ``laws/health.py``) are not ladder cells and are left out."""
+    if "probe" in results:
+        results = results[results["probe"].isna()]
+    status = results["status"] if "status" in results else pd.Series("done", index=results.index)
+    excluded = status[status != "done"].value_counts()
+    if len(excluded):
+        order = {s: i for i, s in enumerate(("failed", "diverged", "pending", "running"))}
+        detail = ", ".join(
+            f"{excluded[s]} {s}" for s in sorted(excluded.index, key=lambda s: (order.get(s, 9), s))
+        )
+        warnings.warn(f"{where}: excluded {detail} run(s); only done runs are fitted", stacklevel=stacklevel)
+    return results[status == "done"].copy()
+
+
 def _read(source: object, loss_col: str | None) -> tuple[pd.DataFrame, str]:
     if isinstance(source, pd.DataFrame):
         return source.copy(), loss_col or "loss"
@@ -72,18 +95,8 @@ def _read(source: object, loss_col: str | None) -> tuple[pd.DataFrame, str]:
         except ImportError as exc:
             raise FitError(f"{path}: reading a sweep directory needs scalebench.store ({exc})") from exc
 
-        frame = store.load_results(path)
-        if "probe" in frame:  # [ladder] probe runs check the lr (laws/health.py); they are not ladder cells
-            frame = frame[frame["probe"].isna()]
-        status = frame["status"] if "status" in frame else pd.Series("done", index=frame.index)
-        excluded = status[status != "done"].value_counts()
-        if len(excluded):
-            order = {s: i for i, s in enumerate(("failed", "diverged", "pending", "running"))}
-            detail = ", ".join(
-                f"{excluded[s]} {s}" for s in sorted(excluded.index, key=lambda s: (order.get(s, 9), s))
-            )
-            warnings.warn(f"{path}: excluded {detail} run(s); only done runs are fitted", stacklevel=4)
-        return frame[status == "done"].copy(), loss_col or sweep_loss_col(frame[status == "done"])
+        frame = done_runs(store.load_results(path), path, stacklevel=5)
+        return frame, loss_col or sweep_loss_col(frame)
     if not path.exists():
         raise FitError(f"{path}: no such file or directory")
     if path.suffix.lower() == ".parquet":
@@ -112,13 +125,15 @@ def load_data(
     tokens_col: str = "tokens",
     flops_col: str = "flops",
     extra_cols: Sequence[str] = (),
+    where: str | None = None,
 ) -> pd.DataFrame:
     """Canonical, validated frame (``params``, ``tokens``, ``flops``, ``loss``[, ``run_id``]) from ``source``.
 
     ``extra_cols`` are carried through unchanged (same rows, same order as the canonical columns), for
-    callers that group by a column of the source, such as a budget label."""
+    callers that group by a column of the source, such as a budget label. ``where`` names the source in
+    messages (default: the path, or "DataFrame")."""
     raw, loss_name = _read(source, loss_col)
-    where = describe_source(source)
+    where = where or describe_source(source)
     absent = [c for c in extra_cols if c not in raw.columns]
     if absent:
         raise FitError(f"{where}: no column(s) {absent}; columns are {list(raw.columns)}")

@@ -1,7 +1,8 @@
 """The compute-optimal point of a fitted law at a compute budget, with its interval (`fit --at-flops`).
 
-``optimum_at`` is what `scalebench fit --at-flops` reports: percentile-bootstrap intervals when the fit has
-refits, the delta method below otherwise. The advisor (``scalebench.advisor``) narrows the same interval.
+The interval itself is defined once, in ``scalebench.laws.intervals`` (percentile bootstrap with 20 or more
+refits, else the delta method below); ``optimum_at`` is its `fit --at-flops` form. The advisor
+(``scalebench.advisor``) narrows the same interval.
 
 Everything here works on the raw parameters θ of a ``LawForm`` (the optimiser's parametrisation) and on
 the log of a *target* g(θ) at a compute budget C* under C = 6·N·D:
@@ -32,8 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.stats import norm
 
-from scalebench._util import json_safe
-from scalebench.errors import ConfigError, FitError
+from scalebench.errors import FitError
 from scalebench.laws.forms import LOG6, LawForm
 from scalebench.laws.frontier import optimal_log
 
@@ -145,50 +145,20 @@ def delta_interval(
 
 def optimum_at(result: FitResult, flops: float, *, confidence: float | None = None,
                data: pd.DataFrame | None = None) -> dict[str, Any]:
-    """The compute-optimal point at ``flops`` with intervals: ``{flops, params, tokens, loss, ci: {params,
-    tokens, loss}, ci_method}``, JSON-safe. Percentile bootstrap intervals when the fit has refits; the delta
-    method (see ``design``) on the fitted runs otherwise (``data`` = the fitted frame; the fit's residuals
-    carry its points)."""
-    if isinstance(flops, bool) or not isinstance(flops, (int, float)) or not flops > 0 or not math.isfinite(flops):
-        raise ConfigError(f"--at-flops must be a positive FLOP count, e.g. 1e21, not {flops!r}")
-    form = result.form
-    if not form.has_frontier:
-        raise FitError(f"law {result.law!r} has no compute-optimal frontier; fit 'chinchilla' or 'kaplan-joint'")
-    conf = result.confidence if confidence is None else confidence
-    if not 0 < conf < 1:
-        raise ConfigError(f"confidence must be in (0, 1), not {conf!r}")
-    log_c = math.log(flops)
-    point = {t: float(np.exp(target_log(form, result.theta, t, log_c)[0])) for t in TARGETS}
-    ci, method = {}, "none"
-    if result.bootstrap_thetas is not None and len(result.bootstrap_thetas):
-        tail = 50.0 * (1.0 - conf)
-        for t in TARGETS:
-            with np.errstate(all="ignore"):
-                s = np.exp(target_log(form, result.bootstrap_thetas, t, log_c))
-            lo, hi = np.nanpercentile(s, [tail, 100.0 - tail])
-            ci[t] = [float(lo), float(hi)]
-        method = "bootstrap"
-    elif result.residuals is not None and len(result.residuals):
-        frame = result.residuals if data is None else data
-        logx = np.log(frame[list(form.variables)].to_numpy(dtype=float).T)
-        resid = result.residuals["residual"].to_numpy()
-        for t in TARGETS:
-            _, lo, hi = delta_interval(form, result.theta, logx, resid, delta=result.huber_delta, target=t,
-                                              log_c=log_c, confidence=conf)
-            ci[t] = [lo, hi]
-        method = "delta"
-    return json_safe({"flops": float(flops), **point, "ci": ci, "ci_method": method, "confidence": conf})
+    """The compute-optimal point at ``flops`` with intervals, as ``scalebench.laws.intervals.optimum`` gives it
+    (the one definition: percentile bootstrap with 20 or more refits, else the delta method above on the
+    fit's residuals). ``data`` is accepted for compatibility: the fit's residuals carry its points."""
+    from scalebench.laws.intervals import optimum
+
+    del data
+    return optimum(result, flops, confidence)
 
 
 def format_optimum(opt: Mapping[str, Any]) -> str:
     """One text line per quantity of ``optimum_at``'s dict."""
-    pct = f"{100 * opt['confidence']:g}%"
-    lines = [f"compute-optimal at {opt['flops']:.4g} FLOPs ({opt['ci_method']} {pct} intervals):"]
-    for t in TARGETS:
-        lo, hi = opt["ci"].get(t, [None, None])
-        band = f"   [{lo:.4g}, {hi:.4g}]" if lo is not None and hi is not None else "   [undetermined]"
-        lines.append(f"  {t:>8} = {opt[t]:.4g}{band if opt['ci'] else ''}")
-    return "\n".join(lines)
+    from scalebench.laws.intervals import format_optimum as fmt
+
+    return fmt(dict(opt))
 
 
 __all__ = [

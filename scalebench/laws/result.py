@@ -181,13 +181,17 @@ class FitResult:
     # --- frontier -----------------------------------------------------------------------------------
     def compute_optimal(self, flops: ArrayLike) -> pd.DataFrame:
         """Compute-optimal allocation at each budget C (FLOPs, C = 6·N·D): columns ``flops``, ``params``,
-        ``tokens``, ``tokens_per_param``, ``loss``, and ``<col>_low``/``<col>_high`` when bootstrapped."""
+        ``tokens``, ``tokens_per_param``, ``loss``, and ``<col>_low``/``<col>_high`` with the intervals of
+        ``laws.intervals`` (the one definition) when the fit carries refits or residuals."""
+        from scalebench.laws.intervals import intervals_at, method_of
+
         c = np.atleast_1d(np.asarray(flops, dtype=float)).ravel()
         if np.any(~(c > 0)):
             raise FitError("compute_optimal needs positive, finite FLOP budgets")
-        log_c = np.log(c)
-        log_n, log_d, log_l = optimal_log(self.form, self.theta, log_c)
-        frame = pd.DataFrame(
+        if method_of(self) != "none":
+            return intervals_at(self, c).drop(columns="method")
+        log_n, log_d, log_l = optimal_log(self.form, self.theta, np.log(c))
+        return pd.DataFrame(
             {
                 "flops": c,
                 "params": np.exp(log_n[0]),
@@ -196,12 +200,6 @@ class FitResult:
                 "loss": np.exp(log_l[0]),
             }
         )
-        if self.bootstrap_thetas is not None and len(self.bootstrap_thetas):
-            bn, bd, bl = optimal_log(self.form, self.bootstrap_thetas, log_c)
-            for col, samples in (("params", bn), ("tokens", bd), ("tokens_per_param", bd - bn), ("loss", bl)):
-                low, high = _percentiles(np.exp(samples), self.confidence)
-                frame[f"{col}_low"], frame[f"{col}_high"] = low, high
-        return frame
 
     def compute_for_loss(self, target_loss: ArrayLike) -> pd.DataFrame:
         """Least compute that reaches each target loss, at the compute-optimal allocation: columns ``loss``
@@ -308,24 +306,19 @@ def _form_spec(form: LawForm) -> dict[str, Any]:
     return {"law": form.name, "fixed": {}, "tied": {}}
 
 
-def save_fit(result: FitResult, path: Any) -> Any:
-    """Write ``result`` as JSON (its summary plus the raw parameters and bootstrap samples, so that
-    :func:`load_fit` gives back the same intervals and predictions). Returns the path."""
+def save_fit(result: FitResult, path: Any, extra: Mapping[str, Any] | None = None) -> Any:
+    """Write ``result`` as JSON (its summary plus the raw parameters, bootstrap samples, residuals and
+    backtest, so that :func:`load_fit` gives back the same intervals and predictions); ``extra``: more
+    top-level keys (a sweep's other analyses, see ``laws.analysis``). Returns the path."""
     import json
     from pathlib import Path
 
     path = Path(path)
     if path.is_dir():
         path = path / FIT_FILE
-    doc = {
-        "format": "scalebench-fit/1",
-        "summary": result.summary(),
-        "form": _form_spec(result.form),
-        "theta": [float(x) for x in result.theta],
-        "bootstrap_thetas": None if result.bootstrap_thetas is None else [
-            [float(x) for x in row] for row in result.bootstrap_thetas],
-        "metadata": {k: v for k, v in result.metadata.items() if isinstance(v, (str, int, float, bool))},
-    }
+    doc = fit_doc(result)
+    if extra:
+        doc.update(extra)
     from scalebench._util import write_text_atomic
 
     # whole or not at all (exclusive, no-follow temp file); an unwritable place is a ConfigError naming it
@@ -333,24 +326,88 @@ def save_fit(result: FitResult, path: Any) -> Any:
     return path
 
 
+def fit_doc(result: FitResult) -> dict[str, Any]:
+    """The JSON document of ``result`` that :func:`fit_from_doc` reads back whole."""
+    return {
+        "format": "scalebench-fit/1",
+        "summary": result.summary(),
+        "form": _form_spec(result.form),
+        "theta": [float(x) for x in result.theta],
+        "bootstrap_thetas": None if result.bootstrap_thetas is None else [
+            [float(x) for x in row] for row in result.bootstrap_thetas],
+        "metadata": {k: v for k, v in result.metadata.items() if isinstance(v, (str, int, float, bool))},
+        "residuals": frame_doc(result.residuals),
+        "backtest": None if result.backtest is None else _backtest_doc(result.backtest),
+    }
+
+
+def frame_doc(frame: pd.DataFrame | None) -> dict[str, Any] | None:
+    """A DataFrame as JSON-safe ``{"columns": [...], "rows": [[...], ...]}`` (NaN as null)."""
+    from scalebench._util import json_safe
+
+    if frame is None:
+        return None
+    return {"columns": [str(c) for c in frame.columns], "rows": json_safe(frame.to_numpy(dtype=object).tolist())}
+
+
+def doc_frame(doc: Mapping[str, Any] | None) -> pd.DataFrame | None:
+    """The DataFrame of :func:`frame_doc` (null back to NaN in numeric columns)."""
+    if doc is None:
+        return None
+    frame = pd.DataFrame(doc["rows"], columns=doc["columns"])
+    for col in frame.columns:
+        if frame[col].dtype == object:
+            converted = pd.to_numeric(frame[col], errors="coerce")
+            if converted.notna().sum() == frame[col].notna().sum() and frame[col].notna().any():
+                frame[col] = converted
+    return frame
+
+
+def _backtest_doc(bt: Any) -> dict[str, Any]:
+    return {"law": bt.law, "below_flops": float(bt.below_flops), "n_train": int(bt.n_train),
+            "n_test": int(bt.n_test), "mape": json_float(bt.mape), "errors": frame_doc(bt.errors),
+            "theta": [float(x) for x in bt.fit.theta]}
+
+
+def _backtest_from_doc(doc: Mapping[str, Any], form: LawForm) -> Any:
+    from scalebench.laws.backtest import BacktestResult
+
+    theta = np.asarray(doc["theta"], dtype=float)
+    fit = FitResult(law=form.name, form=form, theta=theta,
+                    params={k: float(v) for k, v in form.to_public(theta).items()}, n_points=int(doc["n_train"]))
+    return BacktestResult(law=str(doc["law"]), below_flops=float(doc["below_flops"]), n_train=int(doc["n_train"]),
+                          n_test=int(doc["n_test"]), mape=json_nan(doc["mape"]), errors=doc_frame(doc["errors"]),
+                          fit=fit)
+
+
 def load_fit(path: Any) -> FitResult:
-    """A `FitResult` saved by :func:`save_fit` (a file, or a sweep folder holding ``fit.json``). Residuals
-    and the backtest are not stored (the summary keeps the backtest's numbers)."""
+    """A `FitResult` saved by :func:`save_fit` (a file, or a sweep folder holding ``fit.json``), with its
+    residuals and backtest (files written before they were saved give None for those)."""
     import json
     from pathlib import Path
-
-    from scalebench.laws.constraints import constrain
-    from scalebench.laws.diagnostics import Diagnostics
 
     path = Path(path)
     if path.is_dir():
         path = path / FIT_FILE
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise FitError(f"{path}: not a saved scalebench fit ({exc}); refit with `scalebench fit`") from exc
+    return fit_from_doc(doc, path)
+
+
+def fit_from_doc(doc: Any, path: Any = "fit") -> FitResult:
+    """The `FitResult` of a :func:`fit_doc` document; FitError naming ``path`` when it is not one."""
+    from scalebench.laws.constraints import constrain
+    from scalebench.laws.diagnostics import Diagnostics
+
+    try:
         spec, summary = doc["form"], doc["summary"]
         form = constrain(spec["law"], spec.get("fixed") or None, spec.get("tied") or None)
         theta = np.asarray(doc["theta"], dtype=float)
         boot = doc.get("bootstrap_thetas")
+        residuals = doc_frame(doc.get("residuals"))
+        backtest = None if not doc.get("backtest") else _backtest_from_doc(doc["backtest"], form)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise FitError(f"{path}: not a saved scalebench fit ({exc}); refit with `scalebench fit`") from exc
     if theta.shape != (form.n_params,):
@@ -378,6 +435,8 @@ def load_fit(path: Any) -> FitResult:
         on_bound=tuple(summary.get("on_bound") or ()),
         huber_delta=float(summary.get("huber_delta", 1e-3)),
         bootstrap_thetas=None if boot is None else np.asarray(boot, dtype=float).reshape(-1, form.n_params),
+        residuals=residuals,
+        backtest=backtest,
         source=str(summary.get("source", "")),
         metadata={**dict(doc.get("metadata") or {}), "saved_backtest": summary.get("backtest"),
                   "loaded_from": str(path)},

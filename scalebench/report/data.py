@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,17 +18,16 @@ import numpy as np
 import pandas as pd
 
 from scalebench.errors import ConfigError, FitError, ScalebenchError
+from scalebench.laws.analysis import GROUP_AXES, group_axis  # the page's grouping rule is the analysis's
 from scalebench.planning.targets import MAX_PLAN_GPUS  # the plan's GPU counts
 
-__all__ = ["ReportData", "ReportOptions", "Spend", "build_report_data", "mfu_basis", "rss_note"]
+__all__ = ["GROUP_AXES", "ReportData", "ReportOptions", "Spend", "build_report_data", "group_axis", "mfu_basis", "rss_note"]
 
 # Errors an optional component may raise on data it cannot use; anything else is a bug and propagates.
 _EXPECTED = (ScalebenchError, ValueError, KeyError, ImportError, np.linalg.LinAlgError)
 
 # Beyond this multiple of the sweep's largest compute a prediction is read as an order of magnitude.
 FAR_EXTRAPOLATION = 1000.0
-# Columns that name a configuration axis of a sweep; with 2+ values among done runs the report compares them.
-GROUP_AXES = ("family", "optimizer", "schedule", "dataset", "group")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -208,87 +206,6 @@ def _spend(results: pd.DataFrame) -> Spend:
     )
 
 
-def _saved_columns(sweep_dir: Path) -> dict[str, str]:
-    """The loss and parameter columns ``scalebench fit DIR`` used (``--loss-col``, ``--params-col``), if saved."""
-    from scalebench.laws import FIT_FILE
-
-    try:
-        meta = json.loads((sweep_dir / FIT_FILE).read_text(encoding="utf-8")).get("metadata", {})
-    except (OSError, ValueError, AttributeError):
-        return {}
-    return {k: meta[k] for k in ("loss_col", "params_col") if isinstance(meta.get(k), str)}
-
-
-def _fit_frame(results: pd.DataFrame, loss_col: str | None = None,
-               params_col: str = "params") -> tuple[pd.DataFrame, str, str]:
-    from scalebench.laws.io import sweep_loss_col
-
-    done = results[results["status"] == "done"]
-    if "probe" in done:  # [ladder] lr probes check the ladder (laws/health.py); the fit leaves them out
-        done = done[done["probe"].isna()]
-    if loss_col not in done or params_col not in done:
-        loss_col, params_col = None, "params"
-    if loss_col is None:
-        has_eval = pd.to_numeric(done["eval_loss"], errors="coerce").notna().all()
-        loss_col = sweep_loss_col(done) if has_eval else "train_loss"
-    frame = done[["run_id", params_col, "tokens", "flops", loss_col]].rename(
-        columns={loss_col: "loss", params_col: "params"})
-    frame = frame.apply(lambda s: pd.to_numeric(s, errors="coerce") if s.name != "run_id" else s)
-    return frame.dropna().reset_index(drop=True), loss_col, params_col
-
-
-def _backtest(frame: pd.DataFrame, form: Any, opts: ReportOptions) -> Any:
-    """Fit on the smaller-compute runs (at least P+1 of them, about three quarters), predict the rest."""
-    from scalebench.laws.backtest import backtest_frame
-    from scalebench.laws.compare import backtest_threshold
-
-    threshold = backtest_threshold(frame["flops"].to_numpy(), form.n_params)
-    if threshold is None:
-        raise FitError(f"a backtest needs more than {form.n_params + 1} runs (the law's parameters + 1) at distinct "
-                       f"compute so that some are left to predict; this sweep has {len(frame)} finished runs")
-    return backtest_frame(frame, form, threshold, n_refine=opts.n_refine)
-
-
-def _load_or_fit(sweep_dir: Path, frame: pd.DataFrame, curves: pd.DataFrame | None,
-                 opts: ReportOptions) -> tuple[Any, str, list[str]]:
-    """The saved fit of ``scalebench fit DIR`` when it is of this law and these runs; else the same fit,
-    made here by ``scalebench.laws`` with the CLI's defaults. Returns (result, origin, notes)."""
-    from scalebench.laws import FIT_FILE, get_law, load_fit
-    from scalebench.laws.fitting import data_fingerprint, fit_frame
-    from scalebench.laws.io import drop_duplicate_runs
-    from scalebench.laws.isoflop import approach_exponents
-
-    form = get_law(opts.law)
-    notes: list[str] = []
-    path = sweep_dir / FIT_FILE
-    why = f"no {FIT_FILE} (run `scalebench fit {sweep_dir}` to save one)"
-    if opts.use_saved_fit and path.exists():
-        try:
-            saved = load_fit(path)
-        except FitError as exc:
-            saved, why = None, str(exc)
-        if saved is not None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                current = data_fingerprint(drop_duplicate_runs(frame, saved.form.variables), saved.form.variables)
-            if getattr(saved.form, "base", saved.form).name != form.name:
-                why = f"{FIT_FILE} holds law {saved.law!r}, the report was asked for {form.name!r}"
-            elif saved.metadata.get("data_fingerprint") != current:
-                why = f"{FIT_FILE} was fitted to other runs than the store holds now (the sweep changed since)"
-            else:
-                return saved, "saved", notes
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = fit_frame(frame, form, bootstrap=opts.bootstrap, seed=opts.seed, confidence=opts.confidence,
-                           n_refine=opts.n_refine, source=str(sweep_dir),
-                           other_exponents=approach_exponents(frame, curves) if form.has_frontier else None)
-    from scalebench.laws.health import with_health  # the ladder's checks join the verdict, as in `fit DIR`
-
-    result = with_health(result, sweep_dir)
-    notes += [str(w.message) for w in caught]
-    return result, f"refit: {why}", notes
-
-
 def _bottlenecks(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     if "bottleneck_detail" not in results or results["bottleneck"].isna().all():
         raise FitError("no run recorded a bottleneck verdict (the profiler window did not run: enable "
@@ -378,22 +295,19 @@ def _plan(fit: Any, results: pd.DataFrame, max_flops: float,
 
 
 # ------------------------------------------------------------------------------------------ public
-def build_report_data(sweep_dir: str | Path, options: ReportOptions | None = None) -> ReportData:
-    """Load a sweep's store and compute everything the report shows (fits, analyses, plan)."""
-    from scalebench.store import load_events, load_meta, load_results, load_steps, load_telemetry
+def build_report_data(sweep_dir: Any, options: ReportOptions | None = None) -> ReportData:
+    """Everything the page shows for a sweep (a folder or a ``scalebench.Sweep``): the laws' analysis as
+    ``fit.json`` holds it (``laws.analysis.analyse`` completes and saves it first, by the one fitting path,
+    when it is missing or stale), the bottlenecks and the plan. Nothing here fits a law."""
+    from scalebench.laws.analysis import analyse
+    from scalebench.laws.sweepfit import as_sweep
 
     opts = options or ReportOptions()
-    sweep_dir = Path(sweep_dir)
-    timings: dict[str, float] = {}
     t = time.perf_counter()
-    results = load_results(sweep_dir)
-    steps, telemetry, events, meta = (load_steps(sweep_dir), load_telemetry(sweep_dir), load_events(sweep_dir),
-                                      load_meta(sweep_dir))
-    timings["load"] = time.perf_counter() - t
-    spec = meta.get("spec") or {}
-    name = str(meta.get("sweep_name") or spec.get("name") or sweep_dir.name)
+    sweep = as_sweep(sweep_dir)
+    results, steps, telemetry, events, meta = sweep.results, sweep.steps, sweep.telemetry, sweep.events, sweep.meta
+    timings: dict[str, float] = {"load": time.perf_counter() - t}
     missing: dict[str, str] = {}
-    notes: list[str] = []
     out: dict[str, Any] = {}
 
     try:
@@ -404,46 +318,46 @@ def build_report_data(sweep_dir: str | Path, options: ReportOptions | None = Non
         results = results.assign(memory_model_bytes=np.nan)
         missing["memory_model"] = _reason(exc)
 
-    frame, loss_col, params_col = _fit_frame(results, **(_saved_columns(sweep_dir) if opts.use_saved_fit else {}))
-    max_flops = float(frame["flops"].max()) if len(frame) else None
-    from scalebench.laws.isoflop import smoothed_curves
-
-    curves = smoothed_curves(steps, results) if len(steps) else pd.DataFrame()
-
-    # The parametric law (saved by `scalebench fit`, else fitted by scalebench.laws) and its frontier.
     t = time.perf_counter()
-    try:
-        result, out["fit_origin"], caught = _load_or_fit(sweep_dir, frame, curves if len(curves) else None, opts)
-        notes += caught
-        out["fit"] = result
-        out["n_bootstrap"] = 0 if result.bootstrap_thetas is None else len(result.bootstrap_thetas)
-        if result.form.has_frontier:
+    analysis = analyse(sweep, opts.law, use_saved=opts.use_saved_fit, group_by=opts.group_by,
+                       bootstrap=opts.bootstrap, seed=opts.seed, confidence=opts.confidence, n_refine=opts.n_refine)
+    timings["analysis"] = time.perf_counter() - t
+    missing |= analysis.missing
+    for part in ("isoflop", "isoflop_source", "isoflop_slices", "isoflop_minima", "approach1", "groups"):
+        out[part] = getattr(analysis, part)
+    loss_col = analysis.loss_col
+    params_col = str((analysis.fit.metadata.get("params_col") if analysis.fit is not None else None) or "params")
+    done = results[results["status"] == "done"]
+    flops = pd.to_numeric(done["flops"], errors="coerce").dropna()
+    max_flops = float(flops.max()) if len(flops) else None
+    result = analysis.fit
+    if result is not None and analysis.group_by is not None:  # never a pooled headline from mixed groups
+        values = ", ".join(str(v) for v in sorted(done[analysis.group_by].dropna().unique(), key=str))
+        missing["fit"] = (f"the runs mix values of {analysis.group_by} ({values}): one law fitted to them pooled "
+                          f"describes none of them, so this page shows one law per {analysis.group_by} (the "
+                          f"comparison below); `scalebench fit {sweep.path} --group-by {analysis.group_by}` prints "
+                          "them")
+        result = None
+    if result is not None:
+        out |= {"fit": result, "fit_origin": analysis.fit_origin,
+                "n_bootstrap": 0 if result.bootstrap_thetas is None else len(result.bootstrap_thetas)}
+        if result.form.has_frontier and max_flops is not None:
             out["predictions"] = result.compute_optimal([max_flops * f for f in opts.scale_factors]).assign(
                 factor=list(opts.scale_factors))
-            lo = float(frame["flops"].min()) / 3
-            grid = np.logspace(math.log10(lo), math.log10(max_flops * max(opts.scale_factors) * 1.5), 60)
+            grid = np.logspace(math.log10(float(flops.min()) / 3),
+                               math.log10(max_flops * max(opts.scale_factors) * 1.5), 60)
             out["frontier"] = result.compute_optimal(grid)
-    except _EXPECTED as exc:
-        missing["fit"] = _reason(exc)
-    timings["fit"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    if "fit" in out:
-        try:
-            out["backtest"] = _backtest(frame, out["fit"].form, opts)
-        except _EXPECTED as exc:
-            missing["backtest"] = _reason(exc)
+        if result.backtest is not None:
+            out["backtest"] = result.backtest
+        else:
+            missing["backtest"] = (f"a backtest needs more than {result.form.n_params + 1} runs (the law's "
+                                   "parameters + 1) at distinct compute so that some are left to predict; this "
+                                   f"sweep has {result.n_points} finished runs")
     else:
-        missing["backtest"] = "no fitted law to backtest"
-    timings["backtest"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    out |= _isoflop_parts(frame, curves, opts, missing, notes)
-    timings["isoflop"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    out |= _group_parts(results, loss_col, opts, missing, grid_axes(sweep_dir))
-    timings["groups"] = time.perf_counter() - t
+        missing["backtest"] = "no fitted law to backtest" + (
+            f" (one law per {analysis.group_by}: see the comparison)" if analysis.group_by else "")
+    if out.get("groups") is not None:
+        out["group_frontiers"] = _group_frontiers(out["groups"], flops)
 
     try:
         out["bottlenecks"], out["kernel_time"] = _bottlenecks(results)
@@ -453,10 +367,10 @@ def build_report_data(sweep_dir: str | Path, options: ReportOptions | None = Non
         missing["bottlenecks"] = _reason(exc)
 
     t = time.perf_counter()
-    if "fit" in out and out["fit"].form.has_frontier:
+    if result is not None and result.form.has_frontier and max_flops is not None:
         try:
             out["plan"], out["plan_clusters"], out["plan_gpu"], out["calibration"] = _plan(
-                out["fit"], results, max_flops, opts)
+                result, results, max_flops, opts)
         except _EXPECTED as exc:
             missing["plan"] = _reason(exc)
     else:
@@ -469,117 +383,28 @@ def build_report_data(sweep_dir: str | Path, options: ReportOptions | None = Non
             f" (NVML: {env['nvml_reason']})" if env.get("nvml_reason") else "")
 
     return ReportData(
-        sweep_dir=sweep_dir, name=name, notes=str(spec.get("notes") or ""), options=opts, meta=meta,
+        sweep_dir=sweep.path, name=sweep.name, notes=str(sweep.spec.get("notes") or ""), options=opts, meta=meta,
         results=results, steps=steps, telemetry=telemetry, events=events, spend=_spend(results),
-        loss_col=loss_col, params_col=params_col, missing=missing, notes_fit=tuple(dict.fromkeys(notes)), timings_s=timings, **out,
+        loss_col=loss_col, params_col=params_col, missing=missing, notes_fit=analysis.notes, timings_s=timings, **out,
     )
 
 
-def _isoflop_parts(frame: pd.DataFrame, curves: pd.DataFrame, opts: ReportOptions, missing: dict[str, str],
-                   notes: list[str]) -> dict[str, Any]:
-    """Approach 2 on the isoFLOP budgets (else slices through the training curves) and Approach 1 on the
-    curves, all from ``scalebench.laws.isoflop``."""
-    from scalebench.laws.isoflop import (
-        budget_labels,
-        curve_slices,
-        isoflop_approach1,
-        isoflop_approach2,
-        slice_minima,
-    )
-
-    out: dict[str, Any] = {}
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            iso = isoflop_approach2(frame, bootstrap=opts.bootstrap, seed=opts.seed, confidence=opts.confidence)
-            out["isoflop"], out["isoflop_source"] = iso, "runs"
-            labels = budget_labels(frame)
-            flops = frame["flops"].to_numpy(float)
-            level = {lab: float(np.median(flops[labels == lab])) for lab in np.unique(labels)}
-            out["isoflop_slices"] = frame.assign(level=[level[x] for x in labels])[["level", "params", "loss", "run_id"]]
-            prof = iso.profiles[iso.profiles["c2"] > 0] if iso.profiles is not None else pd.DataFrame()
-            out["isoflop_minima"] = iso.frontier.rename(columns={"flops": "level"}).merge(
-                prof[["flops", "c0", "c1", "c2"]].rename(columns={"flops": "level"}), on="level", how="left")
-            notes += [f"isoFLOP Approach 2: budget {c:.3g} FLOPs dropped: {why}" for c, why in iso.dropped]
-        except _EXPECTED as exc:
-            reason = _reason(exc)
-            if len(curves) and curves["run_id"].nunique() >= 3:
-                out["isoflop_slices"] = curve_slices(curves)
-                out["isoflop_minima"] = slice_minima(out["isoflop_slices"])
-                out["isoflop_source"] = "curves"
-                notes.append(f"isoFLOP Approach 2 not possible ({reason}); isoFLOP profiles are slices "
-                             "through the training curves instead (mid-schedule losses: read them as a guide)")
-            else:
-                missing["isoflop"] = reason
-        try:
-            if len(curves):
-                out["approach1"] = isoflop_approach1(curves, bootstrap=opts.bootstrap, seed=opts.seed,
-                                                     confidence=opts.confidence)
-            else:
-                missing["approach1"] = "no training curves in the store"
-        except _EXPECTED as exc:
-            missing["approach1"] = _reason(exc)
-    del caught  # Approach 2's dropped budgets are noted above; the rest repeats what the results say
-    return out
-
-
-def grid_axes(sweep_dir: Path) -> tuple[str, ...]:
-    """The names of the sweep's grid axes (a run's ``axes``: optimizer, lr, ...), in first-seen order."""
-    from scalebench.store import ResultStore
-
-    names: dict[str, None] = {}
-    try:
-        with ResultStore(sweep_dir) as store:
-            for r in store.runs():
-                names.update(dict.fromkeys((r["spec"] or {}).get("axes") or {}))
-    except (ScalebenchError, OSError, KeyError, TypeError):
-        return ()
-    return tuple(names)
-
-
-def group_axis(results: pd.DataFrame, wanted: str | None = None, axes: tuple[str, ...] = ()) -> str | None:
-    """The column the report compares groups by: ``wanted``, else the first of the sweep's grid ``axes`` and
-    then ``GROUP_AXES`` with two or more values among the done runs (None when there is none)."""
-    done = results[results["status"] == "done"]
-    if wanted is not None:
-        if wanted not in done:
-            raise ConfigError(f"ReportOptions.group_by: no column {wanted!r} in the results; columns are "
-                              f"{list(done.columns)}")
-        return wanted
-    for col in dict.fromkeys((*axes, *GROUP_AXES)):
-        if col in done and done[col].dropna().nunique() >= 2:
-            return col
-    return None
-
-
-def _group_parts(results: pd.DataFrame, loss_col: str, opts: ReportOptions,
-                 missing: dict[str, str], axes: tuple[str, ...] = ()) -> dict[str, Any]:
-    """One law per group of the grouping axis (``scalebench.laws.fit_groups``) and each group's frontier."""
-    from scalebench.laws.groups import fit_groups
-
-    try:
-        axis = group_axis(results, opts.group_by, axes)
-    except ConfigError as exc:
-        missing["groups"] = _reason(exc)
-        return {}
-    if axis is None:
-        return {}
-    done = results[results["status"] == "done"]
-    frame = done[["run_id", "params", "tokens", "flops", loss_col, axis]].rename(columns={loss_col: "loss"})
-    frame = frame.dropna().reset_index(drop=True)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            grouped = fit_groups(frame, opts.law, by=axis, bootstrap=opts.bootstrap, seed=opts.seed,
-                                 confidence=opts.confidence, n_refine=opts.n_refine)
-    except _EXPECTED as exc:
-        missing["groups"] = _reason(exc)
-        return {}
+def _group_frontiers(grouped: Any, flops: pd.Series) -> pd.DataFrame | None:
+    """Each determined group's compute-optimal frontier over the sweep's compute (derived from its fit)."""
     rows = []
-    lo, hi = float(frame["flops"].min()) / 3, float(frame["flops"].max()) * 3
+    lo, hi = float(flops.min()) / 3, float(flops.max()) * 3
     for g, r in grouped.results.items():
         if r.form.has_frontier:
             opt = r.compute_optimal(np.logspace(math.log10(lo), math.log10(hi), 40))
             rows.append(opt[["flops", "loss"]].assign(group=g))
-    frontiers = pd.concat(rows, ignore_index=True) if rows else None
-    return {"groups": grouped, "group_frontiers": frontiers}
+    return pd.concat(rows, ignore_index=True) if rows else None
+
+
+def grid_axes(sweep_dir: Path) -> tuple[str, ...]:
+    """The names of the sweep's grid axes (a run's ``axes``: optimizer, lr, ...), in first-seen order."""
+    from scalebench.laws.sweepfit import as_sweep
+
+    try:
+        return as_sweep(sweep_dir).axes
+    except (ScalebenchError, OSError):
+        return ()

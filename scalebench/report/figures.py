@@ -83,6 +83,7 @@ def _colorbar(fig: Figure, ax, norm: LogNorm, label: str = "parameters N (non-em
 
 
 def _done(data: ReportData, *cols: str) -> pd.DataFrame:
+    """The done runs with numeric ``cols`` coerced and rows missing any of them dropped."""
     df = data.done.copy()
     for c in cols:
         df[c] = pd.to_numeric(df[c], errors="coerce")
@@ -179,7 +180,7 @@ def fig_groups(data: ReportData, fig: Figure) -> None:
     g = data.groups
     if g is None:
         raise NoFigure("the runs have no grouping axis with two or more values")
-    df = _done(data, "flops", data.loss_col, g.by)
+    df = _done(data, "flops", data.loss_col).dropna(subset=[g.by])  # the axis may be text (family): not coerced
     ax = fig.subplots()
     pal = sns.color_palette("colorblind", max(1, df[g.by].nunique()))
     fr = data.group_frontiers

@@ -71,6 +71,7 @@ def _fit_context(data: ReportData) -> dict[str, Any]:
                            "verdict": diag.verdict if diag else "not diagnosed",
                            "verdict_text": narrative.verdict_sentence(data) or "",
                            "reasons": list(diag.reasons) if diag else [],
+                           "cautions": list(diag.cautions) if diag else [],
                            "suggestions": list(diag.suggestions) if diag else [],
                            "origin": data.fit_origin, "trusted": diag is None or diag.verdict == "reliable"}
     preds = []
@@ -336,6 +337,6 @@ def render_html(data: ReportData, *, generated_at: str | None = None) -> str:
                   "flops": f"{spend.flops:.3g}"},
         "runs": _runs_context(data), "bottleneck_text": narrative.bottleneck_summary(data),
         "bottlenecks": _bottleneck_context(data), "plan": _plan_context(data), "repro": _repro_context(data),
-        "advice": advice_context(data.sweep_dir, fit=data.fit, loss_col=data.loss_col),  # scalebench next
+        "advice": advice_context(data.sweep_dir, fit=data.fit, max_flops=data.max_flops),  # saved by `next`
     }
     return env.get_template("report.html").render(**ctx)

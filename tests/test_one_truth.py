@@ -1,0 +1,150 @@
+"""One sweep, one truth: the CLI, ``scalebench.Sweep(dir)`` and the page show the same fit, verdict, reasons and
+intervals; the page renders what fit.json holds (it never fits or advises); a sweep with an axis is compared
+per group and its string axis draws."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from scalebench import Sweep
+from scalebench.cli import main
+from scalebench.report import ReportOptions, build_report_data, render_html
+from scalebench.report.synthetic import make_synthetic_sweep
+
+B = 20  # bootstrap resamples: enough for the percentile definition (laws.intervals.MIN_BOOTSTRAP)
+
+
+def _flat(intervals) -> dict:
+    return {f"{k}.{end}": v for k, pair in intervals.items() for end, v in zip(("lo", "hi"), pair, strict=True)}
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    return make_synthetic_sweep(tmp_path_factory.mktemp("one") / "sweep", n_sizes=5, n_budgets=3)
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    return make_synthetic_sweep(tmp_path_factory.mktemp("mixed") / "sweep", n_sizes=5, n_budgets=3,
+                                families={"gpt": {}, "lstm": {"alpha": 0.5}})
+
+
+def test_cli_python_and_page_show_one_fit(single, capsys):
+    assert main(["fit", str(single), "--bootstrap", str(B), "--json", "--at-flops", "1e20"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    sweep = Sweep(single)
+    ours = sweep.fit(bootstrap=B, save=False)
+    from scalebench import fit
+
+    for r in (ours, fit(single, bootstrap=B)):
+        assert r.params == pytest.approx(printed["params"])
+        assert _flat(r.intervals) == pytest.approx(_flat(printed["ci"]))
+        assert r.diagnostics.summary()["reasons"] == printed["diagnostics"]["reasons"]
+        assert r.verdict == printed["diagnostics"]["verdict"]
+    data = build_report_data(single, ReportOptions(bootstrap=B))
+    assert data.fit_origin == "saved" and data.fit.params == pytest.approx(printed["params"])
+    assert data.fit.verdict == printed["diagnostics"]["verdict"]
+    assert list(data.fit.diagnostics.reasons) == printed["diagnostics"]["reasons"]
+    # fit.json holds the residuals and the backtest the page draws
+    assert data.fit.residuals is not None and len(data.fit.residuals) == printed["n_points"]
+    assert data.backtest is not None and data.backtest.mape == pytest.approx(printed["backtest"]["mape"])
+    # one interval per quantity: `fit --at-flops` and the page's frontier give the same numbers
+    row = data.fit.compute_optimal([1e20]).iloc[0]
+    opt = printed["optimum"]
+    assert opt["ci_method"] == "bootstrap"
+    for q in ("params", "tokens", "loss"):
+        assert [row[f"{q}_low"], row[f"{q}_high"]] == pytest.approx(opt["ci"][q])
+    html = render_html(data)
+    assert f">{printed['diagnostics']['verdict']}<" in html
+
+
+def test_the_page_renders_saved_results_and_never_fits_or_advises(single, monkeypatch):
+    build_report_data(single, ReportOptions(bootstrap=B))  # completes fit.json (analysis section) if needed
+    saved = json.loads((single / "fit.json").read_text())
+    assert saved["residuals"]["rows"] and "analysis" in saved
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the report fitted or advised at render time")
+
+    for name in ("scalebench.laws.fitting.fit_frame", "scalebench.advisor.advise.advise",
+                 "scalebench.laws.isoflop.isoflop_approach2", "scalebench.laws.isoflop.isoflop_approach1"):
+        monkeypatch.setattr(name, refuse)
+    data = build_report_data(single, ReportOptions(bootstrap=B))
+    html = render_html(data)
+    assert data.fit_origin == "saved" and data.isoflop is not None and 'id="fig-residuals"' in html
+    assert "no proposal saved" in html and "scalebench next" in html
+
+
+def test_the_store_is_opened_once_per_report(single, monkeypatch):
+    from scalebench import store
+
+    build_report_data(single, ReportOptions(bootstrap=B))
+    opened = []
+    real = store.ResultStore.__init__
+    monkeypatch.setattr(store.ResultStore, "__init__", lambda self, *a, **k: (opened.append(a), real(self, *a, **k))[1])
+    render_html(build_report_data(Sweep(single), ReportOptions(bootstrap=B)))
+    assert len(opened) == 1
+
+
+def test_a_mixed_sweep_is_compared_per_group_the_same_everywhere(mixed, capsys):
+    assert main(["fit", str(mixed), "--group-by", "family", "--bootstrap", str(B), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    grouped = Sweep(mixed).fit(group_by="family", bootstrap=B)
+    data = build_report_data(mixed, ReportOptions(bootstrap=B))
+    assert data.groups.by == "family" and set(data.groups.results) == {"gpt", "lstm"}
+    for g in ("gpt", "lstm"):
+        cli = printed["groups"][g]
+        for r in (grouped.results[g], data.groups.results[g]):
+            assert r.params == pytest.approx(cli["params"])
+            assert _flat(r.intervals) == pytest.approx(_flat(cli["ci"]))
+            assert r.verdict == cli["diagnostics"]["verdict"]
+    assert grouped.differences() == printed["differences"] == data.groups.differences()
+    # never a pooled headline from mixed groups
+    assert data.fit is None and "family" in data.missing["fit"]
+    assert data.predictions is None and "plan" in data.missing
+
+
+def test_a_string_axis_comparison_draws_its_points(mixed):
+    from matplotlib.figure import Figure
+
+    from scalebench.report.figures import fig_groups
+
+    data = build_report_data(mixed, ReportOptions(bootstrap=B))
+    fig = Figure()
+    fig_groups(data, fig)
+    points = [line for line in fig.axes[0].lines if line.get_marker() == "o"]
+    assert len(points) == 2 and sum(len(line.get_xdata()) for line in points) == len(data.done)
+
+
+def test_compare_and_law_give_one_verdict(single):
+    from scalebench.laws import compare_laws
+
+    table = compare_laws(single, ["chinchilla", "kaplan-joint"], bootstrap=B)
+    for law in ("chinchilla", "kaplan-joint"):
+        verdict = table.loc[table["law"] == law, "verdict"].iloc[0]
+        assert verdict == Sweep(single).fit(law, bootstrap=B, save=False).verdict
+
+
+def test_a_difference_is_claimed_only_between_determined_fits():
+    from scalebench.laws.groups import GroupedFit
+    from scalebench.laws.result import FitResult
+    from scalebench.laws.diagnostics import Diagnostics
+
+    def result(a_lo, a_hi, verdict):
+        r = FitResult.from_params("chinchilla", {"E": 1.7, "A": 400.0, "B": 410.0, "alpha": 0.34, "beta": 0.28})
+        import dataclasses
+
+        return dataclasses.replace(r, intervals={"a": (a_lo, a_hi)}, diagnostics=Diagnostics(
+            verdict=verdict, reasons=("8 points for 5 free parameters",) if verdict != "reliable" else ()))
+
+    apart = GroupedFit(by="family", results={"gpt": result(0.40, 0.45, "reliable"),
+                                             "lstm": result(0.50, 0.55, "undetermined")})
+    text = " ".join(apart.differences())
+    assert "differs" not in text and "lstm" in text and "undetermined" in text
+    both = GroupedFit(by="family", results={"gpt": result(0.40, 0.45, "reliable"),
+                                            "lstm": result(0.50, 0.55, "reliable")})
+    assert any("differs between gpt" in d for d in both.differences())
+    assert np.isfinite(both.comparison()["value"]).all()
