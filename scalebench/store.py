@@ -468,3 +468,68 @@ def load_all(sweep_dir: str | Path) -> dict[str, Any]:
                 "telemetry": store.query("SELECT * FROM telemetry ORDER BY run_id, t_s"),
                 "events": store.query("SELECT * FROM events ORDER BY t"),
                 "meta": store.meta()}
+
+
+class SweepTables:
+    """A sweep folder's tables, read through one connection on first use and kept (``results``, ``steps``,
+    ``telemetry``, ``events``, ``meta``, ``axes``). ``scalebench.Sweep`` adds the verbs; the laws read a
+    sweep through this, so they need nothing above the store."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not store_path(self.path).is_file():
+            raise StoreInputError(f"{self.path}: no scalebench store ({STORE_NAME}) here; run `scalebench run "
+                                  f"SWEEP.toml --out {self.path}` first, or pass the folder a sweep wrote")
+        self._cache: dict[str, Any] | None = None
+
+    def __fspath__(self) -> str:  # goes wherever a sweep folder's path does
+        return str(self.path)
+
+    def _tables(self) -> dict[str, Any]:
+        if self._cache is None:
+            self._cache = load_all(self.path)
+        return self._cache
+
+    def reload(self) -> SweepTables:
+        """Forget the cached tables (the next access reads the store again); returns self."""
+        self._cache = None
+        return self
+
+    @property
+    def results(self):
+        """One row per run (as :func:`load_results`)."""
+        return self._tables()["results"]
+
+    @property
+    def steps(self):
+        return self._tables()["steps"]
+
+    @property
+    def telemetry(self):
+        return self._tables()["telemetry"]
+
+    @property
+    def events(self):
+        return self._tables()["events"]
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self._tables()["meta"]
+
+    @property
+    def axes(self) -> tuple[str, ...]:
+        """The grid axes' names (optimizer, lr, ...), in first-seen order."""
+        return tuple(self._tables().get("axes", ()))
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """The resolved sweep spec saved with the sweep (empty for a store without one)."""
+        return dict(self.meta.get("spec") or {})
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("sweep_name") or self.spec.get("name") or self.path.name)
+
+    @property
+    def done(self):
+        return self.results[self.results["status"] == "done"]

@@ -13,85 +13,20 @@ The store is opened once, on first use, and its tables (``results``, ``steps``, 
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from scalebench.errors import StoreInputError
+from scalebench.store import SweepTables
 
 __all__ = ["Sweep"]
 
 
-class Sweep:
+class Sweep(SweepTables):
     """One sweep folder (it holds ``scalebench.sqlite``). Tables load on first use and are cached: a
     sweep still running is re-read with :meth:`reload`."""
 
-    def __init__(self, path: str | Path) -> None:
-        from scalebench.store import STORE_NAME
-
-        self.path = Path(path)
-        if not (self.path / STORE_NAME).is_file():
-            raise StoreInputError(f"{self.path}: no scalebench store ({STORE_NAME}) here; run `scalebench run "
-                                  f"SWEEP.toml --out {self.path}` first, or pass the folder a sweep wrote")
-
     def __repr__(self) -> str:
         return f"Sweep({str(self.path)!r})"
-
-    def __fspath__(self) -> str:  # a Sweep goes wherever a sweep folder's path does
-        return str(self.path)
-
-    # --- the store, read once ------------------------------------------------------------------------
-    @cached_property
-    def _tables(self) -> dict[str, Any]:
-        from scalebench.store import load_all
-
-        return load_all(self.path)
-
-    def reload(self) -> Sweep:
-        """Forget the cached tables (the next access reads the store again); returns self."""
-        self.__dict__.pop("_tables", None)
-        return self
-
-    @property
-    def results(self) -> pd.DataFrame:
-        """One row per run (``scalebench.load_results``)."""
-        return self._tables["results"]
-
-    @property
-    def steps(self) -> pd.DataFrame:
-        return self._tables["steps"]
-
-    @property
-    def telemetry(self) -> pd.DataFrame:
-        return self._tables["telemetry"]
-
-    @property
-    def events(self) -> pd.DataFrame:
-        return self._tables["events"]
-
-    @property
-    def meta(self) -> dict[str, Any]:
-        return self._tables["meta"]
-
-    @property
-    def spec(self) -> dict[str, Any]:
-        """The resolved sweep spec saved with the sweep (empty for a store without one)."""
-        return dict(self.meta.get("spec") or {})
-
-    @property
-    def axes(self) -> tuple[str, ...]:
-        """The sweep's grid axes (optimizer, lr, ...), in first-seen order."""
-        return tuple(self._tables.get("axes", ()))
-
-    @property
-    def name(self) -> str:
-        return str(self.meta.get("sweep_name") or self.spec.get("name") or self.path.name)
-
-    @property
-    def done(self) -> pd.DataFrame:
-        return self.results[self.results["status"] == "done"]
 
     # --- the verbs -----------------------------------------------------------------------------------
     def fit(self, law: Any = "chinchilla", *, group_by: str | None = None, save: bool = True,
@@ -134,14 +69,9 @@ class Sweep:
 
     def save_next(self, advice: Any) -> Path:
         """Write a proposal to ``DIR/next.json`` (the report's "Next runs" section shows it)."""
-        import json
+        from scalebench.laws.analysis import save_next
 
-        from scalebench._util import write_text_atomic
-        from scalebench.report.advice import NEXT_FILE
-
-        path = self.path / NEXT_FILE
-        write_text_atomic(path, json.dumps(advice.summary(), indent=1, allow_nan=False), what="proposal file")
-        return path
+        return save_next(advice, self.path)
 
     def report(self, out: str | Path | None = None, *, options: Any = None) -> Path:
         """Write the sweep's HTML page (``scalebench report``) to ``out`` (default ``DIR/index.html``)."""
@@ -149,7 +79,7 @@ class Sweep:
 
         return write_report(self, out, options=options)
 
-    def status(self) -> pd.DataFrame:
+    def status(self) -> Any:
         """One row per run with its status and key metrics (``scalebench status``)."""
         return self.results.copy()
 

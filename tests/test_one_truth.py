@@ -148,3 +148,26 @@ def test_a_difference_is_claimed_only_between_determined_fits():
                                             "lstm": result(0.50, 0.55, "reliable")})
     assert any("differs between gpt" in d for d in both.differences())
     assert np.isfinite(both.comparison()["value"]).all()
+
+
+def test_a_plan_from_a_weak_fit_carries_its_flag_on_every_surface(tmp_path, capsys):
+    import scalebench
+
+    folder = make_synthetic_sweep(tmp_path / "weak", n_sizes=4, n_budgets=2)  # 8 runs on 2 budgets
+    assert main(["fit", str(folder), "--bootstrap", "0", "--json"]) in (0, 1)
+    verdict = json.loads(capsys.readouterr().out)["diagnostics"]["verdict"]
+    assert verdict != "reliable"
+    with pytest.warns(UserWarning, match=f"plan: from a {verdict} fit"):
+        planned = scalebench.plan(law=str(folder), flops=1e23, gpu="H100-SXM")
+    assert planned.caveats and not planned.to_dict()["trusted"]
+    assert any("beyond the fit's largest run" in c for c in planned.caveats)
+    assert "caution: from a" in planned.report()
+    assert main(["plan", "--law", str(folder / "fit.json"), "--flops", "1e23", "--gpu", "H100-SXM", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["trusted"] is False and printed["caveats"] == list(planned.caveats)
+    html = render_html(build_report_data(folder, ReportOptions(bootstrap=0)))
+    assert 'id="plan-warning"' in html and 'id="predictions-warning"' in html
+    # a published preset has no runs to be outside of, and no verdict: nothing to mark
+    assert not scalebench.plan(law="chinchilla-epoch", flops=1e23, gpu="H100-SXM").caveats
+    with pytest.raises(scalebench.ConfigError, match="holds no fit.json"):
+        scalebench.plan(law=str(tmp_path), flops=1e23, gpu="H100-SXM")

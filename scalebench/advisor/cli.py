@@ -53,18 +53,15 @@ def handle(args: argparse.Namespace) -> int:
                    confidence=args.confidence, bootstrap=args.bootstrap, loss_col=args.loss_col, **extra)
     from scalebench.laws.io import is_sweep_dir
 
-    if is_sweep_dir(args.source):  # saved as DIR/next.json, which the report shows
+    advice = advise(args.source, **options)
+    if is_sweep_dir(args.source):  # saved as DIR/next.json, which the report shows (Sweep.next does the same)
         from scalebench.errors import ConfigError
-        from scalebench.sweep_dir import Sweep
+        from scalebench.laws.analysis import save_next
 
-        sweep = Sweep(args.source)
-        advice = sweep.next(save=False, **options)
         try:
-            sweep.save_next(advice)
+            save_next(advice, args.source)
         except (OSError, ConfigError) as exc:
             print(f"note: proposal not saved in {args.source} ({exc})", file=sys.stderr)
-    else:
-        advice = advise(args.source, **options)
     path = advice.write_extension(args.write) if args.write else None  # before printing: a refusal exits 2
     print(json.dumps(advice.summary(), indent=2) if args.json else advice.report())
     if path is not None:

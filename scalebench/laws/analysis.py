@@ -19,6 +19,7 @@ import pandas as pd
 from scalebench.errors import ConfigError, ScalebenchError
 
 ANALYSIS_KEY = "analysis"  # the key of fit.json that holds the rest of the analysis
+NEXT_FILE = "next.json"  # where `scalebench next DIR` saves its proposal (the page's "Next runs")
 # Columns that name a configuration axis of a sweep; with 2+ values among done runs the page compares them.
 GROUP_AXES = ("family", "optimizer", "schedule", "dataset", "group")
 # Errors an optional analysis may raise on data it cannot use; anything else is a bug and propagates.
@@ -324,3 +325,16 @@ def _save(sweep: Any, a: SweepAnalysis, key: dict[str, Any]) -> SweepAnalysis:
     except (OSError, ConfigError) as exc:  # a read-only folder (an archive): the analysis stands, unsaved
         return dataclasses.replace(a, notes=(*a.notes, f"analysis not saved ({exc})"))
     return dataclasses.replace(a, saved_to=str(path))
+
+
+def save_next(advice: Any, folder: Any) -> Any:
+    """Write a proposal of ``scalebench next`` (an ``Advice``) to ``folder/next.json``; returns the path.
+    ConfigError naming the file when the folder cannot be written."""
+    import json
+    from pathlib import Path
+
+    from scalebench._util import write_text_atomic
+
+    path = Path(folder) / NEXT_FILE
+    write_text_atomic(path, json.dumps(advice.summary(), indent=1, allow_nan=False), what="proposal file")
+    return path

@@ -155,8 +155,10 @@ def handle(args: argparse.Namespace) -> int:
         return _compare(args, sweep, options)
     if args.group_by:
         if sweep is not None:
-            grouped = sweep.fit(form, group_by=args.group_by, **_columns(args), **options,
-                                backtest_below=args.backtest_below)
+            from scalebench.laws.sweepfit import fit_sweep_groups
+
+            grouped = fit_sweep_groups(sweep, form, by=args.group_by, **_columns(args), **options,
+                                       backtest_below=args.backtest_below)
         else:
             from scalebench.laws.groups import fit_groups
 
@@ -169,8 +171,10 @@ def handle(args: argparse.Namespace) -> int:
                disable=not args.bootstrap or not sys.stderr.isatty())
     with bar:
         step = {"progress": lambda done, total: bar.update(done - bar.n), "backtest_below": args.backtest_below}
-        if sweep is not None:  # the one way to fit a sweep (Sweep.fit: the report renders what it saves)
-            result = sweep.fit(form, save=False, **_columns(args), **options, **step)
+        if sweep is not None:  # the one way to fit a sweep (Sweep.fit's: the report renders what it saves)
+            from scalebench.laws.sweepfit import fit_sweep
+
+            result = fit_sweep(sweep, form, **_columns(args), **options, **step)
         else:
             result = fit(args.source, form, **_columns(args), **options, **step)
     if args.at_flops is not None:  # scalebench next's target, with its intervals
@@ -186,8 +190,10 @@ def handle(args: argparse.Namespace) -> int:
     else:
         _print(result, args.json)
     if sweep is not None and not args.no_save:
+        from scalebench.laws.result import save_fit
+
         try:
-            saved = sweep.save_fit(result)
+            saved = save_fit(result, sweep.path)
         except (OSError, ConfigError) as exc:  # a read-only sweep folder (an archive): the fit itself stands
             print(f"note: fit not saved in {sweep.path} ({exc}); scalebench report needs it (pass --no-save to "
                   "skip saving)", file=sys.stderr)
@@ -201,9 +207,9 @@ def _sweep(source: str):
 
     if not is_sweep_dir(source):
         return None
-    from scalebench.sweep_dir import Sweep
+    from scalebench.store import SweepTables
 
-    return Sweep(source)
+    return SweepTables(source)
 
 
 def _compare(args: argparse.Namespace, sweep, options: dict) -> int:

@@ -30,10 +30,11 @@ DEFAULT_BOOTSTRAP = 200  # as `scalebench fit`: 200 resamples give stable 95% pe
 
 
 def as_sweep(sweep: Any) -> Any:
-    """A :class:`scalebench.Sweep` for a Sweep or a sweep folder's path."""
-    from scalebench.sweep_dir import Sweep
+    """The tables of a sweep: a ``scalebench.Sweep`` (or ``store.SweepTables``) as given, a folder's path
+    read into ``store.SweepTables`` (the laws need nothing above the store)."""
+    from scalebench.store import SweepTables
 
-    return sweep if isinstance(sweep, Sweep) else Sweep(sweep)
+    return sweep if isinstance(sweep, SweepTables) else SweepTables(sweep)
 
 
 def sweep_loss_col(done: pd.DataFrame, wanted: str | None = None) -> str:

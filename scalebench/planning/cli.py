@@ -18,7 +18,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     hw = p.add_argument_group("hardware and price")
     hw.add_argument("--gpu", required=True, help="catalog name, e.g. H100-SXM, A100-80GB (an unknown name lists all)")
     hw.add_argument("--num-gpus", type=_num("num_gpus"), help="GPUs; default: the fewest that fit at full efficiency")
-    hw.add_argument("--price", type=_num("price_usd_per_hour"), dest="price_usd_per_hour", help="USD per GPU-hour (default: catalog)")
+    hw.add_argument("--price-usd-per-hour", "--price", type=_num("price_usd_per_hour"), dest="price_usd_per_hour",
+                    help="USD per GPU-hour (default: catalog); named as the Python argument price_usd_per_hour")
     shape = p.add_argument_group("model shape (a preset supplies these)")
     for flag, what in (("--n-layer", "layers"), ("--d-model", "model width"), ("--n-head", "attention heads"),
                        ("--n-kv-head", "key/value heads (GQA/MQA)"), ("--d-ff", "MLP width"),
@@ -115,9 +116,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--gpu-hours", type=_num("gpu_hours"), help="GPU-hour budget")
     c.add_argument("--deadline-days", type=_num("deadline_days"), help="wall-clock deadline in days (needs --num-gpus)")
     c.add_argument("--target-loss", type=_num("target_loss"), help="the loss to reach")
-    p.add_argument("--law", default="chinchilla-epoch",
-                   help="law preset: chinchilla-epoch (Besiroglu et al. 2024 refit, default) or chinchilla "
-                        "(Hoffmann et al. 2022 rounded constants)")
+    p.add_argument("--law", default="chinchilla-epoch", metavar="PRESET|FIT.json|DIR",
+                   help="the fitted law to plan with: a preset, chinchilla-epoch (Besiroglu et al. 2024 refit, "
+                        "default) or chinchilla (Hoffmann et al. 2022 rounded constants); or your own fit: a "
+                        "fit.json or a sweep folder `scalebench fit DIR` fitted (a plan from a weak fit, or "
+                        "outside the fitted runs, is marked)")
     p.add_argument("--params", type=_num("params"), help="fix the model size (over-trained plans)")
     p.add_argument("--tokens-per-param", type=_num("tokens_per_param"), help="fix the tokens-per-parameter ratio")
     p.add_argument("--max-days", type=_num("max_days"), default=None,

@@ -3,7 +3,8 @@
 Constraints (exactly one): ``flops`` (C), ``budget_usd``, ``gpu_hours``, ``deadline_s`` (needs
 ``num_gpus``), or ``target_loss``. The compute C = 6·N·D is then split into N and D:
 
-* compute-optimal under the law (default ``chinchilla-epoch``, Besiroglu et al.'s refit; Hoffmann's rounded
+* compute-optimal under the law (a preset, a ``FitResult``, or a saved fit: a ``fit.json`` or a fitted sweep
+  folder; default ``chinchilla-epoch``, Besiroglu et al.'s refit; Hoffmann's rounded
   constants stay available as ``chinchilla``): ``law.compute_optimal(C)`` — for the Chinchilla form
   N_opt = G·(C/6)^a, D_opt = G⁻¹·(C/6)^b with a = β/(α+β), b = α/(α+β), G = (αA/βB)^(1/(α+β))
   (Hoffmann et al. 2022, eq. 4); presets ``chinchilla`` (Hoffmann et al. 2022) and ``chinchilla-epoch``
@@ -21,7 +22,9 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,7 +33,7 @@ from scalebench._util import json_safe
 from scalebench.errors import ConfigError, FitError
 from scalebench.planning.estimate import Estimate, _estimate, _resolve_law, _si, estimate
 
-__all__ = ["Plan", "plan", "CONSTRAINTS"]
+__all__ = ["Plan", "plan", "fitted_law", "CONSTRAINTS"]
 
 CONSTRAINTS = ("flops", "budget_usd", "gpu_hours", "deadline_s", "target_loss")
 _METRIC = {"budget_usd": "cost_usd", "gpu_hours": "gpu_hours", "deadline_s": "wall_clock_s"}
@@ -52,13 +55,15 @@ class Plan:
     tokens_per_param: float
     predicted_loss: float | None
     estimate: Estimate
+    caveats: tuple[str, ...] = ()  # why N, D and the loss are not facts (laws.trust); empty when they are
 
     def to_dict(self) -> dict[str, Any]:
         return json_safe({
             "constraint": self.constraint, "constraint_value": self.constraint_value,
             "allocation": self.allocation, "law": self.law, "citation": self.citation, "flops": self.flops,
             "params": self.params, "tokens": self.tokens, "tokens_per_param": self.tokens_per_param,
-            "predicted_loss": self.predicted_loss, "estimate": self.estimate.to_dict(),
+            "predicted_loss": self.predicted_loss, "trusted": not self.caveats, "caveats": list(self.caveats),
+            "estimate": self.estimate.to_dict(),
         })
 
     def report(self) -> str:
@@ -72,6 +77,7 @@ class Plan:
             head.append(f"  predicted loss {self.predicted_loss:.3f}")
         if self.citation:
             head.append(f"  law: {self.citation}")
+        head += [f"  caution: {c}" for c in self.caveats]
         return "\n".join(head) + "\n" + self.estimate.report()
 
     __str__ = report
@@ -106,7 +112,7 @@ def plan(
         raise ConfigError(f"plan chooses {', '.join(sorted(bad))} itself; pass params=/tokens_per_param= to fix the size")
     if "deadline_s" in given and estimate_kwargs.get("num_gpus") is None:
         raise ConfigError("deadline_s needs num_gpus (the deadline is on a given number of GPUs)")
-    fit, law_name = _resolve_law(law)
+    fit, law_name = _resolve_law(fitted_law(law))
     if fit is None and params is None and tokens_per_param is None:
         raise ConfigError("a compute-optimal plan needs a law (a preset name such as 'chinchilla' or a FitResult)")
     citation = (getattr(fit, "metadata", None) or {}).get("citation") if fit is not None else None
@@ -138,10 +144,38 @@ def plan(
         c = _bisect(lambda x: getattr(run(x), metric), target, constraint)
     n, d = split(c)
     est = estimate(params=n, tokens=d, law=fit, **estimate_kwargs)
-    return Plan(constraint=constraint, constraint_value=None if fixed_both else float(given[constraint]),
+    from scalebench.laws.trust import caveats
+
+    marks = caveats(fit, flops=6.0 * n * d, tokens_per_param=d / n) if fit is not None else ()
+    if marks:
+        warnings.warn("plan: " + "; ".join(marks) + " (Plan.caveats)", stacklevel=2)
+    return Plan(caveats=marks, constraint=constraint, constraint_value=None if fixed_both else float(given[constraint]),
                 allocation=allocation, law=law_name if fit is not None else None, citation=citation,
                 flops=6.0 * n * d, params=n, tokens=d, tokens_per_param=d / n,
                 predicted_loss=est.predicted_loss, estimate=est)
+
+
+def fitted_law(law: Any) -> Any:
+    """``law`` as the planner takes it: a preset name or a `FitResult` as given; a path to a ``fit.json``
+    (``scalebench fit`` saves one) or to a sweep folder holding one is loaded (``plan --law FIT.json|DIR``)."""
+    if not isinstance(law, (str, Path)):
+        return law
+    path = Path(law)
+    if not path.exists():
+        if isinstance(law, str) and "/" not in law and not law.endswith(".json"):
+            return law  # a preset name: the presets say whether it exists
+        raise ConfigError(f"--law {law}: no such file or folder; give a preset (chinchilla-epoch, chinchilla), a "
+                          "fit.json, or a sweep folder fitted with `scalebench fit DIR`")
+    from scalebench.laws.result import FIT_FILE, load_fit
+
+    if path.is_dir():
+        if not (path / FIT_FILE).is_file():
+            raise ConfigError(f"--law {law}: the folder holds no {FIT_FILE}; run `scalebench fit {law}` first")
+        path = path / FIT_FILE
+    try:
+        return load_fit(path)
+    except FitError as exc:
+        raise ConfigError(f"--law {law}: {exc}") from None
 
 
 def _bisect(f, target: float, name: str, lo: float = 1e9, hi: float = 1e33) -> float:

@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from scalebench.errors import ScalebenchError
+from scalebench.laws.analysis import NEXT_FILE
 from scalebench.report import narrative
 
 __all__ = ["NEXT_FILE", "advice_context"]
-
-NEXT_FILE = "next.json"  # where `scalebench next DIR` saves its proposal
 _BUDGET_FLAG = {"FLOPs": "--budget-flops", "GPU-hours": "--budget-gpu-hours", "USD": "--budget-usd"}
 
 

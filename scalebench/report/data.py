@@ -19,6 +19,7 @@ import pandas as pd
 
 from scalebench.errors import ConfigError, FitError, ScalebenchError
 from scalebench.laws.analysis import GROUP_AXES, group_axis  # the page's grouping rule is the analysis's
+from scalebench.laws.trust import MAX_EXTRAPOLATION as FAR_EXTRAPOLATION  # one extrapolation rule: laws.trust
 from scalebench.planning.targets import MAX_PLAN_GPUS  # the plan's GPU counts
 
 __all__ = ["GROUP_AXES", "ReportData", "ReportOptions", "Spend", "build_report_data", "group_axis", "mfu_basis", "rss_note"]
@@ -26,8 +27,6 @@ __all__ = ["GROUP_AXES", "ReportData", "ReportOptions", "Spend", "build_report_d
 # Errors an optional component may raise on data it cannot use; anything else is a bug and propagates.
 _EXPECTED = (ScalebenchError, ValueError, KeyError, ImportError, np.linalg.LinAlgError)
 
-# Beyond this multiple of the sweep's largest compute a prediction is read as an order of magnitude.
-FAR_EXTRAPOLATION = 1000.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -238,6 +237,14 @@ def _bottlenecks(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | No
     return pd.DataFrame(rows), (pd.DataFrame(kernel) if kernel else None)
 
 
+def _caveats(fit: Any, flops: Any, tokens_per_param: Any) -> list[tuple[str, ...]]:
+    """``laws.trust.caveats`` of each (compute, tokens per parameter): the marks every surface gives."""
+    from scalebench.laws.trust import caveats
+
+    return [caveats(fit, flops=float(c), tokens_per_param=float(r)) for c, r in zip(flops, tokens_per_param,
+                                                                                    strict=True)]
+
+
 def _plan_gpu(results: pd.DataFrame, wanted: str | None) -> tuple[str, bool]:
     from scalebench.hardware.catalog import get_gpu, match_device_name
 
@@ -283,11 +290,10 @@ def _plan(fit: Any, results: pd.DataFrame, max_flops: float,
     est.insert(1, "kind", targets["kind"].to_numpy())
     est.insert(2, "factor", ratio)
     est["far"] = ratio > FAR_EXTRAPOLATION
-    far = (f"more than {FAR_EXTRAPOLATION:g}× beyond the sweep's largest run ({max_flops:.3g} FLOPs): the fit "
-           "was never tested this far, so read N, D and the loss as an order of magnitude")
     est_notes = est["note_list"] if "note_list" in est else est["notes"].map(lambda n: (n,) if n else ())
-    lists = [tuple(p for p in (note, e, *ns, far if is_far else "") if p)
-             for ns, e, is_far in zip(est_notes, extra, est["far"], strict=True)]
+    marks = _caveats(fit, est["flops"], est["tokens"] / est["params"])  # the verdict leads the section itself
+    lists = [tuple(p for p in (note, e, *ns, *(m for m in ms if not m.startswith("from a "))) if p)
+             for ns, e, ms in zip(est_notes, extra, marks, strict=True)]
     est["note_list"] = pd.Series(lists, dtype=object, index=est.index)
     est["notes"] = ["; ".join(p) for p in lists]
     clusters["target"] = targets["target"].to_numpy()[clusters["target"].to_numpy()]
@@ -342,8 +348,9 @@ def build_report_data(sweep_dir: Any, options: ReportOptions | None = None) -> R
         out |= {"fit": result, "fit_origin": analysis.fit_origin,
                 "n_bootstrap": 0 if result.bootstrap_thetas is None else len(result.bootstrap_thetas)}
         if result.form.has_frontier and max_flops is not None:
-            out["predictions"] = result.compute_optimal([max_flops * f for f in opts.scale_factors]).assign(
-                factor=list(opts.scale_factors))
+            pred = result.compute_optimal([max_flops * f for f in opts.scale_factors])
+            out["predictions"] = pred.assign(factor=list(opts.scale_factors), caveats=_caveats(
+                result, pred["flops"], pred["tokens_per_param"]))
             grid = np.logspace(math.log10(float(flops.min()) / 3),
                                math.log10(max_flops * max(opts.scale_factors) * 1.5), 60)
             out["frontier"] = result.compute_optimal(grid)
