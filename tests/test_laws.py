@@ -327,22 +327,19 @@ def test_csv_input_with_flops_and_custom_columns(tmp_path):
 
 
 def test_sweep_directory_uses_done_runs_and_eval_loss(tmp_path, monkeypatch):
-    import types
-
     frame = synth("chinchilla", EPOCH, n=40).rename(columns={"loss": "eval_loss"})
     frame["train_loss"] = frame["eval_loss"] * 0.98
     frame["run_id"] = [f"r{i}" for i in range(40)]
     frame["status"] = ["done"] * 36 + ["failed", "diverged", "diverged", "running"]
     frame.loc[36:, "eval_loss"] = np.nan  # unfinished runs have no loss; they must not reach validation
+    from scalebench import store
+
     (tmp_path / "scalebench.sqlite").touch()
-    store = types.ModuleType("scalebench.store")
-    store.STORE_NAME = "scalebench.sqlite"
-    store.load_results = lambda sweep_dir: frame.copy()
-    store.load_meta = lambda sweep_dir: {}
-    store.load_all = lambda sweep_dir: {"results": frame.copy(), "steps": pd.DataFrame(), "meta": {}, "axes": (),
-                                        "telemetry": pd.DataFrame(), "events": pd.DataFrame()}
-    monkeypatch.setitem(__import__("sys").modules, "scalebench.store", store)
-    monkeypatch.setattr("scalebench.store", store, raising=False)
+    monkeypatch.setattr(store, "load_results", lambda sweep_dir: frame.copy())
+    monkeypatch.setattr(store, "load_meta", lambda sweep_dir: {})
+    monkeypatch.setattr(store, "load_all", lambda sweep_dir: {  # a sweep's tables, as one read gives them
+        "results": frame.copy(), "steps": pd.DataFrame(), "meta": {}, "axes": (), "telemetry": pd.DataFrame(),
+        "events": pd.DataFrame()})
     with pytest.warns(UserWarning, match="excluded 1 failed, 2 diverged, 1 running"):
         result = fit(tmp_path, grid=SMALL_GRID, n_refine=4)
     assert result.n_points == 36

@@ -40,19 +40,6 @@ def is_sweep_dir(source: object) -> bool:
     return (Path(source) / SWEEP_STORE_FILE).is_file()
 
 
-def known_floor(source: object, loss_col: str | None = None) -> float | None:
-    """The floor of a sweep's held-out loss (``eval_loss``, the default) where its task knows it (the
-    synthetic language, the teacher task), else None."""
-    if loss_col not in (None, "eval_loss") or not isinstance(source, (str, os.PathLike)) or not str(source):
-        return None
-    if not (Path(source) / SWEEP_STORE_FILE).is_file():
-        return None
-    from scalebench import store
-
-    floor = store.load_meta(source).get("irreducible_loss")  # a damaged store stops the fit (exit 2)
-    return float(floor) if floor is not None else None
-
-
 def sweep_loss_col(frame: pd.DataFrame) -> str:
     """A sweep's default loss: ``eval_loss`` (nats per token), or ``eval_bpb`` (bits per byte, which compares
     across tokenizers) where its runs mix families and every run recorded it."""

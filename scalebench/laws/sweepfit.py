@@ -5,8 +5,8 @@ has one set of numbers, one verdict and one list of reasons wherever it is read.
 The inputs, decided here and nowhere else:
 
 * **runs**: the ``done`` runs (others are counted in a warning);
-* **loss column**: ``eval_loss`` when every done run has it, else ``train_loss`` (with a warning); a given
-  ``loss_col`` wins;
+* **loss column**: ``eval_loss`` (``eval_bpb`` where the runs mix families: bits per byte compare across
+  tokenizers) when every done run has it, else ``train_loss`` (with a warning); a given ``loss_col`` wins;
 * **known floor**: the task's exact irreducible held-out loss where the store's meta knows it (synthetic
   language, teacher task), for ``eval_loss`` only; checked against E by the diagnostics;
 * **other approaches**: the frontier exponent a by Approach 2 (the runs' isoFLOP budgets) and Approach 1
@@ -38,17 +38,22 @@ def as_sweep(sweep: Any) -> Any:
 
 
 def sweep_loss_col(done: pd.DataFrame, wanted: str | None = None) -> str:
-    """The loss a sweep is fitted on: ``wanted``, else ``eval_loss`` when every done run has it, else
-    ``train_loss`` when every done run has that (with a warning saying why)."""
+    """The loss a sweep is fitted on: ``wanted``, else ``io.sweep_loss_col``'s (``eval_loss``; ``eval_bpb``
+    where the runs mix families) when every done run has it, else ``train_loss`` when every done run has
+    that (with a warning saying why)."""
+    from scalebench.laws.io import sweep_loss_col as default
+
     if wanted is not None:
         return wanted
+
     def complete(col: str) -> bool:
         return col in done and len(done) > 0 and bool(pd.to_numeric(done[col], errors="coerce").notna().all())
 
-    if complete("eval_loss") or not complete("train_loss"):
-        return "eval_loss"
-    warnings.warn("some done runs have no eval_loss (no held-out evaluation); fitting train_loss instead "
-                  "(pass loss_col='eval_loss' / --loss-col eval_loss to insist)", stacklevel=3)
+    col = default(done)
+    if complete(col) or not complete("train_loss"):
+        return col
+    warnings.warn(f"some done runs have no {col} (no held-out evaluation); fitting train_loss instead "
+                  f"(pass loss_col={col!r} / --loss-col {col} to insist)", stacklevel=3)
     return "train_loss"
 
 

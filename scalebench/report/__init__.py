@@ -4,8 +4,9 @@
 >>> write_report("reports/quickstart")                      # doctest: +SKIP
 PosixPath('reports/quickstart/index.html')
 
-:func:`build_report_data` computes everything the page shows (fits, isoFLOP analyses, backtest,
-bottlenecks, plan) as a :class:`ReportData`; :func:`render_html` turns it into the page.
+:func:`build_report_data` gathers everything the page shows as a :class:`ReportData`: the laws' analysis as
+``fit.json`` holds it (``laws.analysis``; fitted by ``scalebench fit``'s path only when missing or stale),
+bottlenecks and the plan; :func:`render_html` turns it into the page, computing nothing.
 """
 
 from __future__ import annotations

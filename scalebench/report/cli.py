@@ -23,8 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "report",
         help="write a sweep's HTML report (one self-contained file)",
-        description="Analyse and plot a sweep (using the fit `scalebench fit DIR` saved, else fitting the same way) and write one self-contained HTML page (inline CSS and "
-        "figures, no scripts, no network requests): DIR/index.html unless --out is given.",
+        description="Render a sweep's analysis as one self-contained HTML page (inline CSS and figures, no "
+        "scripts, no network requests): DIR/index.html unless --out is given. The page shows what DIR/fit.json "
+        "holds (`scalebench fit DIR` saves it; when it is missing or stale the same fit is made and saved first) "
+        "and the proposal `scalebench next DIR` saved in DIR/next.json.",
     )
     p.add_argument("sweep_dir", metavar="DIR", help="the sweep folder (holds scalebench.sqlite)")
     p.add_argument("--out", default=None, metavar="FILE", help="where to write the page (default DIR/index.html)")

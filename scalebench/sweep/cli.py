@@ -237,10 +237,10 @@ STATUS_COLUMNS = ("run_id", "status", "params", "tokens", "flops", "eval_loss", 
 def cmd_status(args) -> int:
     import pandas as pd
 
-    from scalebench.store import load_results
     from scalebench.sweep.runner import sweep_running
+    from scalebench.sweep_dir import Sweep
 
-    df = load_results(args.dir)
+    df = Sweep(args.dir).status()
     if args.json:
         print(df.to_json(orient="records"))
         return 0
@@ -284,27 +284,11 @@ def cmd_status(args) -> int:
 
 
 def cmd_export(args) -> int:
-    import io
+    from scalebench.sweep_dir import Sweep
 
-    from scalebench._util import write_bytes_atomic
-    from scalebench.errors import ConfigError
-    from scalebench.store import load_results, load_steps
-
-    out = Path(args.out)
-    if out.suffix not in (".csv", ".parquet"):
-        raise ConfigError(f"--out: {out.name!r} must end in .csv or .parquet")
-    df = load_steps(args.dir) if args.steps else load_results(args.dir)
-    buf = io.BytesIO()
-    if out.suffix == ".csv":
-        df.to_csv(buf, index=False)
-    else:
-        try:
-            df.to_parquet(buf, index=False)
-        except ImportError:
-            raise ConfigError("--out: Parquet needs pyarrow (pip install 'scalebench[parquet]'); or use .csv") from None
-    # whole or not at all, into a folder made if missing (as `report --out` does)
-    write_bytes_atomic(out, buf.getvalue(), what="export --out", make_parents=True)
-    print(f"wrote {len(df)} rows to {out}")
+    sweep = Sweep(args.dir)
+    out = sweep.export(args.out, steps=args.steps)  # whole or not at all, into a folder made if missing
+    print(f"wrote {len(sweep.steps if args.steps else sweep.results)} rows to {out}")
     return 0
 
 
