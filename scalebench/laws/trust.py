@@ -62,6 +62,7 @@ def caveats(result: Any, *, flops: float | None = None, tokens_per_param: float 
             out.append(f"{tokens_per_param:.3g} tokens per parameter is outside the fitted runs' {lo:.3g}–{hi:.3g}: "
                        "the law's trade-off between N and D was not measured there")
     if flops is not None and math.isfinite(flops) and flops > max_extrapolation * span.max_flops:
-        out.append(f"{flops / span.max_flops:.3g}× beyond the fit's largest run ({span.max_flops:.3g} FLOPs), past "
-                   f"the {max_extrapolation:g}× the law was tested to: read it as an order of magnitude")
+        out.append(f"{flops / span.max_flops:.3g}× beyond the fit's largest run ({span.max_flops:.3g} FLOPs), more "
+                   f"than {max_extrapolation:g}×: the fit was never tested this far, so read N, D and the loss as "
+                   "an order of magnitude")
     return tuple(out)
