@@ -457,13 +457,15 @@ def load_meta(sweep_dir: str | Path) -> dict[str, Any]:
 
 def load_all(sweep_dir: str | Path) -> dict[str, Any]:
     """Every table of a sweep through one read-only connection: ``results``, ``steps``, ``telemetry``,
-    ``events`` (DataFrames, as the ``load_*`` functions give them), ``meta`` (a dict) and ``axes`` (the grid
-    axes' names in first-seen order)."""
+    ``events`` (DataFrames, as the ``load_*`` functions give them), ``meta`` (a dict), ``axes`` (the grid
+    axes' names in first-seen order) and ``specs`` (each run's stored spec, by run id)."""
     with _reading(sweep_dir) as store:
         axes: dict[str, None] = {}
+        specs = {}
         for r in store.runs():
-            axes.update(dict.fromkeys((r["spec"] or {}).get("axes") or {}))
-        return {"results": _results_frame(store), "axes": tuple(axes),
+            specs[r["run_id"]] = r["spec"] or {}
+            axes.update(dict.fromkeys(specs[r["run_id"]].get("axes") or {}))
+        return {"results": _results_frame(store), "axes": tuple(axes), "specs": specs,
                 "steps": store.query("SELECT * FROM steps ORDER BY run_id, step"),
                 "telemetry": store.query("SELECT * FROM telemetry ORDER BY run_id, t_s"),
                 "events": store.query("SELECT * FROM events ORDER BY t"),
@@ -520,6 +522,11 @@ class SweepTables:
     def axes(self) -> tuple[str, ...]:
         """The grid axes' names (optimizer, lr, ...), in first-seen order."""
         return tuple(self._tables().get("axes", ()))
+
+    @property
+    def specs(self) -> dict[str, dict[str, Any]]:
+        """Each run's stored spec (family, shape, train settings, ...), by run id."""
+        return dict(self._tables().get("specs") or {})
 
     @property
     def spec(self) -> dict[str, Any]:

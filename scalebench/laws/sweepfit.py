@@ -150,9 +150,21 @@ def fit_sweep(
     result = fit_runs(frame, form, curves=sweep_curves(sweep), floor=known_floor(sweep.meta, col),
                       backtest_below=backtest_below, source=str(sweep.path), **options)
     result.metadata.update(loss_col=col, params_col=params_col)  # saved: the report shows the same columns
-    from scalebench.laws.health import with_health  # the ladder's own checks join the verdict
+    return _with_health(result, sweep, col)
 
-    return with_health(result, sweep.path, col)
+
+def _with_health(result: Any, sweep: Any, loss_col: str) -> Any:
+    """The fit with the ladder's own checks (``laws.health``: lr probes, spikes, crossing curves, cells left
+    out) joined to its verdict, from the sweep's tables (no second read of the store)."""
+    from dataclasses import replace
+
+    from scalebench.laws.health import health_of, join
+
+    if result.diagnostics is None:
+        return result
+    trained = {k: (v.get("train") or {}).get("lr") for k, v in sweep.specs.items()}  # recipes vary it per size
+    results = sweep.results.assign(train_lr=sweep.results["run_id"].map(trained))
+    return replace(result, diagnostics=join(result.diagnostics, health_of(results, sweep.steps, loss_col=loss_col)))
 
 
 def _warn_if_mixed(sweep: Any) -> None:
