@@ -22,6 +22,7 @@ ANALYSIS_KEY = "analysis"  # the key of fit.json that holds the rest of the anal
 NEXT_FILE = "next.json"  # where `scalebench next DIR` saves its proposal (the page's "Next runs")
 # Columns that name a configuration axis of a sweep; with 2+ values among done runs the page compares them.
 GROUP_AXES = ("family", "optimizer", "schedule", "dataset", "group")
+NOT_GROUPS = ("seed",)  # a [ladder] seeds axis repeats cells; the seeds are pooled (laws/health.py reads them)
 # Errors an optional analysis may raise on data it cannot use; anything else is a bug and propagates.
 EXPECTED = (ScalebenchError, ValueError, KeyError, ImportError, np.linalg.LinAlgError)
 
@@ -63,6 +64,8 @@ def group_axis(results: pd.DataFrame, wanted: str | None = None, axes: tuple[str
             raise ConfigError(f"group_by: no column {wanted!r} in the results; columns are {list(done.columns)}")
         return wanted
     for col in dict.fromkeys((*axes, *GROUP_AXES)):
+        if col in NOT_GROUPS:  # replicates of one cell, not groups with laws of their own
+            continue
         if col in done and done[col].dropna().nunique() >= 2:
             return col
     return None

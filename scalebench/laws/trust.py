@@ -52,7 +52,8 @@ def caveats(result: Any, *, flops: float | None = None, tokens_per_param: float 
     diag = getattr(result, "diagnostics", None)
     if diag is not None and diag.verdict != "reliable":
         first = f": {diag.reasons[0]}" if diag.reasons else ""
-        out.append(f"from a {diag.verdict} fit{first}")
+        article = "an" if diag.verdict[0] in "aeiou" else "a"
+        out.append(f"from {article} {diag.verdict} fit{first}")
     span = fit_range(result)
     if span is None:
         return tuple(out)

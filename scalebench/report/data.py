@@ -292,7 +292,7 @@ def _plan(fit: Any, results: pd.DataFrame, max_flops: float,
     est["far"] = ratio > FAR_EXTRAPOLATION
     est_notes = est["note_list"] if "note_list" in est else est["notes"].map(lambda n: (n,) if n else ())
     marks = _caveats(fit, est["flops"], est["tokens"] / est["params"])  # the verdict leads the section itself
-    lists = [tuple(p for p in (note, e, *ns, *(m for m in ms if not m.startswith("from a "))) if p)
+    lists = [tuple(p for p in (note, e, *ns, *(m for m in ms if not m.startswith(("from a ", "from an ")))) if p)
              for ns, e, ms in zip(est_notes, extra, marks, strict=True)]
     est["note_list"] = pd.Series(lists, dtype=object, index=est.index)
     est["notes"] = ["; ".join(p) for p in lists]

@@ -82,7 +82,7 @@ def _fit_context(data: ReportData) -> dict[str, Any]:
                           "tokens": narrative.si(p["tokens"]), "tokens_ci": _interval(p, "tokens"),
                           "tpp": _num(p["tokens_per_param"]), "tpp_ci": _interval(p, "tokens_per_param", _num),
                           "loss": _num(p["loss"], 4), "loss_ci": _interval(p, "loss", lambda v: _num(v, 4)),
-                          "caveats": [c for c in p.get("caveats", ()) if not c.startswith("from a ")]})
+                          "caveats": [c for c in p.get("caveats", ()) if not c.startswith(("from a ", "from an "))]})
     ctx["predictions"] = preds
     if fit.form.has_frontier and data.max_flops:
         at = fit.compute_optimal([data.max_flops]).iloc[0]
