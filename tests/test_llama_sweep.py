@@ -69,19 +69,14 @@ def test_a_llama_ladder_on_a_text_folder_with_a_bpe_fits_in_bits_per_byte(tmp_pa
     assert np.isfinite(result.params["alpha"])
 
 
-def test_the_report_fits_the_columns_the_saved_fit_used_and_mixed_families_default_to_bits_per_byte(tmp_path):
+def test_mixed_families_default_to_bits_per_byte_in_the_one_sweep_fit():
     import pandas as pd
 
-    from scalebench.report.data import _fit_frame, _saved_columns
+    from scalebench.laws.sweepfit import sweep_loss_col
 
     results = pd.DataFrame({"run_id": ["a", "b"], "status": "done", "family": ["gpt", "llama"],
                             "params": [10, 20], "params_nonembedding": [5, 15], "tokens": [100, 200],
                             "flops": [1e3, 2e3], "eval_loss": [3.0, 2.5], "eval_bpb": [1.5, 1.2]})
-    frame, loss, n = _fit_frame(results)
-    assert (loss, n) == ("eval_bpb", "params") and list(frame["loss"]) == [1.5, 1.2]  # two families: bpb
-    frame, loss, n = _fit_frame(results[results.family == "gpt"])
-    assert loss == "eval_loss"
-    (tmp_path / "fit.json").write_text(json.dumps({"metadata": {"loss_col": "eval_loss",
-                                                                "params_col": "params_nonembedding"}}))
-    frame, loss, n = _fit_frame(results, **_saved_columns(tmp_path))
-    assert (loss, n) == ("eval_loss", "params_nonembedding") and list(frame["params"]) == [5, 15]
+    assert sweep_loss_col(results) == "eval_bpb"  # two families: bits per byte compare across tokenizers
+    assert sweep_loss_col(results[results.family == "gpt"]) == "eval_loss"
+    assert sweep_loss_col(results, "eval_loss") == "eval_loss"  # the column asked for wins

@@ -222,7 +222,8 @@ def _current(sweep: Any, saved: Any, law: str, loss_col: str | None) -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            frame, col = _frame(sweep, saved.form, loss_col or saved.metadata.get("loss_col"), {})
+            frame, col = _frame(sweep, saved.form, loss_col or saved.metadata.get("loss_col"),
+                                {"params_col": saved.metadata.get("params_col") or "params"})
         except EXPECTED as exc:
             return f"the runs cannot be fitted now ({reason(exc)})"
         from scalebench.laws.io import drop_duplicate_runs
@@ -252,8 +253,10 @@ def analyse(sweep: Any, law: str = "chinchilla", *, use_saved: bool = True, grou
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
+                columns = {} if saved is None else {  # the columns `scalebench fit DIR` was asked for, kept
+                    "loss_col": saved.metadata.get("loss_col"), "params_col": saved.metadata.get("params_col") or "params"}
                 fit = fit_sweep(sweep, law, bootstrap=bootstrap, seed=seed, confidence=confidence,
-                                n_refine=n_refine)
+                                n_refine=n_refine, **columns)
                 origin = f"refit: {why}"
             except EXPECTED as exc:
                 missing["fit"] = reason(exc)
