@@ -135,11 +135,11 @@ def test_the_audit_counts_and_repairs_warm_refits_that_miss_the_optimum(monkeypa
     # A warm search that never moves: every audited resample finds a lower optimum on the full grid, takes the
     # grid's answer, and the diagnostics say the intervals may be off.
     import scalebench.laws.bootstrap as boot
-    from scalebench.laws.optimize import RowsOutcome
     from scalebench.laws.objective import objective_values
+    from scalebench.laws.optimize import RowsOutcome
 
     def frozen(form, theta0, logx, logy, delta, weights=None, **kw):
-        obj = np.array([objective_values(form, t, logx, logy, delta, w)[0] for t, w in zip(theta0, weights)])
+        obj = np.array([objective_values(form, t, logx, logy, delta, w)[0] for t, w in zip(theta0, weights, strict=True)])
         return RowsOutcome(theta=theta0.copy(), objective=obj, success=np.ones(len(obj), bool), n_iter=0)
 
     frame = synth(seed=5)

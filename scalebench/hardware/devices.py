@@ -8,7 +8,6 @@ import socket
 import sys
 from typing import Any
 
-
 # Where a GPU driver shows itself: NVIDIA's device nodes and proc entry, WSL's GPU paravirtualisation, ROCm's
 # kernel driver. Without any of them torch cannot see a GPU, so "is there CUDA?" needs no torch import (~1 s).
 GPU_DRIVER_PATHS = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia", "/dev/dxg", "/dev/kfd")

@@ -264,9 +264,9 @@ def fit_hyper_frame(frame: pd.DataFrame, hyper: str = "lr", *, variables: tuple[
 
 def load_hyper_frame(source: Any, hyper: str, loss_col: str | None = None) -> tuple[pd.DataFrame, str]:
     """Done runs of a sweep folder (probes left out: laws/io.py) or a CSV, with the hyper's column."""
-    from scalebench.laws.io import _read
-
     import warnings
+
+    from scalebench.laws.io import _read
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -321,7 +321,7 @@ def laws_at_target(source: str | Path, params: float, tokens: float | None) -> d
     p = Path(source)
     found = {h: p / HYPER_FILE.format(hyper=h) for h in HYPERS} if p.is_dir() else {None: p}
     out = {}
-    for hyper, path in found.items():
+    for path in found.values():
         if not path.is_file():
             continue
         law = load_hyper(path)

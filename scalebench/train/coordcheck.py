@@ -96,7 +96,7 @@ def coord_check(*, parametrizations=("standard", "mup"), widths=(32, 64, 128, 25
             if not hasattr(model, "coord_modules"):
                 raise ConfigError(f"coordinate check: the {family} family's model names no layers to follow")
             seen: dict[str, float] = {}
-            hooks = [m.register_forward_hook(lambda _m, _i, out, name=name: seen.__setitem__(
+            hooks = [m.register_forward_hook(lambda _m, _i, out, name=name, seen=seen: seen.__setitem__(
                 name, float(out.detach().abs().mean()))) for name, m in model.coord_modules().items()]
             opt = build_optimizer(model, train, "cpu")
             set_lr(opt, lr)

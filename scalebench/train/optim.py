@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-
 ADAM_EPS = 1e-8  # torch's default, the base of CompleteP's eps scaling
 
 
