@@ -330,10 +330,10 @@ def test_the_cluster_docs_snippets_are_valid_specs(tmp_path):
 
     section = (Path(__file__).parents[1] / "docs" / "clusters.md").read_text()
     blocks = re.findall(r"```toml\n(.*?)```", section, flags=re.S)
-    assert len(blocks) == 3  # a multi-GPU node, a Ray cluster, a Slurm cluster
+    assert len(blocks) == 4  # a multi-GPU node, a Ray cluster, a Slurm cluster, one run across nodes
     kinds = []
     for i, block in enumerate(blocks):
         path = tmp_path / f"readme{i}.toml"
         path.write_text('name = "r"\n[model]\nsizes = ["debug", "100k"]\n[budget]\ntokens = [8192]\n' + block)
         kinds.append(load_sweep(path).executor.kind)
-    assert kinds == ["local", "local", "slurm"]
+    assert kinds == ["local", "local", "slurm", "local"]

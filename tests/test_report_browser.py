@@ -191,6 +191,11 @@ FAST = ReportOptions(bootstrap=20)
 def test_report_in_chromium(tmp_path):
     sweep = make_synthetic_sweep(tmp_path / "sweep", name=XSS, notes="notes with <b>markup</b> & ampersand",
                                  n_sizes=5, n_budgets=3, n_failed=1, n_diverged=1)
+    import scalebench
+
+    done = scalebench.load_results(sweep).query("status == 'done'")
+    scalebench.Sweep(sweep).next(target_flops=100 * done["flops"].max(), budget_flops=done["flops"].sum(),
+                                 bootstrap=8)  # the saved proposal the "Next runs" section shows
     page = write_report(sweep, options=FAST)
     facts = inspect_page(page, _screenshot_path(tmp_path, "report.png"))
 

@@ -75,7 +75,7 @@ ARGS: tuple[Arg, ...] = (
     _n("micro_batch", 1, 1e6, integer=True, low_open=False, default=1),
     _n("global_batch", 1, 1e9, integer=True, low_open=False),
     _n("mfu", 1e-3, 1.0, low_open=False, text="a fraction of the peak from 0.001 to 1"),
-    _n("price_usd_per_hour", high=1000.0, flag="--price",
+    _n("price_usd_per_hour", high=1000.0, flag="--price-usd-per-hour",
        why="USD per GPU-hour; list prices are $0.3-$15, and 1000 is a typo"),
     _n("grid_gco2_per_kwh", high=2000.0, low_open=False, flag="--grid-intensity",
        why="g CO2e per kWh; coal-fired grids are about 1000"),
