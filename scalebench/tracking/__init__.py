@@ -11,12 +11,12 @@ that fails is recorded as an event of the run, dropped, and the run trains on.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from scalebench._lazy_registry import LazyRegistry
 from scalebench.errors import ConfigError
 
 JSONL_NAME = "metrics.jsonl"  # in the run folder, always
@@ -42,43 +42,29 @@ class Tracker(Protocol):
     def finish(self, status: str) -> None: ...
 
 
-_REGISTRY: dict[str, str] = {  # kind -> "module:Class", imported only when enabled
+ENTRY_POINTS = "scalebench.trackers"  # third-party trackers: name = "package.module:Class"
+_KINDS = LazyRegistry(ENTRY_POINTS, {  # kind -> "module:Class", imported only when enabled
     "jsonl": "scalebench.tracking.jsonl:JsonlTracker",
     "tensorboard": "scalebench.tracking.tensorboard:TensorBoardTracker",
     "wandb": "scalebench.tracking.wandb:WandbTracker",
     "mlflow": "scalebench.tracking.mlflow:MlflowTracker",
     "trackio": "scalebench.tracking.trackio:TrackioTracker",
-}
-
-
-ENTRY_POINTS = "scalebench.trackers"  # third-party trackers: name = "package.module:Class"
-_loaded_entry_points = False
+})
+_REGISTRY = _KINDS.targets
 
 
 def register_tracker(kind: str, target: str) -> None:
     """Register a tracker class (``"package.module:Class"``, built as ``Class(context)``) under ``kind``."""
-    _REGISTRY[kind] = target
-
-
-def _load_entry_points() -> None:
-    global _loaded_entry_points
-    if not _loaded_entry_points:
-        from importlib.metadata import entry_points
-
-        for ep in entry_points(group=ENTRY_POINTS):
-            _REGISTRY.setdefault(ep.name, ep.value)
-        _loaded_entry_points = True
+    _KINDS.register(kind, target)
 
 
 def list_trackers() -> list[str]:
-    _load_entry_points()
-    return sorted(_REGISTRY)
+    return _KINDS.kinds()
 
 
 def check_kinds(kinds: Sequence[str], where: str = "tracking.kinds") -> None:
-    _load_entry_points()
     for kind in kinds:
-        if kind not in _REGISTRY:
+        if kind not in _KINDS:
             raise ConfigError(f"{where}: {kind!r} is not a tracker; one of {', '.join(list_trackers())}")
     if len(set(kinds)) < len(kinds):
         raise ConfigError(f"{where}: a tracker is listed twice: {list(kinds)!r}")
@@ -86,8 +72,7 @@ def check_kinds(kinds: Sequence[str], where: str = "tracking.kinds") -> None:
 
 def make_tracker(kind: str, ctx: TrackerContext) -> Tracker:
     check_kinds([kind])
-    module, name = _REGISTRY[kind].split(":")
-    return getattr(importlib.import_module(module), name)(ctx)
+    return _KINDS.load(kind)(ctx)
 
 
 class Trackers:

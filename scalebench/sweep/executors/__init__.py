@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from scalebench._lazy_registry import LazyRegistry
 from scalebench.config import ExecutorSpec
 from scalebench.errors import ConfigError
 from scalebench.sweep.executors.base import (
@@ -34,45 +35,27 @@ from scalebench.sweep.executors.base import (
     worker_env,
 )
 
-_REGISTRY: dict[str, str] = {  # kind -> "module:Class", imported on use
+ENTRY_POINTS = "scalebench.executors"  # third-party kinds: name = "package.module:Class"
+_KINDS = LazyRegistry(ENTRY_POINTS, {  # kind -> "module:Class", imported on use
     "local": "scalebench.sweep.executors.local:LocalExecutor",
     "ray": "scalebench.sweep.executors.ray:RayExecutor",
     "slurm": "scalebench.sweep.executors.slurm:SubmititExecutor",
-}
-
-
-ENTRY_POINTS = "scalebench.executors"  # third-party kinds: name = "package.module:Class"
-_loaded_entry_points = False
+})
 
 
 def register_executor(kind: str, target: str) -> None:
     """Register an executor class (``"package.module:Class"``) under ``kind``."""
-    _REGISTRY[kind] = target
-
-
-def _load_entry_points() -> None:
-    global _loaded_entry_points
-    if not _loaded_entry_points:
-        from importlib.metadata import entry_points
-
-        for ep in entry_points(group=ENTRY_POINTS):
-            _REGISTRY.setdefault(ep.name, ep.value)
-        _loaded_entry_points = True
+    _KINDS.register(kind, target)
 
 
 def executor_class(kind: str) -> type:
-    import importlib
-
-    _load_entry_points()
-    if kind not in _REGISTRY:
-        raise ConfigError(f"executor kind {kind!r} is not known; one of {', '.join(sorted(_REGISTRY))}")
-    module, name = _REGISTRY[kind].split(":")
-    return getattr(importlib.import_module(module), name)
+    if kind not in _KINDS:
+        raise ConfigError(f"executor kind {kind!r} is not known; one of {', '.join(_KINDS.kinds())}")
+    return _KINDS.load(kind)
 
 
 def list_executors() -> list[str]:
-    _load_entry_points()
-    return sorted(_REGISTRY)
+    return _KINDS.kinds()
 
 
 def make_executor(spec: ExecutorSpec, sweep_dir: Path, python: str | None = None) -> Executor:
