@@ -20,7 +20,7 @@ from scalebench.families.llama import (
     params_total,
     swiglu_width,
 )
-from scalebench.planning.presets import get_architecture
+from scalebench.planning.presets import ARCHITECTURES, get_architecture
 from scalebench.profiling.flops import count_flops_per_unit
 
 FAMILY = get_family("llama")
@@ -132,18 +132,42 @@ def test_z_loss_enters_training_only():
     assert train_loss == pytest.approx(ce + 1e-2 * z, rel=1e-5)
 
 
-@pytest.mark.parametrize("preset", ["llama2-7b", "llama2-70b", "llama3-8b", "llama3-70b", "llama3-405b"])
-def test_a_preset_shape_gives_the_presets_params_and_its_flops_less_the_embedding_lookup(preset):
+LLAMA_PRESETS = [name for name, arch in ARCHITECTURES.items() if arch.family == "llama"]
+
+
+def _preset_fields(a) -> dict:
+    return dict(n_layer=a.n_layer, d_model=a.d_model, n_head=a.n_head, n_kv_head=a.n_kv_head, d_ff=a.d_ff,
+                vocab_size=a.vocab_size, seq_len=a.seq_len)
+
+
+@pytest.mark.parametrize("preset", LLAMA_PRESETS)
+def test_a_llama_preset_and_the_family_give_the_same_params_and_flops(preset):
+    from scalebench.planning.estimate import estimate
+
     a = get_architecture(preset)
-    shape = make_shape(n_layer=a.n_layer, d_model=a.d_model, n_head=a.n_head, n_kv_head=a.n_kv_head,
-                       d_ff=a.d_ff, vocab_size=a.vocab_size, seq_len=a.seq_len)
-    assert params_total(shape) == pytest.approx(a.params, rel=3e-3)  # the papers round (405B is 405.85B)
-    # the preset's 6·N counts every weight; the family counts matmul weights: the token embedding (a lookup)
-    # and the RMSNorm weights are the whole difference once both use the same N
+    shape = make_shape(**_preset_fields(a))
+    assert a.params_exact == params_total(shape) == pytest.approx(a.params, rel=1e-2)  # papers round: 6.7B, 405B
+    assert a.flops_per_token() == flops_per_token(shape)
+    by_preset = estimate(model=preset, tokens=1e9, gpu="H100-SXM", num_gpus=8)
+    by_family = estimate(family="llama", tokens=1e9, gpu="H100-SXM", num_gpus=8, **_preset_fields(a))
+    assert by_preset.params == by_preset.params_total == by_family.params_total == params_total(shape)
+    assert by_family.params == params(shape)  # the family's law count (non-embedding + head) beside it
+    assert by_preset.flops == by_family.flops == flops_per_token(shape) * 1e9
+    # and the same memory: SwiGLU and grouped K/V heads known on both paths
+    assert by_preset.memory_per_gpu.activations == by_family.memory_per_gpu.activations
+    # what the papers' 6·N over every weight adds: the untied embedding's lookup and the norm weights
     vd, norms = a.vocab_size * a.d_model, (2 * a.n_layer + 1) * a.d_model
-    preset_same_n = a.flops_per_token() - 6 * a.params + 6 * params_total(shape)
-    assert flops_per_token(shape) == pytest.approx(preset_same_n - 6 * (vd + norms), rel=1e-12)
+    six_n = 6 * params_total(shape) + 12 * a.n_layer * a.seq_len * a.n_head * (a.d_model // a.n_head)
+    assert six_n - a.flops_per_token() == 6 * (vd + norms)
     assert swiglu_width(a.d_model) == a.d_ff or preset != "llama2-7b"
+
+
+def test_a_preset_given_a_count_within_rounding_keeps_the_shapes_exact_count_and_flops():
+    from scalebench.planning.estimate import estimate
+
+    exact = estimate(model="llama2-7b", tokens=1e9, gpu="H100-SXM")
+    given = estimate(model="llama2-7b", params=6.74e9, tokens=1e9, gpu="H100-SXM")
+    assert given.params == exact.params == 6_738_415_616 and given.flops == exact.flops
 
 
 def test_memory_model_grows_with_the_micro_batch_and_counts_the_states():
@@ -196,6 +220,6 @@ def test_the_estimator_takes_a_llama_shape_with_grouped_kv_heads_from_the_family
     shape = make_shape(**fields)
     e = estimate(family="llama", tokens=1e9, gpu="H100-SXM", **fields)
     assert e.params == params(shape) and e.flops == pytest.approx(flops_per_token(shape) * 1e9)
-    # and the preset's own numbers: the same parameters (published rounding), FLOPs less the embedding lookup
+    # and the preset's own numbers: every weight of the same shape, the same FLOPs
     preset = estimate(model="llama3-8b", tokens=1e9, gpu="H100-SXM")
-    assert preset.params == pytest.approx(params_total(shape), rel=1e-4)
+    assert preset.params == params_total(shape) and preset.flops == e.flops

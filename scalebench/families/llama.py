@@ -21,10 +21,10 @@ score and value matmuls: every query head still attends over T keys, so the atte
 12·L·T·(H·q) for any K. Causal attention is not halved (kernels compute the full square). RoPE, RMSNorm,
 SwiGLU's product and the z-loss are elementwise and left out, as FlopCounterMode leaves them out.
 
-The estimator's presets (``planning.presets``) count ``params`` as every weight: a preset's shape built here
-gives its ``params_total`` (``test_llama.py`` checks Llama 2 7B to the parameter). Their FLOPs count 6·N with
-N = all weights, the convention of the papers whose MFU figures the estimator reproduces: 6·V·d above this
-family's count for untied models (the token embedding's lookup), a few per cent at a 128k vocabulary.
+The estimator's Llama presets (``planning.presets``, ``family = "llama"``) are shapes of this family: their
+parameters are this ``params_total`` (every weight; Llama 2 7B: 6,738,415,616) and their FLOPs this
+``flops_per_token``, one definition (``test_llama.py`` checks that a preset and the same shape given as a
+family agree exactly). The papers' 6·N over every weight is 6·V·d (the token embedding's lookup) above it.
 
 Shapes by rule: ``depth`` sets everything (nanochat's dial): d_model = 64·depth (Kaplan et al. 2020's aspect
 ratio, as for GPT), head dimension 64 (32 below d_model 256, 16 below 64), K = the largest divisor of H not
@@ -104,6 +104,11 @@ class LlamaShape:
     @property
     def ffn(self) -> int:
         return self.d_ff if self.d_ff is not None else swiglu_width(self.d_model)
+
+    @property
+    def mlp(self) -> str:
+        """The MLP's kind, as the estimator's presets name it (gated: three matrices, more activations)."""
+        return "swiglu"
 
     @property
     def label(self) -> str:

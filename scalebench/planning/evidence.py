@@ -6,7 +6,8 @@ accelerator-hours:
 
     implied mfu = model FLOPs / (published GPU-hours · 3600 · dense peak[dtype])
 
-with model FLOPs = (6·N_active + 12·L·T·H·Q) · D from the preset's shape (recomputation excluded). It
+with model FLOPs = (6·N_active + 12·L·T·H·Q) · D from the preset's shape (recomputation excluded; for the
+Llama presets the llama family's count, whose N leaves out the untied token embedding). It
 contains everything the run spent: communication, bubbles, stragglers and whatever downtime the authors
 counted in their hours.
 
@@ -128,8 +129,9 @@ PUBLISHED_RUNS: tuple[PublishedRun, ...] = (
                  source=_LLAMA1, global_batch_tokens=4e6),
     PublishedRun(name="LLaMA-65B", model="llama-65b", gpu="A100-80GB", precision="bf16", gpu_hours=1_022_362,
                  source=_LLAMA1, num_gpus=2048, global_batch_tokens=4e6,
-                 published_mfu=380 * 407306127360.0 / 312e12,
-                 published_mfu_source="section 2.4: 380 tokens/s/GPU on 2048 A100-80GB (x PaLM FLOPs/token / 312 TFLOP/s)"),
+                 published_mfu=380 * get_architecture("llama-65b").flops_per_token() / 312e12,
+                 published_mfu_source="section 2.4: 380 tokens/s/GPU on 2048 A100-80GB (x the preset's FLOPs/token / "
+                                      "312 TFLOP/s)"),
     PublishedRun(name="Llama-2-7B", model="llama2-7b", gpu="A100-80GB", precision="bf16", gpu_hours=184_320,
                  source=_LLAMA2, global_batch_tokens=4e6),
     PublishedRun(name="Llama-2-13B", model="llama2-13b", gpu="A100-80GB", precision="bf16", gpu_hours=368_640,

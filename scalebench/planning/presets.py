@@ -13,6 +13,15 @@ papers these come from and of Hoffmann et al. 2022). Training FLOPs of a preset 
 (Chowdhery et al. 2022, appendix B) 6·N + 12·L·T·d per token, so they come out 2–4 % above the familiar
 6·N·D figures (GPT-3 175B: 3.24e23 vs 3.14e23; Chinchilla: 6.1e23 vs 5.9e23), the difference being
 attention's score and value matmuls.
+
+A preset with a ``family`` (the dense Llama presets: ``family = "llama"``) is that family's shape, and its
+counts are the family's, one definition for both: ``params_exact`` is the family's ``params_total`` of the
+shape (every weight, counted, where ``params`` is the paper's rounding), and ``flops_per_token`` the family's
+``6·N_matmul + 12·L·T·H·q``, whose N leaves out the untied token embedding (a lookup, not a matmul; 2 % of
+Llama 2 7B's 6·N, 6.5 % of Llama 3 8B's with its 128k vocabulary) and the norm weights, as
+``FlopCounterMode`` does. The presets without a family keep 6·N over every weight (their embeddings are
+tied to the output head, a matmul, except the two mixtures of experts, whose published active counts
+include their untied embeddings).
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ class Architecture:
     top_k: int = 0
     n_shared_experts: int = 0
     d_ff_expert: int | None = None
+    family: str | None = None  # the scalebench family that builds this shape: its counts and FLOPs hold
 
     def __post_init__(self) -> None:
         if self.mlp not in ("gelu", "swiglu"):
@@ -73,8 +83,32 @@ class Architecture:
             return self.d_ff
         return int((self.d_ff_expert or self.d_ff) * (self.top_k + self.n_shared_experts))
 
+    def shape(self, seq_len: int | None = None):
+        """The family's shape of this preset (``None`` without a family), at ``seq_len`` or the preset's."""
+        if self.family is None:
+            return None
+        from scalebench.families import get_family
+
+        return get_family(self.family).make_shape(
+            n_layer=self.n_layer, d_model=self.d_model, n_head=self.n_head, n_kv_head=self.n_kv_head,
+            d_ff=self.d_ff, vocab_size=self.vocab_size, seq_len=int(seq_len or self.seq_len))
+
+    @property
+    def params_exact(self) -> float:
+        """Every weight: the family's count of the shape where the preset has a family, else ``params``."""
+        if self.family is None:
+            return self.params
+        from scalebench.families import get_family
+
+        return float(get_family(self.family).params_total(self.shape()))
+
     def flops_per_token(self, seq_len: int | None = None) -> float:
-        """Training FLOPs per token, 6·N_active + 12·L·T·(H·Q) (PaLM appendix B, active parameters for MoE)."""
+        """Training FLOPs per token: the family's where the preset has one, else 6·N_active + 12·L·T·(H·Q)
+        (PaLM appendix B, active parameters for MoE)."""
+        if self.family is not None:
+            from scalebench.families import get_family
+
+            return float(get_family(self.family).flops_per_token(self.shape(seq_len)))
         return 6.0 * self.active + 12.0 * self.n_layer * (seq_len or self.seq_len) * self.attention_dim
 
     def kv_elements_per_token(self) -> int:
@@ -87,6 +121,11 @@ def _a(**kw) -> Architecture:
     return Architecture(**kw)
 
 
+def _llama(**kw) -> Architecture:
+    """A dense Llama: the llama family's shape (RMSNorm, RoPE, SwiGLU, GQA, untied embeddings)."""
+    return Architecture(family="llama", **kw)
+
+
 ARCHITECTURES: dict[str, Architecture] = {
     a.name: a
     for a in (
@@ -96,41 +135,41 @@ ARCHITECTURES: dict[str, Architecture] = {
         _a(name="bert-large", params=340e6, n_layer=24, d_model=1024, n_head=16, n_kv_head=16, d_ff=4096,
            vocab_size=30522, seq_len=512, tokens=256 * 512 * 1e6, mlp="gelu", aliases=("bert",),
            citation="Devlin et al. 2019, BERT, §A.2: 1M steps of 256 sequences x 512 tokens"),
-        _a(name="llama2-7b", params=6.74e9, n_layer=32, d_model=4096, n_head=32, n_kv_head=32, d_ff=11008,
+        _llama(name="llama2-7b", params=6.74e9, n_layer=32, d_model=4096, n_head=32, n_kv_head=32, d_ff=11008,
            vocab_size=32000, seq_len=4096, tokens=2.0e12, mlp="swiglu", aliases=("llama-2-7b",),
            citation="Touvron et al. 2023, Llama 2, table 1 (2.0T tokens); shape from the released config"),
-        _a(name="llama2-70b", params=68.98e9, n_layer=80, d_model=8192, n_head=64, n_kv_head=8, d_ff=28672,
+        _llama(name="llama2-70b", params=68.98e9, n_layer=80, d_model=8192, n_head=64, n_kv_head=8, d_ff=28672,
            vocab_size=32000, seq_len=4096, tokens=2.0e12, mlp="swiglu", aliases=("llama-2-70b",),
            citation="Touvron et al. 2023, Llama 2, table 1 (2.0T tokens, GQA); shape from the released config"),
-        _a(name="llama3-8b", params=8.03e9, n_layer=32, d_model=4096, n_head=32, n_kv_head=8, d_ff=14336,
+        _llama(name="llama3-8b", params=8.03e9, n_layer=32, d_model=4096, n_head=32, n_kv_head=8, d_ff=14336,
            vocab_size=128256, seq_len=8192, tokens=15e12, mlp="swiglu", aliases=("llama-3-8b", "llama3.1-8b"),
            citation="Dubey et al. 2024, The Llama 3 Herd of Models, table 3 (15T tokens)"),
-        _a(name="llama3-70b", params=70.55e9, n_layer=80, d_model=8192, n_head=64, n_kv_head=8, d_ff=28672,
+        _llama(name="llama3-70b", params=70.55e9, n_layer=80, d_model=8192, n_head=64, n_kv_head=8, d_ff=28672,
            vocab_size=128256, seq_len=8192, tokens=15e12, mlp="swiglu", aliases=("llama-3-70b", "llama3.1-70b"),
            citation="Dubey et al. 2024, The Llama 3 Herd of Models, table 3 (15T tokens)"),
         _a(name="chinchilla-70b", params=70e9, n_layer=80, d_model=8192, n_head=64, n_kv_head=64, d_ff=32768,
            vocab_size=32000, seq_len=2048, tokens=1.4e12, mlp="gelu", aliases=("chinchilla",),
            citation="Hoffmann et al. 2022, Training Compute-Optimal LLMs, table 4 (1.4T tokens)"),
-        _a(name="llama-7b", params=6.7e9, n_layer=32, d_model=4096, n_head=32, n_kv_head=32, d_ff=11008,
+        _llama(name="llama-7b", params=6.7e9, n_layer=32, d_model=4096, n_head=32, n_kv_head=32, d_ff=11008,
            vocab_size=32000, seq_len=2048, tokens=1.0e12, mlp="swiglu", aliases=("llama1-7b",),
            citation="Touvron et al. 2023, LLaMA, table 2 (6.7B, 1.0T tokens); FFN width from the released weights"),
-        _a(name="llama-13b", params=13.0e9, n_layer=40, d_model=5120, n_head=40, n_kv_head=40, d_ff=13824,
+        _llama(name="llama-13b", params=13.0e9, n_layer=40, d_model=5120, n_head=40, n_kv_head=40, d_ff=13824,
            vocab_size=32000, seq_len=2048, tokens=1.0e12, mlp="swiglu", aliases=("llama1-13b",),
            citation="Touvron et al. 2023, LLaMA, table 2 (13.0B, 1.0T tokens)"),
-        _a(name="llama-33b", params=32.5e9, n_layer=60, d_model=6656, n_head=52, n_kv_head=52, d_ff=17920,
+        _llama(name="llama-33b", params=32.5e9, n_layer=60, d_model=6656, n_head=52, n_kv_head=52, d_ff=17920,
            vocab_size=32000, seq_len=2048, tokens=1.4e12, mlp="swiglu", aliases=("llama1-33b", "llama-30b"),
            citation="Touvron et al. 2023, LLaMA, table 2 (32.5B, 1.4T tokens)"),
-        _a(name="llama-65b", params=65.2e9, n_layer=80, d_model=8192, n_head=64, n_kv_head=64, d_ff=22016,
+        _llama(name="llama-65b", params=65.2e9, n_layer=80, d_model=8192, n_head=64, n_kv_head=64, d_ff=22016,
            vocab_size=32000, seq_len=2048, tokens=1.4e12, mlp="swiglu", aliases=("llama1-65b",),
            citation="Touvron et al. 2023, LLaMA, table 2 (65.2B, 1.4T tokens)"),
-        _a(name="llama2-13b", params=13.0e9, n_layer=40, d_model=5120, n_head=40, n_kv_head=40, d_ff=13824,
+        _llama(name="llama2-13b", params=13.0e9, n_layer=40, d_model=5120, n_head=40, n_kv_head=40, d_ff=13824,
            vocab_size=32000, seq_len=4096, tokens=2.0e12, mlp="swiglu", aliases=("llama-2-13b",),
            citation="Touvron et al. 2023, Llama 2, table 1 (2.0T tokens); shape from the released config"),
-        _a(name="llama2-34b", params=33.7e9, n_layer=48, d_model=8192, n_head=64, n_kv_head=8, d_ff=22016,
+        _llama(name="llama2-34b", params=33.7e9, n_layer=48, d_model=8192, n_head=64, n_kv_head=8, d_ff=22016,
            vocab_size=32000, seq_len=4096, tokens=2.0e12, mlp="swiglu", aliases=("llama-2-34b",),
            citation="Touvron et al. 2023, Llama 2, table 1 (2.0T tokens, GQA; weights unreleased): shape of "
                     "Code Llama 34B, which starts from it (Roziere et al. 2023)"),
-        _a(name="llama3-405b", params=405e9, n_layer=126, d_model=16384, n_head=128, n_kv_head=8, d_ff=53248,
+        _llama(name="llama3-405b", params=405e9, n_layer=126, d_model=16384, n_head=128, n_kv_head=8, d_ff=53248,
            vocab_size=128256, seq_len=8192, tokens=15.6e12, mlp="swiglu", aliases=("llama-3-405b", "llama3.1-405b"),
            citation="Dubey et al. 2024, The Llama 3 Herd of Models, table 3 and section 3.1 (15.6T tokens)"),
         _a(name="bloom-176b", params=176.247e9, n_layer=70, d_model=14336, n_head=112, n_kv_head=112,

@@ -3,7 +3,8 @@
 Training FLOPs: ``6·N·D`` (Kaplan et al. 2020, §2.1) when only a parameter count is known; with a shape
 (a preset, or a family plus its shape) the PaLM count ``(6·N + 12·L·T·H·Q)·D`` (Chowdhery et al. 2022,
 appendix B; H·Q = n_head · head_dim, = d_model unless a preset says otherwise; the family's own formula
-for families; the attention term whenever n_layer and d_model are given). For a mixture of experts N is
+for families and for the presets built by one, the Llama presets, whose N leaves out the untied token
+embedding; the attention term whenever n_layer and d_model are given). For a mixture of experts N is
 the active parameter count (FLOPs), while memory counts every parameter. Shape fields not given are
 inferred from the ones that are: d_model/n_layer = 128 (GPT-3 175B and Llama-2 7B have exactly 128,
 Llama-2 70B 102), N ≈ 12·L·d², head dimension 128, GPT-2's 50,257-token vocabulary. Given fields are
@@ -66,7 +67,9 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
         if clash.any():  # the preset's shape fixes its parameter count; a different one cannot also hold
             raise ConfigError(f"params = {float(given[clash][0]):g} contradicts model {arch.name!r}, which has "
                               f"{arch.params:.4g} parameters; give the preset or params, not both")
-        for arr, v in ((params, arch.params), (tokens, arch.tokens), (L, arch.n_layer), (d, arch.d_model),
+        # a preset with a family takes its counts from the family below (one definition for both)
+        for arr, v in ((params, None if arch.family else arch.params), (tokens, arch.tokens), (L, arch.n_layer),
+                       (d, arch.d_model),
                        (heads, arch.n_head), (kv, arch.n_kv_head), (ff, arch.mlp_width_active),
                        (vocab, arch.vocab_size), (seq, arch.seq_len), (active, arch.params_active),
                        (n_exp, arch.n_experts or None), (top_k, arch.top_k or None), (head_dim, arch.head_dim),
@@ -74,6 +77,11 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
             if v is not None:
                 arr[rows & np.isnan(arr)] = v
         swiglu[rows] = arch.mlp == "swiglu"
+        if arch.family:  # every weight (the presets' convention for params), FLOPs by the family's formula
+            fam = _family(arch.family)
+            params[rows] = np.nan  # a given count within 1 % of the preset's: the shape's exact count holds
+            _apply_family(fam, np.flatnonzero(rows), L, d, heads, kv, ff, vocab, seq, params, params_total,
+                          flops_per_token, swiglu, count=fam.params_total)
 
     # a model family and its shape: exact counts from the family's own formulas
     f_codes, families = _categorical(values["family"], n, _family)
@@ -83,7 +91,7 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
         families = [*families, _family("gpt")]
     for i, fam in enumerate(families):
         rows = np.flatnonzero(f_codes == i)
-        _apply_family(fam, rows, L, d, heads, kv, ff, vocab, seq, params, params_total, flops_per_token)
+        _apply_family(fam, rows, L, d, heads, kv, ff, vocab, seq, params, params_total, flops_per_token, swiglu)
 
     if np.isnan(params).any():
         raise ConfigError("params is required: give params, a model preset (model=...), or family= with its shape")
@@ -390,7 +398,10 @@ def _family(name: Any):
     return get_family(str(name))
 
 
-def _apply_family(fam, rows, L, d, heads, kv, ff, vocab, seq, params, params_total, flops_per_token) -> None:
+def _apply_family(fam, rows, L, d, heads, kv, ff, vocab, seq, params, params_total, flops_per_token, swiglu,
+                  count=None) -> None:
+    """Shape fields, ``params`` (the family's law count, or ``count``), ``params_total`` and FLOPs per token
+    of ``rows`` from the family's own formulas; ``swiglu`` where the shape's MLP is gated (its ``mlp``)."""
     if rows.size == 0:
         return
     for k, arr in (("n_layer", L), ("d_model", d), ("n_head", heads)):
@@ -413,8 +424,9 @@ def _apply_family(fam, rows, L, d, heads, kv, ff, vocab, seq, params, params_tot
             vocab[idx], seq[idx] = shape.vocab_size, shape.seq_len
         if getattr(shape, "ffn", None):
             ff[idx] = shape.ffn
+        swiglu[idx] = getattr(shape, "mlp", "gelu") == "swiglu"
         keep = idx[np.isnan(params[idx])]
-        params[keep] = fam.params(shape)
+        params[keep] = (count or fam.params)(shape)
         params_total[keep] = fam.params_total(shape)
         flops_per_token[keep] = fam.flops_per_token(shape)
 
