@@ -63,7 +63,7 @@ _LAZY = {
     "register_law": "scalebench.laws",
     "write_report": "scalebench.report",
     "ReportOptions": "scalebench.report",
-    "profile_config": "scalebench.profiling",
+    "profile_config": "scalebench.train.profile",
 }
 
 __all__ = [

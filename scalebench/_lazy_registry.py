@@ -1,5 +1,6 @@
 """A registry of kinds named by ``"package.module:Class"``, imported only when used, that third parties
-extend through an entry-point group (executor kinds, trackers)."""
+extend through an entry-point group, and the registries themselves (executor kinds, trackers). They are declared
+here, below every package, so that validating a spec (``config``) never imports the machinery it names."""
 
 from __future__ import annotations
 
@@ -35,3 +36,17 @@ class LazyRegistry:
         """The class registered under ``kind`` (the caller checks ``kind in registry`` for its own message)."""
         module, name = self.targets[kind].split(":")
         return getattr(importlib.import_module(module), name)
+
+
+EXECUTORS = LazyRegistry("scalebench.executors", {  # kind -> "module:Class", imported on use
+    "local": "scalebench.sweep.executors.local:LocalExecutor",
+    "ray": "scalebench.sweep.executors.ray:RayExecutor",
+    "slurm": "scalebench.sweep.executors.slurm:SubmititExecutor",
+})
+TRACKERS = LazyRegistry("scalebench.trackers", {  # kind -> "module:Class", imported only when enabled
+    "jsonl": "scalebench.tracking.jsonl:JsonlTracker",
+    "tensorboard": "scalebench.tracking.tensorboard:TensorBoardTracker",
+    "wandb": "scalebench.tracking.wandb:WandbTracker",
+    "mlflow": "scalebench.tracking.mlflow:MlflowTracker",
+    "trackio": "scalebench.tracking.trackio:TrackioTracker",
+})

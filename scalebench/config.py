@@ -224,6 +224,27 @@ class SyntheticDataSpec:
             raise ConfigError(f"seed must be >= 0, got {self.seed!r}")
 
 
+def parse_tokenizer(value: Any) -> tuple[str, Any]:
+    """(``"bytes"`` | ``"bpe"`` | ``"file"``, its argument); ConfigError naming ``data.tokenizer`` otherwise."""
+    if value == "bytes":
+        return "bytes", None
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - {"bpe", "train_bytes"})
+        if unknown or "bpe" not in value:
+            raise ConfigError(f"data.tokenizer: a BPE is {{bpe = VOCAB}} (optionally train_bytes = N), got {value!r}")
+        vocab, cap = value["bpe"], value.get("train_bytes")
+        if not isinstance(vocab, int) or isinstance(vocab, bool) or not 257 <= vocab <= 2**20:
+            raise ConfigError(f"data.tokenizer.bpe: the vocabulary must be an integer in 257..{2**20} (the 256 "
+                              f"bytes, the end-of-text token and merges), got {vocab!r}")
+        if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 1):
+            raise ConfigError(f"data.tokenizer.train_bytes must be a positive integer, got {cap!r}")
+        return "bpe", {"bpe": vocab, "train_bytes": cap}
+    if isinstance(value, str) and value.endswith(".json"):
+        return "file", value
+    raise ConfigError(f"data.tokenizer: expected \"bytes\", {{bpe = VOCAB}} or the path of a tokenizer.json, "
+                      f"got {value!r}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class DataSpec:
     """The corpus. ``source = "default"`` is the embedded corpus: installed Python sources."""
@@ -246,9 +267,7 @@ class DataSpec:
         if self.source.endswith(".bin") and self.vocab_size is None:
             raise ConfigError(f"source {self.source!r} is a token file: set vocab_size (e.g. 50304)")
         _positive("vocab_size", self.vocab_size)
-        from scalebench.data.tokenizer import parse
-
-        parse(self.tokenizer)
+        parse_tokenizer(self.tokenizer)
         if self.tokenizer != "bytes" and (self.source.endswith(".bin") or self.source == "synthetic"):
             raise ConfigError(f"tokenizer: {self.source!r} is already tokens; a tokenizer applies to text sources "
                               "(remove data.tokenizer)")
@@ -285,7 +304,7 @@ class TrainSpec:
     seed: int = 0
     checkpoint_interval_s: float = 120.0  # 0 disables checkpoints
     divergence_factor: float = 4.0  # loss above this × best smoothed loss = diverged
-    # size-aware lr, batch, betas, warm-up and weight decay by a named rule (scalebench/train/recipes.py);
+    # size-aware lr, batch, betas, warm-up and weight decay by a named rule (scalebench/recipes.py);
     # recipe_table: the user's own values per ladder size ({"1m" = {lr = 3e-3}, ...}); keys given in [train]
     # beside a recipe win over it (the loader lists them in `pinned`)
     recipe: str = ""
@@ -327,7 +346,7 @@ class TrainSpec:
             raise ConfigError(f"micro_batch ({self.micro_batch}) must divide the batch of {rows} {what}")
 
         if self.recipe or self.recipe_table:
-            from scalebench.train.recipes import check_recipe
+            from scalebench.recipes import check_recipe
 
             check_recipe(self)
 
@@ -476,12 +495,12 @@ class ExecutorSpec:
     }
 
     def __post_init__(self) -> None:
-        from scalebench.sweep.executors import list_executors
+        from scalebench._lazy_registry import EXECUTORS
 
         object.__setattr__(self, "kind", self.kind.lower())
-        if self.kind not in list_executors():
+        if self.kind not in EXECUTORS:
             raise ConfigError(f"kind: got {self.kind!r}, expected a registered executor kind: "
-                              f"{', '.join(repr(k) for k in list_executors())}")
+                              f"{', '.join(repr(k) for k in EXECUTORS.kinds())}")
         _positive("max_attempts", self.max_attempts)
         if self.timeout_s < 0:
             raise ConfigError(f"timeout_s must be >= 0, got {self.timeout_s!r}")
@@ -738,7 +757,7 @@ def _pin_recipe_keys(table: dict[str, Any]) -> dict[str, Any]:
     train = table.get("train")
     if not isinstance(train, dict) or not (train.get("recipe") or train.get("recipe_table")) or "pinned" in train:
         return table
-    from scalebench.train.recipes import PINNABLE
+    from scalebench.recipes import PINNABLE
 
     return {**table, "train": {**train, "pinned": [k for k in PINNABLE if k in train]}}
 

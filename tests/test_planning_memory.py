@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scalebench.planning import memory as mem
+from scalebench import memory as mem
 from scalebench.planning.estimate import estimate
 
 

@@ -14,7 +14,7 @@ pytestmark = [
 
 
 def test_profile_config_on_gpu(tmp_path, monkeypatch):
-    from scalebench.profiling.standalone import profile_config
+    from scalebench.train.profile import profile_config
 
     monkeypatch.setenv("SCALEBENCH_HOME", str(tmp_path / "home"))
     with warnings.catch_warnings():

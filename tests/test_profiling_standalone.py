@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from scalebench.profiling.instruments import METRIC_NAMES, Instruments
-from scalebench.profiling.standalone import profile_config
+from scalebench.train.profile import profile_config
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ batches, repeats the corpus at most ``max_epochs`` times, keeps its tokens per p
 more or less trained than any it was fitted on, and a design criterion would otherwise exploit exactly
 those), and its training memory at micro-batch 1 (the
 OOM policy's floor) fits the device: the family's own ``memory_model`` when it has one, else model states and
-activations from ``planning.memory`` (ZeRO table, Korthikanti et al. 2022) for shapes with transformer
+activations from ``scalebench.memory`` (ZeRO table, Korthikanti et al. 2022) for shapes with transformer
 fields, model states alone otherwise.
 
 Costs. From a sweep folder the cost of a run is its FLOPs over the FLOP/s the sweep *measured*: a power law
@@ -186,7 +186,7 @@ class Space:
     def memory(self, shape) -> float:
         """Training bytes of one run at micro-batch 1 (the floor the OOM policy reaches)."""
         from scalebench.families import get_family
-        from scalebench.planning.memory import (
+        from scalebench.memory import (
             DEFAULT_CONTEXT_BYTES,
             activation_bytes,
             memory_per_gpu,
@@ -439,7 +439,7 @@ def _follows(fam, shape, ladder: tuple) -> bool:
 
 
 def _states_bytes(space: Space, params: np.ndarray) -> np.ndarray:
-    from scalebench.planning.memory import memory_per_gpu
+    from scalebench.memory import memory_per_gpu
 
     return np.asarray(memory_per_gpu(params_total=params, num_gpus=1, precision=space.precision,
                                      optimizer="adamw", zero=0, context_bytes=0.0)["total"], dtype=float)

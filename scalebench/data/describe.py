@@ -82,19 +82,3 @@ def describe_text_corpus(data, share: float) -> CorpusInfo | None:
                       val_tokens=int(info.val_tokens / BPE_BYTES_PER_TOKEN), n_files=info.n_files,
                       n_val_files=info.n_val_files, fingerprint=NOT_BUILT, tokenizer=tokenizer.describe(data.tokenizer),
                       val_bytes=info.val_tokens)
-
-
-def describe_sweep_corpus(spec, source: str = ""):
-    """The sweep's data as ``validate`` plans it: a text corpus built or estimated, any other task prepared."""
-    from scalebench.errors import ConfigError
-    from scalebench.families import get_family
-    from scalebench.sweep.planner import prepare_sweep_corpus
-
-    if get_family(spec.families[0]).task == "text":
-        try:
-            info = describe_text_corpus(spec.data, spec.eval.held_out_share)
-        except ConfigError as exc:
-            raise type(exc)(f"{source}: {exc}" if source and not str(exc).startswith(source) else str(exc)) from None
-        if info is not None:
-            return info
-    return prepare_sweep_corpus(spec, source)

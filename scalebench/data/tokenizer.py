@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from scalebench.config import parse_tokenizer as parse
 from scalebench.errors import ConfigError
 
 SEPARATOR_TOKEN = "<|endoftext|>"
@@ -48,27 +49,6 @@ def describe(value: Any) -> str:
     """A short name for the setting: ``bytes``, ``bpe4096`` or the file's name."""
     kind, arg = parse(value)
     return "bytes" if kind == "bytes" else f"bpe{arg['bpe']}" if kind == "bpe" else Path(arg).name
-
-
-def parse(value: Any) -> tuple[str, Any]:
-    """(``"bytes"`` | ``"bpe"`` | ``"file"``, its argument); ConfigError naming ``data.tokenizer`` otherwise."""
-    if value == "bytes":
-        return "bytes", None
-    if isinstance(value, dict):
-        unknown = sorted(set(value) - {"bpe", "train_bytes"})
-        if unknown or "bpe" not in value:
-            raise ConfigError(f"data.tokenizer: a BPE is {{bpe = VOCAB}} (optionally train_bytes = N), got {value!r}")
-        vocab, cap = value["bpe"], value.get("train_bytes")
-        if not isinstance(vocab, int) or isinstance(vocab, bool) or not 257 <= vocab <= 2**20:
-            raise ConfigError(f"data.tokenizer.bpe: the vocabulary must be an integer in 257..{2**20} (the 256 "
-                              f"bytes, the end-of-text token and merges), got {vocab!r}")
-        if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 1):
-            raise ConfigError(f"data.tokenizer.train_bytes must be a positive integer, got {cap!r}")
-        return "bpe", {"bpe": vocab, "train_bytes": cap}
-    if isinstance(value, str) and value.endswith(".json"):
-        return "file", value
-    raise ConfigError(f"data.tokenizer: expected \"bytes\", {{bpe = VOCAB}} or the path of a tokenizer.json, "
-                      f"got {value!r}")
 
 
 def _import_tokenizers():

@@ -125,9 +125,9 @@ def params_total(s: GPTShape) -> int:
 
 def memory_model(s: GPTShape, micro_rows: int, precision: str) -> int:
     """Training bytes on one device: model states plus activations (Korthikanti et al. 2022, flash attention,
-    no recomputation; ``planning.memory``), as the estimator counts them."""
+    no recomputation; ``scalebench.memory``), as the estimator counts them."""
     from scalebench.families._memory import training_bytes
-    from scalebench.planning.memory import activation_bytes
+    from scalebench.memory import activation_bytes
 
     acts = activation_bytes(n_layer=s.n_layer, d_model=s.d_model, n_head=s.n_head, seq_len=s.seq_len,
                             micro_batch=micro_rows, vocab_size=s.vocab_size, checkpointing="none", d_ff=s.ffn)

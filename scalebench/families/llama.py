@@ -256,9 +256,9 @@ def fsdp_blocks(model) -> list:
 
 def memory_model(s: LlamaShape, micro_rows: int, precision: str) -> int:
     """Training bytes on one device: model states (16 bytes per parameter with AdamW) plus activations
-    (Korthikanti et al. 2022 with SwiGLU and grouped K/V, ``planning.memory``; flash attention, so no score
+    (Korthikanti et al. 2022 with SwiGLU and grouped K/V, ``scalebench.memory``; flash attention, so no score
     matrix) plus the rotated queries and keys RoPE keeps for the backward."""
-    from scalebench.planning.memory import ACTIVATION_SCALE, activation_bytes, memory_per_gpu, parse_precision
+    from scalebench.memory import ACTIVATION_SCALE, activation_bytes, memory_per_gpu, parse_precision
 
     prec = parse_precision(precision)
     scale = ACTIVATION_SCALE[prec]

@@ -25,7 +25,7 @@ import pandas as pd
 
 from scalebench.errors import FitError
 from scalebench.hardware.catalog import match_device_name
-from scalebench.planning import memory as mem
+from scalebench import memory as mem
 
 __all__ = ["Calibration", "calibrate"]
 

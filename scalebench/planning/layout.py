@@ -13,7 +13,7 @@ Memory per GPU (bytes, before the allocator overhead f):
 with P all parameters, E the routed experts' parameters, u the bytes per parameter ZeRO leaves whole and
 z those it shards over the dp·cp ranks (Rajbhandari et al. 2020, §5; experts shard over dp·cp/ep ranks of
 ep-times fewer parameters, which comes to the same P·z term). A(mode) is one micro-batch's activations for
-all layers (Korthikanti et al. 2022, eq. 1, in :mod:`~scalebench.planning.memory`): with sequence
+all layers (Korthikanti et al. 2022, eq. 1, in :mod:`~scalebench.memory`): with sequence
 parallelism beside tensor parallelism (Korthikanti §4.2.2, eq. 5) every term divides by tp; context
 parallelism divides the sequence by cp; under the 1F1B pipeline schedule the first stage keeps pp
 micro-batches of L/pp layers in flight (Korthikanti §4.2.3), i.e. one micro-batch of all layers, or m/pp

@@ -1,7 +1,7 @@
 """Profiling: FLOP counting, step timing, memory, NVML telemetry, the profiler window, bottleneck verdicts.
 
 Names load lazily so ``import scalebench.profiling`` does not import torch. The training loop uses
-:class:`Instruments`; ``scalebench profile`` uses :func:`profile_config`.
+:class:`Instruments`; ``scalebench profile`` uses :func:`scalebench.train.profile.profile_config`, which trains with them.
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ _LAZY = {
     "mfu_for": "scalebench.profiling.mfu",
     "count_training_step_flops": "scalebench.profiling.flops",
     "count_flops_per_unit": "scalebench.profiling.flops",
-    "ProfileReport": "scalebench.profiling.standalone",
-    "profile_config": "scalebench.profiling.standalone",
 }
 
 __all__ = sorted(_LAZY)

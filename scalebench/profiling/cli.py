@@ -45,7 +45,7 @@ def register(subparsers: Any) -> None:
 def _handler(args: argparse.Namespace) -> int:
     import json
 
-    from scalebench.profiling.standalone import profile_config
+    from scalebench.train.profile import profile_config
 
     if args.steps < 2:
         raise ConfigError(f"--steps must be at least 2, got {args.steps}")

@@ -192,7 +192,8 @@ def cmd_validate(args) -> int:
 
     from scalebench._ticker import working
     from scalebench.config import load_sweep
-    from scalebench.data.describe import describe_sweep_corpus, is_estimate
+    from scalebench.data.describe import is_estimate
+    from scalebench.sweep.planner import describe_sweep_corpus
     from scalebench.sweep.planner import plan_runs
 
     spec = load_sweep(args.sweep)
@@ -217,7 +218,7 @@ def cmd_validate(args) -> int:
         info = get_task(get_family(spec.families[0]).task).info_from_dict(c)
         print(f"data: {getattr(info, 'description', c.get('source'))}, fingerprint {c['fingerprint']}")
     if spec.train.recipe or spec.train.recipe_table:
-        from scalebench.train.recipes import get_recipe
+        from scalebench.recipes import get_recipe
 
         r = get_recipe(spec.train.recipe) if spec.train.recipe else None
         print(f"recipe {r.name}: {r.formula} ({r.source})" if r else "recipe: train.recipe_table (values per size)")

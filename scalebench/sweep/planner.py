@@ -388,13 +388,13 @@ def _first_budget(b) -> str:
 
 def _recipe_train(spec: SweepSpec, family, t, label: str, shape, n: int, tokens: float, flops: float, axes: dict,
                   where: str):
-    """[train] with the recipe's values for one cell (scalebench/train/recipes.py); grid axes and the
+    """[train] with the recipe's values for one cell (scalebench/recipes.py); grid axes and the
     per-family / per-optimizer tables win over the recipe as [train]'s own keys do."""
     if not (t.recipe or t.recipe_table):
         return t
     import math
 
-    from scalebench.train.recipes import RecipeInput, is_per_budget, resolve
+    from scalebench.recipes import RecipeInput, is_per_budget, resolve
 
     if is_per_budget(t) and t.schedule == "wsd":
         raise ConfigError(f"{where}train.recipe = {t.recipe!r} sets values per budget, but schedule = 'wsd' shares "
@@ -484,3 +484,18 @@ def _check_synthetic(spec: SweepSpec, corpus, where: str) -> None:
         raise ConfigError(f"{where}eval.eval_tokens = {spec.eval.eval_tokens} evaluates fewer than the "
                           f"{corpus.val_tokens} held-out tokens the floor is computed on (data.synthetic.val_documents "
                           f"x seq_len); raise eval_tokens to {corpus.val_tokens} or lower val_documents")
+
+
+def describe_sweep_corpus(spec: SweepSpec, source: str = ""):
+    """The sweep's data as ``validate`` plans it: a text corpus built or estimated, any other task prepared."""
+    from scalebench.data.describe import describe_text_corpus
+    from scalebench.families import get_family
+
+    if get_family(spec.families[0]).task == "text":
+        try:
+            info = describe_text_corpus(spec.data, spec.eval.held_out_share)
+        except ConfigError as exc:
+            raise type(exc)(f"{source}: {exc}" if source and not str(exc).startswith(source) else str(exc)) from None
+        if info is not None:
+            return info
+    return prepare_sweep_corpus(spec, source)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from scalebench._lazy_registry import LazyRegistry
+from scalebench._lazy_registry import TRACKERS as _KINDS
 from scalebench.errors import ConfigError
 
 JSONL_NAME = "metrics.jsonl"  # in the run folder, always
@@ -42,14 +42,7 @@ class Tracker(Protocol):
     def finish(self, status: str) -> None: ...
 
 
-ENTRY_POINTS = "scalebench.trackers"  # third-party trackers: name = "package.module:Class"
-_KINDS = LazyRegistry(ENTRY_POINTS, {  # kind -> "module:Class", imported only when enabled
-    "jsonl": "scalebench.tracking.jsonl:JsonlTracker",
-    "tensorboard": "scalebench.tracking.tensorboard:TensorBoardTracker",
-    "wandb": "scalebench.tracking.wandb:WandbTracker",
-    "mlflow": "scalebench.tracking.mlflow:MlflowTracker",
-    "trackio": "scalebench.tracking.trackio:TrackioTracker",
-})
+ENTRY_POINTS = _KINDS.group  # third-party trackers: name = "package.module:Class"
 _REGISTRY = _KINDS.targets
 
 

@@ -10,7 +10,7 @@ as a DataFrame. The package's modules, by role:
   time, cost, energy); :mod:`.loss` — the predicted loss; :mod:`.notes` — what an estimate says;
 * :mod:`.result` — :class:`Estimate`; :mod:`.api` — :func:`estimate`.
 
-The physics lives beside the package: :mod:`~scalebench.planning.memory` (memory, with sources),
+The physics lives beside the package: :mod:`~scalebench.memory` (memory, with sources),
 :mod:`~scalebench.planning.layout` (parallel layouts), :mod:`~scalebench.planning.throughput` (step time
 from the hardware), :mod:`~scalebench.planning.timing` (time, energy) and
 :mod:`~scalebench.planning.presets` (published shapes).

@@ -22,7 +22,7 @@ import pandas as pd
 from scalebench.errors import ConfigError
 from scalebench.hardware.catalog import get_gpu
 from scalebench.planning import evidence, layout, throughput, timing
-from scalebench.planning import memory as mem
+from scalebench import memory as mem
 from scalebench.planning.estimate.arguments import ARGS, check
 from scalebench.planning.estimate.inputs import _categorical, _flags, _missing, _numeric, _take
 from scalebench.planning.estimate.loss import _loss
@@ -301,7 +301,7 @@ def _compute(values: dict[str, Any], n: int, strict: bool = True) -> dict[str, A
 
 def _state_bytes(values, n, p_codes, precs, o_codes, opts):
     """(weights, gradients, optimizer) bytes per parameter per row: precision, optimizer, framework and the
-    gradient / master-weight overrides (planning.memory's table)."""
+    gradient / master-weight overrides (scalebench.memory's table)."""
     f_codes, frames = _categorical(values["framework"], n, mem.parse_framework)
     g_codes, grads = _categorical(values["grad_dtype"], n,
                                   lambda v: mem.parse_dtype_override("grad_dtype", v, ("bf16", "fp16", "fp32")))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scalebench._lazy_registry import LazyRegistry
+from scalebench._lazy_registry import EXECUTORS as _KINDS
 from scalebench.config import ExecutorSpec
 from scalebench.errors import ConfigError
 from scalebench.sweep.executors.base import (
@@ -35,12 +35,7 @@ from scalebench.sweep.executors.base import (
     worker_env,
 )
 
-ENTRY_POINTS = "scalebench.executors"  # third-party kinds: name = "package.module:Class"
-_KINDS = LazyRegistry(ENTRY_POINTS, {  # kind -> "module:Class", imported on use
-    "local": "scalebench.sweep.executors.local:LocalExecutor",
-    "ray": "scalebench.sweep.executors.ray:RayExecutor",
-    "slurm": "scalebench.sweep.executors.slurm:SubmititExecutor",
-})
+ENTRY_POINTS = _KINDS.group  # third-party kinds: name = "package.module:Class"
 
 
 def register_executor(kind: str, target: str) -> None:

@@ -138,7 +138,7 @@ def get_recipe(name: str) -> Recipe:
         return _RECIPES[name.lower()]
     except KeyError:
         raise ConfigError(f"train.recipe: unknown recipe {name!r}; known: {', '.join(list_recipes())} (or give "
-                          "[train.recipe_table.SIZE] tables, or register one with scalebench.train.recipes."
+                          "[train.recipe_table.SIZE] tables, or register one with scalebench.recipes."
                           "register_recipe)") from None
 
 
