@@ -4,7 +4,9 @@ Each test reproduces one failure a hostile probe found (named F1..F14 in the com
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -290,10 +292,28 @@ def test_status_shows_a_killed_sweeps_runs_as_not_running(tmp_path, capsys):
         assert "1 running" in capsys.readouterr().out
 
 
-def test_a_missing_local_python_is_refused_at_validate(write_sweep, capsys):
+def test_a_missing_local_python_is_refused_at_validate_unless_python_is_given(write_sweep, capsys):
+    import sys
+
     spec = write_sweep(extra='\n[executor.local]\npython = "/nowhere/python3"\n')
     assert main(["validate", str(spec)]) == 2
     assert "executor.local.python = '/nowhere/python3': no such executable" in capsys.readouterr().err
+    assert main(["validate", str(spec), "--python", sys.executable]) == 0  # --python replaces the key
+    assert main(["validate", str(spec), "--python", "/nowhere/else"]) == 2
+    assert "--python '/nowhere/else': no such executable" in capsys.readouterr().err
+
+
+def test_run_with_python_plans_where_the_spec_names_a_missing_one(write_sweep, tmp_path, capsys):
+    import sys
+
+    spec = write_sweep(extra='\n[executor.local]\npython = "/nowhere/python3"\n')
+    out = str(tmp_path / "s")
+    assert main(["run", str(spec), "--out", out, "--dry-run"]) == 2  # what a run without --python meets
+    assert "executor.local.python = '/nowhere/python3'" in capsys.readouterr().err
+    python = str(tmp_path / "python3")
+    os.symlink(os.path.realpath(sys.executable), python)
+    assert main(["run", str(spec), "--out", out, "--dry-run", "--python", python]) == 0
+    assert f"{python} -I" in capsys.readouterr().out  # the workers' command names the interpreter given
 
 
 # --- F10: logs and outboxes are never written through a planted link -------------------------------------
@@ -312,6 +332,42 @@ def test_a_link_planted_as_worker_log_or_outbox_is_not_written_through(tmp_path)
     assert victim.read_text() == "VICTIM"
     assert not (tmp_path / "worker.log").is_symlink() and (tmp_path / "worker.log").read_bytes() == b"a worker's output\n"
     assert "hello" in (tmp_path / "outbox.jsonl").read_text()
+
+
+def test_a_link_planted_as_metrics_jsonl_is_not_written_through(tmp_path):
+    from scalebench.tracking import TrackerContext
+    from scalebench.tracking.jsonl import JsonlTracker, read
+
+    victim = tmp_path / "victim"
+    victim.write_text("VICTIM")
+    os.symlink(victim, tmp_path / "metrics.jsonl")
+    tracker = JsonlTracker(TrackerContext(run_id="r", sweep="s", project="p", folder=tmp_path, run_dir=tmp_path))
+    tracker.start({})
+    tracker.log(1, {"loss": 2.0})
+    tracker.finish("done")
+    assert victim.read_text() == "VICTIM"
+    assert not (tmp_path / "metrics.jsonl").is_symlink() and read(tmp_path) == [{"step": 1, "loss": 2.0}]
+
+
+def test_a_link_planted_as_the_profilers_trace_is_replaced_not_written_through(tmp_path):
+    import gzip
+    import json
+
+    from scalebench.profiling.trace import ProfilerWindow
+
+    victim = tmp_path / "victim"
+    victim.write_text("VICTIM")
+    os.symlink(victim, tmp_path / "trace.json.gz")
+    a = torch.ones(16, 16)
+    with ProfilerWindow(tmp_path, wait=0, warmup=1, active=1, rank=0, world_size=1) as window:
+        for _ in range(3):
+            a = (a @ a).clamp(max=1.0)
+            window.step()
+    assert victim.read_text() == "VICTIM"
+    assert window.trace_path == tmp_path / "trace.json.gz" and not window.trace_path.is_symlink()
+    with gzip.open(window.trace_path, "rt") as f:
+        assert json.load(f)["distributedInfo"]["rank"] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["trace.json.gz", "victim"]  # no temp file left
 
 
 # --- F9: a killed sweep's worker still alive is waited for (then stopped) before its run starts again ------
@@ -339,6 +395,69 @@ def test_a_rerun_ends_a_dead_sweeps_worker_before_starting_its_run_again(tmp_pat
         for p in (old, other):
             p.kill()
             p.wait()
+
+
+_FAKE_DRIVER = """
+import json, subprocess, sys, time
+from scalebench.sweep.executors.base import _die_with_parent_preexec
+from scalebench.sweep.executors.reaper import Reaper
+import os
+sleep = [sys.executable, "-c", "import time; time.sleep(120)"]
+before = subprocess.Popen(sleep)  # the driver's own child from before Ray: never touched
+reaper = Reaper()
+# a raylet stand-in: dies with the driver (parent-death signal), its child (an agent) is orphaned then
+raylet = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time; a = subprocess.Popen("
+                           + repr(sleep) + ", start_new_session=True); print(a.pid, flush=True); time.sleep(120)"],
+                          stdout=subprocess.PIPE, preexec_fn=_die_with_parent_preexec(os.getpid()))
+agent = int(raylet.stdout.readline())
+reaper.adopted()
+after = subprocess.Popen(sleep)  # started once Ray is up: not Ray's, never touched
+print(json.dumps({"before": before.pid, "raylet": raylet.pid, "agent": agent, "after": after.pid,
+                  "reaper": reaper.pid}), flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_killed_driver_leaves_none_of_its_rays_processes_running(tmp_path, wait_until):
+    """F9: kill -9 of the sweep process: what ray.init started ends with it, orphaned grandchildren included."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    from scalebench.sweep.executors.base import pid_alive
+
+    driver = subprocess.Popen([sys.executable, "-c", _FAKE_DRIVER], stdout=subprocess.PIPE, cwd=tmp_path)
+    pids = json.loads(driver.stdout.readline())
+    try:
+        assert all(pid_alive(p) for p in pids.values())
+        time.sleep(0.5)  # the reaper notes the tree every 0.2 s
+        driver.kill()
+        driver.wait()
+        wait_until(lambda: not any(pid_alive(pids[k]) for k in ("raylet", "agent", "reaper")),
+                   "the raylet stand-in, its orphaned agent and the reaper are gone", timeout_s=20)
+        assert pid_alive(pids["before"]) and pid_alive(pids["after"])  # the driver's other children
+    finally:
+        for pid in pids.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_closed_reaper_ends_what_ray_left_and_exits(tmp_path):
+    import subprocess
+    import sys
+
+    from scalebench.sweep.executors.reaper import Reaper
+
+    reaper = Reaper()
+    left = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])  # adopted: "Ray's"
+    try:
+        reaper.adopted()
+        reaper.close()  # after ray.shutdown(): a straggler is ended, the reaper exits
+        assert left.wait(timeout=20) == -9
+    finally:
+        left.kill()
+        left.wait()
 
 
 # --- F11: every family's memory model refuses impossible specs at validate ---------------------------------

@@ -67,15 +67,31 @@ def trace_folder(run_dir: str | Path) -> Path:
     return Path(run_dir) / TRACE_DIR
 
 
-def _set_rank(path: Path, rank: int, world_size: int) -> None:
+def _with_rank(trace: Any, rank: int, world_size: int) -> Any:
     """Give a trace the ``distributedInfo`` HTA keys ranks by (torch writes it only inside a process group)."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        trace = json.load(f)
     if isinstance(trace, dict) and "rank" not in trace.get("distributedInfo", {}):
         trace["distributedInfo"] = {**trace.get("distributedInfo", {}), "rank": rank, "world_size": world_size}
-        with opener(path, "wt", encoding="utf-8") as f:
-            json.dump(trace, f)
+    return trace
+
+
+def save_trace(prof: Any, path: Path, rank: int = 0, world_size: int = 1) -> None:
+    """Write ``prof``'s Chrome trace to ``path`` (gzipped for ``.gz``) whole, never through a link planted at
+    its name: torch writes into a private temporary folder (it would follow a link), and the result is
+    renamed over ``path`` (which replaces a link rather than writing through it)."""
+    import tempfile
+
+    from scalebench._util import make_folder, write_bytes_atomic
+
+    make_folder(path.parent)
+    with tempfile.TemporaryDirectory(prefix="scalebench-trace-") as tmp:
+        raw = Path(tmp) / "trace.json"
+        prof.export_chrome_trace(str(raw))
+        with open(raw, encoding="utf-8") as f:
+            trace = _with_rank(json.load(f), rank, world_size)
+    data = json.dumps(trace).encode("utf-8")
+    write_bytes_atomic(path, gzip.compress(data) if path.suffix == ".gz" else data, what="profiler trace")
+
+
 CATEGORIES = ("matmul", "attention", "elementwise", "memcpy", "communication", "other")
 
 # Kernels (or CPU ops) shorter than this are "small": launch/dispatch overhead (~5-10 µs on GPU,
@@ -461,10 +477,8 @@ class ProfilerWindow:
         return self.wait + self.warmup + self.active
 
     def _on_trace_ready(self, prof: Any) -> None:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
         path = self.out_dir / self.filename
-        prof.export_chrome_trace(str(path))  # a ".gz" path is gzipped by torch
-        _set_rank(path, self.rank, self.world_size)
+        save_trace(prof, path, self.rank, self.world_size)
         self.trace_path = path
 
     def __enter__(self) -> ProfilerWindow:

@@ -20,6 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--track", metavar="KINDS",
                    help="trackers mirroring each run's metrics, comma-separated (overrides tracking.kinds): "
                         "tensorboard, wandb, mlflow, trackio; a JSON-lines log is always written")
+    p.add_argument("--python", metavar="PATH",
+                   help="the interpreter the workers run (overrides executor.local.python / executor.slurm.python)")
     p.add_argument("--dry-run", action="store_true",
                    help="print what would be started (for slurm: the sbatch script of the job array) and "
                         "start, submit and write nothing")
@@ -37,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("validate", help="check a sweep spec and print its planned runs without training")
     p.add_argument("sweep")
+    p.add_argument("--python", metavar="PATH",
+                   help="the interpreter the workers run (overrides executor.local.python / executor.slurm.python)")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("status", help="a table of a sweep's runs and key metrics")
@@ -137,14 +141,14 @@ def cmd_run(args) -> int:
     if args.dry_run:
         from scalebench.sweep.runner import describe_sweep
 
-        sys.stdout.write(describe_sweep(args.sweep, args.out, backend=args.backend))
+        sys.stdout.write(describe_sweep(args.sweep, args.out, backend=args.backend, python=args.python))
         return 0
     from scalebench.sweep.runner import run_sweep
 
     reporter = RunReporter(bar=not args.no_progress, quiet=args.quiet)
     try:
         outcome = run_sweep(args.sweep, args.out, progress=reporter, backend=args.backend,
-                            track=_track_kinds(args.track))
+                            track=_track_kinds(args.track), python=args.python)
     finally:
         reporter.close()
     for note in outcome.notes:
@@ -199,7 +203,7 @@ def cmd_validate(args) -> int:
     spec = load_sweep(args.sweep)
     with working("validate: describing the corpus (never built here) and planning"):
         corpus = describe_sweep_corpus(spec, args.sweep)
-        plan = plan_runs(spec, corpus=corpus, source=args.sweep)
+        plan = plan_runs(spec, corpus=corpus, source=args.sweep, python=args.python)
     table = plan.table()
     c = plan.corpus
     print(f"sweep {spec.name!r}: family {', '.join(spec.families)}, {len(plan.runs)} runs, "

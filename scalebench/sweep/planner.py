@@ -152,17 +152,19 @@ def _check_memory(spec: SweepSpec, runs: list, device: str, where: str) -> list[
     return notes
 
 
-def _check_local(spec: SweepSpec, where: str) -> None:
+def _check_local(spec: SweepSpec, where: str, python: str | None = None) -> None:
     """What a local sweep needs of this machine, checked at validate rather than when its workers start (a
-    remote executor's workers run elsewhere: their interpreter and devices are theirs)."""
+    remote executor's workers run elsewhere: their interpreter and devices are theirs). ``python`` (``--python``)
+    is the workers' interpreter instead of ``executor.local.python``, which is then not used nor checked."""
     if spec.executor.kind != "local":
         return
     import shutil
 
-    python = getattr(getattr(spec.executor, "local", None), "python", "")
-    if python and not (shutil.which(python) or (os.path.isfile(python) and os.access(python, os.X_OK))):
-        raise ConfigError(f"{where}executor.local.python = {python!r}: no such executable here; give the path "
-                          "of a Python with scalebench installed, or remove the key to use this one")
+    given = python or getattr(getattr(spec.executor, "local", None), "python", "")
+    if given and not (shutil.which(given) or (os.path.isfile(given) and os.access(given, os.X_OK))):
+        key = f"--python {given!r}" if python else f"{where}executor.local.python = {given!r}"
+        raise ConfigError(f"{key}: no such executable here; give the path of a Python with scalebench installed"
+                          + ("" if python else ", or remove the key to use this one"))
     if spec.devices.device == "cuda":
         import torch
 
@@ -216,9 +218,11 @@ def prepare_sweep_corpus(spec: SweepSpec, source: str = ""):
         raise type(exc)(f"{source}: {exc}") from None
 
 
-def plan_runs(spec: SweepSpec, *, corpus=None, sweep_dir: str | Path | None = None, source: str = "") -> SweepPlan:
+def plan_runs(spec: SweepSpec, *, corpus=None, sweep_dir: str | Path | None = None, source: str = "",
+              python: str | None = None) -> SweepPlan:
     """Every run of the sweep (families × grid points × sizes × budgets), largest compute first.
 
+    ``python``: the local workers' interpreter when given (``--python``), instead of ``executor.local.python``.
     Raises ConfigError on an impossible budget or grid point."""
     from scalebench.data.tasks import get_task
     from scalebench.families import get_family
@@ -227,7 +231,7 @@ def plan_runs(spec: SweepSpec, *, corpus=None, sweep_dir: str | Path | None = No
     where = f"{source}: " if source else ""
     families = [get_family(name) for name in spec.families]  # one task for all (SweepSpec checks it)
     task = get_task(families[0].task)
-    _check_local(spec, where)
+    _check_local(spec, where, python)
     corpus = corpus or prepare_sweep_corpus(spec, source)
     device = resolve_device(spec)
     full_batch_rows = corpus.train_units if getattr(task, "full_batch", False) else None

@@ -336,7 +336,7 @@ def describe_sweep(spec: SweepSpec | str | Path, out_dir: str | Path | None = No
     sweep_dir = Path(out_dir) if out_dir else default_sweep_dir(spec)
     executor = make_executor(spec.executor, sweep_dir, python)
     corpus = prepare_sweep_corpus(spec, source)
-    plan = plan_runs(spec, corpus=corpus, sweep_dir=sweep_dir, source=source)
+    plan = plan_runs(spec, corpus=corpus, sweep_dir=sweep_dir, source=source, python=python)
     return executor.describe(plan.runs, spec, sweep_dir)
 
 
@@ -357,7 +357,7 @@ def run_sweep(spec: SweepSpec | str | Path, out_dir: str | Path | None = None, *
     executor = make_executor(spec.executor, sweep_dir, python)  # first: a missing ray or submitit fails fast
     _check_folder(sweep_dir, spec, source)
     corpus = prepare_sweep_corpus(spec, source)
-    plan = plan_runs(spec, corpus=corpus, sweep_dir=sweep_dir, source=source)
+    plan = plan_runs(spec, corpus=corpus, sweep_dir=sweep_dir, source=source, python=python)
     with _sweep_lock(sweep_dir), _sigterm_as_interrupt(), ResultStore(sweep_dir, create=True, check=True) as store:
         _check_same_sweep(store.meta(), spec, sweep_dir, source, corpus=corpus.as_dict(),  # again, under the lock
                           runs=store.runs())

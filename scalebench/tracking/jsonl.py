@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from scalebench._util import open_append
 from scalebench.tracking import JSONL_NAME, TrackerContext
 
 
@@ -21,7 +22,8 @@ class JsonlTracker:
 
     def __init__(self, ctx: TrackerContext) -> None:
         self.path = Path(ctx.run_dir) / JSONL_NAME
-        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed by finish
+        # appended, never through a link planted at its name (removed first; one planted meanwhile: ELOOP)
+        self._file = open_append(self.path, binary=False)
 
     def _write(self, obj: Mapping[str, Any]) -> None:
         self._file.write(json.dumps(obj) + "\n")

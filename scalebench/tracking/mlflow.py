@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from scalebench._util import open_nofollow
 from scalebench.errors import ConfigError
 from scalebench.tracking import TrackerContext, flatten
 
@@ -38,7 +39,7 @@ def tracking_uri(ctx: TrackerContext) -> str:
 def _folder_lock(folder: Path):
     """One worker at a time creates the SQLite store (its schema migrations must not race)."""
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".mlflow.lock", "a") as f:
+    with os.fdopen(open_nofollow(folder / ".mlflow.lock"), "w") as f:  # a planted link is refused (ELOOP)
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield

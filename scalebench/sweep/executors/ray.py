@@ -29,7 +29,7 @@ from typing import Any
 
 from scalebench._util import open_append, write_text_atomic
 from scalebench.config import ExecutorSpec, RunSpec
-from scalebench.errors import ConfigError
+from scalebench.errors import ConfigError, ScalebenchError
 from scalebench.sweep.executors.base import (
     JOB_LOST,
     Launch,
@@ -42,6 +42,7 @@ from scalebench.sweep.executors.base import (
     worker_command,
     worker_env,
 )
+from scalebench.sweep.executors.reaper import Reaper
 
 EXIT_INTERRUPTED = 130
 
@@ -276,6 +277,7 @@ class RayExecutor:
         self._ray = _import_ray()  # fail fast, before planning; connect when the sweep starts
         self.spec = spec.ray
         self._owned = False
+        self._reaper: Reaper | None = None
         self._remote: Any = None
         self._sweep_spec: Any = None
         self._notes: tuple[str, ...] = ()
@@ -290,12 +292,25 @@ class RayExecutor:
             kwargs["address"] = self.spec.address
         else:
             kwargs.update(num_cpus=self.spec.num_cpus, num_gpus=self.spec.num_gpus)
+            # a Ray started here ends with this process, killed or not (see reaper.py)
+            self._reaper = Reaper() if sys.platform.startswith("linux") else None
         try:
             ray.init(**kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
+            self._close_reaper()
             raise ConfigError(f"executor.ray.address = {self.spec.address!r}: cannot connect to a Ray cluster "
                               f"({exc}); start one (`ray start --head`) or leave address empty to start Ray "
                               "here") from None
+        except Exception as exc:  # noqa: BLE001 - Ray raises a bare Exception when its node does not come up
+            self._close_reaper()
+            raise ScalebenchError(f"executor.kind = 'ray': the Ray instance started here did not come up ({exc}); "
+                                  "its logs are in Ray's session folder (/tmp/ray/session_latest/logs); on a "
+                                  "loaded machine try again, or run with --backend local") from exc
+        except BaseException:
+            self._close_reaper()
+            raise
+        if self._reaper is not None:
+            self._reaper.adopted()
         self._owned = True
 
     def slots(self, runs: Sequence[RunSpec], spec: Any) -> list[Slot]:
@@ -385,4 +400,10 @@ class RayExecutor:
         if self._owned and self._ray.is_initialized():
             self._ray.shutdown()
         self._owned = False
+        self._close_reaper()
+
+    def _close_reaper(self) -> None:
+        if self._reaper is not None:
+            self._reaper.close()  # ends whatever Ray left running
+        self._reaper = None
 
