@@ -12,6 +12,7 @@ import scalebench
 from scalebench.config import load_sweep
 from scalebench.families import get_family
 from scalebench.families.llama import (
+    activation_values_per_token,
     flops_per_token,
     make_shape,
     matmul_params,
@@ -174,6 +175,69 @@ def test_memory_model_grows_with_the_micro_batch_and_counts_the_states():
     shape = FAMILY.shape_from_flavour("d12", vocab_size=32000, seq_len=1024)
     one, eight = FAMILY.memory_model(shape, 1, "bf16"), FAMILY.memory_model(shape, 8, "bf16")
     assert eight > one > 16 * params_total(shape)
+    # the trainer's states (fp32 weights under autocast: 16 bytes a parameter) and 2-byte bf16 activations
+    acts = 1024 * (activation_values_per_token(shape) * 2 + 4 * shape.vocab_size)
+    assert one == int(16 * params_total(shape) + acts)
+
+
+@pytest.mark.parametrize("options", [dict(), dict(n_kv_head=2, qk_norm=True), dict(n_kv_head=1, tie_embeddings=True)])
+def test_activation_count_is_what_autograd_keeps_by_torch_memtracker(options):
+    """torch's MemTracker on a real llama step on CPU (fp32): parameters, gradients and AdamW state as the
+    memory model counts them, and the activations at the peak of forward + backward to the byte, less the
+    loss scalar (SwiGLU's four tensors, grouped K/V, QK-norm)."""
+    mem_tracker = pytest.importorskip("torch.distributed._tools.mem_tracker")
+    torch.manual_seed(0)
+    shape = make_shape(n_layer=2, d_model=64, n_head=4, vocab_size=256, seq_len=64, **options)
+    model, rows = FAMILY.build(shape), 2
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x = torch.randint(0, shape.vocab_size, (rows, shape.seq_len))
+    FAMILY.loss(model(x), x).backward()
+    opt.step()
+    opt.zero_grad(set_to_none=False)
+    tracker = mem_tracker.MemTracker()
+    tracker.track_external(model, opt)
+    with tracker:
+        FAMILY.loss(model(x), x).backward()
+    (by_type,) = tracker.get_tracker_snapshot("peak").values()
+    peak = {str(k).rsplit(".", 1)[-1]: v for k, v in by_type.items()}
+    acts = rows * shape.seq_len * (activation_values_per_token(shape) * 4 + 4 * shape.vocab_size)
+    assert 0 <= peak["ACT"] - acts <= 8  # the loss scalar
+    n_tensors = len(list(model.parameters()))
+    states = peak["PARAM"] + peak["GRAD"] + peak["OPT"] - 4 * n_tensors  # AdamW's per-tensor step counts
+    assert states == 16 * params_total(shape)
+    assert FAMILY.memory_model(shape, rows, "fp32") == int(states + acts)
+
+
+def test_the_estimator_counts_a_llama_rows_mlp_as_swiglu_with_its_grouped_kv_heads():
+    from scalebench.memory import activation_bytes
+    from scalebench.planning.estimate import estimate
+
+    fields = dict(n_layer=4, d_model=256, n_head=4, n_kv_head=2, vocab_size=4096, seq_len=512)
+    shape = make_shape(**fields)
+    e = estimate(family="llama", tokens=1e9, gpu="H100-SXM", num_gpus=1, micro_batch=2, checkpointing="none",
+                 **fields)
+    swiglu = activation_bytes(n_layer=4, d_model=256, n_head=4, n_kv_head=2, d_ff=shape.ffn, swiglu=True,
+                              seq_len=512, micro_batch=2, vocab_size=4096, checkpointing="none")
+    assert e.memory_per_gpu.activations == pytest.approx(float(swiglu))
+
+
+def test_the_reports_memory_comparison_models_llama_rows_by_the_familys_memory_model():
+    import pandas as pd
+
+    from scalebench.planning.targets import modelled_memory_bytes
+
+    llama = make_shape(n_layer=2, d_model=64, n_head=4, n_kv_head=2, qk_norm=True, vocab_size=512, seq_len=128)
+    rows = pd.DataFrame([
+        {"family": "llama", **llama.as_dict(), "micro_batch": 4, "precision": "bf16", "tokens": 1e6},
+        {"family": "gpt", "n_layer": 2, "d_model": 64, "n_head": 4, "vocab_size": 512, "seq_len": 128,
+         "micro_batch": 4, "precision": "bf16", "tokens": 1e6, "n_kv_head": None, "qk_norm": None},
+        {"family": "llama", "n_layer": 2, "d_model": 64, "micro_batch": 4, "precision": "bf16", "tokens": 1e6},
+        {"family": "not-installed", "n_layer": 2, "micro_batch": 4, "precision": "bf16", "tokens": 1e6},
+    ])
+    got = modelled_memory_bytes(rows)
+    assert got[0] == FAMILY.memory_model(llama, 4, "bf16")
+    assert got[1] > 0  # GPT rows: the estimator, as before
+    assert math.isnan(got[2]) and math.isnan(got[3])  # no n_head recorded; a family not installed here
 
 
 def test_llama_sweep_plans_with_model_llama_options(write_sweep):

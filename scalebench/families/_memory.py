@@ -6,12 +6,13 @@ from __future__ import annotations
 
 
 def training_bytes(params_total: float, activation_values: float, precision: str) -> int:
-    """Bytes to train on one device without sharding: states (AdamW, the largest optimizer state scalebench
-    trains with) plus ``activation_values`` values in the precision's activation width."""
-    from scalebench.memory import ACTIVATION_SCALE, memory_per_gpu, parse_precision
+    """Allocated bytes to train on one device without sharding, as scalebench's trainer holds them: AdamW
+    states (the largest optimizer state scalebench trains with) with fp32 weights under autocast, 16 bytes per
+    parameter (``scalebench.memory``'s ``autocast`` row), plus ``activation_values`` values in the precision's
+    activation width. No allocator overhead: this is what ``torch.cuda.max_memory_allocated`` measures."""
+    from scalebench.memory import ACTIVATION_SCALE, parse_precision, state_bytes_per_param
 
     prec = parse_precision(precision)
+    w, g, o = state_bytes_per_param(prec, "adamw", "autocast")
     value_bytes = 2.0 * ACTIVATION_SCALE[prec]  # the table's activation scale counts 2-byte values
-    mem = memory_per_gpu(params_total=params_total, num_gpus=1, precision=prec, optimizer="adamw", zero=0,
-                         activations=float(activation_values) * value_bytes, context_bytes=0.0)
-    return int(mem["total"])
+    return int(params_total * (w + g + o) + float(activation_values) * value_bytes)

@@ -254,21 +254,41 @@ def fsdp_blocks(model) -> list:
     return list(model.blocks)
 
 
+def activation_values_per_token(s: LlamaShape) -> float:
+    """Values the eager module keeps for its backward pass, per token (counted from the tensors autograd saves,
+    ``test_llama.py`` checks it exactly against torch's MemTracker on CPU), logits aside:
+
+        per block: each RMSNorm its input, the normalised input and the weighted output (3d, two norms: 6d)
+                   + queries after RoPE (H·q = d) + keys and values (2·K·q) + the attention output (d)
+                   + SwiGLU's gate, silu(gate), up and their product (4f)
+                   + one rstd per norm and one log-sum-exp per head (2 + H)
+                   [QK-norm: the per-head norms' inputs and normalised values, 2·(H + K)·q, and their rstds]
+        outside:   the final norm (3d + 1) and the token ids (8 bytes, counted as two 4-byte values)
+
+    Korthikanti et al. (2022)'s 16-bit formula with Megatron's fused kernels (the estimator's, which stores
+    gate, up and product and one tensor per norm) is the at-scale count; this is the module scalebench
+    trains, unfused."""
+    d, q, f = s.d_model, s.head_dim, s.ffn
+    block = 6 * d + d + 2 * s.kv_heads * q + d + 4 * f + 2 + s.n_head
+    if s.qk_norm:
+        block += 2 * (s.n_head + s.kv_heads) * q + s.n_head + s.kv_heads
+    return float(s.n_layer * block + 3 * d + 1 + 2)
+
+
 def memory_model(s: LlamaShape, micro_rows: int, precision: str) -> int:
-    """Training bytes on one device: model states (16 bytes per parameter with AdamW) plus activations
-    (Korthikanti et al. 2022 with SwiGLU and grouped K/V, ``scalebench.memory``; flash attention, so no score
-    matrix) plus the rotated queries and keys RoPE keeps for the backward."""
-    from scalebench.memory import ACTIVATION_SCALE, activation_bytes, memory_per_gpu, parse_precision
+    """Allocated training bytes on one device as scalebench's trainer holds them: AdamW states with fp32
+    weights under autocast (16 bytes per parameter, ``scalebench.memory``'s ``autocast`` row), the activations
+    of :func:`activation_values_per_token` at the precision's activation width, and the logits in fp32
+    (4·V bytes per token, whatever the precision). No allocator overhead: this is what
+    ``torch.cuda.max_memory_allocated`` measures."""
+    from scalebench.memory import ACTIVATION_SCALE, parse_precision, state_bytes_per_param
 
     prec = parse_precision(precision)
-    scale = ACTIVATION_SCALE[prec]
-    acts = activation_bytes(n_layer=s.n_layer, d_model=s.d_model, n_head=s.n_head, n_kv_head=s.kv_heads,
-                            d_ff=s.ffn, swiglu=True, seq_len=s.seq_len, micro_batch=micro_rows,
-                            vocab_size=s.vocab_size, checkpointing="none", scale=scale)
-    rope = s.n_layer * 2.0 * s.seq_len * micro_rows * s.head_dim * (s.n_head + s.kv_heads) * scale
-    mem = memory_per_gpu(params_total=params_total(s), num_gpus=1, precision=prec, optimizer="adamw", zero=0,
-                         activations=float(acts) + rope, context_bytes=0.0)
-    return int(mem["total"])
+    w, g, o = state_bytes_per_param(prec, "adamw", "autocast")
+    tokens = float(micro_rows) * s.seq_len
+    value_bytes = 2.0 * ACTIVATION_SCALE[prec]  # the table's scale counts 2-byte values
+    acts = tokens * (activation_values_per_token(s) * value_bytes + 4.0 * s.vocab_size)
+    return int(params_total(s) * (w + g + o) + acts)
 
 
 FLOPS_FORMULA = ("6·N_matmul + 12·L·T·(H·q) per token (PaLM, Chowdhery et al. 2022, app. B; grouped K/V heads do "

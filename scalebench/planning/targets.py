@@ -3,8 +3,9 @@
 * :func:`cost_compute_targets` — for each compute budget, the compute-optimal (N, D) under a fitted law,
   run on the least power-of-two number of GPUs that holds the model and finishes within a deadline (at
   most ``MAX_PLAN_GPUS``), with the estimator's full row; plus the wall clock on fixed cluster sizes.
-* :func:`modelled_memory_bytes` — the estimator's allocated bytes per run of a sweep (weights, gradients,
-  optimizer state and activations on one device), to set beside what the runs measured.
+* :func:`modelled_memory_bytes` — the modelled allocated bytes per run of a sweep (weights, gradients,
+  optimizer state and activations on one device; the estimator for GPT rows, the family's own
+  ``memory_model`` for the others), to set beside what the runs measured.
 """
 
 from __future__ import annotations
@@ -65,10 +66,32 @@ def cost_compute_targets(
 
 
 def modelled_memory_bytes(results: pd.DataFrame) -> pd.Series:
-    """The estimator's allocated bytes per run (weights + gradients + optimizer + activations, one device),
-    NaN where the estimator has no memory model of the run's family (it models transformers: GPT runs) or the
-    run's shape is not recorded. The vocabulary is the run's own (the estimator's default where a table lacks
+    """Modelled allocated bytes per run (weights + gradients + optimizer + activations, one device): GPT rows
+    by the estimator, rows of any other family by the family's own ``memory_model`` (its shape rebuilt from
+    the row's shape columns), NaN where the family has none, is not installed here, or the row's shape or
+    micro-batch is not recorded. The vocabulary is the run's own (the estimator's default where a table lacks
     it); the card only bounds what fits, not the bytes."""
+    out = pd.Series(np.nan, index=results.index, dtype=float)
+    if results.empty:
+        return out
+    family = (results["family"] if "family" in results.columns else pd.Series("gpt", index=results.index))
+    family = family.fillna("gpt").astype(str).str.lower()
+    gpt = family == "gpt"
+    if gpt.any():
+        out.loc[gpt] = _estimator_memory(results[gpt])
+    for name, rows in results[~gpt].groupby(family[~gpt], sort=False):
+        out.loc[rows.index] = _family_memory(name, rows)
+    return out
+
+
+def _precision(rows: pd.DataFrame) -> pd.Series:
+    prec = rows["precision"] if "precision" in rows.columns else pd.Series("bf16", index=rows.index)
+    return prec.where(prec.isin(["fp32", "tf32", "bf16", "fp16", "fp8"]), "bf16")
+
+
+def _estimator_memory(results: pd.DataFrame) -> pd.Series:
+    """GPT rows: the estimator's weights + gradients + optimizer + activations (scalebench's trainer: fp32
+    weights under autocast)."""
     from scalebench.planning.estimate import estimate
 
     need = ["n_layer", "d_model", "n_head", "seq_len", "micro_batch"]
@@ -76,16 +99,58 @@ def modelled_memory_bytes(results: pd.DataFrame) -> pd.Series:
         need.append("vocab_size")
     if any(c not in results.columns for c in need):
         return pd.Series(np.nan, index=results.index)
-    family = results["family"] if "family" in results.columns else pd.Series("gpt", index=results.index)
-    rows = results[family.fillna("gpt").str.lower() == "gpt"].dropna(subset=need)
+    rows = results.dropna(subset=need)
     if rows.empty:
         return pd.Series(np.nan, index=results.index)
-    prec = rows["precision"].where(rows["precision"].isin(["fp32", "tf32", "bf16", "fp16", "fp8"]), "bf16")
     est = estimate(pd.DataFrame({
         "family": "gpt", **{k: rows[k].astype(int).to_numpy() for k in need},
-        "precision": prec.to_numpy(), "gpu": "H100-SXM", "num_gpus": 1, "zero": 0, "checkpointing": "none",
-        "framework": "autocast",  # scalebench's trainer: fp32 weights under autocast
-        "tokens": rows["tokens"].to_numpy(float),
+        "precision": _precision(rows).to_numpy(), "gpu": "H100-SXM", "num_gpus": 1, "zero": 0,
+        "checkpointing": "none", "framework": "autocast", "tokens": rows["tokens"].to_numpy(float),
     }, index=rows.index))
     parts = ["memory_weights_bytes", "memory_gradients_bytes", "memory_optimizer_bytes", "memory_activations_bytes"]
     return est[parts].astype(float).sum(axis=1).reindex(results.index)
+
+
+def _family_memory(name: str, rows: pd.DataFrame) -> pd.Series:
+    """Rows of one non-GPT family: its ``memory_model(shape, micro_batch, precision)``, the shape rebuilt from
+    the row's columns named like the fields of the family's ``debug`` shape (the store spreads a run's shape
+    into columns)."""
+    from scalebench.errors import ConfigError
+    from scalebench.families import get_family
+
+    out = pd.Series(np.nan, index=rows.index, dtype=float)
+    try:
+        fam = get_family(name)
+    except ConfigError:  # not installed here
+        return out
+    if fam.memory_model is None or "micro_batch" not in rows.columns:
+        return out
+    reference = fam.shape_from_flavour("debug").as_dict()
+    fields = [k for k in reference if k in rows.columns]
+    for i, row in rows.iterrows():
+        micro = row["micro_batch"]
+        if pd.isna(micro):
+            continue
+        kw = {k: _like(reference[k], row[k]) for k in fields if not _missing(row[k])}
+        try:
+            shape = fam.make_shape(**kw)
+        except (ConfigError, TypeError, ValueError):  # a shape this table does not fully record
+            continue
+        out.loc[i] = float(fam.memory_model(shape, int(micro), str(_precision(rows.loc[[i]]).iloc[0])))
+    return out
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _like(reference: Any, value: Any) -> Any:
+    """A table's value (numpy scalar, or a float where the column also holds NaN) as the shape's type."""
+    value = value.item() if hasattr(value, "item") else value
+    if isinstance(reference, bool):
+        return bool(value)
+    if isinstance(reference, float):
+        return float(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
