@@ -268,7 +268,8 @@ class DataSpec:
             raise ConfigError(f"source {self.source!r} is a token file: set vocab_size (e.g. 50304)")
         _positive("vocab_size", self.vocab_size)
         parse_tokenizer(self.tokenizer)
-        if self.tokenizer != "bytes" and (self.source.endswith(".bin") or self.source == "synthetic"):
+        one_file = self.source.endswith(".bin") and not any(ch in self.source for ch in "*?[")  # a glob: shards
+        if self.tokenizer != "bytes" and (one_file or self.source == "synthetic"):
             raise ConfigError(f"tokenizer: {self.source!r} is already tokens; a tokenizer applies to text sources "
                               "(remove data.tokenizer)")
         for i, pattern in enumerate(self.patterns):

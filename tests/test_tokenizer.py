@@ -129,3 +129,46 @@ def test_bits_per_byte_against_a_hand_computation(tmp_path):
     ev_bytes = Evaluator(run=run, family=None, model=None, data=get_task("text").open(byte_info, run),
                          precision="fp32", device=None, ctx=None, strategy="single")
     assert ev_bytes.bits_per_byte(2.0) == pytest.approx(2.0 / math.log(2))
+
+
+def test_shards_with_the_tokenizer_that_made_them_record_bits_per_byte(tmp_path):
+    """nanoGPT shards written by a BPE, given that BPE's tokenizer.json: every held-out token's bytes by its id,
+    the held-out total equal to the text's, and bits per byte over the evaluated windows by a decode by hand."""
+    from types import SimpleNamespace
+
+    from scalebench.data.tokenizer import load_tokenizer
+    from scalebench.train.evaluate import Evaluator
+
+    rng = np.random.default_rng(1)
+    text = tmp_path / "text"
+    text.mkdir()
+    for i in range(40):  # ASCII, so that a window's decoded text has exactly the bytes its tokens stand for
+        (text / f"doc{i:03d}.txt").write_text(" ".join(rng.choice(WORDS[:4] + WORDS[5:], 300)) + "\n")
+    corpus = _prepare(text, {"bpe": 300})
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for split in ("train", "val"):
+        (shards / f"{split}.bin").write_bytes(Path(corpus.path, f"{split}.bin").read_bytes())
+    mine = tmp_path / "made-them.json"
+    mine.write_bytes(Path(corpus.tokenizer_path).read_bytes())
+    info = get_task("text").prepare(DataSpec(source=str(shards), vocab_size=320, tokenizer=str(mine)), 0.2)
+    assert info.tokenizer == "shards" and Path(info.tokenizer_path).read_bytes() == mine.read_bytes()
+    assert info.val_bytes == int(np.fromfile(Path(corpus.path, "val_bytes.bin"), dtype=np.uint32).sum())
+    run = SimpleNamespace(train=SimpleNamespace(seq_len=16), eval=SimpleNamespace(eval_tokens=64), data=DataSpec())
+    data = get_task("text").open(info, run)
+    ev = Evaluator(run=run, family=None, model=None, data=data, precision="fp32", device=None, ctx=None,
+                   strategy="single")
+    tok, sep = load_tokenizer(mine), load_tokenizer(mine).token_to_id("<|endoftext|>")
+    by_hand = 0
+    for _, targets in data.eval_batches(64, 4):
+        for row in targets:
+            by_hand += len(tok.decode(row.tolist(), skip_special_tokens=True).encode()) + int((row == sep).sum())
+    assert ev.bits_per_byte(2.0) == pytest.approx(2.0 * 64 / (math.log(2) * by_hand))
+    # without the tokenizer, no bits per byte; a tokenizer whose vocabulary misses the shards' ids is refused
+    plain = get_task("text").prepare(DataSpec(source=str(shards), vocab_size=320), 0.2)
+    assert get_task("text").open(plain, run).eval_bytes(64) is None
+    small = _prepare(text, {"bpe": 270})
+    with pytest.raises(scalebench.ConfigError, match="not the tokenizer that made them"):
+        get_task("text").prepare(DataSpec(source=str(shards), vocab_size=320, tokenizer=small.tokenizer_path), 0.2)
+    with pytest.raises(scalebench.ConfigError, match="tokenizer.json that made them"):
+        get_task("text").prepare(DataSpec(source=str(shards), vocab_size=320, tokenizer={"bpe": 300}), 0.2)

@@ -11,15 +11,21 @@ Held-out data: the shards whose file name contains ``val`` (``val.bin``, ``finew
 one, the last ``eval.held_out_share`` of the last shard's tokens (a positional split: shards carry no
 document boundaries). A training window never crosses two shards. ``shards.json`` in
 ``$SCALEBENCH_HOME/corpus/shards-<key>/`` lists each shard's path, header offset, tokens and split; the key
-covers names, sizes and mtimes, so a changed shard is listed again. Every run memory-maps the shards, so a
-data set larger than memory trains. Bits per byte needs the text behind the tokens, which shards do not
-carry: their runs record ``eval_loss`` only.
+covers names, sizes and mtimes (and the tokenizer's sha256), so a changed shard is listed again. Every run
+memory-maps the shards, so a data set larger than memory trains.
+
+Bits per byte needs the text behind the tokens, which shards do not carry. With ``[data] tokenizer`` set to
+the ``tokenizer.json`` that made them, each held-out token's bytes are its id's decoded length
+(``data.tokenizer.token_byte_lengths``, checked against the decoded text of a held-out sample, refused where
+they disagree by more than 1 %), saved beside ``shards.json`` as ``token_bytes.npy``, and runs record
+``eval_bpb``; without it, ``eval_loss`` only.
 """
 
 from __future__ import annotations
 
 import glob
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -76,14 +82,24 @@ def open_shard(entry: dict) -> np.ndarray:
     return np.memmap(entry["path"], dtype=entry["dtype"], mode="r", offset=entry["offset"], shape=(entry["tokens"],))
 
 
-def prepare_shards(spec, held_out_share: float, files: list[Path]):
-    """Describe the shards (listed once in the cache); ``CorpusInfo.path`` is the folder of ``shards.json``."""
+CHECK_TOKENS = 200_000  # held-out tokens decoded to check a tokenizer's per-token byte counts
+
+
+def prepare_shards(spec, held_out_share: float, files: list[Path], tokenizer: str | None = None):
+    """Describe the shards (listed once in the cache); ``CorpusInfo.path`` is the folder of ``shards.json``.
+    ``tokenizer``: the path of the tokenizer.json that made them, for bits per byte (module docstring)."""
     from scalebench._util import make_folder, scalebench_home, write_bytes_atomic
     from scalebench.data.corpus import CorpusInfo
 
     if spec.vocab_size is None:
         raise ConfigError(f"data.vocab_size: {spec.source!r} holds token shards; set vocab_size (e.g. 50304)")
     h = hashlib.sha256(json.dumps(["shards", spec.dtype, held_out_share]).encode())
+    if tokenizer is not None:
+        path = Path(tokenizer).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"data.tokenizer: {tokenizer!r} does not exist; give the path of the tokenizer.json "
+                              "that made the shards")
+        h.update(b"tokenizer\0" + hashlib.sha256(path.read_bytes()).digest())
     for p in files:
         st = p.stat()
         h.update(f"{p.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
@@ -111,13 +127,37 @@ def prepare_shards(spec, held_out_share: float, files: list[Path]):
         raise ConfigError(f"data.vocab_size: the shards hold token id {top}, not below vocab_size = "
                           f"{spec.vocab_size}; set vocab_size above the largest id")
     make_folder(out)
+    tokenizer_path, val_bytes = "", 0
+    if tokenizer is not None:
+        tokenizer_path, val_bytes = _token_bytes(out, Path(tokenizer).expanduser(), entries, top)
     write_bytes_atomic(out / "shards.json", json.dumps(entries, indent=1).encode(), what=f"corpus cache {out}")
     train = sum(e["tokens"] for e in entries if e["split"] == "train")
     val = sum(e["tokens"] for e in entries if e["split"] == "val")
     return CorpusInfo(source=spec.source, path=str(out), dtype=entries[0]["dtype"], vocab_size=int(spec.vocab_size),
                       train_tokens=train, val_tokens=val, n_files=len(files),
                       n_val_files=sum("val" in p.name.lower() for p in files), fingerprint=h.hexdigest()[:16],
-                      tokenizer="shards")
+                      tokenizer="shards", tokenizer_path=tokenizer_path, val_bytes=val_bytes)
+
+
+def _token_bytes(out: Path, path: Path, entries: list[dict], top: int) -> tuple[str, int]:
+    """Save the tokenizer and its per-id byte counts beside ``shards.json``; (its path, held-out bytes)."""
+    from scalebench._util import write_bytes_atomic
+    from scalebench.data.tokenizer import check_byte_lengths, load_tokenizer, token_byte_lengths
+
+    tok = load_tokenizer(path)
+    lengths = token_byte_lengths(tok)
+    if top >= lengths.size:
+        raise ConfigError(f"data.tokenizer: the shards hold token id {top}, beyond {path.name}'s vocabulary of "
+                          f"{lengths.size}; it is not the tokenizer that made them")
+    val = [open_shard(e) for e in entries if e["split"] == "val"]
+    check_byte_lengths(tok, lengths, np.asarray(val[0][:CHECK_TOKENS]), f"{path.name} on the held-out shard")
+    total = sum(int(lengths[np.asarray(v[i : i + (1 << 24)])].sum(dtype=np.int64)) for v in val
+                for i in range(0, len(v), 1 << 24))
+    buf = io.BytesIO()
+    np.save(buf, lengths)
+    write_bytes_atomic(out / "token_bytes.npy", buf.getvalue(), what=f"corpus cache {out}")
+    write_bytes_atomic(out / "tokenizer.json", path.read_bytes(), what=f"corpus cache {out}")
+    return str(out / "tokenizer.json"), total
 
 
 def is_shard_corpus(info) -> bool:
@@ -132,6 +172,8 @@ class ShardData:
         entries = json.loads((Path(info.path) / "shards.json").read_text(encoding="utf-8"))
         self.train = [open_shard(e) for e in entries if e["split"] == "train"]
         self.val = [open_shard(e) for e in entries if e["split"] == "val"]
+        lengths = Path(info.path) / "token_bytes.npy"
+        self.token_bytes = np.load(lengths) if getattr(info, "tokenizer_path", "") and lengths.is_file() else None
 
     @staticmethod
     def _starts(shards: list[np.ndarray], seq_len: int) -> np.ndarray:
@@ -161,9 +203,21 @@ class ShardData:
         which, starts = self._locate(self.train, seq_len, drawn)
         return self._windows(self.train, which, starts, seq_len)
 
-    def eval_batches(self, eval_tokens: int, seq_len: int, batch_seqs: int):
+    def _eval_windows(self, eval_tokens: int, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
         total = int(self._starts(self.val, seq_len).sum())
         n = max(1, min(eval_tokens // seq_len, total // seq_len))
-        which, starts = self._locate(self.val, seq_len, np.linspace(0, max(0, total - 1), n).astype(np.int64))
-        for i in range(0, n, batch_seqs):
+        return self._locate(self.val, seq_len, np.linspace(0, max(0, total - 1), n).astype(np.int64))
+
+    def eval_batches(self, eval_tokens: int, seq_len: int, batch_seqs: int):
+        which, starts = self._eval_windows(eval_tokens, seq_len)
+        for i in range(0, len(starts), batch_seqs):
             yield self._windows(self.val, which[i : i + batch_seqs], starts[i : i + batch_seqs], seq_len)
+
+    def eval_bytes(self, eval_tokens: int, seq_len: int) -> tuple[int, int] | None:
+        """(target tokens, bytes of text they stand for) over the held-out windows; None without a tokenizer."""
+        if self.token_bytes is None:
+            return None
+        which, starts = self._eval_windows(eval_tokens, seq_len)
+        total = sum(int(self.token_bytes[np.asarray(self.val[k][s + 1 : s + 1 + seq_len])].sum(dtype=np.int64))
+                    for k, s in zip(which, starts, strict=True))
+        return len(starts) * seq_len, total

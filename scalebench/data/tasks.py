@@ -58,6 +58,8 @@ class _TextBatches:
         """(target tokens, UTF-8 bytes they cover) over every held-out window; None where unknown."""
         from scalebench.data.tokenizer import val_token_bytes
 
+        if hasattr(self._data, "eval_bytes"):  # shards: by the tokenizer that made them, where given
+            return self._data.eval_bytes(eval_units, self._seq_len)
         per_token = val_token_bytes(self._data.info)
         if per_token is None or not hasattr(self._data, "eval_starts"):
             return None
@@ -88,10 +90,14 @@ class TextTask:
             raise ConfigError(f"data.source: the glob {data.source!r} matches no .jsonl, .jsonl.gz, .parquet, .bin "
                               "or .npy file")
         if shards:
-            if data.tokenizer != "bytes":
-                raise ConfigError(f"data.tokenizer: {data.source!r} holds token shards, already tokenized; remove "
+            from scalebench.config import parse_tokenizer
+
+            kind, path = parse_tokenizer(data.tokenizer)
+            if kind == "bpe":
+                raise ConfigError(f"data.tokenizer: {data.source!r} holds token shards, already tokenized; give the "
+                                  "path of the tokenizer.json that made them (for bits per byte), or remove "
                                   "data.tokenizer")
-            return prepare_shards(data, held_out_share, shards)
+            return prepare_shards(data, held_out_share, shards, tokenizer=path if kind == "file" else None)
         from scalebench.data.corpus import refuse_token_keys
 
         refuse_token_keys(data)

@@ -271,6 +271,60 @@ def val_token_bytes(info) -> np.ndarray | None:
     return None
 
 
+def _decoder_kinds(tok) -> set[str]:
+    """The decoder types of a tokenizer (a ``Sequence`` decoder's parts included)."""
+    raw = json.loads(tok.to_str()).get("decoder") or {}
+    parts = raw.get("decoders", []) if raw.get("type") == "Sequence" else [raw]
+    return {d.get("type", "") for d in parts if isinstance(d, dict)}
+
+
+def token_byte_lengths(tok) -> np.ndarray:
+    """UTF-8 bytes of text each id stands for, by id, for ids without their text (shards): special tokens none,
+    the end-of-text separator one (as the tokenized corpora here count it: the byte corpus's NUL).
+
+    Byte-level tokenizers (GPT-2's alphabet: our BPE, GPT-2, Llama 3) spell every byte with one character, so a
+    token's length is its string's; SentencePiece-style ones (``Metaspace``) spell a space ``▁`` and a byte
+    fallback ``<0x0A>``; any other decodes each id alone. :func:`check_byte_lengths` then checks the counts on
+    decoded text."""
+    kinds = _decoder_kinds(tok)
+    specials = {t.content for t in tok.get_added_tokens_decoder().values() if t.special}
+    try:
+        separator = _separator_id(tok)
+    except ConfigError:
+        separator = None
+    alphabet = set(_import_tokenizers().pre_tokenizers.ByteLevel.alphabet())
+    out = np.zeros(tok.get_vocab_size(with_added_tokens=True), dtype=np.uint32)
+    for piece, i in tok.get_vocab(with_added_tokens=True).items():
+        if piece in specials or i >= out.size:
+            continue
+        if "ByteLevel" in kinds and set(piece) <= alphabet:
+            n = len(piece)
+        elif "Metaspace" in kinds or "ByteFallback" in kinds:
+            fallback = len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">")
+            n = 1 if fallback else len(piece.replace("\u2581", " ").encode("utf-8"))
+        else:
+            n = len(tok.decode([i], skip_special_tokens=True).encode("utf-8"))
+        out[i] = n
+    if separator is not None and separator < out.size:
+        out[separator] = 1  # as in the tokenized corpora here: the byte corpus's NUL between documents
+    return out
+
+
+def check_byte_lengths(tok, lengths: np.ndarray, ids: np.ndarray, where: str, tolerance: float = 0.01) -> None:
+    """Refuse per-id byte counts that disagree with the decoded text of ``ids`` (a held-out sample) by more
+    than ``tolerance``: a tokenizer these counts do not describe, or not the one that made the tokens."""
+    ids = np.asarray(ids, dtype=np.int64)
+    if not ids.size:
+        return
+    special = np.array([i for i, t in tok.get_added_tokens_decoder().items() if t.special], dtype=np.int64)
+    counted = int(lengths[ids[~np.isin(ids, special)]].sum(dtype=np.int64))  # decode skips them
+    decoded = len(tok.decode(ids.tolist(), skip_special_tokens=True).encode("utf-8"))
+    if abs(counted - decoded) > tolerance * max(decoded, 1):
+        raise ConfigError(f"data.tokenizer: {where}: the tokens' text decodes to {decoded:,} bytes but the per-token "
+                          f"counts give {counted:,}; bits per byte cannot be counted with this tokenizer (is it the "
+                          "tokenizer that made the shards?); remove data.tokenizer to train without eval_bpb")
+
+
 def save_with_sweep(info, sweep_dir: str | Path) -> None:
     """Copy the corpus's tokenizer into the sweep folder (``tokenizer.json``), so the sweep names what it used."""
     src = getattr(info, "tokenizer_path", "") or ""
