@@ -80,3 +80,42 @@ def test_cli_fits_a_csv_and_predicts_the_target(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "lr law" in out and "exponent of N" in out and "at N=1e+08" in out
     assert main(["fit", str(path), "--hyper", "momentum"]) == 2
+
+
+def _batch_store(tmp_path, a=0.4, k=30.0, sizes=(1e5, 3e5, 1e6, 3e6, 1e7), tokens=1e9, seeds=2, noise=0.002):
+    """A sweep folder with a [grid] batch axis: losses with a penalty 0.05·(ln B − ln B*)², B* = k·N^a tokens."""
+    from scalebench.store import ResultStore
+
+    rng = np.random.default_rng(4)
+    out = tmp_path / "batch-law"
+    runs = []
+    for i, n in enumerate(sizes):
+        opt = k * n**a
+        for j, batch in enumerate(opt * np.geomspace(0.25, 4.0, 5)):
+            for s in range(seeds):
+                loss = 1.8 + 50 / n**0.3 + 0.05 * np.log(batch / opt) ** 2 + rng.normal(0, noise)
+                runs.append((f"n{i}-b{j}-s{s}", n, float(batch), s, loss))
+    with ResultStore(out, create=True) as store:
+        store.set_meta(spec={"name": out.name}, env={}, corpus={}, plan_notes=[], sweep_name=out.name)
+        for run_id, n, batch, s, loss in runs:
+            store.add_runs([(run_id, run_id, {"family": "gpt", "size": f"{n:.2g}", "budget_label": "t1e9",
+                                              "params": n, "params_total": n, "tokens": tokens, "flops": 6 * n * tokens,
+                                              "flops_per_token": 6 * n, "axes": {"batch": batch, "seed": s},
+                                              "train": {"lr": 1e-3, "batch_tokens": batch},
+                                              "shape": {"n_layer": 2, "d_model": 64, "n_head": 2}})])
+            store.set_status(run_id, "running", pid=1, host="t")
+            store.set_status(run_id, "done", record={"eval_loss": loss})
+    return out
+
+
+def test_fit_hyper_batch_on_a_sweep_folder_recovers_the_batch_exponent(tmp_path, capsys):
+    sweep = _batch_store(tmp_path)
+    assert main(["fit", str(sweep), "--hyper", "batch", "--at-params", "1e8"]) == 0
+    out = capsys.readouterr().out
+    assert "batch law" in out and "exponent of N" in out and "at N=1e+08" in out
+    law = load_hyper(sweep, "batch")
+    assert law.hyper == "batch" and law.variables == ("params",)
+    lo, hi = law.interval("a")
+    assert lo < 0.4 < hi and hi - lo < 0.2, law.report()
+    np.testing.assert_allclose(law.coef["a"], 0.4, atol=0.05)
+    assert law.predict(1e8)["value"] == pytest.approx(30.0 * 1e8**0.4, rel=0.3)

@@ -1,7 +1,8 @@
 """Bootstrap over runs: refit on resamples drawn with replacement, percentile intervals from the refits.
 
 A resample is expressed as integer weights on the original points (a run drawn k times counts k times in
-the summed Huber objective), so no data are copied. Points sharing a ``run_id`` are resampled together.
+the summed Huber objective), so no data are copied. Points sharing a group (a ``run_id``; a cell's seeds in a fit
+weighted by seed noise) are resampled together, and a weighted fit's point weights multiply the counts.
 
 Two ways to refit a resample give the same optimum:
 
@@ -88,13 +89,17 @@ def bootstrap(
     n_warm: int = 4,
     audit_share: float | None = None,
     progress: Callable[[int, int], None] | None = None,
+    point_weights: np.ndarray | None = None,
 ) -> BootstrapOutcome:
     """Refit ``form`` on ``n_resamples`` resamples over ``groups``. ``optima``: the full fit's distinct local
     optima, best first (the warm starts are the first ``n_warm``); ``grid`` and ``n_refine``: the full fit's
-    start grid and refinement count (the reference). ``progress(done, total)`` as resamples finish."""
+    start grid and refinement count (the reference). ``progress(done, total)`` as resamples finish.
+    ``point_weights``: the fit's own weights (seed noise; ``delta`` then holds one threshold per point)."""
     if method not in METHODS:
         raise ValueError(f"bootstrap method must be one of {METHODS}, not {method!r}")
     weights = resample_weights(groups, n_resamples, seed)
+    if point_weights is not None:
+        weights = weights * point_weights
     out = np.empty((n_resamples, form.n_params))
 
     def full_grid(w: np.ndarray):
@@ -107,8 +112,8 @@ def bootstrap(
                 progress(i + 1, n_resamples)
         return BootstrapOutcome(thetas=out, method=method, n_audited=0, n_disagree=0, n_fallback=0)
 
-    objective, n_fallback = _warm(form, logx, logy, weights, warm_starts(form, logx, logy, optima, delta, n_warm),
-                                  delta, out)
+    starts = warm_starts(form, logx, logy, optima, delta, n_warm, point_weights)
+    objective, n_fallback = _warm(form, logx, logy, weights, starts, delta, out)
     audited = audit_rows(n_resamples, seed, audit_share)
     if progress is not None:
         progress(n_resamples - audited.size, n_resamples)
@@ -123,10 +128,10 @@ def bootstrap(
 
 
 def warm_starts(form: LawForm, logx: np.ndarray, logy: np.ndarray, optima: np.ndarray, delta: float,
-                n_warm: int) -> np.ndarray:
+                n_warm: int, weights: np.ndarray | None = None) -> np.ndarray:
     """The full-data optimum and up to ``n_warm`` − 1 other distinct optima within ``WARM_GAP`` of it."""
     optima = np.atleast_2d(optima)
-    obj = objective_values(form, optima, logx, logy, delta)
+    obj = objective_values(form, optima, logx, logy, delta, weights)
     close = obj <= obj[0] + WARM_GAP * abs(obj[0])
     close[0] = True
     return optima[close][:n_warm]

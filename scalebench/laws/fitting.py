@@ -100,10 +100,13 @@ def fit_frame(
     diagnostics: bool = True,
     other_exponents: Mapping[str, float] | None = None,
     known_floor: float | None = None,
+    cell_col: str | None = None,
 ) -> FitResult:
     """Fit ``form`` to a canonical, validated frame (see ``io.load_data``). Exact duplicate runs are
     dropped with a warning (they would count twice and narrow the intervals). With ``diagnostics`` the
-    result carries a verdict (see ``diagnostics.diagnose``)."""
+    result carries a verdict (see ``diagnostics.diagnose``). ``cell_col`` names a column labelling repeated
+    runs of one cell (seeds): where a cell has two runs or more, runs are weighted by the measured noise and the
+    bootstrap resamples cells (``laws.noise``); without repeats the fit is the unweighted one."""
     from scalebench.laws.bootstrap import bootstrap as run_bootstrap
     from scalebench.laws.bootstrap import intervals
     from scalebench.laws.io import drop_duplicate_runs
@@ -114,7 +117,10 @@ def fit_frame(
     logx = np.log(frame[list(form.variables)].to_numpy(dtype=float).T)
     logy = np.log(frame["loss"].to_numpy(dtype=float))
     starts = form.init_grid(grid, logx=logx if not isinstance(grid, np.ndarray) else None)
-    outcome = multistart(form, logx, logy, delta=huber_delta, starts=starts, n_refine=n_refine)
+    noise = _seed_noise(frame, form, logx, logy, cell_col)
+    weights = None if noise is None else noise.weights
+    delta = huber_delta if noise is None else noise.deltas(huber_delta)
+    outcome = multistart(form, logx, logy, delta=delta, starts=starts, n_refine=n_refine, weights=weights)
 
     log_pred = form.log_predict(outcome.theta, logx)[0]
     keep = [c for c in ("run_id", *dict.fromkeys(("params", "tokens", "flops", *form.variables)), "loss") if c in frame]
@@ -126,12 +132,14 @@ def fit_frame(
     thetas, cis, boot_meta = None, {}, {}
     if bootstrap:
         groups = frame["run_id"].to_numpy() if "run_id" in frame else np.arange(len(frame))
+        if noise is not None:  # a cell's seeds are one draw of the ladder: resampled together
+            groups = noise.cells
         boot = run_bootstrap(form, logx, logy, groups, optima=outcome.optima, grid=starts, n_refine=n_refine,
-                             n_resamples=int(bootstrap), seed=seed, delta=huber_delta, method=bootstrap_method,
-                             n_warm=1 + BOOTSTRAP_EXTRA_STARTS, progress=progress)
+                             n_resamples=int(bootstrap), seed=seed, delta=delta, method=bootstrap_method,
+                             n_warm=1 + BOOTSTRAP_EXTRA_STARTS, progress=progress, point_weights=weights)
         thetas = boot.thetas
         cis = dict(intervals(form, thetas, confidence))
-        boot_meta = {"bootstrap_method": boot.method}
+        boot_meta = {"bootstrap_method": boot.method} | ({} if noise is None else {"bootstrap_groups": "cells"})
         if boot.n_audited:
             boot_meta |= {"bootstrap_audited": boot.n_audited, "bootstrap_disagree": boot.n_disagree}
 
@@ -155,13 +163,14 @@ def fit_frame(
         bootstrap_thetas=thetas,
         source=source,
         metadata={"seed": seed, "reach_rtol": outcome.reach_rtol, "n_local_optima": len(outcome.optima),
-                  "n_refine": n_refine, "data_fingerprint": data_fingerprint(frame, form.variables), **boot_meta},
+                  "n_refine": n_refine, "data_fingerprint": data_fingerprint(frame, form.variables), **boot_meta,
+                  **({} if noise is None else {"seed_noise": noise.summary()})},
     )
     if backtest_below is not None:
         from scalebench.laws.backtest import backtest_frame
 
         options = {"huber_delta": huber_delta, "n_refine": n_refine, "grid": grid, "seed": seed,
-                   "confidence": confidence}
+                   "confidence": confidence, "cell_col": cell_col}
         result = dataclasses.replace(result, backtest=backtest_frame(frame, form, backtest_below, **options))
     if diagnostics:
         from scalebench.laws.diagnostics import diagnose
@@ -169,9 +178,23 @@ def fit_frame(
         others = dict(other_exponents or {})
         if not others and form.has_frontier and set(form.variables) == {"params", "tokens"}:
             others = _approach2_exponent(frame)
-        result = dataclasses.replace(result, diagnostics=diagnose(result, frame, other_exponents=others,
-                                                                    known_floor=known_floor))
+        diag = diagnose(result, frame, other_exponents=others, known_floor=known_floor)
+        if noise is not None:
+            diag = dataclasses.replace(diag, checks={**diag.checks, "seed_noise": noise.summary()})
+        result = dataclasses.replace(result, diagnostics=diag)
     return result
+
+
+def _seed_noise(frame: pd.DataFrame, form: LawForm, logx: np.ndarray, logy: np.ndarray,
+                cell_col: str | None) -> object:
+    """The runs' noise from their cells' repeats (``laws.noise.seed_noise``), or None: no repeats, no weights."""
+    if cell_col is None:
+        return None
+    if cell_col not in frame:
+        raise FitError(f"cell_col {cell_col!r} is not a column of the data; columns are {list(frame.columns)}")
+    from scalebench.laws.noise import seed_noise
+
+    return seed_noise(logx, logy, frame[cell_col].to_numpy(), form.variables)
 
 
 def _approach2_exponent(frame: pd.DataFrame) -> dict[str, float]:
@@ -210,6 +233,7 @@ def fit(
     fix: Mapping[str, float] | None = None,
     tie: Mapping[str, str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    cell_col: str | None = None,
 ) -> FitResult:
     """Fit a scaling law to runs.
 
@@ -225,6 +249,9 @@ def fit(
     also fit on runs below this many FLOPs and score predictions of the rest. ``n_refine``: grid starts
     refined after screening (None: all); ``grid``: per-raw-parameter start values or an (S, P) array
     replacing the form's grid. ``progress(done, total)`` is called after each bootstrap resample.
+    ``cell_col`` (files and DataFrames): a column labelling repeated runs of one cell (seeds); runs are then
+    weighted by the noise measured between repeats and the bootstrap resamples cells (``laws.noise``). A sweep
+    folder whose ``[ladder] seeds`` repeat cells is weighted so without it.
 
     The result carries ``diagnostics`` (verdict, reasons, suggestions). A fit that does not converge
     returns with ``success=False``; unusable data raise ``FitError``.
@@ -250,6 +277,7 @@ def fit(
         params_col=params_col,
         tokens_col=tokens_col,
         flops_col=flops_col,
+        extra_cols=(cell_col,) if cell_col else (),
     )
     columns = {"loss_col": frame.attrs.get("loss_col", loss_col), "params_col": params_col}
     result = fit_frame(
@@ -265,6 +293,7 @@ def fit(
         seed=seed,
         confidence=confidence,
         backtest_below=backtest_below,
+        cell_col=cell_col,
     )
     result.metadata.update(columns)  # saved with the fit: the report fits and shows the same columns
     return result

@@ -3,7 +3,8 @@
 Residuals are r_i = log L̂_i − log L_i, so the objective is scale-free across loss values and, with a small
 δ (1e-3, Hoffmann et al. 2022 appendix D.2), behaves like least absolute deviations: outlying runs pull
 far less than in least squares. Optional per-point weights (integer counts) implement a bootstrap resample
-without copying the data; ``objective_and_grad_rows`` evaluates many (parameters, weights) rows at once, so a
+without copying the data; ``delta`` may be one threshold or one per point (a fit weighted by seed noise,
+``laws.noise``, scales each residual by multiplying its weight and dividing its threshold); ``objective_and_grad_rows`` evaluates many (parameters, weights) rows at once, so a
 bootstrap's refits share one vectorised pass per step.
 """
 
@@ -22,6 +23,16 @@ def huber(r: np.ndarray, delta: float) -> np.ndarray:
 
 def huber_grad(r: np.ndarray, delta: float) -> np.ndarray:
     return np.clip(r, -delta, delta)
+
+
+def delta_mass(delta: float | np.ndarray, weights: np.ndarray | None, n: int, rows: int | None = None) -> np.ndarray:
+    """Σ weight·δ over the points (the size of a gradient that counts as stationary): a float, or (rows,) for a
+    (rows, n) ``weights``."""
+    d = np.broadcast_to(np.asarray(delta, dtype=float), (n,))
+    if weights is None:
+        total = float(d.sum())
+        return total if rows is None else np.full(rows, total)
+    return np.asarray(weights, dtype=float) @ d
 
 
 def objective_values(

@@ -21,7 +21,12 @@ import numpy as np
 from scipy.optimize import minimize
 
 from scalebench.laws.forms import LawForm
-from scalebench.laws.objective import objective_and_grad, objective_and_grad_rows, objective_values
+from scalebench.laws.objective import (
+    delta_mass,
+    objective_and_grad,
+    objective_and_grad_rows,
+    objective_values,
+)
 
 # L-BFGS-B's ftol is absolute for objectives below 1, and a Huber objective with δ = 1e-3 is ~1e-3:
 # the scipy default (2.2e-9) would stop early, the pitfall Besiroglu et al. (2024) found in the original fit.
@@ -93,7 +98,7 @@ def refine(
     if not success and np.isfinite(obj) and "ABNORMAL" in message:
         grad = np.asarray(res.jac, dtype=float)
         grad = np.where(((res.x <= lo) & (grad > 0)) | ((res.x >= hi) & (grad < 0)), 0.0, grad)
-        scale = delta * (len(logy) if weights is None else float(np.sum(weights)))
+        scale = float(delta_mass(delta, weights, logy.size))
         pg = float(np.max(np.abs(grad)))
         if pg <= STATIONARY_RTOL * scale:
             success = True
@@ -215,7 +220,7 @@ def refine_rows(
     active = np.isfinite(f)
     why[~active] = "objective not finite at the start"
     scalar = np.zeros(n_rows, dtype=bool)  # rows to finish with ``refine``
-    scale = delta * (np.full(n_rows, logy.size, float) if weights is None else np.sum(weights, axis=1))
+    scale = delta_mass(delta, weights, logy.size, n_rows)
     ftol, gtol = LBFGS_OPTIONS["ftol"], LBFGS_OPTIONS["gtol"]
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007 (reported)

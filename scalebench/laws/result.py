@@ -284,8 +284,13 @@ class FitResult:
             lines.append(
                 f"warning: optimum on a bound for {', '.join(self.on_bound)}; widen bounds or distrust it"
             )
+        noise = self.metadata.get("seed_noise")
+        if noise:
+            lines.append(f"weights: seed noise of {noise['replicated_cells']} repeated cells ({noise['model']}), "
+                         f"noise of log loss {noise['sigma_min']:.3g}-{noise['sigma_max']:.3g}")
         if self.bootstrap_thetas is not None:
-            lines.append(f"bootstrap: {len(self.bootstrap_thetas)} resamples over runs")
+            over = "cells (a cell's seeds together)" if self.metadata.get("bootstrap_groups") == "cells" else "runs"
+            lines.append(f"bootstrap: {len(self.bootstrap_thetas)} resamples over {over}")
         if self.backtest is not None:
             bt = self.backtest
             lines.append(

@@ -13,7 +13,9 @@ The inputs, decided here and nowhere else:
   (the training curves in the store), for the disagreement check;
 * **backtest**: on the runs below the compute that leaves about a quarter above it (``compare.backtest_threshold``)
   unless ``backtest_below`` is given; none when too few runs. Its error joins the verdict;
-* **ladder health** (``laws.health``: lr probes, loss spikes, crossing curves, cells left out) joins the verdict.
+* **ladder health** (``laws.health``: lr probes, loss spikes, crossing curves, cells left out) joins the verdict;
+* **seed noise**: where ``[ladder] seeds`` repeats cells, runs are weighted by the noise measured between seeds
+  and the bootstrap resamples cells (``laws.noise``).
 """
 
 from __future__ import annotations
@@ -95,15 +97,26 @@ def _form(law: Any, fix: Mapping[str, float] | None, tie: Mapping[str, str] | No
     return constrain(law, fix, tie)
 
 
+CELL_COL = "cell"  # the column of a fitted frame naming each run's cell, where seeds repeat cells
+
+
 def _frame(sweep: Any, form: Any, loss_col: str | None, columns: Mapping[str, str],
            extra_cols: Sequence[str] = ()) -> tuple[pd.DataFrame, str]:
     from scalebench.laws.io import done_runs, load_data
+    from scalebench.laws.noise import seed_cells
 
     done = done_runs(sweep.results, sweep.path, stacklevel=5)
     col = sweep_loss_col(done, loss_col)
     frame = load_data(done, form.variables, loss_col=col, extra_cols=extra_cols, where=str(sweep.path),
                       **columns)
+    cells = seed_cells(done, sweep.axes)
+    if cells is not None and "run_id" in frame:
+        frame[CELL_COL] = frame["run_id"].map(cells).fillna(frame["run_id"].astype(str))
     return frame, col
+
+
+def _cell_col(frame: pd.DataFrame) -> str | None:
+    return CELL_COL if CELL_COL in frame else None
 
 
 def _options(bootstrap: int, seed: int, confidence: float, huber_delta: float, n_refine: int | None,
@@ -148,7 +161,7 @@ def fit_sweep(
     frame, col = _frame(sweep, form, loss_col, columns)
     _warn_if_mixed(sweep)
     result = fit_runs(frame, form, curves=sweep_curves(sweep), floor=known_floor(sweep.meta, col),
-                      backtest_below=backtest_below, source=str(sweep.path), **options)
+                      backtest_below=backtest_below, source=str(sweep.path), cell_col=_cell_col(frame), **options)
     result.metadata.update(loss_col=col, params_col=params_col)  # saved: the report shows the same columns
     return _with_health(result, sweep, col)
 
@@ -227,7 +240,8 @@ def fit_sweep_groups(
             with warnings.catch_warnings():
                 warnings.simplefilter("default")
                 r = fit_runs(runs, form, curves=sweep_curves(sweep, runs["run_id"].tolist()), floor=floor,
-                             backtest_below=backtest_below, source=f"{sweep.path} [{by}={value}]", **options)
+                             backtest_below=backtest_below, source=f"{sweep.path} [{by}={value}]",
+                             cell_col=_cell_col(runs), **options)
         except FitError as exc:
             errors[value] = str(exc)
             continue
