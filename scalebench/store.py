@@ -369,9 +369,10 @@ def _results_frame(store: ResultStore):
     """load_results on an open store (a Sweep reads every table through one connection)."""
     import pandas as pd
 
-    rows = []
+    rows, axes = [], {}
     for r in store.runs():
         spec, rec = r["spec"], r["record"] or {}
+        axes.update(dict.fromkeys(spec.get("axes") or {}))
         shape = spec.get("shape", {})
         row = {
             "run_id": r["run_id"], "status": r["status"], "family": spec.get("family"),
@@ -392,7 +393,7 @@ def _results_frame(store: ResultStore):
         if isinstance(rec.get("bottleneck_detail"), dict):
             row["bottleneck_detail"] = json.dumps(rec["bottleneck_detail"])
         rows.append(row)
-    df = pd.DataFrame(rows)
+    df = _with_group(pd.DataFrame(rows), tuple(axes))
     for col in RESULT_COLUMNS:
         if col not in df.columns:
             df[col] = None
@@ -407,6 +408,21 @@ def _results_frame(store: ResultStore):
             if converted.notna().sum() == df[c].notna().sum():  # a text axis (optimizer = "sgd") stays text
                 df[c] = converted
     return df
+
+
+def _with_group(df, axes: tuple[str, ...]):
+    """Runs that differ in two or more grid axes (optimizer and momentum, say) get a ``group`` column naming
+    their combination (``optimizer=sgd momentum=0.9``; an axis a run does not use is left out), so that a
+    comparison is made per combination and never pools runs over an axis (seeds repeat a cell: not an axis)."""
+    import pandas as pd
+
+    order = ("family", "optimizer", "momentum", "lr", "batch", "precision")  # config.GridSpec.AXES, read first
+    varying = sorted((a for a in axes if a != "seed" and a in df and df[a].dropna().nunique() >= 2),
+                     key=lambda a: (order.index(a) if a in order else len(order), a))
+    if len(varying) < 2 or "group" in df:
+        return df
+    labels = [" ".join(f"{a}={row[a]}" for a in varying if pd.notna(row[a])) for row in df.to_dict("records")]
+    return df.assign(group=labels)
 
 
 def _label(spec: dict[str, Any]) -> str | None:

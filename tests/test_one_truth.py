@@ -151,6 +151,38 @@ def test_a_difference_is_claimed_only_between_determined_fits():
                                             "lstm": result(0.50, 0.55, "reliable")})
     assert any("differs between gpt" in d for d in both.differences())
     assert np.isfinite(both.comparison()["value"]).all()
+    three = GroupedFit(by="group", results={"adamw": result(0.40, 0.45, "weak"), "sgd-m0.9": result(0.43, 0.5, "weak"),
+                                            "sgd-m0": result(0.6, 0.9, "weak")})
+    said = three.differences()  # one sentence per pair: two differences and one overlap
+    assert len(said) == 3 and sum("differs" in d for d in said) == 2
+    assert any(d.startswith("no difference in a shown between adamw") and "sgd-m0.9" in d for d in said)
+
+
+def test_runs_differing_in_two_axes_are_compared_per_combination(tmp_path):
+    """optimizer x momentum: `group` names each combination (the page's default grouping), and grouping by
+    optimizer alone, which pools momentum 0 and 0.9 into one law, says so."""
+    from scalebench.laws.analysis import group_axis
+    from scalebench.laws.sweepfit import _warn_if_pooled
+    from scalebench.store import ResultStore, SweepTables
+
+    with ResultStore(tmp_path, create=True) as store:
+        for i, (opt, m) in enumerate([("adamw", None), ("sgd", 0.0), ("sgd", 0.9)] * 2):
+            run_id = f"mlp-{i}-{opt}-{m}"
+            store.add_runs([(run_id, f"h{i}", {"family": "mlp", "params": 1e3 * (1 + i), "tokens": 1e4,
+                                               "flops": 6e7 * (1 + i), "axes": {"optimizer": opt, "momentum": m}})])
+            store.set_status(run_id, "running", pid=1, host="x")
+            store.set_status(run_id, "done", record={"eval_loss": 1.0 + i / 10})
+    sweep = SweepTables(tmp_path)
+    assert sorted(set(sweep.results["group"])) == ["optimizer=adamw", "optimizer=sgd momentum=0.0",
+                                                   "optimizer=sgd momentum=0.9"]
+    assert group_axis(sweep.results, None, sweep.axes) == "group"
+    with pytest.warns(UserWarning, match="optimizer=sgd holds optimizer=sgd momentum=0.0 and .*--group-by group"):
+        _warn_if_pooled(sweep, "optimizer")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_if_pooled(sweep, "group")
 
 
 def test_a_plan_from_a_weak_fit_carries_its_flag_on_every_surface(tmp_path, capsys):

@@ -58,14 +58,15 @@ def reason(exc: BaseException) -> str:
 
 
 def group_axis(results: pd.DataFrame, wanted: str | None = None, axes: tuple[str, ...] = ()) -> str | None:
-    """The column compared by group: ``wanted``, else the first of the sweep's grid ``axes`` and then
-    ``GROUP_AXES`` with two or more values among the done runs (None when there is none)."""
+    """The column compared by group: ``wanted``, else ``group`` where the runs differ in several grid axes (the
+    store names each combination), else the first of the sweep's grid ``axes`` and then ``GROUP_AXES`` with two
+    or more values among the done runs (None when there is none)."""
     done = results[results["status"] == "done"]
     if wanted is not None:
         if wanted not in done:
             raise ConfigError(f"group_by: no column {wanted!r} in the results; columns are {list(done.columns)}")
         return wanted
-    for col in dict.fromkeys((*axes, *GROUP_AXES)):
+    for col in dict.fromkeys(("group", *axes, *GROUP_AXES)):
         if col in NOT_GROUPS:  # replicates of one cell, not groups with laws of their own
             continue
         if col in done and done[col].dropna().nunique() >= 2:

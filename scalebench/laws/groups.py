@@ -42,9 +42,9 @@ class GroupedFit:
 
     def differences(self) -> list[str]:
         """Sentences on the frontier exponent a across groups. A difference is claimed only between two
-        fits that determine a (verdict not ``undetermined``, with an interval): there, disjoint intervals are
-        a difference the data support and overlapping ones are none shown. A group that does not determine
-        a is named with what it lacks, and no claim involves it."""
+        fits that determine a (verdict not ``undetermined``, with an interval), one sentence per such pair:
+        disjoint intervals are a difference the data support, overlapping ones are none shown. A group that
+        does not determine a is named with what it lacks, and no claim involves it."""
         table = self.comparison()
         a = table[table["quantity"] == "a"]
         determined, out = [], []
@@ -60,15 +60,11 @@ class GroupedFit:
             else:
                 determined.append(row)
         claims = []
-        for i, x in enumerate(determined):
-            for y in determined[i + 1:]:
-                if x.high < y.low or y.high < x.low:
-                    claims.append(f"a differs between {x.group} ({x.value:.3f} [{x.low:.3f}, {x.high:.3f}]) and "
-                                  f"{y.group} ({y.value:.3f} [{y.low:.3f}, {y.high:.3f}]): the intervals do not "
-                                  "overlap")
-        if len(determined) > 1 and not claims:
-            claims.append("the intervals of a overlap for every pair of groups that determine it: these runs show "
-                          "no difference in compute-optimal scaling")
+        for x, y in _pairs(determined):
+            both = (f"{x.group} ({x.value:.3f} [{x.low:.3f}, {x.high:.3f}]) and {y.group} ({y.value:.3f} "
+                    f"[{y.low:.3f}, {y.high:.3f}])")
+            claims.append(f"a differs between {both}: the intervals do not overlap" if _apart(x, y) else
+                          f"no difference in a shown between {both}: the intervals overlap")
         return claims + out
 
     def summary(self) -> dict[str, Any]:
@@ -97,6 +93,14 @@ class GroupedFit:
                 lines.append(f"  {str(row.group):>14} {row.quantity:>8} = {row.value:.4g} {ci}  ({row.verdict})")
         lines += [f"  {d}" for d in self.differences()]
         return "\n".join(lines)
+
+
+def _pairs(rows: list) -> list[tuple]:
+    return [(x, y) for i, x in enumerate(rows) for y in rows[i + 1:]]
+
+
+def _apart(x: Any, y: Any) -> bool:
+    return x.high < y.low or y.high < x.low
 
 
 def fit_groups(

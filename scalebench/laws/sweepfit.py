@@ -191,6 +191,20 @@ def _warn_if_mixed(sweep: Any) -> None:
                       f"{axis!r}, CLI --group-by {axis})", stacklevel=3)
 
 
+def _warn_if_pooled(sweep: Any, by: str) -> None:
+    """A grouping that pools runs of several grid combinations (``by = optimizer`` over momentum 0 and 0.9)
+    fits one law to runs that differ in another setting: say so, and how to fit per combination."""
+    done = sweep.done
+    if by == "group" or "group" not in done or by not in done:
+        return
+    pooled = [f"{by}={value} holds {' and '.join(sorted(map(str, g['group'].unique())))}"
+              for value, g in done.groupby(by, sort=True) if g["group"].nunique() > 1]
+    if pooled:
+        warnings.warn(f"{sweep.path}: grouping by {by!r} pools runs that differ in other grid axes ({'; '.join(pooled)}); "
+                      "each such law describes none of them: fit one per combination (group_by='group', CLI "
+                      "--group-by group)", stacklevel=3)
+
+
 def fit_sweep_groups(
     sweep: Any,
     law: Any = "chinchilla",
@@ -230,6 +244,7 @@ def fit_sweep_groups(
         raise FitError(f"{sweep.path}: the results have no run_id column")
     if frame[by].isna().any():
         raise FitError(f"{sweep.path}: column {by!r} has {int(frame[by].isna().sum())} missing value(s)")
+    _warn_if_pooled(sweep, by)
     floor = known_floor(sweep.meta, col)
     results, errors = {}, {}
     for value, g in frame.groupby(by, sort=True):
