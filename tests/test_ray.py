@@ -109,6 +109,27 @@ def test_a_restarted_driver_picks_up_where_it_was(ray_cluster, write_sweep, tmp_
     assert set(events[events.kind == "interrupted"].run_id) == set(_rows(out))
 
 
+@pytest.mark.slow
+def test_a_killed_driver_leaves_nothing_of_the_ray_it_started_running(write_sweep, tmp_path, sweep_cli, wait_until,
+                                                                        both_training):
+    """kill -9 of a sweep that started its own Ray: its Ray processes (the raylet's agents, which Ray leaves
+    orphaned, among them), its tasks and their workers all end within seconds."""
+    from scalebench.sweep.executors.reaper import process_table, tree
+
+    pytest.importorskip("ray")
+    out = tmp_path / "sweep"
+    spec = write_sweep(tokens="[98304]", extra='[executor]\nkind = "ray"\n[executor.ray]\nnum_cpus = 2\n')
+    driver = sweep_cli(spec, out, env={k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"})
+    wait_until(lambda: both_training(out), "both Ray tasks have recorded steps", timeout_s=240)
+    table = process_table()
+    started = tree([(driver.pid, table[driver.pid][1])], table) - {(driver.pid, table[driver.pid][1])}
+    assert len(started) >= 6  # GCS, raylet, agents, two task workers and their training workers, the reaper
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    wait_until(lambda: not tree(started, process_table()), "nothing the killed sweep started is alive",
+               timeout_s=30, every_s=0.5)
+
+
 def test_ray_without_ray_installed_is_a_config_error_naming_the_fix(write_sweep, tmp_path, monkeypatch):
     import sys
 

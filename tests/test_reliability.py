@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -425,8 +424,7 @@ def test_a_killed_driver_leaves_none_of_its_rays_processes_running(tmp_path, wai
     pids = json.loads(driver.stdout.readline())
     try:
         assert all(pid_alive(p) for p in pids.values())
-        time.sleep(0.5)  # the reaper notes the tree every 0.2 s
-        driver.kill()
+        driver.kill()  # at once: adopted() returned once the reaper held the tree
         driver.wait()
         wait_until(lambda: not any(pid_alive(pids[k]) for k in ("raylet", "agent", "reaper")),
                    "the raylet stand-in, its orphaned agent and the reaper are gone", timeout_s=20)

@@ -6,7 +6,7 @@ Linux parent-death signal, but not what the raylet starts: on a killed driver th
 a GCS that is gone, and task workers linger for seconds. Ray has no option that ends them, so the sweep starts
 a *reaper* before ``ray.init()``: a small process of its own session (a Ctrl-C or a hang-up of the terminal does
 not reach it) that adopts every child the sweep starts until told that Ray is up, follows their descendants
-(snapshots every 0.2 s, each process named by pid and start time, so a reused pid is never touched), and once
+(a snapshot every second, each process named by pid and start time, so a reused pid is never touched), and once
 the sweep process is gone, or closes the reaper after ``ray.shutdown()``, kills every one still alive.
 
 The reaper runs this file as a script under ``python -I``: standard library only, nothing of the sweep imported.
@@ -25,7 +25,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-_SNAPSHOT_S = 0.2  # how often the reaper notes the tree; also how soon it sees the sweep process die
+# how often the reaper notes the tree (a walk of /proc: milliseconds); the sweep process's death is seen at
+# once (its end of the reaper's stdin closes)
+_SNAPSHOT_S = 1.0
 _CLOSE_WAIT_S = 10.0
 
 Proc = tuple[int, int]  # (pid, start time in clock ticks since boot): one process, never a later one with its pid
@@ -124,7 +126,8 @@ def watch(driver: int, exclude: set[Proc]) -> None:
         if not os.read(0, 4096):  # the driver closed us or died
             break
         if adopting:  # Ray is up: its processes all exist now; nothing the driver starts later is adopted
-            known |= children_of(driver) - exclude - {me}
+            table = process_table()
+            known = tree(known | (children_of(driver, table) - exclude - {me}), table)
             adopting = False
             with contextlib.suppress(OSError):
                 os.write(1, b"adopted\n")
