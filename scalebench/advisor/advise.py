@@ -19,17 +19,20 @@ Method (details and citations in ``design.py``, ``space.py`` and ``scalebench/la
    drop of the criterion per unit cost (also per √cost and per run, keeping the best of the three, a guard
    against the ratio rule's known failure on knapsacks), until nothing more fits the budget or ``max_runs``.
    The proposal never costs more than the budget.
-4. The searches' designs and the design a person picks first (the ladder's next size at its tokens per
-   parameter) are compared by the interval `fit` will report: the width of the bootstrap percentile
-   interval, linearised (``Criterion.bootstrap_value``), which sees a design whose width hangs on a few runs
-   a resample may leave out. The larger size is proposed unless another design predicts 10% narrower.
-5. Expected width: the current width, exactly as `fit --at-flops` reports it (``laws.optimum.optimum_at``),
-   times the predicted ratio of the linearised bootstrap widths.
+4. The final choice is made on the interval `fit` will report, by simulation (``simulate.py``): the
+   search's two best designs (by the linearised bootstrap width, ``Criterion.bootstrap_value``) and the
+   designs a person picks first — the ladder's next size at its tokens per parameter (``larger size``) and
+   every ladder size once more at a longer ratio (``ratios extended``) — are each added to the runs done with
+   losses drawn from a few members of the fit's ensemble, refitted with a bootstrap, and scored by the
+   interval of ``laws.intervals.interval``. The larger size is proposed unless another design's simulated
+   interval is 10% narrower (``BEAT_MARGIN``). ``replicates=0`` ranks by the linearisation instead.
+5. Expected width: the current width, as `fit --at-flops` reports it (``laws.intervals.interval``), times the
+   chosen design's predicted ratio of log-widths (simulated, or linearised with ``replicates=0``).
 
 When the current data do not identify the law (a parameter whose variance the data barely shrink below the
-prior's, or a fit that cannot be made at all) the advice says so and proposes the *smallest* design that
-settles it: the greedy search on the D-criterion (all parameters) stops at the first design that identifies
-every parameter; without any fit, the cheapest product design that gives at least three sizes, three token
+prior's, or a fit that cannot be made at all) the advice says so. With a fit, the cheapest design that
+settles the target (the greedy search stopped at the first design that does) joins the candidates of step 4;
+without any fit, it proposes the cheapest product design that gives at least three sizes, three token
 counts and two points per parameter.
 
 Assumptions: independent noise of equal variance in log loss for every run (small runs are often noisier);
@@ -55,6 +58,7 @@ import pandas as pd
 
 from scalebench._util import json_safe
 from scalebench.advisor import design
+from scalebench.advisor.simulate import REPLICATES
 from scalebench.advisor.space import (
     BUDGET_KINDS,
     Cells,
@@ -72,7 +76,7 @@ from scalebench.advisor.space import (
 from scalebench.errors import ConfigError, FitError
 from scalebench.laws import optimum
 from scalebench.laws.forms import get_law
-from scalebench.laws.optimum import optimum_at
+from scalebench.laws.intervals import interval
 from scalebench.laws.result import FitResult
 
 ENSEMBLE = 16  # ensemble members: the fit plus up to 15 bootstrap refits
@@ -81,7 +85,8 @@ SETTLED = 1.5  # the target is determined when a 10x wider prior grows its varia
 DEFAULT_MIN_RUNS = 6  # max_runs defaults to max(this, the runs done)
 RATIO_SPAN = 3.0  # default trusted tokens per parameter: the runs' range widened this factor each way
 BEAT_MARGIN = math.log(1.1)  # another design replaces the larger-size one when it predicts a 10% narrower
-# interval: the prediction is a linearisation, and a person's design wins the ties
+# interval: the prediction is a small simulation (or a linearisation), and a person's design wins the ties
+ADVISOR_CANDIDATES = 2  # the search's best designs (by the linearised width) that go on to the simulation
 SCORES = (1.0, 0.5, 0.0)  # greedy gain / cost**λ for each λ; the best final design wins
 
 
@@ -127,7 +132,8 @@ class Advice:
     verdict: str  # determined | undetermined
     reasons: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
-    design_name: str = "advisor"  # advisor, or the conventional design it could not beat ("larger size")
+    design_name: str = "advisor"  # advisor, or a person's design it could not beat: larger size | ratios extended
+    candidates: tuple[tuple[str, float], ...] = ()  # (design, predicted width ratio after / now) of each compared
     ladder_kind: str = "params"  # the sweep's model key the sizes are written under: sizes | shapes | params
     spec: dict[str, Any] | None = field(default=None, repr=False)
     spec_changes: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -162,7 +168,8 @@ class Advice:
             "budget": self.budget, "cost_unit": self.cost_unit, "cost_source": self.cost_source,
             "total_cost": self.total_cost, "total_flops": self.total_flops,
             "design": {"name": self.design_name, "kind": self.design_kind, "ladder_key": self.ladder_kind,
-                       "sizes": list(self.design_sizes), "budgets": list(self.design_budgets)},
+                       "sizes": list(self.design_sizes), "budgets": list(self.design_budgets),
+                       "candidates": {name: ratio for name, ratio in self.candidates}},
             "runs": [r.summary() for r in self.runs], "notes": list(self.notes),
         })
 
@@ -402,6 +409,7 @@ def advise(
     fit: FitResult | None = None,
     loss_col: str | None = None,
     kinds: tuple[str, ...] = BUDGET_KINDS,
+    replicates: int = REPLICATES,
     **context: Any,
 ) -> Advice:
     """Propose the runs that most narrow the ``target`` interval at ``target_flops`` within the budget.
@@ -412,7 +420,8 @@ def advise(
     or CPU core-hours), ``budget_gpu_hours`` (the same, refused for a sweep that ran on CPU), ``budget_usd``. ``candidates``: axis
     values to choose from instead of the default grids, ``{"params": [...], "tokens": [...]}`` (or
     ``"tokens_per_param"`` / ``"flops"`` as the budget axis). ``max_runs`` caps the number of new runs.
-    ``fit``: an already fitted result of the same data (skips the fit). Further keywords describe the space
+    ``fit``: an already fitted result of the same data (skips the fit). ``replicates``: simulated refits per
+    candidate design in the final choice (``simulate``; 0 ranks the candidates by the linearisation alone). Further keywords describe the space
     for file sources or override a sweep's: ``family`` (file sources: None = sizes are exact counts costing
     6·N·D; a family name = sizes from its shape rule and FLOPs per token), ``shape_context``, ``corpus_tokens``, ``max_epochs``,
     ``memory_bytes``, ``batch_tokens``, ``min_steps``, ``gpu``, ``mfu``, ``price_usd_per_hour``.
@@ -425,6 +434,8 @@ def advise(
                               "tokens_per_param_range"}
     if unknown:
         raise ConfigError(f"advise: unknown option(s) {sorted(unknown)}")
+    if isinstance(replicates, bool) or not isinstance(replicates, int) or replicates < 0:
+        raise ConfigError(f"replicates must be an integer >= 0 (0: no simulated refits), not {replicates!r}")
     if max_runs is not None and (isinstance(max_runs, bool) or not isinstance(max_runs, int) or max_runs < 2):
         raise ConfigError(f"max_runs must be an integer >= 2 (a sweep has at least two sizes), not {max_runs!r}")
     frame, space, cost_model = _load(source, form, loss_col, kind, context)
@@ -441,7 +452,8 @@ def advise(
                            max_runs=max_runs)
     return _advise_fitted(result, frame, form, space, cost_model, axes, target=target, log_c=log_c,
                           target_flops=target_flops, confidence=confidence, budget=budget,
-                          max_runs=max_runs, seed=seed)
+                          max_runs=max_runs, seed=seed, replicates=replicates,
+                          people_too=candidates is None and "tokens_per_param" in axes)
 
 
 def _ratio_range(frame: pd.DataFrame, given) -> tuple[float, float]:
@@ -497,16 +509,17 @@ def _ensemble(result: FitResult, seed: int) -> np.ndarray:
     return np.array(members)
 
 
-def _current(result: FitResult, frame, target, target_flops, confidence) -> tuple[float, tuple, str]:
-    """The target now and its interval: exactly what `scalebench fit --at-flops` reports (``optimum_at``)."""
-    opt = optimum_at(result, target_flops, confidence=confidence, data=frame)
-    lo, hi = opt["ci"].get(target) or (None, None)
-    nan = math.nan
-    return float(opt[target]), (nan if lo is None else float(lo), nan if hi is None else float(hi)), opt["ci_method"]
+def _current(result: FitResult, target, target_flops, confidence) -> tuple[float, tuple, str]:
+    """The target now and its interval: the one definition (``laws.intervals.interval``), which is what
+    `scalebench fit --at-flops` prints."""
+    iv = interval(result, target, target_flops, confidence)
+    return iv.point, (iv.low, iv.high), iv.method
 
 
 def _advise_fitted(result, frame, form, space, cost_model, axes, *, target, log_c, target_flops, confidence,
-                   budget, max_runs, seed) -> Advice:
+                   budget, max_runs, seed, replicates, people_too=True) -> Advice:
+    """``people_too``: a person's designs (tokens per parameter, default sizes) compete; not when the caller
+    gave the candidates or left that budget kind out."""
     logx_old = np.log(frame[list(form.variables)].to_numpy(dtype=float).T)
     resid = result.residuals["residual"].to_numpy() if result.residuals is not None else np.array([])
     sigma = optimum.noise_sigma(resid, form.n_params)
@@ -518,7 +531,7 @@ def _advise_fitted(result, frame, form, space, cost_model, axes, *, target, log_
     ensemble = _ensemble(result, seed)
     n_opt = float(np.exp(optimum.target_log(form, result.theta, "params", log_c)[0]))
     d_opt = target_flops / (6.0 * n_opt)
-    point, interval, method = _current(result, frame, target, target_flops, confidence)
+    point, now, method = _current(result, target, target_flops, confidence)
     if not result.success:
         notes.append(f"the fit did not converge ({result.message}); the advice linearises it all the same")
     found, reasons = [], []
@@ -531,47 +544,110 @@ def _advise_fitted(result, frame, form, space, cost_model, axes, *, target, log_
         reasons = _undetermined_reasons(crit, form, target)
         found += [(key, state, cells, crit) for key, state in _search(crit, cells, budget, max_runs,
                                                                        settle=bool(reasons))]
-    if reasons:
-        _, state, best_cells, best_crit = min(found, key=lambda f: f[0])
-        ratio = math.exp(0.5 * (float(best_crit.value(best_crit.info_of(state.cells)))
-                                - float(best_crit.value(best_crit.base))))
-        design_name = "advisor"
-    else:
-        ref = _larger_size(frame, space, cost_model, budget, max_runs)
-        if ref is not None:
-            ref_crit = design.Criterion(form, ensemble, logx_old, _cells_logx(ref[0]), v=v, target=target,
-                                        log_c=log_c)
-            found.append(((-1,), ref[1], ref[0], ref_crit))
-        state, best_cells, best_crit, ratio, design_name = _select(found, confidence, seed)
-    width = interval[1] - interval[0]
+    width = now[1] - now[0]
+    named = [] if not people_too else [
+        (name, *made) for name, made in
+        (("larger size", _larger_size(frame, space, cost_model, budget, max_runs)),
+         ("ratios extended", _ratios_extended(frame, space, cost_model, budget, max_runs))) if made is not None]
+    people = [(name, state, cells, design.Criterion(form, ensemble, logx_old, _cells_logx(cells), v=v,
+                                                     target=target, log_c=log_c))
+              for name, cells, state in named]
+    searched = _searched([f for f in found if f[0][0] == 2], confidence, seed)
+    settle_state = None
+    if reasons:  # the cheapest design that settles the target competes beside the ones that spend the budget
+        _, state, cells, crit = min((f for f in found if f[0][0] < 2), key=lambda f: f[0])
+        if state.cells:
+            settle_state = state
+            searched.insert(0, ("advisor (settles)", state, cells, crit, math.nan))
+    pick = _Pick(confidence=confidence, seed=seed, replicates=replicates, sigma=sigma, target=target,
+                 target_flops=target_flops, now_log_width=_log_width(now))
+    state, best_cells, best_crit, ratio, design_name, scored = pick.choose(searched, people, result, frame,
+                                                                           default=found[0][1:])
+    if scored and replicates:
+        notes.append(f"design chosen among {len(scored)} candidates by {replicates} simulated refits each "
+                     "(bootstrap intervals, as `fit --at-flops` reports them)")
     expected = width * ratio if state.cells else width
     verdict = "undetermined" if reasons else "determined"
     if reasons:
-        if state.cells and _settled(best_crit, state.cells):
+        if state.cells and state is settle_state and _settled(best_crit, state.cells):
             notes.append("the proposal is the cheapest design found that determines the target; fit again "
                          "after it and ask for more")
+        elif state.cells and _settled(best_crit, state.cells):
+            notes.append("the proposal should determine the target; fit again after it")
         else:
             notes.append("no design within the budget determines the target; this one helps most")
     return _make_advice(result.law, target, target_flops, confidence, budget, cost_model, best_cells, state,
-                        point, interval, width, expected, method, verdict, reasons, notes, space, design_name)
+                        point, now, width, expected, method, verdict, reasons, notes, space, design_name, scored)
 
 
-def _select(found: list, confidence: float, seed: int) -> tuple:
-    """The design to propose among the searches' results and the larger-size design (key ``(-1,)``), by the
-    linearised width of the bootstrap interval `fit` will report after the runs (``Criterion.bootstrap_value``).
-    The larger-size design wins unless another predicts an interval at least 10% narrower. Returns (state,
-    cells, criterion, predicted width ratio, design name)."""
-    scored = []
-    for key, state, cells, crit in found:
-        if state.cells:
-            value = crit.bootstrap_value(state.cells, confidence, seed=seed)
-            scored.append((value - (BEAT_MARGIN if key == (-1,) else 0.0), value, key, state, cells, crit))
-    if not scored:
-        _, state, cells, crit = found[0]
-        return state, cells, crit, 1.0, "advisor"
-    _, value, key, state, cells, crit = min(scored, key=lambda s: s[0])
-    ratio = math.exp(value - crit.bootstrap_value([], confidence, seed=seed))
-    return state, cells, crit, ratio, "larger size" if key == (-1,) else "advisor"
+def _log_width(bounds: tuple[float, float]) -> float:
+    lo, hi = bounds
+    return math.log(hi / lo) if math.isfinite(lo) and math.isfinite(hi) and 0 < lo < hi else math.nan
+
+
+def _searched(found: list, confidence: float, seed: int, keep: int = ADVISOR_CANDIDATES) -> list:
+    """The search's ``keep`` best distinct designs by the linearised bootstrap width: (name, state, cells,
+    criterion, value)."""
+    ranked = sorted(((crit.bootstrap_value(state.cells, confidence, seed=seed), i, state, cells, crit)
+                     for i, (_, state, cells, crit) in enumerate(found) if state.cells), key=lambda r: r[:2])
+    out, seen = [], set()
+    for value, _, state, cells, crit in ranked:
+        runs = frozenset(_runs_of(cells, state))
+        if runs not in seen and len(out) < keep:
+            seen.add(runs)
+            out.append((f"advisor {len(out) + 1}" if out else "advisor", state, cells, crit, value))
+    return out
+
+
+def _runs_of(cells: Cells, state: _State) -> list[tuple[float, float]]:
+    n_j = cells.budget_values.size
+    return [(float(cells.params[f // n_j]), float(cells.tokens.ravel()[f])) for f in state.cells]
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Pick:
+    """The final choice among the search's designs and a person's (``larger size``, ``ratios extended``)."""
+
+    confidence: float
+    seed: int
+    replicates: int
+    sigma: float
+    target: str
+    target_flops: float
+    now_log_width: float
+
+    def choose(self, searched: list, people: list, result: FitResult, frame: pd.DataFrame, default: tuple) -> tuple:
+        """(state, cells, criterion, predicted width ratio, design name, ((candidate, predicted ratio), ...)).
+
+        Every candidate is scored by the mean log of its simulated log-widths (``simulate``; with 0 replicates
+        by the linearised bootstrap width). A design other than the larger size must predict an interval
+        ``BEAT_MARGIN`` narrower than it: the prediction is noisy, and a person's design wins the ties."""
+        cands = [(name, state, cells, crit) for name, state, cells, crit, _ in searched]
+        cands += [c for c in people if c[1].cells]
+        if not cands:  # nothing affordable: the search's (empty) design
+            state, cells, crit = default
+            return state, cells, crit, 1.0, "advisor", ()
+        if self.replicates > 0:
+            from scalebench.advisor.simulate import scores, simulated_log_widths
+
+            widths = simulated_log_widths(result, frame, [tuple(np.array(_runs_of(c[2], c[1])).T) for c in cands],
+                                          sigma=self.sigma, target=self.target, target_flops=self.target_flops,
+                                          confidence=self.confidence, replicates=self.replicates, seed=self.seed)
+            finite = widths[np.isfinite(widths)]
+            worst = max([*finite.tolist(), self.now_log_width if math.isfinite(self.now_log_width) else 0.0, 1e-6])
+            value = scores(widths, 2.0 * worst)
+            base = math.log(self.now_log_width) if math.isfinite(self.now_log_width) else math.nan
+        else:
+            value = np.array([crit.bootstrap_value(state.cells, self.confidence, seed=self.seed)
+                              for _, state, _, crit in cands])
+            base = cands[0][3].bootstrap_value([], self.confidence, seed=self.seed)
+        adjusted = value + np.array([0.0 if name == "larger size" else BEAT_MARGIN for name, *_ in cands])
+        k = int(np.argmin(adjusted))
+        ratios = np.exp(value - base) if math.isfinite(base) else np.full(len(cands), math.nan)
+        name, state, cells, crit = cands[k]
+        ratio = float(ratios[k]) if math.isfinite(ratios[k]) else 1.0
+        label = "advisor" if name.startswith("advisor") else name
+        return state, cells, crit, ratio, label, tuple((c[0], float(r)) for c, r in zip(cands, ratios, strict=True))
 
 
 def _cells_logx(cells: Cells) -> np.ndarray:
@@ -608,6 +684,33 @@ def _larger_size(frame: pd.DataFrame, space: Space, cost_model: CostModel, budge
                          value=math.nan)
 
 
+def _ratios_extended(frame: pd.DataFrame, space: Space, cost_model: CostModel, budget: float,
+                     max_runs: int) -> tuple[Cells, _State] | None:
+    """The other design a person picks: every size of the ladder once more, at one tokens per parameter — the
+    longest the budget buys within the trusted range (usually past the ladder's longest) — or None."""
+    sizes = np.unique(frame["params"].to_numpy(dtype=float))
+    if sizes.size < 2 or sizes.size > max_runs:
+        return None
+    lo, hi = space.tokens_per_param_range
+    top = float((frame["tokens"] / frame["params"]).max())
+    ratios = np.unique(np.concatenate([np.geomspace(max(lo, 1e-12), hi, 48), top * np.geomspace(1.1, 16.0, 24)]))
+    try:
+        cells = build_cells(space, "tokens_per_param", sizes, ratios[ratios <= hi], cost_model, done=frame)
+    except ConfigError:
+        return None
+    ladder = [i for i in range(cells.params.size) if np.any(np.isclose(cells.params[i], sizes, rtol=5e-3))]
+    if len(ladder) < 2:
+        return None
+    n_j = cells.budget_values.size
+    for j in range(n_j - 1, -1, -1):  # the longest ratio every ladder size can take within the budget
+        if cells.valid[ladder, j].all():
+            cost = float(cells.cost[ladder, j].sum())
+            if cost <= budget:
+                return cells, _State(sizes=list(ladder), budgets=[j], cells=[i * n_j + j for i in ladder],
+                                     cost=cost, value=math.nan)
+    return None
+
+
 def _undetermined_reasons(crit: design.Criterion, form, target: str) -> list[str]:
     """Why the runs done do not determine the target (empty when they do)."""
     if _settled(crit, []):
@@ -619,15 +722,15 @@ def _undetermined_reasons(crit: design.Criterion, form, target: str) -> list[str
 
 
 def _search(crit: design.Criterion, cells: Cells, budget: float, max_runs: int, *, settle: bool):
-    """(sort key, state) of the candidate designs of one budget kind; the lowest key wins over all kinds.
+    """(sort key, state) of the candidate designs of one budget kind.
 
-    Determined: the greedy search per cost^λ for each λ in SCORES, keyed by the criterion. Undetermined: the
-    greedy search per unit cost stopped once the target is settled, keyed by cost when it settles (the
-    cheapest such design) and by the criterion when nothing in the budget settles it."""
+    The greedy search per cost^λ for each λ in SCORES, keyed ``(2, criterion, cost)``. Undetermined, also the
+    greedy search per unit cost stopped once the target is settled, keyed by cost when it settles (``(0, cost,
+    …)``: the cheapest such design) and by the criterion when nothing in the budget settles it (``(1, …)``)."""
+    for lam in SCORES:
+        state = _greedy(crit, cells, budget, max_runs, lam, crit.value)
+        yield (2, float(crit.value(crit.info_of(state.cells))), state.cost), state
     if not settle:
-        for lam in SCORES:
-            state = _greedy(crit, cells, budget, max_runs, lam, crit.value)
-            yield (0, float(crit.value(crit.info_of(state.cells))), state.cost), state
         return
     state = _greedy(crit, cells, budget, max_runs, 1.0, crit.value,
                     stop=lambda st: bool(st.cells) and _settled(crit, st.cells))
@@ -652,7 +755,8 @@ def _public(form, raw: list[str]) -> list[str]:
 
 
 def _make_advice(law, target, target_flops, confidence, budget, cost_model, cells, state, point, interval,
-                 width, expected, method, verdict, reasons, notes, space, design_name="advisor") -> Advice:
+                 width, expected, method, verdict, reasons, notes, space, design_name="advisor",
+                 candidates=()) -> Advice:
     n_j = cells.budget_values.size
     runs = []
     for flat in sorted(state.cells, key=lambda f: (cells.params[f // n_j], cells.tokens.ravel()[f])):
@@ -673,7 +777,7 @@ def _make_advice(law, target, target_flops, confidence, budget, cost_model, cell
                   current_width=float(width), expected_width=float(expected), width_method=method,
                   verdict=verdict, reasons=tuple(reasons), notes=tuple(notes), spec=space.spec,
                   spec_changes=space.spec_changes, ladder_kind=space.ladder_kind or "params",
-                  sweep_dir=space.sweep_dir, design_name=design_name)
+                  sweep_dir=space.sweep_dir, design_name=design_name, candidates=tuple(candidates))
 
 
 def _unfittable(frame, form, space, cost_model, axes, reason, *, law, target, target_flops, confidence, budget,

@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-runs", type=int, default=None, help="at most this many new runs")
     p.add_argument("--confidence", type=float, default=0.95, help="interval confidence (default 0.95)")
     p.add_argument("--bootstrap", type=int, default=32, metavar="N", help="bootstrap refits for the ensemble")
+    p.add_argument("--replicates", type=int, default=None, metavar="N",
+                   help="simulated refits per candidate design in the final choice (default 4; 0: rank the "
+                   "candidates by the linearised width alone, faster)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--loss-col", default=None, help="loss column (default: loss; eval_loss for sweeps)")
     p.add_argument("--gpu", default=None, help="CSV sources with hour/dollar budgets: a catalog GPU name")
@@ -45,7 +48,8 @@ def handle(args: argparse.Namespace) -> int:
 
     from scalebench.advisor.advise import advise
 
-    extra = {k: getattr(args, k) for k in ("gpu", "mfu", "price_usd_per_hour") if getattr(args, k) is not None}
+    extra = {k: getattr(args, k) for k in ("gpu", "mfu", "price_usd_per_hour", "replicates")
+             if getattr(args, k) is not None}
     options = dict(law=args.law, target_flops=args.target_flops, target=args.target,
                    budget_flops=args.budget_flops, budget_hours=args.budget_hours,
                    budget_gpu_hours=args.budget_gpu_hours,
