@@ -602,3 +602,34 @@ def test_token_file_keys_on_a_text_source_are_refused_not_ignored(write_sweep, t
     assert main(["validate", str(spec)]) == 2
     err = capsys.readouterr().err
     assert f"data.{key.split()[0]} applies to token files" in err and "Traceback" not in err
+
+
+# --- a single text file as the corpus: validate plans what run builds -----------------------------------
+
+def test_a_single_text_file_validates_with_the_held_out_tail_run_builds(write_sweep, tmp_path, capsys):
+    from scalebench.config import DataSpec
+    from scalebench.data.corpus import prepare_corpus
+    from scalebench.data.describe import describe_text_corpus
+
+    text = tmp_path / "book.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog. " * 4000)
+    spec = write_sweep(extra=f'\n[data]\nsource = "{text}"\n')
+    assert main(["validate", str(spec)]) == 0, capsys.readouterr().err  # was: "held-out split has 0 tokens"
+    data = DataSpec(source=str(text))
+    estimate, built = describe_text_corpus(data, 0.1), prepare_corpus(data, 0.1)
+    assert estimate.val_tokens == pytest.approx(built.val_tokens, abs=2) and built.val_tokens > 0
+    assert estimate.train_tokens == pytest.approx(built.train_tokens, abs=2)
+
+
+def test_a_folder_with_one_usable_file_holds_out_its_tail(tmp_path):
+    from scalebench.config import DataSpec
+    from scalebench.data.corpus import prepare_corpus
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a sentence of plain text. " * 2000)
+    (src / "b.txt").write_text((src / "a.txt").read_text())  # a duplicate: skipped
+    (src / "c.txt").write_text("")  # empty: skipped
+    info = prepare_corpus(DataSpec(source=str(src), patterns=("*.txt",)), 0.1)
+    assert info.val_tokens == pytest.approx(0.1 * 2000 * 26, abs=2)
+    assert info.train_tokens == pytest.approx(0.9 * 2000 * 26, abs=2)

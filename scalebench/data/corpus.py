@@ -152,7 +152,8 @@ def _build_byte_corpus(files: list[tuple[str, Path]], held_out_share: float, out
             continue  # empty, duplicate content, or binary
         seen.add(digest)
         docs.append((rel, data, digest))
-    if len(docs) == 1:  # a single text file: hold out its tail (a positional split, as for .bin)
+    single = len(docs) == 1
+    if single:  # a single usable text file: hold out its tail (a positional split, as for .bin)
         rel, data, digest = docs[0]
         cut = len(data) - int(len(data) * held_out_share)
         docs = [(rel, data[:cut], digest), (rel + "#tail", data[cut:], digest)]
@@ -160,7 +161,7 @@ def _build_byte_corpus(files: list[tuple[str, Path]], held_out_share: float, out
     fp = hashlib.sha256()
     n_val = 0
     for i, (rel, data, digest) in enumerate(docs):
-        is_val = rel.endswith("#tail") if len(files) == 1 else _held_out(rel, held_out_share)
+        is_val = rel.endswith("#tail") if single else _held_out(rel, held_out_share)
         n_val += is_val
         (val if is_val else train).append(data + SEPARATOR)
         fp.update(digest + (b"v%d" % i if is_val else b"t"))

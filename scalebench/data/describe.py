@@ -57,6 +57,8 @@ def _byte_corpus(data, share: float) -> CorpusInfo | None:
     total = sum(n for _, n in sizes)
     if by_document:  # held out document by document: the share of the bytes, near enough
         val, n_val = int(total * share), 0
+    elif len(sizes) == 1:  # a single file: its tail is held out, as the build does
+        val, n_val = int(total * share), 1
     else:
         val = sum(n for rel, n in sizes if corpus._held_out(rel, share))
         n_val = sum(corpus._held_out(rel, share) for rel, _ in sizes)
