@@ -21,8 +21,11 @@ and ``issue`` (3 sizes 20M-100M x ratios 10, 20, 40); targets ``near`` (C* = 30x
 of seeds the advisor lost, and each design's coverage of the true N_opt.
 
 CPU cost: the fits use the CLI's default start grid with 8 refined starts (the CLI refines 64) and no
-diagnostics; the bootstrap has 30 resamples by default (the CLI's `--bootstrap` is the user's choice). The
-default 20 seeds x 4 scenarios take about 20-30 minutes on one loaded core.
+diagnostics; the bootstrap has 30 resamples by default (the CLI's `--bootstrap` is the user's choice); the
+advisor runs its simulated refits (``--replicates``, default 4). A case took 30-90 s of a loaded core with
+``--bootstrap 20``: the 80 cases of the default run are about an hour of one core, so split them with
+``--first-seed``/``--seeds`` and ``--csv``, then ``--summarise`` the CSVs. Cases run seed by seed over the
+scenarios, so a run cut short still has every scenario.
 
     python benchmarks/advisor_sim.py                        # 20 seeds x 4 scenarios
     python benchmarks/advisor_sim.py --seeds 5 --scenarios small-far --bootstrap 20
@@ -162,6 +165,12 @@ def summarise(rows: pd.DataFrame, confidence: float) -> list[str]:
         tag = " (the best single design: lowest median narrowing over all seeds)" if d == fixed else ""
         out.append(f"  advisor / {d}: median log-width ratio {np.median(q):.2f}, advisor wider in {np.mean(q > 1):.0%} "
                    f"of seeds (by >10%: {np.mean(q > 1.1):.0%}){tag}")
+    for d in HUMAN:  # the same test for a person's design: against the narrowest of the other two
+        q = rows[d] / rows[[h for h in HUMAN if h != d]].min(axis=1)
+        out.append(f"  {d} against the narrowest other human design: lost {np.mean(q > 1):.0%} of seeds "
+                   f"(by >10%: {np.mean(q > 1.1):.0%})")
+    narrowest = rows[list(DESIGNS)].idxmin(axis=1).value_counts(normalize=True)
+    out.append("  narrowest of all four designs: " + ", ".join(f"{d} {narrowest.get(d, 0.0):.0%}" for d in DESIGNS))
     out.append(f"  coverage of the true N_opt ({100 * confidence:g}% intervals): " + ", ".join(
         f"{d} {rows[f'{d} covers'].mean():.0%}" for d in DESIGNS))
     realised = np.log(rows["advisor"] / rows["start"])
