@@ -344,6 +344,10 @@ def test_sweep_costs_come_from_measured_throughput_named_for_the_device(tmp_path
         assert r.cost == pytest.approx(2.0 * r.flops / 1e9 / 3600, rel=1e-6)
 
 
+def original_budget(toml) -> dict:
+    return scalebench.load_sweep(toml).to_dict()["budget"]
+
+
 def test_extension_holds_only_what_changes_and_plans_the_proposed_runs(tmp_path):
     from scalebench.sweep.planner import plan_runs
 
@@ -356,6 +360,11 @@ def test_extension_holds_only_what_changes_and_plans_the_proposed_runs(tmp_path)
     assert set(table) == {"extends", "model", "budget"}  # only what changes; the rest is the sweep's spec
     assert table["model"] == {"sizes": list(advice.design_sizes)}  # the ladder's own key: flavour names
     assert table["budget"] == {advice.design_kind: list(advice.design_budgets)}
+    own = [k for k in ("tokens", "tokens_per_param", "flops") if original_budget(toml).get(k)]
+    assert [advice.design_kind] == own  # `scalebench run` refuses an extension of another budget kind
+    with pytest.raises(ConfigError, match="an extension keeps them"):
+        advise(out, fit=quick_fit(load_data(out)), target_flops=1e15, budget_flops=3e12,
+               kinds=tuple(k for k in ("tokens", "tokens_per_param", "flops") if k not in own), replicates=0)
     ext, original = scalebench.load_sweep(path), scalebench.load_sweep(toml)
     assert ext.name == original.name
     assert ext.to_dict() | {"model": None, "budget": None} == original.to_dict() | {"model": None, "budget": None}

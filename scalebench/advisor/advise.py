@@ -442,7 +442,7 @@ def advise(
     space = _replace(space, tokens_per_param_range=_ratio_range(frame, context.get("tokens_per_param_range")))
     if max_runs is None:
         max_runs = max(DEFAULT_MIN_RUNS, len(frame))
-    axes = _axes(candidates, kinds)
+    axes = _axes(candidates, _own_kinds(space, kinds, source))
     log_c = math.log(target_flops)
     try:
         result = fit if fit is not None else _fit(frame, form, bootstrap, seed, confidence)
@@ -454,6 +454,19 @@ def advise(
                           target_flops=target_flops, confidence=confidence, budget=budget,
                           max_runs=max_runs, seed=seed, replicates=replicates,
                           people_too=candidates is None and "tokens_per_param" in axes)
+
+
+def _own_kinds(space: Space, kinds: tuple[str, ...], source: object) -> tuple[str, ...]:
+    """The budget kinds a proposal may use: a sweep folder's extension keeps the sweep's own budget kind (one
+    folder, one setup: ``scalebench run`` refuses another), so only that one of ``kinds``."""
+    own = [k for k in BUDGET_KINDS if ((space.spec or {}).get("budget") or {}).get(k)]
+    if not own:
+        return kinds
+    keep = tuple(k for k in kinds if k in own)
+    if not keep:
+        raise ConfigError(f"{source}: the sweep's budgets are budget.{own[0]}, and an extension keeps them; "
+                          f"ask for kinds that include {own[0]!r} (got {', '.join(kinds)})")
+    return keep
 
 
 def _ratio_range(frame: pd.DataFrame, given) -> tuple[float, float]:
@@ -545,6 +558,9 @@ def _advise_fitted(result, frame, form, space, cost_model, axes, *, target, log_
         found += [(key, state, cells, crit) for key, state in _search(crit, cells, budget, max_runs,
                                                                        settle=bool(reasons))]
     width = now[1] - now[0]
+    if not people_too:
+        notes.append("the designs a person picks first (tokens per parameter) were not compared: the budget "
+                     "kind (the sweep's own, or the one asked for) or the candidates were fixed")
     named = [] if not people_too else [
         (name, *made) for name, made in
         (("larger size", _larger_size(frame, space, cost_model, budget, max_runs)),
