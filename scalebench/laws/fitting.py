@@ -17,7 +17,7 @@ import pandas as pd
 
 from scalebench.errors import ConfigError, FitError
 from scalebench.laws.forms import LawForm
-from scalebench.laws.io import describe_source, load_data
+from scalebench.laws.io import data_fingerprint, describe_source, load_data  # noqa: F401 (data_fingerprint: re-exported)
 from scalebench.laws.objective import huber
 from scalebench.laws.optimize import multistart
 from scalebench.laws.result import FitResult
@@ -202,16 +202,6 @@ def _approach2_exponent(frame: pd.DataFrame) -> dict[str, float]:
     from scalebench.laws.isoflop import approach_exponents
 
     return approach_exponents(frame)
-
-
-def data_fingerprint(frame: pd.DataFrame, variables: Sequence[str]) -> str:
-    """A short hash of the fitted points (sorted), so a saved fit can tell whether its data changed."""
-    import hashlib
-
-    cols = [c for c in (*variables, "loss") if c in frame]
-    values = np.round(frame[cols].to_numpy(dtype=float), 12)
-    order = np.lexsort(values.T[::-1]) if len(values) else np.arange(0)
-    return hashlib.sha256(np.ascontiguousarray(values[order]).tobytes()).hexdigest()[:16]
 
 
 def fit(

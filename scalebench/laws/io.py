@@ -194,6 +194,16 @@ def validate(frame: pd.DataFrame, columns: Sequence[str], where: str = "data") -
             )
 
 
+def data_fingerprint(frame: pd.DataFrame, variables: Sequence[str]) -> str:
+    """A short hash of the fitted points (sorted), so a saved fit can tell whether its data changed."""
+    import hashlib
+
+    cols = [c for c in (*variables, "loss") if c in frame]
+    values = np.round(frame[cols].to_numpy(dtype=float), 12)
+    order = np.lexsort(values.T[::-1]) if len(values) else np.arange(0)
+    return hashlib.sha256(np.ascontiguousarray(values[order]).tobytes()).hexdigest()[:16]
+
+
 def drop_duplicate_runs(frame: pd.DataFrame, variables: Sequence[str], where: str = "data") -> pd.DataFrame:
     """``frame`` without exact duplicate runs (same law variables and loss), with a warning that counts them.
     A run listed twice would count twice in the fit and in every bootstrap resample, narrowing the intervals

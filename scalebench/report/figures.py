@@ -1,14 +1,22 @@
-"""The report's figures: matplotlib (object API, no pyplot state) + seaborn, rendered to inline SVG.
+"""The report's figures: matplotlib (object API, no pyplot state), rendered to inline SVG.
 
 Each ``fig_*`` function takes a `ReportData` and returns an SVG string, or raises `NoFigure` with the reason
 when the sweep lacks what the figure needs. Sizes are coloured with viridis (perceptually uniform and
-colour-blind safe) on a log scale; categories use seaborn's ``colorblind`` palette.
+colour-blind safe) on a log scale; categories use a colour-blind safe palette (``PALETTE``).
+
+Rendering is the page's slowest part, so it does each thing once: the style is a plain rc dict (no seaborn
+import, which pulls in scipy.stats: about a second cold), each figure is laid out by constrained layout and
+saved without a second "tight" drawing pass, log axes carry no minor ticks (invisible in this style, yet each
+one was laid out), and with ``workers`` > 1 the figures are drawn in forked processes. ``REFERENCE`` turns
+all of that off: the page path before these changes, kept for ``benchmarks/report_speed.py`` and for the
+test that the page's numbers do not depend on the renderer.
 """
 
 from __future__ import annotations
 
 import io
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,7 +28,7 @@ from matplotlib.figure import Figure
 
 from scalebench.report.data import ReportData, mfu_basis, rss_note
 
-__all__ = ["FIGURES", "NoFigure", "RenderedFigure", "render_figures"]
+__all__ = ["FAST", "FIGURES", "REFERENCE", "NoFigure", "RenderMode", "RenderedFigure", "render_figures"]
 
 CMAP = "viridis"
 GIB = 2.0**30
@@ -41,14 +49,72 @@ class RenderedFigure:
     note: str | None = None  # what the figure cannot show on this sweep, and why
 
 
-def _style() -> dict:
-    import seaborn as sns
+# The colour-blind safe categorical palette (seaborn 0.13's "colorblind", as the page used when it imported seaborn).
+PALETTE = ("#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#fbafe4", "#949494", "#ece133",
+           "#56b4e9")
 
-    rc = dict(sns.axes_style("whitegrid"))
-    rc.update(sns.plotting_context("notebook", font_scale=0.85))
+# A white background with a light grid, no tick marks, dark-grey text, fonts at 0.85x of a notebook's.
+_RC = {
+    "axes.axisbelow": True, "axes.edgecolor": ".8", "axes.facecolor": "white", "axes.grid": True,
+    "axes.labelcolor": ".15", "axes.labelsize": 10.2, "axes.linewidth": 1.25, "axes.titlesize": 11,
+    "figure.facecolor": "white", "font.size": 10.2, "grid.color": ".8", "grid.linestyle": "-", "grid.linewidth": 1,
+    "legend.fontsize": 9.35, "legend.title_fontsize": 10.2, "lines.linewidth": 1.5, "lines.markersize": 6,
+    "lines.solid_capstyle": "round", "patch.edgecolor": "w", "patch.force_edgecolor": True, "patch.linewidth": 1,
+    "text.color": ".15", "xtick.bottom": False, "xtick.top": False, "ytick.left": False, "ytick.right": False,
+    "xtick.color": ".15", "ytick.color": ".15", "xtick.labelsize": 9.35, "ytick.labelsize": 9.35,
+    "xtick.major.size": 6, "ytick.major.size": 6, "xtick.minor.size": 4, "ytick.minor.size": 4,
+    "xtick.major.width": 1.25, "ytick.major.width": 1.25, "xtick.minor.width": 1, "ytick.minor.width": 1,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenderMode:
+    """How the figures are rendered (the page's content is the same in every mode). ``workers``: processes
+    drawing figures (forked; 1 draws in this process); ``tight_bbox``: a second drawing pass to crop the
+    margins; ``minor_ticks``: keep log axes' (invisible) minor ticks; ``seaborn_style``: take the style from
+    seaborn (imports it)."""
+
+    workers: int = 1
+    tight_bbox: bool = False
+    minor_ticks: bool = False
+    seaborn_style: bool = False
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.workers, int) and self.workers >= 1):
+            raise ValueError(f"RenderMode.workers must be a positive integer, not {self.workers!r}")
+
+
+FAST = RenderMode()
+REFERENCE = RenderMode(tight_bbox=True, minor_ticks=True, seaborn_style=True)  # the page path before speed work
+
+
+def default_mode() -> RenderMode:
+    """The page's rendering: FAST, on as many processes as this process may run on (at most 2)."""
+    import os
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return RenderMode(workers=max(1, min(2, cores)))
+
+
+def _style(mode: RenderMode = FAST) -> dict:
+    if mode.seaborn_style:
+        import seaborn as sns
+
+        rc = dict(sns.axes_style("whitegrid"))
+        rc.update(sns.plotting_context("notebook", font_scale=0.85))
+    else:
+        rc = dict(_RC)
     rc.update({"svg.fonttype": "none", "font.family": ["DejaVu Sans", "sans-serif"], "axes.titlesize": 11,
-               "axes.prop_cycle": mpl.cycler(color=sns.color_palette("colorblind"))})
+               "axes.prop_cycle": mpl.cycler(color=list(PALETTE))})
     return rc
+
+
+def _palette(n: int | None = None) -> list[str]:
+    """``n`` categorical colours (the palette repeats past its 10), or all of them."""
+    return list(PALETTE) if n is None else [PALETTE[i % len(PALETTE)] for i in range(max(1, n))]
 
 
 def _text(s: object) -> str:
@@ -56,10 +122,11 @@ def _text(s: object) -> str:
     return str(s).replace("$", r"\$")
 
 
-def _svg(fig: Figure, key: str, title: str) -> str:
+def _svg(fig: Figure, key: str, title: str, *, tight: bool = False) -> str:
     buf = io.StringIO()
     with mpl.rc_context({"svg.hashsalt": f"sb-{key}"}):  # distinct ids per figure in one document
-        fig.savefig(buf, format="svg", bbox_inches="tight")
+        # constrained layout already fits the labels inside the figure: "tight" would only draw it twice
+        fig.savefig(buf, format="svg", bbox_inches="tight" if tight else None)
     svg = buf.getvalue()
     svg = svg[svg.index("<svg"):]
     svg = re.sub(r"<metadata>.*?</metadata>", "", svg, count=1, flags=re.S)
@@ -132,8 +199,9 @@ def log_ticks(lo: float, hi: float, max_labels: int = 7) -> list[float]:
     return best
 
 
-def _log_axis(axis, kind: str) -> None:
-    """Readable labels on a log axis: a few ticks in words, no crowd of tiny minor labels."""
+def _log_axis(axis, kind: str, *, minor: bool = False) -> None:
+    """Readable labels on a log axis: a few ticks in words, no crowd of tiny minor labels (and, unless
+    ``minor``, no minor ticks at all: the style draws no tick marks and no minor grid, so they only cost time)."""
     lo, hi = sorted(axis.get_view_interval())
     ticks = log_ticks(lo, hi)
     if len(ticks) < 2:  # a sliver of a decade: label its ends
@@ -141,9 +209,11 @@ def _log_axis(axis, kind: str) -> None:
     axis.set_major_locator(mpl.ticker.FixedLocator(ticks))
     axis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: human(v, kind)))
     axis.set_minor_formatter(mpl.ticker.NullFormatter())
+    if not minor:
+        axis.set_minor_locator(mpl.ticker.NullLocator())
 
 
-def _readable(fig: Figure) -> None:
+def _readable(fig: Figure, *, minor: bool = False) -> None:
     """Every log axis of the figure gets readable ticks: losses plain, FLOPs as 1e15, counts as 750k."""
     for ax in fig.axes:
         for axis, getlabel in ((ax.xaxis, ax.get_xlabel), (ax.yaxis, ax.get_ylabel)):
@@ -152,7 +222,7 @@ def _readable(fig: Figure) -> None:
             label = getlabel().lower()
             kind = "plain" if any(u in label for u in ("loss", "gib", "mib", "kwh")) else \
                 "sci" if "flop" in label and "/s" not in label else "count"
-            _log_axis(axis, kind)
+            _log_axis(axis, kind, minor=minor)
 
 
 def _plain_y(ax) -> None:
@@ -175,14 +245,12 @@ def _pct(data: ReportData) -> str:
 # ------------------------------------------------------------------------------------------ scaling
 def fig_groups(data: ReportData, fig: Figure) -> None:
     """Loss against compute per group of the grouping axis, each with its own fitted frontier."""
-    import seaborn as sns
-
     g = data.groups
     if g is None:
         raise NoFigure("the runs have no grouping axis with two or more values")
     df = _done(data, "flops", data.loss_col).dropna(subset=[g.by])  # the axis may be text (family): not coerced
     ax = fig.subplots()
-    pal = sns.color_palette("colorblind", max(1, df[g.by].nunique()))
+    pal = _palette(df[g.by].nunique())
     fr = data.group_frontiers
     for color, (value, sub) in zip(pal, df.groupby(g.by, sort=True), strict=False):
         ax.plot(sub["flops"], sub[data.loss_col], "o", color=color, ms=5, label=_text(f"{g.by} = {value}"))
@@ -197,15 +265,13 @@ def fig_groups(data: ReportData, fig: Figure) -> None:
 
 
 def fig_loss_compute(data: ReportData, fig: Figure) -> None:
-    import seaborn as sns
-
     df = _done(data, "flops", data.loss_col, "params")
     if df.empty:
         raise NoFigure("no finished run with a loss")
     ax = fig.subplots()
     norm = _size_norm(df["params"])
-    sns.scatterplot(data=df, x="flops", y=data.loss_col, hue="params", hue_norm=norm, palette=CMAP, ax=ax,
-                    legend=False, s=45, edgecolor="black", linewidth=0.4, zorder=3)
+    ax.scatter(df["flops"], df[data.loss_col], c=df["params"], cmap=CMAP, norm=norm, s=45, edgecolor="black",
+               linewidth=0.4, zorder=3)
     if data.frontier is not None:
         f = data.frontier
         ax.plot(f["flops"], f["loss"], color="black", lw=1.5, label="fitted compute-optimal frontier")
@@ -216,7 +282,7 @@ def fig_loss_compute(data: ReportData, fig: Figure) -> None:
         yerr = None
         if "loss_low" in p:
             yerr = np.vstack([p["loss"] - p["loss_low"], p["loss_high"] - p["loss"]]).clip(min=0)
-        ax.errorbar(p["flops"], p["loss"], yerr=yerr, fmt="D", color=sns.color_palette("colorblind")[3],
+        ax.errorbar(p["flops"], p["loss"], yerr=yerr, fmt="D", color=PALETTE[3],
                     capsize=3, label="prediction at 10×/100× compute", zorder=4)
     ax.set(xscale="log", yscale="log", xlabel="training compute C (FLOPs)",
            ylabel=f"{data.loss_col.replace('_', ' ')} (nats/token)")
@@ -226,14 +292,12 @@ def fig_loss_compute(data: ReportData, fig: Figure) -> None:
 
 
 def fig_isoflop(data: ReportData, fig: Figure) -> None:
-    import seaborn as sns
-
     s = data.isoflop_slices
     if s is None or s.empty:
         raise NoFigure(data.missing.get("isoflop", "no isoFLOP profile could be formed"))
     ax = fig.subplots()
     levels = sorted(s["level"].unique())
-    colors = sns.color_palette("colorblind", len(levels))
+    colors = _palette(len(levels))
     minima = data.isoflop_minima if data.isoflop_minima is not None else pd.DataFrame(columns=["level"])
     for level, color in zip(levels, colors, strict=True):
         g = s[s["level"] == level].sort_values("params")
@@ -261,8 +325,6 @@ def _group_curve(fit, g: pd.DataFrame, along: str) -> tuple[np.ndarray, np.ndarr
 
 
 def fig_loss_params_tokens(data: ReportData, fig: Figure) -> None:
-    import seaborn as sns
-
     df = _done(data, "params", "tokens", data.loss_col)
     if df.empty:
         raise NoFigure("no finished run with a loss")
@@ -270,7 +332,7 @@ def fig_loss_params_tokens(data: ReportData, fig: Figure) -> None:
     for ax, along, label in ((ax1, "params", "parameters N (non-embedding)"), (ax2, "tokens", "training tokens D")):
         group = _grouping(df, along)
         groups = list(df.groupby(group, sort=False)) if group else [("all runs", df)]
-        colors = sns.color_palette("colorblind", len(groups))
+        colors = _palette(len(groups))
         for (name, g), color in zip(groups, colors, strict=True):
             g = g.sort_values(along)
             ax.plot(g[along], g[data.loss_col], "o", color=color, ms=5, label=_group_words(group, name, g))
@@ -320,14 +382,12 @@ def _grouping(df: pd.DataFrame, along: str) -> str | None:
 
 
 def fig_optimal(data: ReportData, fig: Figure) -> None:
-    import seaborn as sns
-
     f = data.frontier
     if f is None:
         raise NoFigure(data.missing.get("fit", "no fitted law with a compute-optimal frontier"))
     df = _done(data, "flops", "params", "tokens")
     axes = fig.subplots(1, 2)
-    pal = sns.color_palette("colorblind")
+    pal = _palette()
     for ax, col, label in ((axes[0], "params", "N_opt (parameters)"), (axes[1], "tokens", "D_opt (tokens)")):
         ax.plot(f["flops"], f[col], color=pal[0], lw=1.8, label="parametric fit")
         if f"{col}_low" in f:
@@ -447,8 +507,6 @@ def _throughput_note(data: ReportData) -> str | None:
 
 
 def fig_memory(data: ReportData, fig: Figure) -> None:
-    import seaborn as sns
-
     df = data.results.copy()
     for c in ("params", "peak_mem_bytes", "peak_reserved_bytes", "memory_model_bytes"):
         df[c] = pd.to_numeric(df[c], errors="coerce")
@@ -456,7 +514,7 @@ def fig_memory(data: ReportData, fig: Figure) -> None:
     if not any(has.values()):
         raise NoFigure("no memory measurement and no estimator figure for these runs")
     ax = fig.subplots()
-    pal = sns.color_palette("colorblind")
+    pal = _palette()
     top = max(float(df[c].max()) for c in has if has[c])
     unit, scale = ("MiB, 2²⁰ B", 2.0**20) if top < GIB else ("GiB, 2³⁰ B", GIB)  # tiny models: no 0.006 GiB
     for (col, label, marker), color in zip(
@@ -522,8 +580,6 @@ def fig_telemetry(data: ReportData, fig: Figure) -> None:
 
 # ------------------------------------------------------------------------------------------ bottlenecks
 def fig_kernels(data: ReportData, fig: Figure) -> None:
-    import seaborn as sns
-
     k = data.kernel_time
     if (k is None or k.empty) and data.spend.device_kind == "CPU":
         raise NoFigure("no profiler trace: on CPU the profiler window runs only in runs of at least 5 times its "
@@ -538,7 +594,7 @@ def fig_kernels(data: ReportData, fig: Figure) -> None:
     cats = [c for c in ("matmul", "attention", "elementwise", "memcpy", "communication", "other", "idle")
             if c in share] + [c for c in share if c not in ("matmul", "attention", "elementwise", "memcpy",
                                                             "communication", "other", "idle")]
-    colors = dict(zip(cats, sns.color_palette("colorblind", len(cats)), strict=True))
+    colors: dict[str, object] = dict(zip(cats, _palette(len(cats)), strict=True))
     if "idle" in colors:
         colors["idle"] = (0.85, 0.85, 0.85)
     ax = fig.subplots()
@@ -598,19 +654,46 @@ FIGURES: dict[str, tuple[str, str, Callable, Callable[[ReportData], tuple[float,
 }
 
 
-def render_figures(data: ReportData) -> dict[str, RenderedFigure]:
-    """Every figure of the report, as inline SVG or with the reason it is missing."""
-    out: dict[str, RenderedFigure] = {}
-    with mpl.rc_context(_style()):
-        for key, (title, caption, draw, size) in FIGURES.items():
-            fig = Figure(figsize=size(data), layout="constrained")
-            note = NOTES[key](data) if key in NOTES else None
-            try:
-                draw(data, fig)
-                _readable(fig)
-            except NoFigure as exc:
-                out[key] = RenderedFigure(key=key, title=title, caption=caption, svg=None, missing=str(exc),
-                                          note=note)
-                continue
-            out[key] = RenderedFigure(key=key, title=title, caption=caption, svg=_svg(fig, key, title), note=note)
-    return out
+def _render_one(data: ReportData, key: str, mode: RenderMode) -> RenderedFigure:
+    title, caption, draw, size = FIGURES[key]
+    fig = Figure(figsize=size(data), layout="constrained")
+    note = NOTES[key](data) if key in NOTES else None
+    try:
+        draw(data, fig)
+        _readable(fig, minor=mode.minor_ticks)
+    except NoFigure as exc:
+        return RenderedFigure(key=key, title=title, caption=caption, svg=None, missing=str(exc), note=note)
+    return RenderedFigure(key=key, title=title, caption=caption, svg=_svg(fig, key, title, tight=mode.tight_bbox),
+                          note=note)
+
+
+_FORKED: tuple[ReportData, RenderMode] | None = None  # what a forked worker draws from (inherited, not pickled)
+
+
+def _render_forked(key: str) -> RenderedFigure:
+    assert _FORKED is not None
+    return _render_one(_FORKED[0], key, _FORKED[1])
+
+
+def _render_parallel(data: ReportData, keys: list[str], mode: RenderMode) -> dict[str, RenderedFigure]:
+    """Draw ``keys`` in ``mode.workers`` forked processes; each inherits ``data`` and the style in effect."""
+    import multiprocessing
+
+    global _FORKED
+    _FORKED = (data, mode)
+    try:
+        with multiprocessing.get_context("fork").Pool(min(mode.workers, len(keys))) as pool:
+            done = pool.map(_render_forked, keys, chunksize=1)
+    finally:
+        _FORKED = None
+    return dict(zip(keys, done, strict=True))
+
+
+def render_figures(data: ReportData, mode: RenderMode = FAST) -> dict[str, RenderedFigure]:
+    """Every figure of the report, as inline SVG or with the reason it is missing; ``mode`` says how
+    (the figures' content does not depend on it)."""
+    keys = list(FIGURES)
+    with mpl.rc_context(_style(mode)):
+        if mode.workers > 1 and sys.platform.startswith("linux"):  # fork: no re-import, no pickled data
+            return _render_parallel(data, keys, mode)
+        return {key: _render_one(data, key, mode) for key in keys}

@@ -311,8 +311,9 @@ def _code(text: Any) -> Markup:
     return Markup(re.sub(r"`([^`<>]+)`", r"<code>\1</code>", str(escape(text))))
 
 
-def render_html(data: ReportData, *, generated_at: str | None = None) -> str:
-    """The complete HTML page for ``data``."""
+def render_html(data: ReportData, *, generated_at: str | None = None, mode: Any = None) -> str:
+    """The complete HTML page for ``data``; ``mode``: how its figures are rendered (a
+    ``figures.RenderMode``; default ``figures.default_mode()``), which changes no number on the page."""
     import jinja2
 
     env = jinja2.Environment(
@@ -320,7 +321,7 @@ def render_html(data: ReportData, *, generated_at: str | None = None) -> str:
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
     )
     env.filters["code"] = _code
-    figs = _figures.render_figures(data)
+    figs = _figures.render_figures(data, _figures.default_mode() if mode is None else mode)
     svgs = {k: Markup(f.svg) if f.svg else None for k, f in figs.items()}
     spend = data.spend
     ctx = {
