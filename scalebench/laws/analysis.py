@@ -215,8 +215,8 @@ def _saved(sweep: Any) -> tuple[Any, dict[str, Any] | None, str]:
 
 def _current(sweep: Any, saved: Any, law: str, loss_col: str | None) -> str:
     """Why ``saved`` is not this sweep's fit of ``law`` now ('' when it is)."""
-    from scalebench.laws.io import data_fingerprint  # not laws.fitting: a saved fit is checked without scipy
     from scalebench.laws.forms import get_law
+    from scalebench.laws.io import data_fingerprint  # not laws.fitting: a saved fit is checked without scipy
     from scalebench.laws.result import FIT_FILE
     from scalebench.laws.sweepfit import _frame
 
