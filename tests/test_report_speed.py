@@ -41,3 +41,21 @@ def test_fast_renderer_gives_the_reference_pages_numbers(data):
 def test_render_mode_is_validated():
     with pytest.raises(ValueError, match="workers"):
         RenderMode(workers=0)
+
+
+def test_page_from_a_saved_fit_imports_no_scipy_or_seaborn(tmp_path):
+    """Rendering a current fit.json computes nothing heavy: no scipy (the fitter) and no seaborn (scipy.stats)."""
+    import json
+    import subprocess
+    import sys
+
+    from scalebench.cli import main
+
+    folder = make_synthetic_sweep(tmp_path / "s", n_sizes=4, n_budgets=3)
+    assert main(["fit", str(folder), "--bootstrap", "20"]) == 0  # fit.json with the analysis (bootstrap intervals)
+    code = ("import json, sys\nfrom scalebench.report import write_report\n"
+            f"write_report({str(folder)!r})\n"
+            "print(json.dumps([m for m in ('scipy', 'seaborn', 'torch') if m in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+    assert (folder / "index.html").is_file()
