@@ -169,7 +169,9 @@ def test_torchrun_starts_the_ranks_isolated_and_they_check_their_executor(tmp_pa
     with open(log, "wb") as f:  # started as executors start it: each rank finds the executor above torchrun
         assert spawn_worker(cmd, dict(os.environ), stdout=f, cwd=tmp_path).wait(timeout=300) != 0
     text = log.read_text()
-    assert text.count("missing-job.json") >= 2 and "rank      : 1" in text, text  # both ranks got to their job
+    # a rank got to its job (torchrun ends the other once one fails, so under load the second may be stopped
+    # before it reads its own: in 1 of 2 loaded suite runs it was), and none imported the planted json.py
+    assert "missing-job.json" in text and "ChildFailedError" in text, text
     assert not marker.exists()
     # started by someone else than the executor it names: every rank stops before reading its job
     orphan = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300,
