@@ -45,7 +45,8 @@ class Evaluator:
 
     def bits_per_byte(self, eval_loss: float | None) -> float | None:
         """``eval_loss`` (nats per token over the held-out windows) in bits per byte of their text; None when
-        the task has no text behind its tokens (synthetic language, images, pre-tokenized shards)."""
+        the task has no text behind its tokens (synthetic language, images, token shards without
+        the tokenizer.json that made them)."""
         if eval_loss is None:
             return None
         if self._bytes is False:
