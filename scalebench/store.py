@@ -410,15 +410,19 @@ def _results_frame(store: ResultStore):
     return df
 
 
+# a [ladder] seeds axis repeats cells (pooled; the fit weighs runs by their spread: laws/noise.py); lr probes are
+# no ladder cells at all (left out of the fit; laws/health.py judges them): neither makes groups of runs
+NOT_GROUPS = ("seed", "probe")
+
+
 def _with_group(df, axes: tuple[str, ...]):
     """Runs that differ in two or more grid axes (optimizer and momentum, say) get a ``group`` column naming
     their combination (``optimizer=sgd momentum=0.9``; an axis a run does not use is left out), so that a
-    comparison is made per combination and never pools runs over an axis (seeds repeat a cell and lr probes
-    check a rung: neither is a group, as ``laws.analysis.NOT_GROUPS``)."""
+    comparison is made per combination and never pools runs over an axis (``NOT_GROUPS`` are no axes here)."""
     import pandas as pd
 
     order = ("family", "optimizer", "momentum", "lr", "batch", "precision")  # config.GridSpec.AXES, read first
-    varying = sorted((a for a in axes if a not in ("seed", "probe") and a in df and df[a].dropna().nunique() >= 2),
+    varying = sorted((a for a in axes if a not in NOT_GROUPS and a in df and df[a].dropna().nunique() >= 2),
                      key=lambda a: (order.index(a) if a in order else len(order), a))
     if len(varying) < 2 or "group" in df:
         return df

@@ -37,7 +37,7 @@ def _graph() -> dict[str, set[str]]:
         module = ".".join(path.relative_to(ROOT.parent).with_suffix("").parts).removesuffix(".__init__")
         src = _unit(module)
         for target in _imports(ast.parse(path.read_text(), str(path))):
-            dst = _unit(target) if _unit(target) == "cli" else target.split(".")[1] if "." in target else ""
+            dst = _unit(target)
             if src and dst and src != dst and dst in units | {"cli"} and src != "__init__" and dst != "__init__":
                 edges.setdefault(src, set()).add(dst)
     return edges

@@ -9,8 +9,8 @@ import pytest
 from scalebench.cli import main
 from scalebench.config import load_sweep
 from scalebench.errors import ConfigError
-from scalebench.sweep.planner import plan_runs
 from scalebench.recipes import Recipe, get_recipe, register_recipe
+from scalebench.sweep.planner import plan_runs
 
 HEAD = 'name = "r"\n[model]\nsizes = ["debug", "100k", "400k"]\n[budget]\ntokens_per_param = [4, 8]\n'
 

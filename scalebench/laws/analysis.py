@@ -17,14 +17,12 @@ import numpy as np
 import pandas as pd
 
 from scalebench.errors import ConfigError, ScalebenchError
+from scalebench.store import NOT_GROUPS
 
 ANALYSIS_KEY = "analysis"  # the key of fit.json that holds the rest of the analysis
 NEXT_FILE = "next.json"  # where `scalebench next DIR` saves its proposal (the page's "Next runs")
 # Columns that name a configuration axis of a sweep; with 2+ values among done runs the page compares them.
 GROUP_AXES = ("family", "optimizer", "schedule", "dataset", "group")
-# a [ladder] seeds axis repeats cells (pooled; the fit weighs runs by their spread: laws/noise.py); lr probes are
-# no ladder cells at all (left out of the fit; laws/health.py judges them)
-NOT_GROUPS = ("seed", "probe")
 # Errors an optional analysis may raise on data it cannot use; anything else is a bug and propagates.
 EXPECTED = (ScalebenchError, ValueError, KeyError, ImportError, np.linalg.LinAlgError)
 

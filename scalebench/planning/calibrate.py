@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scalebench import memory as mem
 from scalebench.errors import FitError
 from scalebench.hardware.catalog import match_device_name
-from scalebench import memory as mem
 
 __all__ = ["Calibration", "calibrate"]
 

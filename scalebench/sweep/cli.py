@@ -197,8 +197,7 @@ def cmd_validate(args) -> int:
     from scalebench._ticker import working
     from scalebench.config import load_sweep
     from scalebench.data.describe import is_estimate
-    from scalebench.sweep.planner import describe_sweep_corpus
-    from scalebench.sweep.planner import plan_runs
+    from scalebench.sweep.planner import describe_sweep_corpus, plan_runs
 
     spec = load_sweep(args.sweep)
     with working("validate: describing the corpus (never built here) and planning"):

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scalebench import memory as mem
 from scalebench.errors import ConfigError
 from scalebench.hardware.catalog import get_gpu
 from scalebench.planning import evidence, layout, throughput, timing
-from scalebench import memory as mem
 from scalebench.planning.estimate.arguments import ARGS, check
 from scalebench.planning.estimate.inputs import _categorical, _flags, _missing, _numeric, _take
 from scalebench.planning.estimate.loss import _loss
